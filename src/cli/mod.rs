@@ -1,0 +1,306 @@
+//! The command line: clap definitions and dispatch. Each subcommand is a thin call into the
+//! library; handlers live one file per command group.
+
+pub mod audit;
+pub mod bench;
+pub mod init;
+pub mod logging;
+pub mod people;
+pub mod policy;
+pub mod secret;
+
+use crate::config::{Home, SystemsConfig};
+use crate::policy::PolicySet;
+use crate::store::Store;
+use crate::{Error, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "accessdesk",
+    version,
+    about = "Policy-based access provisioning: engine and terminal console"
+)]
+pub struct Cli {
+    /// Home directory holding systems.toml, policies.toml and accessdesk.db.
+    #[arg(long, global = true, env = "ACCESSDESK_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log verbosity on stderr (repeat for more). ACCESSDESK_LOG overrides (e.g. "debug").
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Also write logs to this file.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a commented starter systems.toml and policies.toml and create the database.
+    Init {
+        /// Overwrite existing configuration files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// People from HR.
+    #[command(subcommand)]
+    People(PeopleCmd),
+    /// Check, explain and test the access policies.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// The tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Credentials in the OS keychain.
+    #[command(subcommand)]
+    Secret(SecretCmd),
+    /// Configured target systems.
+    #[command(subcommand)]
+    System(SystemCmd),
+    /// Run a benchmark and print its figures.
+    Bench(BenchArgs),
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PeopleCmd {
+    /// Upsert people from an HR CSV export (header row required).
+    Import {
+        file: PathBuf,
+        /// A TOML file with an [import.columns] table overriding systems.toml's mapping.
+        #[arg(long, value_name = "FILE")]
+        mapping: Option<PathBuf>,
+        /// Validate and report what would change without writing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List people.
+    List {
+        /// Only people whose id, name, email or department contains this text.
+        #[arg(long)]
+        filter: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Show one person (HRIS id or email).
+    Show { person: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCmd {
+    /// Validate policies.toml against systems.toml.
+    Check,
+    /// List every entitlement a person should have and why, and which rules did not match.
+    Explain {
+        /// HRIS id or work email.
+        person: String,
+    },
+    /// Evaluate the rules against fixture people and diff against a golden file.
+    Test {
+        #[arg(long, value_name = "FILE.csv")]
+        people: PathBuf,
+        #[arg(long, value_name = "GOLDEN.json")]
+        expect: PathBuf,
+        /// Write the current result to the golden file instead of comparing.
+        #[arg(long)]
+        update: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Verify the hash chain; exit 1 naming the first bad event.
+    Verify,
+    /// Export events in a time range.
+    Export {
+        /// Start (RFC 3339 or YYYY-MM-DD), inclusive.
+        #[arg(long)]
+        since: Option<String>,
+        /// End (RFC 3339 or YYYY-MM-DD), exclusive.
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
+        format: ExportFormat,
+        /// Write to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCmd {
+    /// Store a secret: read from a no-echo prompt, or from stdin when it is not a terminal.
+    Set { name: String },
+    /// Show whether a secret is set; --reveal prints its value.
+    Get {
+        name: String,
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// Remove a secret.
+    Rm { name: String },
+    /// List secret names and when they were set (never values).
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCmd {
+    /// List configured systems with their dependencies and credential references.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// policy | store
+    pub name: String,
+    /// Scale: number of people (defaults to the issue's target size).
+    #[arg(long)]
+    pub people: Option<usize>,
+    /// Number of rules (policy bench).
+    #[arg(long)]
+    pub rules: Option<usize>,
+    /// Runs to take the median over.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+}
+
+/// What every handler gets: where the home is and how to print.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub home: Home,
+    pub json: bool,
+}
+
+impl Ctx {
+    pub fn systems(&self) -> Result<SystemsConfig> {
+        self.home.require_initialised()?;
+        SystemsConfig::load(&self.home.systems_path())
+    }
+
+    pub fn policies(&self, systems: &SystemsConfig) -> Result<PolicySet> {
+        PolicySet::load(&self.home.policies_path(), &systems.catalog)
+    }
+
+    pub fn store(&self) -> Result<Store> {
+        self.home.require_initialised()?;
+        Store::open(&self.home.db_path())
+    }
+
+    /// Print a value as pretty JSON.
+    pub fn print_json<T: serde::Serialize>(&self, value: &T) -> Result<()> {
+        let s = serde_json::to_string_pretty(value)
+            .map_err(|e| Error::Failed(format!("encoding JSON output: {e}")))?;
+        println!("{s}");
+        Ok(())
+    }
+}
+
+const NO_COMMAND_HELP: &str = "\
+accessdesk: the console is not built yet. Things to run now:
+  accessdesk init                      write starter systems.toml and policies.toml
+  accessdesk people import FILE.csv    load people from an HR export
+  accessdesk policy check              validate the policies
+  accessdesk policy explain PERSON     why a person gets what they get
+  accessdesk audit verify              check the audit chain
+  accessdesk secret set NAME           store a credential in the OS keychain
+  accessdesk --help                    everything else";
+
+/// Run a parsed command line. Returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    let home = match Home::resolve(cli.home.as_deref()) {
+        Ok(h) => h,
+        Err(e) => return report(&e),
+    };
+    let ctx = Ctx {
+        home,
+        json: cli.json,
+    };
+    let result = match cli.command {
+        None => {
+            println!("{NO_COMMAND_HELP}");
+            Ok(0)
+        }
+        Some(Command::Init { force }) => init::run(&ctx, force).map(|_| 0),
+        Some(Command::People(c)) => people::run(&ctx, c),
+        Some(Command::Policy(c)) => policy::run(&ctx, c),
+        Some(Command::Audit(c)) => audit::run(&ctx, c),
+        Some(Command::Secret(c)) => secret::run(&ctx, c),
+        Some(Command::System(SystemCmd::List)) => system_list(&ctx).map(|_| 0),
+        Some(Command::Bench(a)) => bench::run(&ctx, a).map(|_| 0),
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "accessdesk",
+                &mut std::io::stdout(),
+            );
+            Ok(0)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => report(&e),
+    }
+}
+
+/// Print an error as a one-line cause (one line per input problem) plus a hint.
+pub fn report(e: &Error) -> i32 {
+    eprintln!("error: {e}");
+    if let Some(h) = e.hint() {
+        eprintln!("hint: {h}");
+    }
+    e.exit_code()
+}
+
+fn system_list(ctx: &Ctx) -> Result<()> {
+    let cfg = ctx.systems()?;
+    if ctx.json {
+        let rows: Vec<_> = cfg
+            .catalog
+            .systems
+            .values()
+            .map(|s| {
+                serde_json::json!({
+                    "name": s.system.name,
+                    "kind": s.system.kind,
+                    "api_version": s.system.api_version,
+                    "depends_on": s.system.depends_on,
+                    "credential": s.credential.as_ref().map(|c| c.to_string()),
+                    "entitlements": s.entitlements.len(),
+                })
+            })
+            .collect();
+        return ctx.print_json(&rows);
+    }
+    for s in cfg.catalog.systems.values() {
+        println!(
+            "{:<16} {:<20} api {:<12} deps [{}]  credential {}  {} entitlements",
+            s.system.name,
+            s.system.kind,
+            s.system.api_version,
+            s.system.depends_on.join(", "),
+            s.credential
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "-".into()),
+            s.entitlements.len()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! People import from HR CSV exports.

@@ -1,0 +1,17 @@
+//! accessdesk: policy-based access provisioning.
+//!
+//! Data flows one way: HR records become [`model::Person`]s, the [`policy`] engine turns
+//! them into intended grants, and (in later layers) the engine provisions them through
+//! adapters. Everything durable lives in the [`store`]. See ARCHITECTURE.md.
+
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod import;
+pub mod model;
+pub mod policy;
+pub mod secrets;
+pub mod store;
+
+pub use error::{Error, Result};

@@ -1,0 +1,142 @@
+//! Versioned schema migrations, tracked in SQLite's `user_version`.
+//! Append new migrations; never edit a released one.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the foundation schema.
+    r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE people (
+    hris_id        TEXT PRIMARY KEY,
+    given_name     TEXT NOT NULL,
+    family_name    TEXT NOT NULL,
+    preferred_name TEXT,
+    display_name   TEXT,
+    email          TEXT NOT NULL,
+    department     TEXT NOT NULL DEFAULT '',
+    title          TEXT NOT NULL DEFAULT '',
+    manager_id     TEXT,
+    location       TEXT NOT NULL DEFAULT '',
+    cost_center    TEXT NOT NULL DEFAULT '',
+    status         TEXT NOT NULL CHECK (status IN ('pending','active','leave','terminated')),
+    start_date     TEXT,
+    end_date       TEXT,
+    custom         TEXT NOT NULL DEFAULT '{}',
+    updated_at     TEXT NOT NULL
+);
+CREATE INDEX people_email ON people(email COLLATE NOCASE);
+
+CREATE TABLE systems (
+    name        TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    api_version TEXT NOT NULL,
+    depends_on  TEXT NOT NULL DEFAULT '[]'
+);
+
+CREATE TABLE entitlements (
+    id                INTEGER PRIMARY KEY,
+    system            TEXT NOT NULL REFERENCES systems(name) ON DELETE CASCADE,
+    kind              TEXT NOT NULL,
+    name              TEXT NOT NULL,
+    external_id       TEXT NOT NULL,
+    risk              TEXT NOT NULL,
+    requires_approval INTEGER NOT NULL,
+    UNIQUE (system, kind, name)
+);
+
+CREATE TABLE accounts (
+    id          INTEGER PRIMARY KEY,
+    system      TEXT NOT NULL,
+    person_id   TEXT REFERENCES people(hris_id) ON DELETE SET NULL,
+    login       TEXT NOT NULL,
+    external_id TEXT,
+    active      INTEGER NOT NULL,
+    observed_at TEXT,
+    UNIQUE (system, login)
+);
+
+-- Intended access, computed from policy. One row per person and entitlement.
+CREATE TABLE intended_grants (
+    person_id         TEXT NOT NULL REFERENCES people(hris_id) ON DELETE CASCADE,
+    entitlement       TEXT NOT NULL,
+    rule              TEXT NOT NULL,
+    requires_approval INTEGER NOT NULL,
+    expires_at        TEXT,
+    PRIMARY KEY (person_id, entitlement)
+) WITHOUT ROWID;
+
+-- Actual access, as last read from each system.
+CREATE TABLE observed_access (
+    system        TEXT NOT NULL,
+    account_login TEXT NOT NULL,
+    person_id     TEXT,
+    entitlement   TEXT NOT NULL,
+    observed_at   TEXT NOT NULL,
+    PRIMARY KEY (system, account_login, entitlement)
+) WITHOUT ROWID;
+
+CREATE TABLE operations (
+    id                 INTEGER PRIMARY KEY,
+    idempotency_key    TEXT NOT NULL UNIQUE,
+    kind               TEXT NOT NULL,
+    system             TEXT NOT NULL,
+    person_id          TEXT NOT NULL,
+    entitlement        TEXT,
+    status             TEXT NOT NULL,
+    attempts           INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at    TEXT,
+    last_error_class   TEXT,
+    last_error_status  INTEGER,
+    last_error_message TEXT,
+    cause              TEXT,
+    created_at         TEXT NOT NULL,
+    updated_at         TEXT NOT NULL
+);
+CREATE INDEX operations_status ON operations(status, next_attempt_at);
+
+CREATE TABLE approvals (
+    id           INTEGER PRIMARY KEY,
+    person_id    TEXT NOT NULL,
+    entitlement  TEXT NOT NULL,
+    rule         TEXT NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('pending','approved','rejected')),
+    requested_at TEXT NOT NULL,
+    decided_at   TEXT,
+    decided_by   TEXT,
+    reason       TEXT
+);
+
+-- Append-only, hash-chained audit log. See store/audit.rs.
+CREATE TABLE audit_events (
+    seq       INTEGER PRIMARY KEY,
+    ts        TEXT NOT NULL,
+    actor     TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    subject   TEXT NOT NULL,
+    details   TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL
+);
+CREATE INDEX audit_ts ON audit_events(ts);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit_events
+    BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit_events
+    BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
+
+-- Names and set dates of keychain secrets; never values.
+CREATE TABLE secrets_index (
+    name            TEXT PRIMARY KEY,
+    backend         TEXT NOT NULL,
+    set_at          TEXT NOT NULL,
+    last_auth_ok_at TEXT
+);
+"#,
+];
+
+/// The schema version this build writes.
+pub fn latest() -> i64 {
+    MIGRATIONS.len() as i64
+}

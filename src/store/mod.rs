@@ -1,0 +1,228 @@
+//! The embedded store: SQLite with versioned migrations, WAL and foreign keys.
+//!
+//! Every write that changes access state goes through [`Store::write`], which hands out a
+//! [`Tx`]; the Tx's mutators append their audit event in the same transaction, so state and
+//! audit commit or roll back together.
+
+pub mod audit;
+pub mod grants;
+pub mod migrations;
+pub mod people;
+pub mod secrets_index;
+
+use crate::{Error, Result};
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+
+pub use audit::{AuditEvent, AuditProblem, NewAuditEvent};
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Open (creating if needed, with mode 0600) and migrate the database at `path`.
+    /// A database written by a newer accessdesk is refused without being modified.
+    pub fn open(path: &Path) -> Result<Store> {
+        if !path.exists() {
+            create_private_file(path)?;
+        } else {
+            check_not_newer(path)?;
+        }
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// An in-memory store, for tests and benchmarks.
+    pub fn open_in_memory() -> Result<Store> {
+        let conn = Connection::open_in_memory()?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = Store {
+            conn,
+            path: PathBuf::from(":memory:"),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let current = self.schema_version()?;
+        let latest = migrations::latest();
+        if current > latest {
+            return Err(newer_error(&self.path, current, latest));
+        }
+        for (i, sql) in migrations::MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(current as usize)
+        {
+            let version = i as i64 + 1;
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql).map_err(|e| Error::Database {
+                path: self.path.clone(),
+                message: format!("migration {version} failed: {e}"),
+            })?;
+            tx.pragma_update(None, "user_version", version)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Read-only access for queries.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Run `f` in one transaction. Anything it writes, including audit events, commits
+    /// together or not at all.
+    pub fn write<T>(&mut self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        let tx = self.conn.transaction()?;
+        let mut w = Tx {
+            tx,
+            now: chrono::Utc::now(),
+        };
+        let out = f(&mut w)?;
+        w.tx.commit()?;
+        Ok(out)
+    }
+}
+
+/// A write transaction. Mutators live in the per-table modules.
+pub struct Tx<'c> {
+    pub(crate) tx: rusqlite::Transaction<'c>,
+    /// The timestamp all writes in this transaction carry.
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+impl Tx<'_> {
+    pub fn conn(&self) -> &Connection {
+        &self.tx
+    }
+}
+
+fn create_private_file(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+        .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+    Ok(())
+}
+
+fn newer_error(path: &Path, found: i64, latest: i64) -> Error {
+    Error::Database {
+        path: path.to_path_buf(),
+        message: format!(
+            "schema version {found} was written by a newer accessdesk (this build knows up to {latest}); \
+             refusing to open it so it is not modified. Upgrade accessdesk"
+        ),
+    }
+}
+
+/// Check the schema version through a read-only connection before anything writes.
+fn check_not_newer(path: &Path) -> Result<()> {
+    let ro = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let version: i64 = ro
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|e| Error::Database {
+            path: path.to_path_buf(),
+            message: format!("not a readable accessdesk database: {e}"),
+        })?;
+    if version > migrations::latest() {
+        return Err(newer_error(path, version, migrations::latest()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_0600_with_wal_and_fks() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/accessdesk.db");
+        let s = Store::open(&p).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        let jm: String = s
+            .conn()
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(jm, "wal");
+        let fk: i64 = s
+            .conn()
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
+        assert_eq!(s.schema_version().unwrap(), migrations::latest());
+    }
+
+    #[test]
+    fn reopening_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.db");
+        drop(Store::open(&p).unwrap());
+        let s = Store::open(&p).unwrap();
+        assert_eq!(s.schema_version().unwrap(), migrations::latest());
+    }
+
+    #[test]
+    fn newer_database_is_refused_and_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.db");
+        drop(Store::open(&p).unwrap());
+        {
+            let c = Connection::open(&p).unwrap();
+            c.pragma_update(None, "user_version", 999).unwrap();
+            c.pragma_update(None, "journal_mode", "DELETE").unwrap();
+        }
+        let before = std::fs::read(&p).unwrap();
+        let err = Store::open(&p).unwrap_err().to_string();
+        assert!(err.contains("newer accessdesk"), "{err}");
+        assert!(err.contains("999"), "{err}");
+        assert_eq!(std::fs::read(&p).unwrap(), before, "database bytes changed");
+        assert!(!dir.path().join("a.db-wal").exists());
+    }
+}
