@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+pub mod store;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchResult {
     pub name: String,

@@ -1,6 +1,26 @@
-//! `accessdesk bench`.
+//! `accessdesk bench NAME`.
+
 use super::{BenchArgs, Ctx};
-use crate::Result;
-pub fn run(_ctx: &Ctx, _a: BenchArgs) -> Result<()> {
-    Err(crate::Error::Failed("not implemented yet".into()))
+use crate::bench::BenchReport;
+use crate::{Error, Result};
+
+pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<()> {
+    let report: BenchReport = match a.name.as_str() {
+        "store" => crate::bench::store::run(a.people.unwrap_or(100_000), 10, a.runs)?,
+        other => {
+            return Err(Error::usage(
+                format!("unknown benchmark {other:?}"),
+                "benchmarks: policy, store",
+            ));
+        }
+    };
+    if ctx.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).map_err(|e| Error::Failed(e.to_string()))?
+        );
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
 }

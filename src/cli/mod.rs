@@ -304,3 +304,11 @@ fn system_list(ctx: &Ctx) -> Result<()> {
     }
     Ok(())
 }
+
+/// Who is acting, for the audit log: `cli:$USER`.
+pub fn actor() -> String {
+    match std::env::var("USER").or_else(|_| std::env::var("LOGNAME")) {
+        Ok(u) if !u.is_empty() => format!("cli:{u}"),
+        _ => "cli".to_string(),
+    }
+}

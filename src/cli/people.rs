@@ -1,6 +1,98 @@
-//! `accessdesk people`.
+//! `accessdesk people import|list|show`.
+
 use super::{Ctx, PeopleCmd};
-use crate::Result;
-pub fn run(_ctx: &Ctx, _cmd: PeopleCmd) -> Result<i32> {
-    Err(crate::Error::Failed("not implemented yet".into()))
+use crate::config::SystemsConfig;
+use crate::import::{import_people, read_people_csv};
+use crate::model::Person;
+use crate::{Error, Result};
+
+pub fn run(ctx: &Ctx, cmd: PeopleCmd) -> Result<i32> {
+    match cmd {
+        PeopleCmd::Import {
+            file,
+            mapping,
+            dry_run,
+        } => {
+            let systems = ctx.systems()?;
+            let mapping = match mapping {
+                Some(p) => SystemsConfig::load(&p)?.import,
+                None => systems.import.clone(),
+            };
+            let people = read_people_csv(&file, &mapping)?;
+            let mut store = ctx.store()?;
+            let report = import_people(&mut store, &people, &super::actor(), dry_run)?;
+            if ctx.json {
+                ctx.print_json(&report)?;
+            } else {
+                println!(
+                    "{}{} rows: {} created, {} updated, {} unchanged",
+                    if dry_run { "dry run: " } else { "" },
+                    report.rows,
+                    report.created,
+                    report.updated,
+                    report.unchanged
+                );
+            }
+            Ok(0)
+        }
+        PeopleCmd::List { filter, limit } => {
+            let store = ctx.store()?;
+            let needle = filter.as_deref().map(str::to_lowercase);
+            let people: Vec<Person> = store
+                .all_people()?
+                .into_iter()
+                .filter(|p| match &needle {
+                    None => true,
+                    Some(n) => [
+                        &p.hris_id,
+                        &p.given_name,
+                        &p.family_name,
+                        &p.email,
+                        &p.department,
+                    ]
+                    .iter()
+                    .any(|f| f.to_lowercase().contains(n.as_str())),
+                })
+                .take(limit)
+                .collect();
+            if ctx.json {
+                ctx.print_json(&people)?;
+            } else {
+                for p in &people {
+                    println!(
+                        "{:<10} {:<28} {:<32} {:<16} {}",
+                        p.hris_id,
+                        format!("{} {}", p.given_name, p.family_name),
+                        p.email,
+                        p.department,
+                        p.status
+                    );
+                }
+            }
+            Ok(0)
+        }
+        PeopleCmd::Show { person } => {
+            let store = ctx.store()?;
+            let p = store.find_person(&person)?.ok_or_else(|| {
+                Error::usage(
+                    format!("no person with HRIS id or email {person:?}"),
+                    "see `accessdesk people list`",
+                )
+            })?;
+            let grants = store.intended_for(&p.hris_id)?;
+            if ctx.json {
+                let g: Vec<_> = grants.iter().map(|g| serde_json::json!({"entitlement": g.entitlement, "rule": g.rule, "requires_approval": g.requires_approval, "expires_at": g.expires_at})).collect();
+                ctx.print_json(&serde_json::json!({"person": p, "intended": g}))?;
+            } else {
+                println!(
+                    "{} {} <{}>  {}  {}  {}",
+                    p.given_name, p.family_name, p.email, p.hris_id, p.department, p.status
+                );
+                for g in grants {
+                    println!("  {}  (rule {})", g.entitlement, g.rule);
+                }
+            }
+            Ok(0)
+        }
+    }
 }

@@ -5,16 +5,72 @@ use crate::Result;
 use crate::model::Grant;
 use rusqlite::params;
 use serde_json::json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
-/// A stored intended grant, as read back for a diff.
+/// A stored intended grant, as read back for a diff. Strings are shared: a person's rows
+/// share one id, and entitlement and rule names are interned across the whole read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IntendedRow {
-    pub person_id: String,
-    pub entitlement: String,
-    pub rule: String,
+    pub person_id: Arc<str>,
+    pub entitlement: Arc<str>,
+    pub rule: Arc<str>,
     pub requires_approval: bool,
     pub expires_at: Option<String>,
+}
+
+/// Interns strings read from SQLite so repeated values share one allocation.
+#[derive(Default)]
+struct Interner {
+    map: HashMap<Box<str>, Arc<str>>,
+}
+
+impl Interner {
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.map.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.map.insert(s.into(), a.clone());
+        a
+    }
+}
+
+fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
+    r.get_ref(i)?.as_str().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+/// Read intended rows from a query whose columns are
+/// (person_id, entitlement, rule, requires_approval, expires_at), ordered by person.
+fn read_intended(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<Vec<IntendedRow>> {
+    let mut out = Vec::new();
+    let mut interner = Interner::default();
+    let mut last_person: Option<Arc<str>> = None;
+    let mut rows = stmt.query(params)?;
+    while let Some(r) = rows.next()? {
+        let pid = text(r, 0)?;
+        let person_id = match &last_person {
+            Some(p) if &**p == pid => p.clone(),
+            _ => {
+                let p: Arc<str> = Arc::from(pid);
+                last_person = Some(p.clone());
+                p
+            }
+        };
+        out.push(IntendedRow {
+            person_id,
+            entitlement: interner.get(text(r, 1)?),
+            rule: interner.get(text(r, 2)?),
+            requires_approval: r.get(3)?,
+            expires_at: r.get(4)?,
+        });
+    }
+    Ok(out)
 }
 
 impl Tx<'_> {
@@ -96,37 +152,16 @@ impl Store {
             "SELECT person_id, entitlement, rule, requires_approval, expires_at FROM intended_grants
              ORDER BY person_id, entitlement",
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(IntendedRow {
-                person_id: r.get(0)?,
-                entitlement: r.get(1)?,
-                rule: r.get(2)?,
-                requires_approval: r.get(3)?,
-                expires_at: r.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        read_intended(&mut stmt, [])
     }
 
+    /// One person's intended grants, ordered by entitlement.
     pub fn intended_for(&self, person_id: &str) -> Result<Vec<IntendedRow>> {
-        Ok(self.all_intended_where(person_id)?.into_iter().collect())
-    }
-
-    fn all_intended_where(&self, person_id: &str) -> Result<Vec<IntendedRow>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT person_id, entitlement, rule, requires_approval, expires_at FROM intended_grants
              WHERE person_id = ?1 ORDER BY entitlement",
         )?;
-        let rows = stmt.query_map([person_id], |r| {
-            Ok(IntendedRow {
-                person_id: r.get(0)?,
-                entitlement: r.get(1)?,
-                rule: r.get(2)?,
-                requires_approval: r.get(3)?,
-                expires_at: r.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        read_intended(&mut stmt, [person_id])
     }
 }
 
@@ -174,7 +209,54 @@ mod tests {
         );
         let rows = s.intended_for("E1").unwrap();
         assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0].entitlement, "okta:group:eng");
+        assert_eq!(&*rows[0].entitlement, "okta:group:eng");
         assert_eq!(s.audit_verify().unwrap(), Ok(before as u64 + 1));
+    }
+}
+
+/// One row for a bulk load of intended grants.
+#[derive(Debug, Clone, Copy)]
+pub struct BulkGrant<'a> {
+    pub person_id: &'a str,
+    pub entitlement: &'a str,
+    pub rule: &'a str,
+    pub requires_approval: bool,
+    pub expires_at: Option<&'a str>,
+}
+
+impl Tx<'_> {
+    /// Load many intended grants at once (a whole-org recompute into an empty table).
+    /// Audited as one event carrying the count, in the same transaction.
+    pub fn bulk_insert_intended<'a>(
+        &mut self,
+        grants: impl Iterator<Item = BulkGrant<'a>>,
+        actor: &str,
+    ) -> Result<usize> {
+        let mut n = 0;
+        {
+            let mut stmt = self.tx.prepare_cached(
+                "INSERT INTO intended_grants (person_id, entitlement, rule, requires_approval, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(person_id, entitlement) DO UPDATE SET rule = excluded.rule,
+                   requires_approval = excluded.requires_approval, expires_at = excluded.expires_at",
+            )?;
+            for g in grants {
+                stmt.execute(params![
+                    g.person_id,
+                    g.entitlement,
+                    g.rule,
+                    g.requires_approval,
+                    g.expires_at
+                ])?;
+                n += 1;
+            }
+        }
+        self.audit(NewAuditEvent {
+            actor,
+            action: "grants.bulk_loaded",
+            subject: "intended_grants",
+            details: json!({"count": n}),
+        })?;
+        Ok(n)
     }
 }

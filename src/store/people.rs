@@ -201,3 +201,43 @@ mod tests {
         assert_eq!(ev[1].details["changes"]["department"]["to"], "Engineering");
     }
 }
+
+impl Tx<'_> {
+    /// Insert many new people at once (initial load). Audited as one event with the count.
+    pub fn bulk_insert_people(&mut self, people: &[Person], actor: &str) -> Result<usize> {
+        let now = self.now.to_rfc3339();
+        {
+            let mut stmt = self.tx.prepare_cached(&format!(
+                "INSERT INTO people ({COLUMNS}, updated_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)"
+            ))?;
+            for p in people {
+                let custom = serde_json::to_string(&p.custom).unwrap_or_else(|_| "{}".into());
+                stmt.execute(params![
+                    p.hris_id,
+                    p.given_name,
+                    p.family_name,
+                    p.preferred_name,
+                    p.display_name,
+                    p.email,
+                    p.department,
+                    p.title,
+                    p.manager_id,
+                    p.location,
+                    p.cost_center,
+                    p.status.as_str(),
+                    p.start_date,
+                    p.end_date,
+                    custom,
+                    now
+                ])?;
+            }
+        }
+        self.audit(NewAuditEvent {
+            actor,
+            action: "people.bulk_loaded",
+            subject: "people",
+            details: json!({"count": people.len()}),
+        })?;
+        Ok(people.len())
+    }
+}

@@ -1,0 +1,297 @@
+//! End-to-end tests of the `accessdesk` binary: init, import, audit, exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    fn new() -> Home {
+        Home {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_accessdesk"))
+            .arg("--home")
+            .arg(self.path())
+            .args(args)
+            .env_remove("ACCESSDESK_HOME")
+            .env("USER", "tester")
+            .output()
+            .unwrap()
+    }
+    fn init(&self) {
+        let o = self.run(&["init"]);
+        assert!(o.status.success(), "init failed: {}", text(&o));
+    }
+    fn write(&self, name: &str, body: &str) -> PathBuf {
+        let p = self.file(name);
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+const HEADER: &str = "employee_id,first_name,last_name,preferred_name,email,department,title,manager_id,location,cost_center,status,start_date,end_date\n";
+
+fn hr_csv(rows: &[&str]) -> String {
+    let mut s = HEADER.to_string();
+    for r in rows {
+        s.push_str(r);
+        s.push('\n');
+    }
+    s
+}
+
+#[test]
+fn no_command_prints_what_to_run() {
+    let h = Home::new();
+    let o = h.run(&[]);
+    assert_eq!(code(&o), 0);
+    assert!(text(&o).contains("accessdesk init"));
+}
+
+#[test]
+fn init_writes_config_and_a_private_database() {
+    let h = Home::new();
+    h.init();
+    assert!(h.file("systems.toml").exists());
+    assert!(h.file("policies.toml").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(h.file("accessdesk.db"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    // A second init keeps the files.
+    let before = std::fs::read_to_string(h.file("systems.toml")).unwrap();
+    h.write("systems.toml", &format!("{before}\n# edited\n"));
+    let o = h.run(&["init"]);
+    assert!(text(&o).contains("kept"));
+    assert!(
+        std::fs::read_to_string(h.file("systems.toml"))
+            .unwrap()
+            .ends_with("# edited\n")
+    );
+}
+
+#[test]
+fn commands_before_init_say_what_to_do() {
+    let h = Home::new();
+    let o = h.run(&["people", "list"]);
+    assert_eq!(code(&o), 2);
+    assert!(text(&o).contains("accessdesk init"), "{}", text(&o));
+}
+
+#[test]
+fn import_is_validated_whole_and_idempotent() {
+    let h = Home::new();
+    h.init();
+    let bad = h.write(
+        "bad.csv",
+        &hr_csv(&[
+            "E1,Ada,Lovelace,,ada@example.com,Engineering,Engineer,,London,CC1,active,2024-01-02,",
+            "E2,Bob,Marley,,bob-at-example,Sales,Rep,,Berlin,CC2,active,,",
+            "E3,Cy,Young,,cy@example.com,Sales,Rep,,Berlin,CC2,fired,,",
+        ]),
+    );
+    let o = h.run(&["people", "import", bad.to_str().unwrap()]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("bad.csv:3: email"), "{t}");
+    assert!(t.contains("bad.csv:4: status"), "{t}");
+    let o = h.run(&["--json", "people", "list"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "[]",
+        "a bad file wrote people"
+    );
+
+    let good = h.write(
+        "good.csv",
+        &hr_csv(&[
+            "E1,Ada,Lovelace,,ada@example.com,Engineering,Engineer,,London,CC1,active,2024-01-02,",
+            "E2,Иван,Петров,Ваня,ivan@example.com,Sales,Rep,E1,Berlin,CC2,active,,",
+        ]),
+    );
+    let o = h.run(&["--json", "people", "import", good.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["created"], 2);
+    let audit_before = h.run(&["--json", "audit", "verify"]);
+    let o = h.run(&["--json", "people", "import", good.to_str().unwrap()]);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (
+            r["created"].as_i64(),
+            r["updated"].as_i64(),
+            r["unchanged"].as_i64()
+        ),
+        (Some(0), Some(0), Some(2))
+    );
+    assert_eq!(
+        audit_before.stdout,
+        h.run(&["--json", "audit", "verify"]).stdout,
+        "second import wrote audit events"
+    );
+
+    let o = h.run(&["--json", "people", "show", "IVAN@example.com"]);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["person"]["given_name"], "Иван");
+    let o = h.run(&["people", "show", "nobody"]);
+    assert_eq!(code(&o), 2);
+}
+
+#[test]
+fn audit_verify_names_the_first_tampered_event() {
+    let h = Home::new();
+    h.init();
+    let good = h.write(
+        "good.csv",
+        &hr_csv(&[
+            "E1,Ada,Lovelace,,ada@example.com,Engineering,Engineer,,London,CC1,active,,",
+            "E2,Bo,Li,,bo@example.com,Sales,Rep,,Berlin,CC2,active,,",
+            "E3,Cy,Young,,cy@example.com,Sales,Rep,,Berlin,CC2,active,,",
+        ]),
+    );
+    assert_eq!(
+        code(&h.run(&["people", "import", good.to_str().unwrap()])),
+        0
+    );
+    let o = h.run(&["audit", "verify"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("intact: 4 events"), "{}", text(&o));
+
+    let db = rusqlite::Connection::open(h.file("accessdesk.db")).unwrap();
+    db.execute_batch(
+        "DROP TRIGGER audit_no_update; UPDATE audit_events SET actor = 'mallory' WHERE seq = 3;",
+    )
+    .unwrap();
+    drop(db);
+    let o = h.run(&["audit", "verify"]);
+    assert_eq!(code(&o), 1);
+    assert!(text(&o).contains("first bad event: #3"), "{}", text(&o));
+}
+
+#[test]
+fn audit_export_filters_by_time_in_both_formats() {
+    let h = Home::new();
+    h.init();
+    let good = h.write(
+        "good.csv",
+        &hr_csv(&["E1,Ada,Lovelace,,ada@example.com,Engineering,Engineer,,London,CC1,active,,"]),
+    );
+    assert_eq!(
+        code(&h.run(&["people", "import", good.to_str().unwrap()])),
+        0
+    );
+    let o = h.run(&[
+        "audit",
+        "export",
+        "--format",
+        "json",
+        "--since",
+        "2000-01-01",
+    ]);
+    let events: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1]["action"], "person.created");
+    assert_eq!(events[1]["actor"], "cli:tester");
+    let o = h.run(&[
+        "audit",
+        "export",
+        "--format",
+        "json",
+        "--until",
+        "2000-01-01",
+    ]);
+    let events: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(events.is_empty());
+    let out = h.file("audit.csv");
+    let o = h.run(&[
+        "audit",
+        "export",
+        "--format",
+        "csv",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0);
+    let csv = std::fs::read_to_string(out).unwrap();
+    assert!(
+        csv.starts_with("seq,ts,actor,action,subject,details,prev_hash,hash\n"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 3);
+    let o = h.run(&["audit", "export", "--since", "yesterday"]);
+    assert_eq!(code(&o), 2);
+}
+
+#[test]
+fn malformed_config_exits_2_with_location() {
+    let h = Home::new();
+    h.init();
+    h.write("systems.toml", "[systems.okta]\nkind = \"okta\"\ndepends_on = [\"github\"]\n[systems.github]\nkind = \"github\"\ndepends_on = [\"okta\"]\n");
+    let o = h.run(&["system", "list"]);
+    assert_eq!(code(&o), 2);
+    let t = text(&o);
+    assert!(
+        t.contains("systems.toml:") && t.contains("dependency cycle: github -> okta -> github"),
+        "{t}"
+    );
+    h.write("systems.toml", "[systems.okta\n");
+    let o = h.run(&["system", "list"]);
+    assert_eq!(code(&o), 2);
+    assert!(text(&o).contains("systems.toml:1:"), "{}", text(&o));
+}
+
+#[test]
+fn newer_database_is_refused() {
+    let h = Home::new();
+    h.init();
+    let db = rusqlite::Connection::open(h.file("accessdesk.db")).unwrap();
+    db.pragma_update(None, "user_version", 42).unwrap();
+    drop(db);
+    let o = h.run(&["people", "list"]);
+    assert_eq!(code(&o), 1);
+    assert!(text(&o).contains("newer accessdesk"), "{}", text(&o));
+}
+
+#[test]
+fn completions_are_generated() {
+    let h = Home::new();
+    let o = h.run(&["completions", "bash"]);
+    assert_eq!(code(&o), 0);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("accessdesk"));
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    let h = Home::new();
+    let o = h.run(&["people", "frobnicate"]);
+    assert_eq!(code(&o), 2);
+}
