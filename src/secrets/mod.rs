@@ -1,5 +1,15 @@
 //! Credentials: `keyring:NAME` from the OS keychain, `env:VAR` from the environment.
 //! Secret values are wrapped in [`Secret`], whose Debug and Display never show them.
+//!
+//! The keychain itself (backend selection, service namespace, get/set/remove and
+//! resolving a [`CredentialRef`](crate::config::systems::CredentialRef)) lives in
+//! [`keychain`]; see [`Keychain`] for how a backend is chosen.
+
+pub mod keychain;
+
+pub use keychain::{
+    BackendChoice, BackendKind, DEFAULT_SERVICE, ENV_BACKEND, ENV_SERVICE, Keychain,
+};
 
 /// A secret value. Debug/Display print `[redacted]`; use [`Secret::expose`] deliberately.
 #[derive(Clone, PartialEq, Eq)]
@@ -33,4 +43,50 @@ pub fn valid_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'))
+}
+
+/// [`valid_name`] as a usage error (exit code 2) naming the rule.
+pub fn check_name(name: &str) -> crate::Result<()> {
+    if valid_name(name) {
+        Ok(())
+    } else {
+        Err(crate::Error::usage(
+            format!("{name:?} is not a valid secret name"),
+            "use 1-128 ASCII letters, digits, '.', '-', '_' and '/'",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_display_never_show_the_value() {
+        let value = "sk-live-0123456789abcdef";
+        let s = Secret::new(value);
+        for shown in [
+            format!("{s:?}"),
+            format!("{s:#?}"),
+            format!("{s}"),
+            format!("{:?}", Some(&s)),
+            format!("{:?}", vec![s.clone()]),
+            format!("{:>40}", s),
+        ] {
+            assert!(!shown.contains(value), "{shown}");
+            assert!(!shown.contains("0123456789"), "{shown}");
+            assert!(shown.contains("[redacted]"), "{shown}");
+        }
+        assert_eq!(s.expose(), value);
+    }
+
+    #[test]
+    fn names_are_restricted() {
+        assert!(valid_name("okta-prod"));
+        assert!(valid_name("team/github.token_1"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("has space"));
+        assert!(!valid_name("user@host"));
+        assert!(!valid_name(&"a".repeat(129)));
+    }
 }
