@@ -213,6 +213,32 @@ fn set_get_list_rm_round_trip() {
 }
 
 #[test]
+fn set_prompts_for_the_value_on_a_terminal() {
+    let fx = Fixture::new();
+    let value = format!("tty-{}", random_hex(8));
+    // script(1) (util-linux) runs the command on a fresh pseudo-terminal fed from our stdin,
+    // so stdin is a TTY and the value must come through rpassword's prompt. (Whether the
+    // typed line is echoed depends on when it reaches the terminal, so that is not asserted.)
+    let inner = format!(
+        "exec {} --home {} secret set t",
+        sh_quote(Path::new(BIN)),
+        sh_quote(&fx.home)
+    );
+    let mut c = Command::new("script");
+    c.args(["-q", "-e", "-c", &inner, "/dev/null"])
+        .env("ACCESSDESK_KEYCHAIN", "keyutils")
+        .env("ACCESSDESK_KEYRING_SERVICE", &fx.service)
+        .env_remove("ACCESSDESK_HOME")
+        .env_remove("ACCESSDESK_LOG");
+    let o = run(c, Some(format!("{value}\r").as_bytes()));
+    assert_eq!(code(&o), Some(0), "{}", show(&o));
+    let out = text(&o.stdout);
+    assert!(out.contains("value for t (not echoed): "), "{out}");
+    assert!(out.contains("stored t in keyutils"), "{out}");
+    assert_eq!(fx.keychain.get("t").expect("get").expose(), value);
+}
+
+#[test]
 fn set_replaces_and_keeps_inner_whitespace() {
     let fx = Fixture::new();
     fx.set("over", "first");
@@ -266,7 +292,13 @@ fn bad_names_exit_2() {
             let o = fx.run(&args, Some(b"value\n"));
             assert_eq!(code(&o), Some(2), "{args:?}: {}", show(&o));
             assert!(
-                text(&o.stderr).contains("is not a valid secret name"),
+                text(&o.stderr).contains("not a valid secret name"),
+                "{args:?}: {}",
+                show(&o)
+            );
+            // A rejected name may be a pasted value: it is not repeated back.
+            assert!(
+                name.is_empty() || !text(&o.stderr).contains(name),
                 "{args:?}: {}",
                 show(&o)
             );

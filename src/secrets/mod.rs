@@ -45,16 +45,28 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'))
 }
 
-/// [`valid_name`] as a usage error (exit code 2) naming the rule.
+/// [`valid_name`] as a usage error (exit code 2) naming the rule. The error does not repeat
+/// the name: a rejected "name" is often a pasted value, so it shows only what is wrong.
 pub fn check_name(name: &str) -> crate::Result<()> {
     if valid_name(name) {
-        Ok(())
-    } else {
-        Err(crate::Error::usage(
-            format!("{name:?} is not a valid secret name"),
-            "use 1-128 ASCII letters, digits, '.', '-', '_' and '/'",
-        ))
+        return Ok(());
     }
+    let problem = if name.is_empty() {
+        "it is empty".to_string()
+    } else if let Some((i, c)) = name
+        .chars()
+        .enumerate()
+        .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/')))
+    {
+        format!("character {} is {c:?}", i + 1)
+    } else {
+        format!("it is {} bytes long", name.len())
+    };
+    Err(crate::Error::usage(
+        format!("not a valid secret name: {problem}"),
+        "use 1-128 ASCII letters, digits, '.', '-', '_' and '/' (the value itself is read from \
+         a prompt or stdin, never from the command line)",
+    ))
 }
 
 #[cfg(test)]
@@ -88,5 +100,22 @@ mod tests {
         assert!(!valid_name("has space"));
         assert!(!valid_name("user@host"));
         assert!(!valid_name(&"a".repeat(129)));
+    }
+
+    #[test]
+    fn rejected_names_are_not_echoed() {
+        let pasted = "sk-live+abc/def==";
+        let e = check_name(pasted).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("character 8 is '+'"), "{e}");
+        assert!(!e.to_string().contains("abc"), "{e}");
+        assert!(check_name("").unwrap_err().to_string().contains("empty"));
+        let long = "a".repeat(129);
+        assert!(
+            check_name(&long)
+                .unwrap_err()
+                .to_string()
+                .contains("129 bytes")
+        );
     }
 }
