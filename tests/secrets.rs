@@ -11,6 +11,8 @@
 //! how to run them. Each test uses its own service namespace (`accessdesk-test-<random>`)
 //! and removes what it stored.
 
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use accessdesk::config::systems::CredentialRef;

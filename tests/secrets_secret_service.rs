@@ -10,6 +10,8 @@
 //! Each scenario runs in its own D-Bus session with HOME and XDG_RUNTIME_DIR in temp dirs,
 //! so nothing reaches the real user's keyrings.
 
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use common::*;

@@ -57,6 +57,7 @@ pub const ENV_BACKEND: &str = "ACCESSDESK_KEYCHAIN";
 pub const ENV_SERVICE: &str = "ACCESSDESK_KEYRING_SERVICE";
 
 /// The entry read to check that a backend answers. It is never written.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 const PROBE_NAME: &str = "accessdesk.probe";
 
 const KEYUTILS_HINT: &str = "the kernel keyring needs a session keyring: run accessdesk under \
@@ -506,6 +507,7 @@ impl Keychain {
 
     /// Check that the backend answers: reading an entry that should not exist must give
     /// either a value or "no entry", not an access error.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     fn probe(&self) -> std::result::Result<(), String> {
         match self.raw_get(PROBE_NAME) {
             Ok(_) | Err(keyring_core::Error::NoEntry) => Ok(()),
