@@ -84,6 +84,14 @@ pub enum Error {
         message: String,
         hint: String,
     },
+    /// No usable OS keychain: the one asked for (or every one `auto` tried) cannot be reached.
+    /// Exit code 1.
+    #[error("keychain {backend}: {message}")]
+    Keychain {
+        backend: String,
+        message: String,
+        hint: String,
+    },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -127,7 +135,11 @@ impl Error {
     /// A hint for the user, where one is known.
     pub fn hint(&self) -> Option<&str> {
         match self {
-            Error::Usage { hint, .. } | Error::Secret { hint, .. } if !hint.is_empty() => {
+            Error::Usage { hint, .. }
+            | Error::Secret { hint, .. }
+            | Error::Keychain { hint, .. }
+                if !hint.is_empty() =>
+            {
                 Some(hint)
             }
             _ => None,
