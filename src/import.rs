@@ -185,15 +185,15 @@ pub fn parse_people_csv(path: &Path, bytes: &[u8], mapping: &ImportMapping) -> R
         };
         let start_date = date("start_date");
         let end_date = date("end_date");
-        if let (Some(s), Some(e)) = (start_date, end_date) {
-            if e < s {
-                row_problems.push(problem(
-                    line,
-                    "end_date",
-                    format!("end_date {e} is before start_date {s}"),
-                    "",
-                ));
-            }
+        if let (Some(s), Some(e)) = (start_date, end_date)
+            && e < s
+        {
+            row_problems.push(problem(
+                line,
+                "end_date",
+                format!("end_date {e} is before start_date {s}"),
+                "",
+            ));
         }
         let given = clean(get("first_name"));
         let family = clean(get("last_name"));

@@ -451,8 +451,8 @@ const LEAK_COMMANDS: &[(&[&str], bool)] = &[
     (&["system", "list"], true),
     (&["system", "list", "--json"], true),
     (&["policy", "check"], false),
-    (&["people", "import", "{tmp}/people.csv"], false),
-    (&["audit", "verify"], false),
+    (&["people", "import", "{tmp}/people.csv"], true),
+    (&["audit", "verify"], true),
     (
         &[
             "audit",
@@ -462,7 +462,7 @@ const LEAK_COMMANDS: &[(&[&str], bool)] = &[
             "--output",
             "{tmp}/audit.json",
         ],
-        false,
+        true,
     ),
     (
         &[
@@ -473,7 +473,7 @@ const LEAK_COMMANDS: &[(&[&str], bool)] = &[
             "--output",
             "{tmp}/audit.csv",
         ],
-        false,
+        true,
     ),
     (&["audit", "export", "--format", "json"], false),
 ];

@@ -33,7 +33,7 @@ pub fn synthetic_person(i: usize) -> Person {
     p.title = format!("Title {}", i % 37);
     p.location = ["London", "Berlin", "NYC", "Remote"][i % 4].to_string();
     p.cost_center = format!("CC{}", i % 50);
-    p.status = if i % 50 == 0 {
+    p.status = if i.is_multiple_of(50) {
         EmploymentStatus::Leave
     } else {
         EmploymentStatus::Active

@@ -173,35 +173,6 @@ impl Store {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn upsert_creates_updates_and_skips_identical() {
-        let mut s = Store::open_in_memory().unwrap();
-        let mut p = Person::new("E1", "Ada", "Lovelace", "ada@example.com");
-        assert_eq!(
-            s.write(|tx| tx.upsert_person(&p, "t")).unwrap(),
-            Upsert::Created
-        );
-        assert_eq!(
-            s.write(|tx| tx.upsert_person(&p, "t")).unwrap(),
-            Upsert::Unchanged
-        );
-        p.department = "Engineering".into();
-        p.custom.insert("clearance".into(), "secret".into());
-        assert_eq!(
-            s.write(|tx| tx.upsert_person(&p, "t")).unwrap(),
-            Upsert::Updated(vec!["department", "custom"])
-        );
-        assert_eq!(s.audit_count().unwrap(), 2);
-        assert_eq!(s.find_person("ADA@example.com").unwrap().unwrap(), p);
-        let ev = s.audit_events(None, None).unwrap();
-        assert_eq!(ev[1].details["changes"]["department"]["to"], "Engineering");
-    }
-}
-
 impl Tx<'_> {
     /// Insert many new people at once (initial load). Audited as one event with the count.
     pub fn bulk_insert_people(&mut self, people: &[Person], actor: &str) -> Result<usize> {
@@ -239,5 +210,34 @@ impl Tx<'_> {
             details: json!({"count": people.len()}),
         })?;
         Ok(people.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upsert_creates_updates_and_skips_identical() {
+        let mut s = Store::open_in_memory().unwrap();
+        let mut p = Person::new("E1", "Ada", "Lovelace", "ada@example.com");
+        assert_eq!(
+            s.write(|tx| tx.upsert_person(&p, "t")).unwrap(),
+            Upsert::Created
+        );
+        assert_eq!(
+            s.write(|tx| tx.upsert_person(&p, "t")).unwrap(),
+            Upsert::Unchanged
+        );
+        p.department = "Engineering".into();
+        p.custom.insert("clearance".into(), "secret".into());
+        assert_eq!(
+            s.write(|tx| tx.upsert_person(&p, "t")).unwrap(),
+            Upsert::Updated(vec!["department", "custom"])
+        );
+        assert_eq!(s.audit_count().unwrap(), 2);
+        assert_eq!(s.find_person("ADA@example.com").unwrap().unwrap(), p);
+        let ev = s.audit_events(None, None).unwrap();
+        assert_eq!(ev[1].details["changes"]["department"]["to"], "Engineering");
     }
 }
