@@ -4,6 +4,7 @@
 //! them into intended grants, and (in later layers) the engine provisions them through
 //! adapters. Everything durable lives in the [`store`]. See ARCHITECTURE.md.
 
+pub mod adapters;
 pub mod bench;
 pub mod cli;
 pub mod config;

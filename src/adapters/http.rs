@@ -1,0 +1,1182 @@
+//! The HTTP stack every REST adapter stands on.
+//!
+//! - reqwest with rustls, connect and request timeouts;
+//! - one adaptive [`RateLimiter`] per system, shared by all of that system's workers: a
+//!   token bucket for the budget in systems.toml, plus the vendor's own signals (Okta's
+//!   X-Rate-Limit-*, GitHub's x-ratelimit-*, Retry-After, AWS Throttling);
+//! - retries with exponential backoff and full jitter, honouring Retry-After, capped in
+//!   attempts and total time;
+//! - structured tracing of every request (method, path, status, duration, attempt) with
+//!   credentials redacted;
+//! - pagination helpers (Link headers, SCIM startIndex/count).
+
+use super::AResult;
+use super::error::{AdapterError, ErrorClass};
+use async_trait::async_trait;
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde::de::DeserializeOwned;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+// ---------------------------------------------------------------------------------------
+// Rate limiting
+// ---------------------------------------------------------------------------------------
+
+/// What one response said about the vendor's rate limit.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RateSignal {
+    /// Requests allowed in the current window.
+    pub limit: Option<u32>,
+    /// Requests left in the current window.
+    pub remaining: Option<u32>,
+    /// When the window resets (from an epoch-seconds header).
+    pub reset_at: Option<SystemTime>,
+    /// Retry-After, where sent.
+    pub retry_after: Option<Duration>,
+    /// The vendor refused this request for rate (429, AWS Throttling, GitHub 403 + remaining 0).
+    pub throttled: bool,
+}
+
+impl RateSignal {
+    /// Read Retry-After (seconds or an HTTP date) and a 429 status.
+    pub fn generic(status: u16, headers: &HeaderMap) -> RateSignal {
+        RateSignal {
+            retry_after: retry_after(headers),
+            throttled: status == 429,
+            ..Default::default()
+        }
+    }
+
+    /// Read a vendor's limit/remaining/reset triple (reset in epoch seconds), e.g.
+    /// `X-Rate-Limit-*` (Okta) or `x-ratelimit-*` (GitHub). Header names are case-insensitive.
+    pub fn from_triple(
+        status: u16,
+        headers: &HeaderMap,
+        limit: &str,
+        remaining: &str,
+        reset: &str,
+    ) -> RateSignal {
+        let num = |h: &str| {
+            headers
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let mut s = RateSignal::generic(status, headers);
+        s.limit = num(limit).map(|v| v.min(u32::MAX as u64) as u32);
+        s.remaining = num(remaining).map(|v| v.min(u32::MAX as u64) as u32);
+        s.reset_at = num(reset).map(|secs| UNIX_EPOCH + Duration::from_secs(secs));
+        s
+    }
+}
+
+/// Parse Retry-After: delta-seconds or an HTTP date.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = v.parse::<f64>()
+        && secs.is_finite()
+        && secs >= 0.0
+    {
+        return Some(Duration::from_secs_f64(secs.min(3600.0)));
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// The vendor's window, as we track it between responses.
+#[derive(Debug, Clone, Copy)]
+struct VendorWindow {
+    limit: u32,
+    /// Our own count of what is left, decremented as we send.
+    remaining: u32,
+    reset_at: Instant,
+    /// How long a window lasts (learned from consecutive resets; default 60 s).
+    length: Duration,
+}
+
+#[derive(Debug)]
+struct LimiterState {
+    /// Configured budget, requests per second (f64::INFINITY when none is configured).
+    budget_rps: f64,
+    /// Current token-bucket rate; below the budget after throttling without headers (AIMD).
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last_refill: Instant,
+    blocked_until: Option<Instant>,
+    in_flight: u32,
+    window: Option<VendorWindow>,
+    throttled_count: u64,
+}
+
+/// One per system, shared by all its workers.
+#[derive(Debug)]
+pub struct RateLimiter {
+    system: String,
+    state: Mutex<LimiterState>,
+    concurrency: Arc<tokio::sync::Semaphore>,
+}
+
+/// Held while a request is in flight; returns the concurrency slot when dropped.
+pub struct Permit {
+    limiter: Arc<RateLimiter>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.limiter.state.lock() {
+            s.in_flight = s.in_flight.saturating_sub(1);
+        }
+    }
+}
+
+/// A snapshot for the console's rate-limit gauge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimiterSnapshot {
+    pub limit: Option<u32>,
+    pub remaining: Option<u32>,
+    pub reset_in: Option<Duration>,
+    pub rate_per_sec: f64,
+    pub in_flight: u32,
+    pub throttled: u64,
+}
+
+impl RateLimiter {
+    /// `requests_per_minute`: the configured budget (None: only the vendor's signals limit us).
+    pub fn new(system: &str, requests_per_minute: Option<u32>, concurrency: u32) -> Arc<Self> {
+        let budget_rps = requests_per_minute
+            .map(|r| r.max(1) as f64 / 60.0)
+            .unwrap_or(f64::INFINITY);
+        let burst = if budget_rps.is_finite() {
+            (budget_rps).clamp(1.0, concurrency.max(1) as f64)
+        } else {
+            f64::INFINITY
+        };
+        Arc::new(RateLimiter {
+            system: system.to_string(),
+            state: Mutex::new(LimiterState {
+                budget_rps,
+                rate: budget_rps,
+                burst,
+                tokens: if burst.is_finite() { burst } else { 0.0 },
+                last_refill: Instant::now(),
+                blocked_until: None,
+                in_flight: 0,
+                window: None,
+                throttled_count: 0,
+            }),
+            concurrency: Arc::new(tokio::sync::Semaphore::new(concurrency.max(1) as usize)),
+        })
+    }
+
+    pub fn system(&self) -> &str {
+        &self.system
+    }
+
+    /// Wait until a request may be sent.
+    pub async fn acquire(self: &Arc<Self>) -> Permit {
+        let slot = match self.concurrency.clone().acquire_owned().await {
+            Ok(s) => s,
+            // The semaphore is never closed; if it were, fall back to a fresh one-slot permit.
+            Err(_) => Arc::new(tokio::sync::Semaphore::new(1))
+                .try_acquire_owned()
+                .expect("fresh semaphore has a permit"),
+        };
+        loop {
+            let wait = self.try_take(Instant::now());
+            match wait {
+                None => {
+                    return Permit {
+                        limiter: self.clone(),
+                        _slot: slot,
+                    };
+                }
+                Some(d) => tokio::time::sleep(d).await,
+            }
+        }
+    }
+
+    /// Take a token if one is available now; otherwise say how long to wait.
+    fn try_take(&self, now: Instant) -> Option<Duration> {
+        let mut s = match self.state.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(b) = s.blocked_until {
+            if b > now {
+                return Some(b - now);
+            }
+            s.blocked_until = None;
+        }
+        if let Some(w) = s.window.as_mut() {
+            if now >= w.reset_at {
+                // The vendor's window has rolled over: assume a fresh allowance until a
+                // response tells us otherwise.
+                let periods =
+                    ((now - w.reset_at).as_secs_f64() / w.length.as_secs_f64()).floor() as u32 + 1;
+                w.reset_at += w.length * periods;
+                w.remaining = w.limit;
+            }
+            if w.remaining == 0 {
+                return Some(w.reset_at - now + Duration::from_millis(20));
+            }
+        }
+        if s.rate.is_finite() {
+            let dt = now.saturating_duration_since(s.last_refill).as_secs_f64();
+            s.tokens = (s.tokens + dt * s.rate).min(s.burst);
+            s.last_refill = now;
+            if s.tokens < 1.0 {
+                return Some(Duration::from_secs_f64((1.0 - s.tokens) / s.rate));
+            }
+            s.tokens -= 1.0;
+        }
+        if let Some(w) = s.window.as_mut() {
+            w.remaining -= 1;
+        }
+        s.in_flight += 1;
+        None
+    }
+
+    /// Feed back what a response said.
+    pub fn observe(&self, sig: &RateSignal) {
+        self.observe_at(sig, Instant::now(), SystemTime::now());
+    }
+
+    fn observe_at(&self, sig: &RateSignal, now: Instant, wall: SystemTime) {
+        let mut s = match self.state.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        // Requests sent after this one was answered are not in the vendor's count yet.
+        let others = s.in_flight.saturating_sub(1);
+        if let (Some(limit), Some(remaining), Some(reset)) =
+            (sig.limit, sig.remaining, sig.reset_at)
+        {
+            let until = reset.duration_since(wall).unwrap_or(Duration::ZERO);
+            let reset_at = now + until;
+            let reported = remaining.saturating_sub(others);
+            match s.window.as_mut() {
+                // Same window (resets within a second of each other): trust the lower count.
+                Some(w)
+                    if reset_at <= w.reset_at + Duration::from_millis(1000)
+                        && reset_at + Duration::from_millis(1000) >= w.reset_at =>
+                {
+                    w.limit = limit;
+                    w.remaining = w.remaining.min(reported).min(limit);
+                }
+                Some(w) if reset_at > w.reset_at => {
+                    let learned = reset_at - w.reset_at;
+                    if learned >= Duration::from_secs(1) && learned <= Duration::from_secs(3600) {
+                        w.length = learned;
+                    }
+                    *w = VendorWindow {
+                        limit,
+                        remaining: reported.min(limit),
+                        reset_at,
+                        length: w.length,
+                    };
+                }
+                Some(_) => {} // a stale response from an older window
+                None => {
+                    s.window = Some(VendorWindow {
+                        limit,
+                        remaining: reported.min(limit),
+                        reset_at,
+                        length: Duration::from_secs(60),
+                    });
+                }
+            }
+        }
+        if sig.throttled {
+            s.throttled_count += 1;
+            let wait = sig
+                .retry_after
+                .or_else(|| s.window.map(|w| w.reset_at.saturating_duration_since(now)));
+            match wait {
+                Some(d) => {
+                    let until = now + d;
+                    s.blocked_until = Some(s.blocked_until.map_or(until, |b| b.max(until)));
+                    if let Some(w) = s.window.as_mut() {
+                        w.remaining = 0;
+                    }
+                }
+                None => {
+                    // No signal but "slow down" (AWS Throttling): halve our rate (AIMD).
+                    let base = if s.rate.is_finite() { s.rate } else { 10.0 };
+                    s.rate = (base / 2.0).max(0.2);
+                    s.burst = s.burst.min(s.rate.max(1.0));
+                    s.tokens = s.tokens.min(1.0);
+                }
+            }
+        } else if s.rate < s.budget_rps {
+            // Additive increase back toward the budget after successes.
+            let step = if s.budget_rps.is_finite() {
+                s.budget_rps * 0.05
+            } else {
+                0.5
+            };
+            s.rate = (s.rate + step).min(s.budget_rps);
+            if !s.rate.is_finite() {
+                s.burst = f64::INFINITY;
+            }
+        }
+    }
+
+    pub fn snapshot(&self) -> LimiterSnapshot {
+        let s = match self.state.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        let now = Instant::now();
+        LimiterSnapshot {
+            limit: s.window.map(|w| w.limit),
+            remaining: s.window.map(|w| w.remaining),
+            reset_in: s.window.map(|w| w.reset_at.saturating_duration_since(now)),
+            rate_per_sec: s.rate,
+            in_flight: s.in_flight,
+            throttled: s.throttled_count,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Retry policy
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub max_elapsed: Duration,
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            max_elapsed: Duration::from_secs(60),
+            base: Duration::from_millis(200),
+            cap: Duration::from_secs(20),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Full jitter: a uniform delay in [0, min(cap, base * 2^(attempt-1))], but never less
+    /// than what the vendor asked for.
+    pub fn delay(&self, attempt: u32, vendor_wait: Option<Duration>) -> Duration {
+        let exp = self
+            .base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
+            .min(self.cap);
+        let jitter = Duration::from_secs_f64(rand::random::<f64>() * exp.as_secs_f64());
+        match vendor_wait {
+            Some(v) => v.max(jitter),
+            None => jitter,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Auth and vendor profiles
+// ---------------------------------------------------------------------------------------
+
+/// Puts credentials on a request. Implementations hold a [`crate::secrets::Secret`].
+#[async_trait]
+pub trait Auth: Send + Sync {
+    async fn authorize(&self, req: &mut reqwest::Request) -> AResult<()>;
+    /// Drop any cached token after a 401, so the next attempt fetches a new one. Returns
+    /// whether retrying could help.
+    async fn invalidate(&self) -> bool {
+        false
+    }
+    /// Where the credential comes from, for error messages (`keyring:okta-token`). Never the value.
+    fn source(&self) -> String;
+}
+
+/// No credential (for probing, and tests of unauthenticated endpoints).
+pub struct NoAuth;
+
+#[async_trait]
+impl Auth for NoAuth {
+    async fn authorize(&self, _req: &mut reqwest::Request) -> AResult<()> {
+        Ok(())
+    }
+    fn source(&self) -> String {
+        "no credential".into()
+    }
+}
+
+/// A fixed header credential: `Authorization: Bearer ...` or `Authorization: SSWS ...`.
+pub struct HeaderAuth {
+    pub scheme: &'static str,
+    pub secret: crate::secrets::Secret,
+    pub source: String,
+}
+
+#[async_trait]
+impl Auth for HeaderAuth {
+    async fn authorize(&self, req: &mut reqwest::Request) -> AResult<()> {
+        let mut v = HeaderValue::from_str(&format!("{} {}", self.scheme, self.secret.expose()))
+            .map_err(|_| {
+                AdapterError::new(
+                    ErrorClass::Unauthorized,
+                    "",
+                    format!(
+                        "the credential from {} contains characters not allowed in a header",
+                        self.source
+                    ),
+                )
+            })?;
+        v.set_sensitive(true);
+        req.headers_mut().insert(reqwest::header::AUTHORIZATION, v);
+        Ok(())
+    }
+    fn source(&self) -> String {
+        self.source.clone()
+    }
+}
+
+/// How one vendor reports rate limits and errors.
+pub trait VendorProfile: Send + Sync {
+    fn rate_signal(&self, status: u16, headers: &HeaderMap, _body: &[u8]) -> RateSignal {
+        RateSignal::generic(status, headers)
+    }
+
+    /// Classify a non-2xx response. The default goes by status code.
+    fn classify(
+        &self,
+        system: &str,
+        status: u16,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> AdapterError {
+        classify_status(
+            system,
+            status,
+            headers,
+            body,
+            None,
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+                .trim()
+                .to_string(),
+        )
+    }
+}
+
+/// Classification by HTTP status alone, with the vendor's code and message if known.
+pub fn classify_status(
+    system: &str,
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    code: Option<String>,
+    message: String,
+) -> AdapterError {
+    let class = match status {
+        401 => ErrorClass::Unauthorized,
+        404 | 410 => ErrorClass::NotFound,
+        409 => ErrorClass::Conflict,
+        429 => ErrorClass::RateLimited {
+            retry_after: retry_after(headers),
+        },
+        408 | 500..=599 => ErrorClass::Transient,
+        _ => ErrorClass::Permanent,
+    };
+    let message = if message.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        message
+    };
+    let mut e = AdapterError::new(class, system, message)
+        .with_status(status)
+        .with_excerpt(body);
+    e.vendor_code = code;
+    e
+}
+
+/// Status-only profile.
+pub struct GenericProfile;
+impl VendorProfile for GenericProfile {}
+
+// ---------------------------------------------------------------------------------------
+// The client
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub request: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            request: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A request body.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Json(serde_json::Value),
+    Form(Vec<(String, String)>),
+}
+
+/// A request to send through [`HttpClient::send`].
+#[derive(Debug, Clone)]
+pub struct Req {
+    pub method: reqwest::Method,
+    /// Path and query, relative to the base URL (`/api/v1/users?limit=200`), or an
+    /// absolute URL on the same host (a `next` Link).
+    pub path: String,
+    pub headers: Vec<(HeaderName, String)>,
+    pub body: Option<Body>,
+}
+
+impl Req {
+    pub fn new(method: reqwest::Method, path: impl Into<String>) -> Self {
+        Req {
+            method,
+            path: path.into(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+    pub fn get(path: impl Into<String>) -> Self {
+        Self::new(reqwest::Method::GET, path)
+    }
+    pub fn post(path: impl Into<String>) -> Self {
+        Self::new(reqwest::Method::POST, path)
+    }
+    pub fn put(path: impl Into<String>) -> Self {
+        Self::new(reqwest::Method::PUT, path)
+    }
+    pub fn patch(path: impl Into<String>) -> Self {
+        Self::new(reqwest::Method::PATCH, path)
+    }
+    pub fn delete(path: impl Into<String>) -> Self {
+        Self::new(reqwest::Method::DELETE, path)
+    }
+    pub fn json(mut self, v: serde_json::Value) -> Self {
+        self.body = Some(Body::Json(v));
+        self
+    }
+    pub fn form(mut self, v: Vec<(String, String)>) -> Self {
+        self.body = Some(Body::Form(v));
+        self
+    }
+    pub fn header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// A response that arrived whole.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl HttpResponse {
+    /// Decode the body as `what`; an unreadable body is a classified error, never a panic.
+    pub fn json<T: DeserializeOwned>(&self, system: &str, what: &str) -> AResult<T> {
+        serde_json::from_slice(&self.body)
+            .map_err(|_| AdapterError::bad_response(system, self.status, what, &self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Everything one system's adapter needs to make requests.
+pub struct HttpClient {
+    client: reqwest::Client,
+    base: url::Url,
+    system: String,
+    pub limiter: Arc<RateLimiter>,
+    pub retry: RetryPolicy,
+    auth: Arc<dyn Auth>,
+    profile: Arc<dyn VendorProfile>,
+}
+
+/// Install rustls's ring provider once per process (reqwest is built without a default one).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl HttpClient {
+    pub fn new(
+        system: &str,
+        base_url: &str,
+        timeouts: Timeouts,
+        limiter: Arc<RateLimiter>,
+        auth: Arc<dyn Auth>,
+        profile: Arc<dyn VendorProfile>,
+    ) -> AResult<Self> {
+        install_crypto_provider();
+        let base = url::Url::parse(base_url).map_err(|e| {
+            AdapterError::new(
+                ErrorClass::Permanent,
+                system,
+                format!("base_url {base_url:?} is not a URL: {e}"),
+            )
+        })?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(timeouts.connect)
+            .timeout(timeouts.request)
+            .user_agent(concat!("accessdesk/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                AdapterError::new(
+                    ErrorClass::Permanent,
+                    system,
+                    format!("building the HTTP client: {e}"),
+                )
+            })?;
+        Ok(HttpClient {
+            client,
+            base,
+            system: system.to_string(),
+            limiter,
+            retry: RetryPolicy::default(),
+            auth,
+            profile,
+        })
+    }
+
+    pub fn system(&self) -> &str {
+        &self.system
+    }
+
+    pub fn base(&self) -> &url::Url {
+        &self.base
+    }
+
+    pub fn auth_source(&self) -> String {
+        self.auth.source()
+    }
+
+    fn url_for(&self, path: &str) -> AResult<url::Url> {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            let u = url::Url::parse(path).map_err(|e| {
+                AdapterError::new(
+                    ErrorClass::Permanent,
+                    &self.system,
+                    format!("bad URL {}: {e}", redact_url(path)),
+                )
+            })?;
+            if u.host_str() != self.base.host_str()
+                || u.port_or_known_default() != self.base.port_or_known_default()
+            {
+                return Err(AdapterError::new(
+                    ErrorClass::Permanent,
+                    &self.system,
+                    format!(
+                        "refusing to follow a link to another host: {}",
+                        redact_url(path)
+                    ),
+                ));
+            }
+            return Ok(u);
+        }
+        let mut base = self.base.as_str().trim_end_matches('/').to_string();
+        base.push_str(path);
+        url::Url::parse(&base).map_err(|e| {
+            AdapterError::new(
+                ErrorClass::Permanent,
+                &self.system,
+                format!("bad path {}: {e}", redact_url(path)),
+            )
+        })
+    }
+
+    fn build(&self, req: &Req) -> AResult<reqwest::Request> {
+        let url = self.url_for(&req.path)?;
+        let mut b = self.client.request(req.method.clone(), url);
+        for (k, v) in &req.headers {
+            b = b.header(k, v);
+        }
+        b = match &req.body {
+            Some(Body::Json(v)) => b.json(v),
+            Some(Body::Form(f)) => b.form(f),
+            None => b,
+        };
+        b.build().map_err(|e| {
+            AdapterError::new(
+                ErrorClass::Permanent,
+                &self.system,
+                format!("building the request: {e}"),
+            )
+        })
+    }
+
+    /// Send with rate limiting and retries. 2xx is `Ok`; anything else a classified error.
+    pub async fn send(&self, req: Req) -> AResult<HttpResponse> {
+        let started = Instant::now();
+        let mut refreshed = false;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let outcome = self.attempt(&req, attempt).await;
+            let err = match outcome {
+                Ok(resp) => return Ok(resp),
+                Err(e) => e,
+            };
+            if err.class == ErrorClass::Unauthorized {
+                if !refreshed && self.auth.invalidate().await {
+                    refreshed = true;
+                    continue;
+                }
+                return Err(self.unauthorized(err));
+            }
+            if !err.class.is_retryable() {
+                return Err(err);
+            }
+            if attempt >= self.retry.max_attempts {
+                return Err(gave_up(err, attempt, started.elapsed()));
+            }
+            let delay = self.retry.delay(attempt, err.class.retry_after());
+            if started.elapsed() + delay > self.retry.max_elapsed {
+                return Err(gave_up(err, attempt, started.elapsed()));
+            }
+            tracing::debug!(system = %self.system, attempt, delay_ms = delay.as_millis() as u64, class = err.class.name(), "retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    fn unauthorized(&self, mut e: AdapterError) -> AdapterError {
+        e.message = format!(
+            "{} rejected the credential from {} (expired or revoked?): {}",
+            self.system,
+            self.auth.source(),
+            e.message
+        );
+        e
+    }
+
+    async fn attempt(&self, req: &Req, attempt: u32) -> AResult<HttpResponse> {
+        let mut request = self.build(req)?;
+        self.auth.authorize(&mut request).await.map_err(|mut e| {
+            e.system = self.system.clone();
+            e
+        })?;
+        let method = request.method().clone();
+        let path = redact_url(request.url().path());
+        let permit = self.limiter.acquire().await;
+        let t = Instant::now();
+        let result = self.client.execute(request).await;
+        let (status, headers, body) = match result {
+            Err(e) => {
+                drop(permit);
+                let what = if e.is_timeout() {
+                    "timed out"
+                } else if e.is_connect() {
+                    "could not connect"
+                } else {
+                    "connection failed"
+                };
+                tracing::info!(system = %self.system, %method, path = %path, attempt, duration_ms = t.elapsed().as_millis() as u64, error = what, "http");
+                return Err(AdapterError::new(
+                    ErrorClass::Transient,
+                    &self.system,
+                    format!("{method} {path}: {what}"),
+                ));
+            }
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let headers = resp.headers().clone();
+                match resp.bytes().await {
+                    Ok(b) => (status, headers, b),
+                    Err(_) => {
+                        drop(permit);
+                        tracing::info!(system = %self.system, %method, path = %path, status, attempt, "http body truncated");
+                        return Err(AdapterError::new(
+                            ErrorClass::Transient,
+                            &self.system,
+                            format!("{method} {path}: the response body was cut off"),
+                        )
+                        .with_status(status));
+                    }
+                }
+            }
+        };
+        let signal = self.profile.rate_signal(status, &headers, &body);
+        self.limiter.observe(&signal);
+        drop(permit);
+        tracing::info!(system = %self.system, %method, path = %path, status, attempt, duration_ms = t.elapsed().as_millis() as u64, "http");
+        if (200..300).contains(&status) {
+            return Ok(HttpResponse {
+                status,
+                headers,
+                body,
+            });
+        }
+        let mut e = self.profile.classify(&self.system, status, &headers, &body);
+        if signal.throttled && !matches!(e.class, ErrorClass::RateLimited { .. }) {
+            e.class = ErrorClass::RateLimited {
+                retry_after: signal.retry_after,
+            };
+        }
+        Err(e)
+    }
+}
+
+fn gave_up(mut e: AdapterError, attempts: u32, elapsed: Duration) -> AdapterError {
+    e.message = format!(
+        "{} (gave up after {attempts} attempts in {:.1} s)",
+        e.message,
+        elapsed.as_secs_f64()
+    );
+    e
+}
+
+// ---------------------------------------------------------------------------------------
+// Pagination helpers
+// ---------------------------------------------------------------------------------------
+
+/// The `rel="next"` target of an RFC 8288 Link header (Okta, GitHub).
+pub fn link_next(headers: &HeaderMap) -> Option<String> {
+    for value in headers.get_all(reqwest::header::LINK) {
+        let Ok(v) = value.to_str() else { continue };
+        for part in v.split(',') {
+            let mut segs = part.split(';');
+            let target = segs.next()?.trim();
+            let is_next = segs.any(|p| {
+                let p = p.trim().replace(' ', "");
+                p == "rel=\"next\"" || p == "rel=next"
+            });
+            if is_next && target.starts_with('<') && target.ends_with('>') {
+                return Some(target[1..target.len() - 1].to_string());
+            }
+        }
+    }
+    None
+}
+
+/// SCIM (RFC 7644 §3.4.2.4): the next startIndex, or None when this page was the last.
+pub fn scim_next_start(start_index: u64, items_on_page: u64, total_results: u64) -> Option<u64> {
+    if items_on_page == 0 {
+        return None;
+    }
+    let next = start_index + items_on_page;
+    (next <= total_results).then_some(next)
+}
+
+// ---------------------------------------------------------------------------------------
+// Redaction
+// ---------------------------------------------------------------------------------------
+
+const SENSITIVE: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "apikey",
+    "api_key",
+    "authorization",
+    "client_assertion",
+    "signature",
+    "credential",
+    "sessionid",
+    "x-amz-security-token",
+    "privatekey",
+    "private_key",
+    "ssws",
+    "bearer",
+];
+
+fn is_sensitive(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    SENSITIVE.iter().any(|s| n.contains(s))
+}
+
+/// Redact the values of sensitive query parameters in a URL or path.
+pub fn redact_url(u: &str) -> String {
+    let Some((path, query)) = u.split_once('?') else {
+        return u.to_string();
+    };
+    let q: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if is_sensitive(k) => format!("{k}=[redacted]"),
+            _ => kv.to_string(),
+        })
+        .collect();
+    format!("{path}?{}", q.join("&"))
+}
+
+/// Redact credential-looking values in free text (body excerpts): `"password": "..."`,
+/// `token=...`, `Bearer ...`, `SSWS ...`.
+pub fn redact_text(s: &str) -> String {
+    let lower = s.to_ascii_lowercase();
+    let bytes = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    'outer: while i < s.len() {
+        for key in SENSITIVE {
+            if lower[i..].starts_with(key) && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric()) {
+                // Copy the key and any separator (quotes, colon, equals, spaces), then
+                // replace the value up to the next delimiter.
+                let mut j = i + key.len();
+                while j < s.len() && bytes[j].is_ascii_alphanumeric()
+                    || j < s.len() && bytes[j] == b'_'
+                {
+                    j += 1;
+                }
+                let key_end = j;
+                while j < s.len() && matches!(bytes[j], b'"' | b'\'' | b':' | b'=' | b' ') {
+                    j += 1;
+                }
+                if j == key_end {
+                    break; // the word with no value after it
+                }
+                let val_start = j;
+                // An Authorization value is "Scheme credentials": take both words.
+                let spaces_end = *key == "authorization";
+                while j < s.len()
+                    && !matches!(bytes[j], b'"' | b'\'' | b',' | b'&' | b'}' | b';' | b'\n')
+                    && (spaces_end || bytes[j] != b' ')
+                {
+                    j += 1;
+                }
+                if j == val_start {
+                    break;
+                }
+                out.push_str(&s[i..val_start]);
+                out.push_str("[redacted]");
+                i = j;
+                continue 'outer;
+            }
+        }
+        let ch = s[i..].chars().next().unwrap_or(' ');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn okta_and_github_triples_parse() {
+        let h = headers(&[
+            ("X-Rate-Limit-Limit", "600"),
+            ("X-Rate-Limit-Remaining", "599"),
+            ("X-Rate-Limit-Reset", "1700000060"),
+        ]);
+        let s = RateSignal::from_triple(
+            200,
+            &h,
+            "x-rate-limit-limit",
+            "x-rate-limit-remaining",
+            "x-rate-limit-reset",
+        );
+        assert_eq!((s.limit, s.remaining), (Some(600), Some(599)));
+        assert_eq!(
+            s.reset_at,
+            Some(UNIX_EPOCH + Duration::from_secs(1_700_000_060))
+        );
+        let h = headers(&[("retry-after", "7")]);
+        assert_eq!(
+            RateSignal::generic(429, &h),
+            RateSignal {
+                retry_after: Some(Duration::from_secs(7)),
+                throttled: true,
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn limiter_stops_at_the_vendor_window_and_resumes_after_reset() {
+        let l = RateLimiter::new("s", None, 8);
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        assert_eq!(l.try_take(now), None);
+        l.observe_at(
+            &RateSignal {
+                limit: Some(3),
+                remaining: Some(2),
+                reset_at: Some(wall + Duration::from_secs(10)),
+                ..Default::default()
+            },
+            now,
+            wall,
+        );
+        drop_in_flight(&l);
+        assert_eq!(l.try_take(now), None);
+        assert_eq!(l.try_take(now), None);
+        let wait = l.try_take(now).expect("window exhausted");
+        assert!(
+            wait >= Duration::from_secs(9) && wait <= Duration::from_secs(11),
+            "{wait:?}"
+        );
+        // After the reset a fresh allowance is assumed.
+        assert_eq!(l.try_take(now + Duration::from_secs(11)), None);
+    }
+
+    fn drop_in_flight(l: &RateLimiter) {
+        l.state.lock().unwrap().in_flight = 0;
+    }
+
+    #[test]
+    fn limiter_adapts_to_a_lowered_limit_within_the_window() {
+        let l = RateLimiter::new("s", None, 8);
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        l.observe_at(
+            &RateSignal {
+                limit: Some(100),
+                remaining: Some(90),
+                reset_at: Some(wall + Duration::from_secs(30)),
+                ..Default::default()
+            },
+            now,
+            wall,
+        );
+        // The vendor halves its limit: the next response says 50 with 5 left.
+        l.observe_at(
+            &RateSignal {
+                limit: Some(50),
+                remaining: Some(5),
+                reset_at: Some(wall + Duration::from_secs(30)),
+                ..Default::default()
+            },
+            now,
+            wall,
+        );
+        drop_in_flight(&l);
+        for _ in 0..5 {
+            assert_eq!(l.try_take(now), None);
+        }
+        assert!(l.try_take(now).is_some());
+        assert_eq!(l.snapshot().limit, Some(50));
+    }
+
+    #[test]
+    fn retry_after_blocks_and_throttling_without_headers_halves_the_rate() {
+        let l = RateLimiter::new("s", Some(600), 4);
+        let now = Instant::now();
+        l.observe_at(
+            &RateSignal {
+                retry_after: Some(Duration::from_secs(5)),
+                throttled: true,
+                ..Default::default()
+            },
+            now,
+            SystemTime::now(),
+        );
+        let w = l.try_take(now).unwrap();
+        assert!(w > Duration::from_secs(4));
+        let l = RateLimiter::new("s", Some(600), 4);
+        l.observe_at(
+            &RateSignal {
+                throttled: true,
+                ..Default::default()
+            },
+            now,
+            SystemTime::now(),
+        );
+        assert!((l.snapshot().rate_per_sec - 5.0).abs() < 1e-9);
+        for _ in 0..100 {
+            l.observe_at(&RateSignal::default(), now, SystemTime::now());
+        }
+        assert!(
+            (l.snapshot().rate_per_sec - 10.0).abs() < 1e-9,
+            "recovers to the budget"
+        );
+    }
+
+    #[test]
+    fn budget_bucket_paces_requests() {
+        let l = RateLimiter::new("s", Some(60), 1); // 1 per second, burst 1
+        let now = Instant::now();
+        assert_eq!(l.try_take(now), None);
+        let w = l.try_take(now).unwrap();
+        assert!(
+            w > Duration::from_millis(900) && w <= Duration::from_secs(1),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn backoff_is_jittered_capped_and_honours_the_vendor() {
+        let p = RetryPolicy {
+            max_attempts: 5,
+            max_elapsed: Duration::from_secs(60),
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(1),
+        };
+        for attempt in 1..10 {
+            let d = p.delay(attempt, None);
+            assert!(d <= Duration::from_secs(1));
+        }
+        assert!(p.delay(1, Some(Duration::from_secs(3))) >= Duration::from_secs(3));
+    }
+
+    #[test]
+    fn link_header_next() {
+        let h = headers(&[(
+            "link",
+            "<https://x.okta.com/api/v1/users?after=abc&limit=2>; rel=\"next\", <https://x.okta.com/api/v1/users?limit=2>; rel=\"self\"",
+        )]);
+        assert_eq!(
+            link_next(&h).as_deref(),
+            Some("https://x.okta.com/api/v1/users?after=abc&limit=2")
+        );
+        let h = headers(&[("link", "<https://x/a>; rel=\"self\"")]);
+        assert_eq!(link_next(&h), None);
+    }
+
+    #[test]
+    fn scim_paging() {
+        assert_eq!(scim_next_start(1, 10, 25), Some(11));
+        assert_eq!(scim_next_start(21, 5, 25), None);
+        assert_eq!(scim_next_start(1, 0, 25), None);
+    }
+
+    #[test]
+    fn redaction() {
+        assert_eq!(
+            redact_url("/oauth2/v1/token?client_assertion=abc.def&x=1"),
+            "/oauth2/v1/token?client_assertion=[redacted]&x=1"
+        );
+        let t = redact_text(
+            r#"{"password": "hunter2", "name": "ok", "access_token":"eyJabc"} Authorization: SSWS 00abc"#,
+        );
+        assert!(
+            !t.contains("hunter2") && !t.contains("eyJabc") && !t.contains("00abc"),
+            "{t}"
+        );
+        assert!(t.contains("\"name\": \"ok\""), "{t}");
+    }
+}

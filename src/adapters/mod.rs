@@ -1,0 +1,271 @@
+//! The adapter contract: how accessdesk talks to one target system.
+//!
+//! An adapter speaks one vendor's real API (auth, pagination, rate limits, error shapes)
+//! and exposes the same small surface to the engine: accounts, memberships, and paginated
+//! listings for reconciliation. Every failure is an [`AdapterError`] with a class the
+//! engine acts on (retry, fail, treat as success) and the vendor's own status, code and a
+//! short, redacted body excerpt for the admin.
+//!
+//! Adapters never touch the store; the engine owns persistence.
+
+pub mod error;
+pub mod http;
+pub mod registry;
+
+pub use error::{AdapterError, ErrorClass};
+
+use async_trait::async_trait;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+pub type AResult<T> = std::result::Result<T, AdapterError>;
+
+/// Who we are in the target system, and what we may do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Identity {
+    /// The principal the credential belongs to (a user, service app, IAM user ARN, ...).
+    pub principal: String,
+    /// Scopes or permissions granted, as the vendor names them.
+    pub scopes: Vec<String>,
+    /// Anything else worth showing (org id, API version, provider capabilities).
+    pub details: BTreeMap<String, String>,
+}
+
+/// What we want an account to look like. Built from a person by name shaping.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct AccountSpec {
+    pub hris_id: String,
+    pub login: String,
+    pub email: String,
+    pub given_name: String,
+    pub family_name: String,
+    pub display_name: String,
+    /// Extra vendor profile attributes (department, title, cost center, ...).
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl AccountSpec {
+    /// Shape a person for a kind of system. `login` follows the system's convention:
+    /// systems that log in by email get the work email.
+    pub fn from_person(p: &crate::model::Person, kind: crate::model::SystemKind) -> Self {
+        use crate::model::SystemKind as K;
+        let shaped = crate::model::names::shape(p, kind);
+        let login = match kind {
+            K::Okta | K::GoogleWorkspace | K::Scim | K::Entra | K::Slack => p.email.clone(),
+            _ => shaped.login.clone(),
+        };
+        let mut attributes = BTreeMap::new();
+        for (k, v) in [
+            ("department", &p.department),
+            ("title", &p.title),
+            ("costCenter", &p.cost_center),
+            ("location", &p.location),
+        ] {
+            if !v.is_empty() {
+                attributes.insert(k.to_string(), v.clone());
+            }
+        }
+        AccountSpec {
+            hris_id: p.hris_id.clone(),
+            login,
+            email: p.email.clone(),
+            given_name: shaped.given,
+            family_name: shaped.family,
+            display_name: shaped.display,
+            attributes,
+        }
+    }
+}
+
+/// An account as the target system reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemoteAccount {
+    /// The vendor's id for the account (Okta user id, SCIM id, IAM user name, ...).
+    pub external_id: String,
+    pub login: String,
+    pub email: Option<String>,
+    pub active: bool,
+    /// The HRIS id, where the system stores it (a tag, a profile field, externalId).
+    pub hris_id: Option<String>,
+}
+
+/// Which entitlement an operation is about, as the adapter needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EntitlementTarget {
+    pub kind: crate::model::EntitlementKind,
+    /// The catalogue name (what policies say).
+    pub name: String,
+    /// The vendor id if the catalogue configured one; adapters that need an id resolve the
+    /// name themselves when this equals `name`.
+    pub external_id: String,
+}
+
+impl EntitlementTarget {
+    pub fn from_entitlement(e: &crate::model::Entitlement, name: &str) -> Self {
+        EntitlementTarget {
+            kind: e.kind,
+            name: name.to_string(),
+            external_id: e.external_id.clone(),
+        }
+    }
+}
+
+/// A membership as the target system reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemoteMembership {
+    pub kind: crate::model::EntitlementKind,
+    pub name: String,
+    pub external_id: String,
+}
+
+/// One page of a listing. `next` is an opaque cursor: pass it back to get the next page,
+/// or to resume from this point after a failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+#[async_trait]
+pub trait Adapter: Send + Sync {
+    /// The configured system name.
+    fn system(&self) -> &str;
+    /// The vendor API version this adapter speaks (pinned in one place per adapter).
+    fn api_version(&self) -> &str;
+
+    /// Check the credential: who are we, with which scopes.
+    async fn authenticate(&self) -> AResult<Identity>;
+
+    async fn create_account(&self, spec: &AccountSpec) -> AResult<RemoteAccount>;
+    /// Partial update: only the fields in `spec` are sent.
+    async fn update_account(&self, external_id: &str, spec: &AccountSpec)
+    -> AResult<RemoteAccount>;
+    async fn deactivate_account(&self, external_id: &str) -> AResult<()>;
+    async fn reactivate_account(&self, external_id: &str) -> AResult<()>;
+    /// Suspend (temporarily block sign-in, keep everything). Not every vendor has it.
+    async fn suspend_account(&self, _external_id: &str) -> AResult<()> {
+        Err(AdapterError::unsupported(self.system(), "suspend"))
+    }
+    async fn get_account_by_login(&self, login: &str) -> AResult<Option<RemoteAccount>>;
+    async fn get_account(&self, external_id: &str) -> AResult<Option<RemoteAccount>>;
+
+    async fn add_membership(&self, account_id: &str, target: &EntitlementTarget) -> AResult<()>;
+    async fn remove_membership(&self, account_id: &str, target: &EntitlementTarget) -> AResult<()>;
+    async fn list_memberships(&self, account_id: &str) -> AResult<Vec<RemoteMembership>>;
+
+    /// One page of all accounts (reconciliation).
+    async fn list_accounts(&self, cursor: Option<String>) -> AResult<Page<RemoteAccount>>;
+    /// One page of the members of one entitlement (reconciliation).
+    async fn list_members(
+        &self,
+        target: &EntitlementTarget,
+        cursor: Option<String>,
+    ) -> AResult<Page<RemoteAccount>>;
+}
+
+/// Collect every page of a listing. A page that fails is retried from its own cursor
+/// (the pages before it are kept) up to `page_retries` times for retryable errors; then
+/// the whole listing fails. It never returns a silent partial result.
+pub async fn collect_all<T, F, Fut>(mut fetch: F, page_retries: u32) -> AResult<Vec<T>>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = AResult<Page<T>>>,
+{
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0u32;
+    loop {
+        let mut tries = 0;
+        let page = loop {
+            match fetch(cursor.clone()).await {
+                Ok(p) => break p,
+                Err(e) if e.class.is_retryable() && tries < page_retries => {
+                    tries += 1;
+                    let wait = e
+                        .class
+                        .retry_after()
+                        .unwrap_or(std::time::Duration::from_millis(50 * 2u64.pow(tries)));
+                    tokio::time::sleep(wait).await;
+                }
+                Err(mut e) => {
+                    e.message = format!(
+                        "listing failed on page {} after {} pages: {}",
+                        pages + 1,
+                        pages,
+                        e.message
+                    );
+                    return Err(e);
+                }
+            }
+        };
+        pages += 1;
+        out.extend(page.items);
+        match page.next {
+            Some(n) if Some(&n) != cursor.as_ref() => cursor = Some(n),
+            Some(_) => {
+                return Err(AdapterError::new(
+                    ErrorClass::Permanent,
+                    "",
+                    "pagination cursor did not advance; refusing to loop",
+                ));
+            }
+            None => return Ok(out),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn pages(
+        fail_on: u32,
+        fail_times: u32,
+        class: ErrorClass,
+    ) -> impl FnMut(Option<String>) -> std::future::Ready<AResult<Page<u32>>> {
+        let calls = std::sync::Arc::new(AtomicU32::new(0));
+        move |cursor: Option<String>| {
+            let n: u32 = cursor
+                .as_deref()
+                .map(|c| c.parse().unwrap_or(0))
+                .unwrap_or(1);
+            if n == fail_on && calls.fetch_add(1, Ordering::SeqCst) < fail_times {
+                return std::future::ready(Err(AdapterError::new(
+                    class.clone(),
+                    "sim",
+                    "page failed",
+                )));
+            }
+            let next = if n < 10 {
+                Some((n + 1).to_string())
+            } else {
+                None
+            };
+            std::future::ready(Ok(Page {
+                items: vec![n],
+                next,
+            }))
+        }
+    }
+
+    #[tokio::test]
+    async fn listing_resumes_from_the_failed_page() {
+        let all = collect_all(pages(7, 2, ErrorClass::Transient), 3)
+            .await
+            .unwrap();
+        assert_eq!(all, (1..=10).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn listing_fails_whole_rather_than_partially() {
+        let e = collect_all(pages(7, 99, ErrorClass::Transient), 2)
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("page 7 after 6 pages"), "{}", e.message);
+        let e = collect_all(pages(7, 1, ErrorClass::Permanent), 5)
+            .await
+            .unwrap_err();
+        assert_eq!(e.class, ErrorClass::Permanent);
+    }
+}
