@@ -13,6 +13,7 @@ pub mod import;
 pub mod model;
 pub mod policy;
 pub mod secrets;
+pub mod sim;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -8,9 +8,13 @@
 //!
 //! Adapters never touch the store; the engine owns persistence.
 
+pub mod aws_iam;
+pub mod aws_identitystore;
 pub mod error;
 pub mod http;
+pub mod okta;
 pub mod registry;
+pub mod scim;
 
 pub use error::{AdapterError, ErrorClass};
 

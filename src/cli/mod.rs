@@ -162,6 +162,8 @@ pub enum SecretCmd {
 pub enum SystemCmd {
     /// List configured systems with their dependencies and credential references.
     List,
+    /// Authenticate against one system and print who we are and the scopes granted.
+    Test { name: String },
 }
 
 #[derive(Debug, Args)]
@@ -241,6 +243,7 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Audit(c)) => audit::run(&ctx, c),
         Some(Command::Secret(c)) => secret::run(&ctx, c),
         Some(Command::System(SystemCmd::List)) => system_list(&ctx).map(|_| 0),
+        Some(Command::System(SystemCmd::Test { name })) => system_test(&ctx, &name),
         Some(Command::Bench(a)) => bench::run(&ctx, a).map(|_| 0),
         Some(Command::Completions { shell }) => {
             use clap::CommandFactory;
@@ -310,5 +313,54 @@ pub fn actor() -> String {
     match std::env::var("USER").or_else(|_| std::env::var("LOGNAME")) {
         Ok(u) if !u.is_empty() => format!("cli:{u}"),
         _ => "cli".to_string(),
+    }
+}
+
+fn system_test(ctx: &Ctx, name: &str) -> Result<i32> {
+    let cfg = ctx.systems()?;
+    let entry = cfg.catalog.systems.get(name).ok_or_else(|| {
+        let names: Vec<&str> = cfg.catalog.systems.keys().map(String::as_str).collect();
+        Error::usage(
+            format!("no system named {name:?}"),
+            format!("configured systems: {}", names.join(", ")),
+        )
+    })?;
+    let keychain = crate::secrets::Keychain::from_env()?;
+    let adapter = crate::adapters::registry::build(entry, &keychain)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the async runtime", e))?;
+    match rt.block_on(adapter.authenticate()) {
+        Ok(id) => {
+            if ctx.json {
+                ctx.print_json(&serde_json::json!({"system": name, "ok": true, "identity": id}))?;
+            } else {
+                println!("{name}: authenticated as {}", id.principal);
+                println!(
+                    "  scopes: {}",
+                    if id.scopes.is_empty() {
+                        "-".to_string()
+                    } else {
+                        id.scopes.join(", ")
+                    }
+                );
+                for (k, v) in &id.details {
+                    println!("  {k}: {v}");
+                }
+            }
+            Ok(0)
+        }
+        Err(e) => {
+            if ctx.json {
+                ctx.print_json(&serde_json::json!({"system": name, "ok": false, "error": e}))?;
+            } else {
+                eprintln!("error: {e}");
+                if !e.excerpt.is_empty() {
+                    eprintln!("  response: {}", e.excerpt);
+                }
+            }
+            Ok(1)
+        }
     }
 }

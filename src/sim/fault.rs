@@ -1,0 +1,334 @@
+//! Fault profiles: what can go wrong between an adapter and a vendor, and how often.
+//!
+//! A [`Faults`] handle is shared by a simulator (or the fault proxy) and whoever steers it
+//! (a test, the demo). Its middleware decides per request, with a seeded RNG, whether to
+//! answer normally or inject: a 429 burst, a 5xx, a timeout, a connection reset, a slow
+//! answer, or an outage ("down"). Eventual-consistency delays are applied by the stateful
+//! simulators themselves ([`Faults::visibility_delay`]).
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rand::{Rng, SeedableRng};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often each fault happens. Rates are probabilities per request (0.0-1.0).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultProfile {
+    /// Chance that a request starts a burst of 429s.
+    pub burst_429_rate: f64,
+    /// How many consecutive requests a 429 burst refuses.
+    pub burst_429_len: u32,
+    /// Retry-After the injected 429s carry, in seconds.
+    pub burst_retry_after_secs: u64,
+    pub error_5xx_rate: f64,
+    /// Chance of holding the request past the client's timeout.
+    pub timeout_rate: f64,
+    pub timeout_delay: Duration,
+    /// Chance of dropping the connection mid-response.
+    pub reset_rate: f64,
+    pub slow_rate: f64,
+    pub slow_delay: Duration,
+    /// How long a write takes to become visible to reads.
+    pub visibility_delay: Duration,
+    pub seed: u64,
+}
+
+impl Default for FaultProfile {
+    fn default() -> Self {
+        FaultProfile {
+            burst_429_rate: 0.0,
+            burst_429_len: 5,
+            burst_retry_after_secs: 1,
+            error_5xx_rate: 0.0,
+            timeout_rate: 0.0,
+            timeout_delay: Duration::from_secs(35),
+            reset_rate: 0.0,
+            slow_rate: 0.0,
+            slow_delay: Duration::from_millis(500),
+            visibility_delay: Duration::ZERO,
+            seed: 7,
+        }
+    }
+}
+
+impl FaultProfile {
+    /// No faults.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// An even mix of faults adding up to about `rate` of requests.
+    pub fn mixed(rate: f64, seed: u64) -> Self {
+        FaultProfile {
+            burst_429_rate: rate * 0.2 / 3.0,
+            burst_429_len: 3,
+            error_5xx_rate: rate * 0.3,
+            timeout_rate: rate * 0.1,
+            timeout_delay: Duration::from_secs(3),
+            reset_rate: rate * 0.2,
+            slow_rate: rate * 0.2,
+            slow_delay: Duration::from_millis(150),
+            seed,
+            ..Self::default()
+        }
+    }
+}
+
+/// How an injected rate-limit refusal looks, per vendor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleStyle {
+    /// 429 with Retry-After (Slack, Graph, SCIM providers).
+    RetryAfter429,
+    /// Okta: 429 with X-Rate-Limit-* and errorCode E0000047.
+    Okta,
+    /// AWS query APIs: HTTP 400, `<Code>Throttling</Code>`.
+    AwsQuery,
+}
+
+/// What the middleware decided for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Throttle,
+    ServerError,
+    Timeout,
+    Reset,
+    Slow,
+    Down,
+}
+
+#[derive(Debug)]
+pub struct Faults {
+    profile: Mutex<FaultProfile>,
+    rng: Mutex<rand::rngs::StdRng>,
+    burst_left: Mutex<u32>,
+    down: AtomicBool,
+    pub style: ThrottleStyle,
+    injected: AtomicU64,
+    requests: AtomicU64,
+}
+
+impl Faults {
+    pub fn new(profile: FaultProfile, style: ThrottleStyle) -> Arc<Self> {
+        Arc::new(Faults {
+            rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(profile.seed)),
+            profile: Mutex::new(profile),
+            burst_left: Mutex::new(0),
+            down: AtomicBool::new(false),
+            style,
+            injected: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    pub fn set_profile(&self, p: FaultProfile) {
+        *self.profile.lock().unwrap_or_else(|e| e.into_inner()) = p;
+    }
+
+    pub fn profile(&self) -> FaultProfile {
+        self.profile
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Take the system down (every request gets 503) or bring it back.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::SeqCst)
+    }
+
+    pub fn visibility_delay(&self) -> Duration {
+        self.profile().visibility_delay
+    }
+
+    /// (requests seen, faults injected)
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.requests.load(Ordering::Relaxed),
+            self.injected.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Decide what happens to the next request.
+    pub fn decide(&self) -> Option<Fault> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if self.is_down() {
+            self.injected.fetch_add(1, Ordering::Relaxed);
+            return Some(Fault::Down);
+        }
+        let p = self.profile();
+        let mut burst = self.burst_left.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        let fault = if *burst > 0 {
+            *burst -= 1;
+            Some(Fault::Throttle)
+        } else {
+            let r: f64 = rng.random();
+            let mut acc = 0.0;
+            let mut pick = None;
+            for (rate, f) in [
+                (p.burst_429_rate, Fault::Throttle),
+                (p.error_5xx_rate, Fault::ServerError),
+                (p.timeout_rate, Fault::Timeout),
+                (p.reset_rate, Fault::Reset),
+                (p.slow_rate, Fault::Slow),
+            ] {
+                acc += rate;
+                if r < acc {
+                    pick = Some(f);
+                    break;
+                }
+            }
+            if pick == Some(Fault::Throttle) {
+                *burst = p.burst_429_len.saturating_sub(1);
+            }
+            pick
+        };
+        if fault.is_some() {
+            self.injected.fetch_add(1, Ordering::Relaxed);
+        }
+        fault
+    }
+
+    /// The response for an injected refusal, in this vendor's style.
+    pub fn throttle_response(&self) -> Response {
+        let secs = self.profile().burst_retry_after_secs;
+        match self.style {
+            ThrottleStyle::RetryAfter429 => {
+                let mut r = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    axum::Json(
+                        serde_json::json!({"error": "rate_limited", "detail": "Too many requests"}),
+                    ),
+                )
+                    .into_response();
+                r.headers_mut()
+                    .insert("retry-after", HeaderValue::from(secs));
+                r
+            }
+            ThrottleStyle::Okta => {
+                let reset = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs()
+                    + secs;
+                let mut r = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    axum::Json(serde_json::json!({
+                        "errorCode": "E0000047",
+                        "errorSummary": "API call exceeded rate limit due to too many requests.",
+                        "errorLink": "E0000047",
+                        "errorId": "sim-ratelimit",
+                        "errorCauses": []
+                    })),
+                )
+                    .into_response();
+                let h = r.headers_mut();
+                h.insert("x-rate-limit-limit", HeaderValue::from(600u32));
+                h.insert("x-rate-limit-remaining", HeaderValue::from(0u32));
+                h.insert("x-rate-limit-reset", HeaderValue::from(reset));
+                r
+            }
+            ThrottleStyle::AwsQuery => {
+                let body = "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>sim-throttle</RequestId></ErrorResponse>";
+                let mut r = (StatusCode::BAD_REQUEST, body).into_response();
+                r.headers_mut()
+                    .insert("content-type", HeaderValue::from_static("text/xml"));
+                r.headers_mut().insert(
+                    "x-amzn-errortype",
+                    HeaderValue::from_static("ThrottlingException"),
+                );
+                r
+            }
+        }
+    }
+
+    fn server_error_response(&self) -> Response {
+        match self.style {
+            ThrottleStyle::Okta => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({
+                "errorCode": "E0000009", "errorSummary": "Internal Server Error", "errorLink": "E0000009", "errorId": "sim-5xx", "errorCauses": []
+            }))).into_response(),
+            ThrottleStyle::AwsQuery => {
+                let body = "<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code><Message>Service is unavailable</Message></Error><RequestId>sim-5xx</RequestId></ErrorResponse>";
+                (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+            }
+            ThrottleStyle::RetryAfter429 => (StatusCode::SERVICE_UNAVAILABLE, "service unavailable (injected)").into_response(),
+        }
+    }
+}
+
+/// A body that fails after zero bytes: hyper drops the connection mid-response.
+fn reset_response() -> Response {
+    let stream = futures::stream::once(async {
+        Err::<bytes::Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected reset",
+        ))
+    });
+    let mut r = Response::new(Body::from_stream(stream));
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    r
+}
+
+/// axum middleware: `Router::layer(axum::middleware::from_fn_with_state(faults, inject))`.
+pub async fn inject(State(faults): State<Arc<Faults>>, req: Request, next: Next) -> Response {
+    match faults.decide() {
+        None => next.run(req).await,
+        Some(Fault::Throttle) => faults.throttle_response(),
+        Some(Fault::ServerError) | Some(Fault::Down) => faults.server_error_response(),
+        Some(Fault::Timeout) => {
+            tokio::time::sleep(faults.profile().timeout_delay).await;
+            faults.server_error_response()
+        }
+        Some(Fault::Reset) => reset_response(),
+        Some(Fault::Slow) => {
+            tokio::time::sleep(faults.profile().slow_delay).await;
+            next.run(req).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_roughly_honoured_and_bursts_run_their_length() {
+        let f = Faults::new(
+            FaultProfile {
+                error_5xx_rate: 0.1,
+                seed: 1,
+                ..Default::default()
+            },
+            ThrottleStyle::RetryAfter429,
+        );
+        let n = 10_000;
+        let errors = (0..n)
+            .filter(|_| f.decide() == Some(Fault::ServerError))
+            .count();
+        assert!((800..1200).contains(&errors), "{errors}");
+        let f = Faults::new(
+            FaultProfile {
+                burst_429_rate: 1.0,
+                burst_429_len: 4,
+                seed: 1,
+                ..Default::default()
+            },
+            ThrottleStyle::Okta,
+        );
+        assert!((0..4).all(|_| f.decide() == Some(Fault::Throttle)));
+        f.set_profile(FaultProfile::none());
+        assert_eq!(f.decide(), None);
+        f.set_down(true);
+        assert_eq!(f.decide(), Some(Fault::Down));
+    }
+}
