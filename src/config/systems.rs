@@ -87,10 +87,11 @@ impl CredentialRef {
             if crate::secrets::valid_name(name) {
                 return Ok(CredentialRef::Keyring(name.to_string()));
             }
-        } else if let Some(var) = s.strip_prefix("env:") {
-            if !var.is_empty() && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Ok(CredentialRef::Env(var.to_string()));
-            }
+        } else if let Some(var) = s.strip_prefix("env:")
+            && !var.is_empty()
+            && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Ok(CredentialRef::Env(var.to_string()));
         }
         Err(format!(
             "credential must be `keyring:NAME` or `env:VAR`, got {:?}",
@@ -247,17 +248,17 @@ impl SystemsConfig {
                     }
                 },
             };
-            if let Some(rl) = rs.rate_limit {
-                if rl.requests_per_minute == 0 || rl.concurrency == 0 {
-                    problems.push(problem_at(
-                        path,
-                        text,
-                        Some(name.span()),
-                        format!("{key}.rate_limit"),
-                        "requests_per_minute and concurrency must be at least 1",
-                        "",
-                    ));
-                }
+            if let Some(rl) = rs.rate_limit
+                && (rl.requests_per_minute == 0 || rl.concurrency == 0)
+            {
+                problems.push(problem_at(
+                    path,
+                    text,
+                    Some(name.span()),
+                    format!("{key}.rate_limit"),
+                    "requests_per_minute and concurrency must be at least 1",
+                    "",
+                ));
             }
             let mut entitlements = BTreeMap::new();
             for (i, re) in rs.entitlements.iter().enumerate() {
@@ -372,18 +373,18 @@ impl SystemsConfig {
                 }
             }
         }
-        if problems.is_empty() {
-            if let Some(cycle) = find_cycle(&catalog) {
-                let first = &cycle[0];
-                let span = raw
-                    .systems
-                    .iter()
-                    .find(|(k, _)| k.get_ref() == first)
-                    .map(|(k, _)| k.span());
-                problems.push(problem_at(path, text, span, format!("systems.{first}.depends_on"),
+        if problems.is_empty()
+            && let Some(cycle) = find_cycle(&catalog)
+        {
+            let first = &cycle[0];
+            let span = raw
+                .systems
+                .iter()
+                .find(|(k, _)| k.get_ref() == first)
+                .map(|(k, _)| k.span());
+            problems.push(problem_at(path, text, span, format!("systems.{first}.depends_on"),
                     format!("dependency cycle: {}", cycle.join(" -> ")),
                     "a system's account must exist before its dependants are touched; remove one edge of the cycle"));
-            }
         }
         let mut import = ImportMapping::default();
         if let Some(ri) = raw.import {

@@ -40,10 +40,10 @@ pub fn from_toml_error(path: &Path, text: &str, err: &toml::de::Error, hint: &st
 
 fn key_from_message(msg: &str) -> String {
     // serde messages look like "missing field `kind`" or "unknown field `foo`, expected ...".
-    if let Some(start) = msg.find('`') {
-        if let Some(len) = msg[start + 1..].find('`') {
-            return msg[start + 1..start + 1 + len].to_string();
-        }
+    if let Some(start) = msg.find('`')
+        && let Some(len) = msg[start + 1..].find('`')
+    {
+        return msg[start + 1..start + 1 + len].to_string();
     }
     String::new()
 }
