@@ -108,3 +108,95 @@ fn test(
     }
     Ok(if changes.is_empty() { 0 } else { 1 })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Home;
+    use crate::model::Person;
+    use crate::store::Store;
+
+    fn home() -> (tempfile::TempDir, Ctx) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("systems.toml"),
+            "[systems.okta]\nkind = \"okta\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("policies.toml"),
+            "[[rule]]\nname = \"eng\"\nwhen = 'person.department == \"Engineering\"'\ngrant = [\"okta:group:eng\"]\n",
+        )
+        .unwrap();
+        let ctx = Ctx {
+            home: Home::new(dir.path()),
+            json: false,
+        };
+        (dir, ctx)
+    }
+
+    #[test]
+    fn explain_finds_people_by_id_or_email_and_rejects_unknown_ones() {
+        let (_dir, ctx) = home();
+        let mut p = Person::new("E1", "Ada", "Lovelace", "ada@example.com");
+        p.department = "Engineering".into();
+        let mut store = Store::open(&ctx.home.db_path()).unwrap();
+        store.write(|tx| tx.upsert_person(&p, "test")).unwrap();
+        drop(store);
+        for who in ["E1", "ADA@example.com"] {
+            let cmd = PolicyCmd::Explain { person: who.into() };
+            assert_eq!(run(&ctx, cmd).unwrap(), 0);
+        }
+        let e = run(
+            &ctx,
+            PolicyCmd::Explain {
+                person: "E9".into(),
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("no person \"E9\""), "{e}");
+        assert!(e.hint().is_some());
+    }
+
+    #[test]
+    fn test_exits_1_on_a_difference_and_0_when_equal() {
+        let (dir, ctx) = home();
+        let csv = dir.path().join("people.csv");
+        let golden = dir.path().join("golden.json");
+        std::fs::write(&csv, "employee_id,department\nE1,Engineering\nE2,Sales\n").unwrap();
+        let test = |update: bool| PolicyCmd::Test {
+            people: csv.clone(),
+            expect: golden.clone(),
+            update,
+        };
+        // No golden yet: a usage error, not a silent pass.
+        assert_eq!(run(&ctx, test(false)).unwrap_err().exit_code(), 2);
+        assert_eq!(run(&ctx, test(true)).unwrap(), 0);
+        assert_eq!(run(&ctx, test(false)).unwrap(), 0);
+        std::fs::write(&csv, "employee_id,department\nE1,Sales\nE2,Sales\n").unwrap();
+        assert_eq!(run(&ctx, test(false)).unwrap(), 1);
+        let g = golden::read_golden(&golden).unwrap();
+        assert!(
+            g["E1"].contains_key("okta:group:eng"),
+            "the golden file is unchanged"
+        );
+    }
+
+    #[test]
+    fn check_reports_problems_as_input_errors() {
+        let (dir, ctx) = home();
+        std::fs::write(
+            dir.path().join("policies.toml"),
+            "[[rule]]\nname = \"eng\"\nwhen = 'person.dept == \"x\"'\ngrant = [\"okta:group:eng\"]\n",
+        )
+        .unwrap();
+        let e = run(&ctx, PolicyCmd::Check).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string()
+                .contains("policies.toml:3:9: rule[0].when: unknown attribute person.dept"),
+            "{e}"
+        );
+    }
+}
