@@ -297,8 +297,21 @@ const SUPPORTED: &str = "conditions support &&, ||, !, ==, !=, <, <=, >, >=, `in
     ?:, startsWith, endsWith, contains, matches and size over person attributes and \
     string, int and bool literals";
 
+/// The longest condition accepted, in characters (real ones are a few hundred).
+pub const MAX_CONDITION_CHARS: usize = 10_000;
+
+/// The deepest expression tree accepted; checking and evaluation recurse over it.
+pub const MAX_DEPTH: usize = 64;
+
 /// Parse and check one condition. On success the typed tree; otherwise every problem found.
 pub fn check_condition(schema: &Schema, source: &str) -> Result<TExpr, Vec<CondProblem>> {
+    if source.chars().count() > MAX_CONDITION_CHARS {
+        return Err(vec![CondProblem {
+            offset: 0,
+            message: format!("the condition is longer than {MAX_CONDITION_CHARS} characters"),
+            hint: "split it into several rules".into(),
+        }]);
+    }
     let parsed = cel::parser::Parser::default()
         .max_recursion_depth(64)
         .parse_with_source_info(source);
@@ -317,6 +330,13 @@ pub fn check_condition(schema: &Schema, source: &str) -> Result<TExpr, Vec<CondP
             return Err(problems);
         }
     };
+    if depth_exceeds(&expr, MAX_DEPTH) {
+        return Err(vec![CondProblem {
+            offset: 0,
+            message: format!("the condition is nested more than {MAX_DEPTH} levels deep"),
+            hint: "split it into several rules".into(),
+        }]);
+    }
     let mut c = Checker {
         schema,
         source,
@@ -344,6 +364,27 @@ pub fn check_condition(schema: &Schema, source: &str) -> Result<TExpr, Vec<CondP
     }
 }
 
+/// Is the tree deeper than `limit` (counting the nodes the checker descends into)?
+/// Iterative, so that a pathological condition cannot overflow the stack here.
+fn depth_exceeds(e: &IdedExpr, limit: usize) -> bool {
+    let mut stack = vec![(e, 1usize)];
+    while let Some((e, d)) = stack.pop() {
+        if d > limit {
+            return true;
+        }
+        match &e.expr {
+            Expr::Call(c) => {
+                stack.extend(c.target.iter().map(|t| (&**t, d + 1)));
+                stack.extend(c.args.iter().map(|a| (a, d + 1)));
+            }
+            Expr::Select(s) => stack.push((&s.operand, d + 1)),
+            Expr::List(l) => stack.extend(l.elements.iter().map(|x| (x, d + 1))),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Turn the parser's (line, column) (1-based, in characters) into a character offset.
 fn char_offset_of(source: &str, (line, col): (isize, isize)) -> usize {
     let mut offset = 0usize;
@@ -359,6 +400,9 @@ fn char_offset_of(source: &str, (line, col): (isize, isize)) -> usize {
 
 /// The ANTLR messages list every token it expected; keep them short.
 fn clean_syntax_message(msg: &str) -> String {
+    if msg.contains("Recursion limit") {
+        return "the condition is nested too deeply".into();
+    }
     let msg = msg.strip_prefix("Syntax error: ").unwrap_or(msg);
     match msg.find(" expecting {") {
         Some(i) if msg.len() > i + 60 => msg[..i].to_string(),
@@ -1028,6 +1072,26 @@ mod tests {
         assert!(p[0].message.starts_with("CEL syntax error"), "{p:?}");
         let p = err("person.department = \"x\"");
         assert_eq!(p[0].offset, 18, "{p:?}");
+    }
+
+    #[test]
+    fn pathological_conditions_are_rejected_without_overflowing() {
+        let chain = format!("{}true", "true == ".repeat(1200));
+        assert!(
+            err(&chain)[0]
+                .message
+                .contains("nested more than 64 levels")
+        );
+        let parens = format!("{}true{}", "(".repeat(300), ")".repeat(300));
+        assert_eq!(
+            err(&parens)[0].message,
+            "CEL syntax error: the condition is nested too deeply"
+        );
+        let long = format!("{}true", "true && ".repeat(2000));
+        assert!(err(&long)[0].message.contains("longer than"));
+        // Deep but balanced: && chains are built as balanced trees.
+        let wide = format!("{}true", "true && ".repeat(1000));
+        assert!(check_condition(&schema(), &wide).is_ok());
     }
 
     #[test]

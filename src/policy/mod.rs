@@ -103,8 +103,16 @@ pub struct PolicySet {
 
 impl PolicySet {
     pub fn load(path: &Path, catalog: &Catalog) -> Result<PolicySet> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::usage(
+                    format!("{} does not exist", path.display()),
+                    "run `accessdesk init` to write a starter policies.toml, or create it",
+                )
+            } else {
+                Error::io(format!("reading {}", path.display()), e)
+            }
+        })?;
         Self::parse(path, &text, catalog)
     }
 
@@ -616,6 +624,29 @@ duration = "3 months"
         );
         assert!(e.contains("unknown attribute person.custom.level"), "{e}");
         assert!(e.contains("[attributes]"), "{e}");
+    }
+
+    #[test]
+    fn deeply_nested_toml_is_an_error_not_a_crash() {
+        let text = format!("x = {}", "[".repeat(100_000));
+        assert!(err_text(&text).starts_with("policies.toml:1:"));
+    }
+
+    #[test]
+    fn policy_sets_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<PolicySet>();
+    }
+
+    #[test]
+    fn a_missing_file_is_a_usage_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = PolicySet::load(&dir.path().join("policies.toml"), &catalog()).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string().ends_with("policies.toml does not exist"),
+            "{e}"
+        );
     }
 
     #[test]
