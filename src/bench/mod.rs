@@ -2,6 +2,8 @@
 //! With `--json` every bench prints one object:
 //! `{"bench": NAME, "results": [{"name", "value", "unit", "target", "better"}]}`.
 
+pub mod policy;
+
 use serde::Serialize;
 
 pub mod store;
