@@ -9,6 +9,7 @@ use crate::config::ImportMapping;
 use crate::error::{InputProblem, Location};
 use crate::model::names::clean;
 use crate::model::{EmploymentStatus, Person};
+use crate::policy::PolicySet;
 use crate::store::Store;
 use crate::store::people::Upsert;
 use crate::{Error, Result};
@@ -91,6 +92,17 @@ pub fn parse_people_csv(path: &Path, bytes: &[u8], mapping: &ImportMapping) -> R
         return Err(Error::input(problems));
     }
 
+    let mapped: Vec<usize> = col.values().copied().collect();
+    let extra_cols: Vec<(usize, &str)> = if mapping.extra_columns_as_custom {
+        headers
+            .iter()
+            .enumerate()
+            .filter(|(i, h)| !mapped.contains(i) && !h.trim().is_empty())
+            .map(|(i, h)| (i, h.trim()))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut people = Vec::new();
     let mut seen_ids: HashMap<String, usize> = HashMap::new();
     let mut seen_emails: HashMap<String, usize> = HashMap::new();
@@ -211,12 +223,17 @@ pub fn parse_people_csv(path: &Path, bytes: &[u8], mapping: &ImportMapping) -> R
             problems.extend(row_problems.into_iter().take(room));
             continue;
         }
-        let custom = mapping
+        let mut custom: BTreeMap<String, String> = mapping
             .columns
             .keys()
             .filter_map(|f| f.strip_prefix("custom.").map(|name| (f, name)))
             .filter_map(|(f, name)| opt(f).map(|v| (name.to_string(), v)))
             .collect();
+        for (i, h) in &extra_cols {
+            if let Some(v) = record.get(*i).map(str::trim).filter(|v| !v.is_empty()) {
+                custom.insert(h.to_string(), v.to_string());
+            }
+        }
         people.push(Person {
             hris_id: id.to_string(),
             given_name: given,
@@ -299,6 +316,9 @@ pub struct ImportReport {
     pub created: usize,
     pub updated: usize,
     pub unchanged: usize,
+    /// Intended grants added and withdrawn by re-evaluating policy for changed people.
+    pub grants_added: usize,
+    pub grants_removed: usize,
     /// HRIS ids of people created or updated.
     #[serde(skip)]
     pub changed_ids: Vec<String>,
@@ -306,9 +326,13 @@ pub struct ImportReport {
 }
 
 /// Upsert validated people in one transaction. With `dry_run`, report without writing.
+///
+/// With `policies`, the intended grants of every created or updated person are recomputed
+/// in the same transaction.
 pub fn import_people(
     store: &mut Store,
     people: &[Person],
+    policies: Option<&PolicySet>,
     actor: &str,
     dry_run: bool,
 ) -> Result<ImportReport> {
@@ -338,6 +362,12 @@ pub fn import_people(
                 }
             }
             report.changed_ids.push(p.hris_id.clone());
+            if let Some(policies) = policies {
+                let grants = policies.evaluate(p, tx.now);
+                let (added, removed) = tx.replace_intended_grants(&p.hris_id, &grants, actor)?;
+                report.grants_added += added;
+                report.grants_removed += removed;
+            }
         }
         Ok(())
     })?;
@@ -421,6 +451,7 @@ mod tests {
     #[test]
     fn custom_mapping_and_custom_attributes() {
         let mut m = ImportMapping {
+            extra_columns_as_custom: false,
             columns: BTreeMap::new(),
         };
         for (f, h) in [
@@ -452,10 +483,10 @@ mod tests {
         assert!(parse("E1,Ada,L,,bad,Eng,,,,,active,,\n").is_err());
         assert_eq!(s.people_count().unwrap(), 0);
         let people = parse("E1,Ada,L,,ada@example.com,Eng,,,,,active,,\nE2,Bo,M,,bo@example.com,Eng,,,,,pending,,\n").unwrap();
-        let r1 = import_people(&mut s, &people, "t", false).unwrap();
+        let r1 = import_people(&mut s, &people, None, "t", false).unwrap();
         assert_eq!((r1.created, r1.updated, r1.unchanged), (2, 0, 0));
         let audit = s.audit_count().unwrap();
-        let r2 = import_people(&mut s, &people, "t", false).unwrap();
+        let r2 = import_people(&mut s, &people, None, "t", false).unwrap();
         assert_eq!((r2.created, r2.updated, r2.unchanged), (0, 0, 2));
         assert_eq!(s.audit_count().unwrap(), audit);
     }

@@ -162,6 +162,30 @@ fn import_is_validated_whole_and_idempotent() {
     let o = h.run(&["--json", "people", "show", "IVAN@example.com"]);
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["person"]["given_name"], "Иван");
+    // The import evaluated policy for the new people.
+    let intended: Vec<&str> = r["intended"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["entitlement"].as_str().unwrap())
+        .collect();
+    assert_eq!(intended, ["okta:group:everyone"]);
+    let o = h.run(&["--json", "people", "show", "E1"]);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let intended: Vec<&str> = r["intended"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["entitlement"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        intended,
+        [
+            "github:team:engineering",
+            "okta:group:engineering",
+            "okta:group:everyone"
+        ]
+    );
     let o = h.run(&["people", "show", "nobody"]);
     assert_eq!(code(&o), 2);
 }
@@ -182,9 +206,12 @@ fn audit_verify_names_the_first_tampered_event() {
         code(&h.run(&["people", "import", good.to_str().unwrap()])),
         0
     );
-    let o = h.run(&["audit", "verify"]);
+    let o = h.run(&["--json", "audit", "verify"]);
     assert_eq!(code(&o), 0, "{}", text(&o));
-    assert!(text(&o).contains("intact: 4 events"), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    // init + 3 people + their intended grants (everyone, and engineering for Ada).
+    assert_eq!(v["events"], 1 + 3 + 3 + 2);
 
     let db = rusqlite::Connection::open(h.file("accessdesk.db")).unwrap();
     db.execute_batch(
@@ -218,9 +245,23 @@ fn audit_export_filters_by_time_in_both_formats() {
         "2000-01-01",
     ]);
     let events: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(events.len(), 2);
-    assert_eq!(events[1]["action"], "person.created");
+    let actions: Vec<&str> = events
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "config.initialised",
+            "person.created",
+            "grant.intended",
+            "grant.intended",
+            "grant.intended"
+        ]
+    );
     assert_eq!(events[1]["actor"], "cli:tester");
+    assert_eq!(events[2]["details"]["rule"], "engineering");
+    let total = events.len();
     let o = h.run(&[
         "audit",
         "export",
@@ -246,7 +287,7 @@ fn audit_export_filters_by_time_in_both_formats() {
         csv.starts_with("seq,ts,actor,action,subject,details,prev_hash,hash\n"),
         "{csv}"
     );
-    assert_eq!(csv.lines().count(), 3);
+    assert_eq!(csv.lines().count(), 1 + total);
     let o = h.run(&["audit", "export", "--since", "yesterday"]);
     assert_eq!(code(&o), 2);
 }

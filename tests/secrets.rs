@@ -450,9 +450,11 @@ const LEAK_COMMANDS: &[(&[&str], bool)] = &[
     (&["secret", "get", "leak-token", "--json"], true),
     (&["system", "list"], true),
     (&["system", "list", "--json"], true),
-    (&["policy", "check"], false),
+    (&["policy", "check"], true),
     (&["people", "import", "{tmp}/people.csv"], true),
     (&["audit", "verify"], true),
+    (&["policy", "explain", "E1"], true),
+    (&["people", "show", "E1", "--json"], true),
     (
         &[
             "audit",
@@ -489,6 +491,13 @@ base_url = "https://example.okta.com"
 credential = "env:ACCESSDESK_TEST_LEAK_TOKEN"
 "#;
 
+const LEAK_POLICIES: &str = r#"
+[[rule]]
+name = "engineering"
+when = 'person.department == "Engineering" && person.status == "active"'
+grant = ["okta:group:engineering", "github:team:eng"]
+"#;
+
 const LEAK_PEOPLE: &str = "\
 employee_id,first_name,last_name,email,department,title,manager_id,location,status,start_date
 E1,Ada,Lovelace,ada@example.com,Engineering,Engineer,,London,active,2024-01-02
@@ -503,6 +512,7 @@ fn secret_value_never_reaches_logs_outputs_database_or_audit() {
     let scratch = fx.tmp.path().join("scratch");
     std::fs::create_dir_all(&scratch).expect("scratch dir");
     std::fs::write(scratch.join("people.csv"), LEAK_PEOPLE).expect("people.csv");
+    std::fs::write(fx.home.join("policies.toml"), LEAK_POLICIES).expect("policies.toml");
     let log = scratch.join("accessdesk.log");
 
     // The scanner must be able to see a leak: a control file with the secret buried in

@@ -6,6 +6,9 @@ use crate::{Error, Result};
 
 pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<()> {
     let report: BenchReport = match a.name.as_str() {
+        "policy" => {
+            crate::bench::policy::run(a.people.unwrap_or(100_000), a.rules.unwrap_or(300), a.runs)
+        }
         "store" => crate::bench::store::run(a.people.unwrap_or(100_000), 10, a.runs)?,
         other => {
             return Err(Error::usage(

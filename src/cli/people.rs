@@ -19,8 +19,16 @@ pub fn run(ctx: &Ctx, cmd: PeopleCmd) -> Result<i32> {
                 None => systems.import.clone(),
             };
             let people = read_people_csv(&file, &mapping)?;
+            // Policies are loaded first: intended grants are recomputed with the import.
+            let policies = ctx.policies(&systems)?;
             let mut store = ctx.store()?;
-            let report = import_people(&mut store, &people, &super::actor(), dry_run)?;
+            let report = import_people(
+                &mut store,
+                &people,
+                Some(&policies),
+                &super::actor(),
+                dry_run,
+            )?;
             if ctx.json {
                 ctx.print_json(&report)?;
             } else {
@@ -32,6 +40,12 @@ pub fn run(ctx: &Ctx, cmd: PeopleCmd) -> Result<i32> {
                     report.updated,
                     report.unchanged
                 );
+                if !dry_run {
+                    println!(
+                        "intended grants: {} added, {} withdrawn",
+                        report.grants_added, report.grants_removed
+                    );
+                }
             }
             Ok(0)
         }

@@ -48,7 +48,7 @@ pub fn run(ctx: &Ctx, cmd: PolicyCmd) -> Result<i32> {
             people,
             expect,
             update,
-        } => test(ctx, &policies, &people, &expect, update),
+        } => test(ctx, &policies, &systems.import, &people, &expect, update),
     }
 }
 
@@ -61,11 +61,12 @@ fn plural(n: usize) -> &'static str {
 fn test(
     ctx: &Ctx,
     policies: &crate::policy::PolicySet,
+    mapping: &crate::config::ImportMapping,
     people: &Path,
     expect: &Path,
     update: bool,
 ) -> Result<i32> {
-    let fixture = golden::fixture_people(people)?;
+    let fixture = golden::fixture_people(people, mapping)?;
     let actual = golden::golden_for(policies, &fixture);
     if update {
         golden::write_golden(expect, &actual)?;
@@ -164,7 +165,7 @@ mod tests {
         let (dir, ctx) = home();
         let csv = dir.path().join("people.csv");
         let golden = dir.path().join("golden.json");
-        std::fs::write(&csv, "employee_id,department\nE1,Engineering\nE2,Sales\n").unwrap();
+        std::fs::write(&csv, "employee_id,first_name,email,status,department\nE1,A,a@example.com,active,Engineering\nE2,B,b@example.com,active,Sales\n").unwrap();
         let test = |update: bool| PolicyCmd::Test {
             people: csv.clone(),
             expect: golden.clone(),
@@ -174,7 +175,7 @@ mod tests {
         assert_eq!(run(&ctx, test(false)).unwrap_err().exit_code(), 2);
         assert_eq!(run(&ctx, test(true)).unwrap(), 0);
         assert_eq!(run(&ctx, test(false)).unwrap(), 0);
-        std::fs::write(&csv, "employee_id,department\nE1,Sales\nE2,Sales\n").unwrap();
+        std::fs::write(&csv, "employee_id,first_name,email,status,department\nE1,A,a@example.com,active,Sales\nE2,B,b@example.com,active,Sales\n").unwrap();
         assert_eq!(run(&ctx, test(false)).unwrap(), 1);
         let g = golden::read_golden(&golden).unwrap();
         assert!(

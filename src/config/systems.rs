@@ -158,6 +158,9 @@ impl Catalog {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportMapping {
     pub columns: BTreeMap<String, String>,
+    /// Read columns the mapping does not name as custom attributes (`person.custom.HEADER`).
+    /// Off for HR imports; on for policy-test fixtures.
+    pub extra_columns_as_custom: bool,
 }
 
 /// The canonical fields a CSV column can map to.
@@ -186,7 +189,10 @@ impl Default for ImportMapping {
             .filter(|f| **f != "display_name")
             .map(|f| (f.to_string(), f.to_string()))
             .collect();
-        ImportMapping { columns }
+        ImportMapping {
+            columns,
+            extra_columns_as_custom: false,
+        }
     }
 }
 

@@ -17,10 +17,10 @@
 //! as written in the rule (not as timestamps) so the file does not depend on the clock.
 
 use super::PolicySet;
+use crate::config::ImportMapping;
 use crate::error::{InputProblem, Location};
-use crate::model::{EmploymentStatus, Person};
+use crate::model::Person;
 use crate::{Error, Result};
-use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -199,163 +199,22 @@ pub fn write_golden(path: &Path, golden: &Golden) -> Result<()> {
     std::fs::write(path, text).map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }
 
-/// Column names of the fixture CSV (the default HR export headers).
-const COLUMNS: [&str; 13] = [
-    "employee_id",
-    "first_name",
-    "last_name",
-    "preferred_name",
-    "email",
-    "department",
-    "title",
-    "manager_id",
-    "location",
-    "cost_center",
-    "status",
-    "start_date",
-    "end_date",
-];
 
-/// Read fixture people from a CSV with the default HR column names.
-///
-/// A minimal reader for policy tests until the shared importer (`import::read_people_csv`)
-/// is merged: only `employee_id` is required; a missing `status` column means active;
-/// other unknown columns become custom attributes (`person.custom.<header>`). Every bad
-/// row is reported, with its line.
-pub fn fixture_people(path: &Path) -> Result<Vec<Person>> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| csv_error(path, e))?;
-    let headers = rdr.headers().map_err(|e| csv_error(path, e))?.clone();
-    let col = |name: &str| headers.iter().position(|h| h == name);
-    let problem = |line: u64, key: &str, message: String, hint: &str| InputProblem {
-        location: Location {
-            file: path.to_path_buf(),
-            line: line as usize,
-            column: 0,
-        },
-        key: key.to_string(),
-        message,
-        hint: hint.to_string(),
-    };
-    let Some(id_col) = col("employee_id") else {
-        return Err(Error::input(vec![problem(
-            1,
-            "employee_id",
-            "the header has no employee_id column".into(),
-            &format!("fixture columns are {}", COLUMNS.join(", ")),
-        )]));
-    };
-    let custom_cols: Vec<(usize, &str)> = headers
-        .iter()
-        .enumerate()
-        .filter(|(_, h)| !COLUMNS.contains(h))
-        .collect();
-    let mut people = Vec::new();
-    let mut problems = Vec::new();
-    let mut seen: HashMap<String, u64> = HashMap::new();
-    for rec in rdr.records() {
-        let rec = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                problems.push(match csv_error(path, e) {
-                    Error::Input(mut ps) if !ps.0.is_empty() => ps.0.remove(0),
-                    other => problem(0, "", other.to_string(), ""),
-                });
-                continue;
-            }
-        };
-        let line = rec.position().map_or(0, |p| p.line());
-        let get = |name: &str| col(name).and_then(|i| rec.get(i)).unwrap_or("");
-        let opt = |name: &str| Some(get(name).to_string()).filter(|s| !s.is_empty());
-        let id = rec.get(id_col).unwrap_or("").to_string();
-        if id.is_empty() {
-            problems.push(problem(
-                line,
-                "employee_id",
-                "employee_id is empty".into(),
-                "",
-            ));
-            continue;
-        }
-        if let Some(first) = seen.insert(id.clone(), line) {
-            problems.push(problem(
-                line,
-                "employee_id",
-                format!("employee_id {id:?} also appears on line {first}"),
-                "each fixture person needs a unique id",
-            ));
-            continue;
-        }
-        let mut p = Person::new(&id, get("first_name"), get("last_name"), get("email"));
-        p.preferred_name = opt("preferred_name");
-        p.department = get("department").to_string();
-        p.title = get("title").to_string();
-        p.manager_id = opt("manager_id");
-        p.location = get("location").to_string();
-        p.cost_center = get("cost_center").to_string();
-        if col("status").is_some() {
-            match get("status").parse::<EmploymentStatus>() {
-                Ok(s) => p.status = s,
-                Err(msg) => problems.push(problem(line, "status", msg, "")),
-            }
-        }
-        for (name, slot) in [
-            ("start_date", &mut p.start_date),
-            ("end_date", &mut p.end_date),
-        ] {
-            let v = get(name);
-            if v.is_empty() {
-                continue;
-            }
-            match NaiveDate::parse_from_str(v, "%Y-%m-%d") {
-                Ok(d) => *slot = Some(d),
-                Err(_) => problems.push(problem(
-                    line,
-                    name,
-                    format!("{v:?} is not a date"),
-                    "write dates as YYYY-MM-DD",
-                )),
-            }
-        }
-        for &(i, h) in &custom_cols {
-            if let Some(v) = rec.get(i).filter(|v| !v.is_empty()) {
-                p.custom.insert(h.to_string(), v.to_string());
-            }
-        }
-        people.push(p);
-    }
-    if !problems.is_empty() {
-        return Err(Error::input(problems));
-    }
-    Ok(people)
-}
-
-fn csv_error(path: &Path, e: csv::Error) -> Error {
-    let line = e.position().map_or(0, |p| p.line() as usize);
-    if let csv::ErrorKind::Io(_) = e.kind() {
-        let csv::ErrorKind::Io(io) = e.into_kind() else {
-            return Error::Failed(format!("reading {}", path.display()));
-        };
-        return Error::io(format!("reading {}", path.display()), io);
-    }
-    Error::input(vec![InputProblem {
-        location: Location {
-            file: path.to_path_buf(),
-            line: line.max(1),
-            column: 0,
-        },
-        key: String::new(),
-        message: format!("bad CSV: {e}"),
-        hint: String::new(),
-    }])
+/// Read fixture people for a policy test. It is the HR importer with the given column
+/// mapping (systems.toml's), so fixtures are validated exactly like real imports; columns
+/// the mapping does not name become custom attributes (`person.custom.<header>`).
+pub fn fixture_people(path: &Path, mapping: &ImportMapping) -> Result<Vec<Person>> {
+    let mut mapping = mapping.clone();
+    mapping.extra_columns_as_custom = true;
+    crate::import::read_people_csv(path, &mapping)
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::tests::{POLICIES, parse};
     use super::*;
+    use crate::model::EmploymentStatus;
+    use chrono::NaiveDate;
 
     const CSV: &str =
         "employee_id,first_name,last_name,email,department,title,status,start_date,clearance
@@ -368,7 +227,7 @@ E004,Joan,Clarke,joan@example.com,Legal,Counsel,terminated,,
     fn fixture(dir: &Path) -> Vec<Person> {
         let p = dir.join("people.csv");
         std::fs::write(&p, CSV).unwrap();
-        fixture_people(&p).unwrap()
+        fixture_people(&p, &ImportMapping::default()).unwrap()
     }
 
     #[test]
@@ -388,10 +247,12 @@ E004,Joan,Clarke,joan@example.com,Legal,Counsel,terminated,,
         let p = dir.path().join("bad.csv");
         std::fs::write(
             &p,
-            "employee_id,status,start_date\nE1,actve,\nE2,active,01/02/2020\nE1,active,\n",
+            "employee_id,first_name,email,status,start_date\nE1,A,a@example.com,actve,\nE2,B,b@example.com,active,01/02/2020\nE1,C,c@example.com,active,\n",
         )
         .unwrap();
-        let e = fixture_people(&p).unwrap_err().to_string();
+        let e = fixture_people(&p, &ImportMapping::default())
+            .unwrap_err()
+            .to_string();
         let lines: Vec<&str> = e.lines().collect();
         assert_eq!(lines.len(), 3, "{e}");
         assert!(

@@ -685,7 +685,7 @@ duration = "3 months"
             (1, 2)
         );
         let rows = store.intended_for("E1").unwrap();
-        let names: Vec<&str> = rows.iter().map(|r| r.entitlement.as_str()).collect();
+        let names: Vec<&str> = rows.iter().map(|r| &*r.entitlement).collect();
         assert_eq!(
             names,
             vec![

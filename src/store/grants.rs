@@ -101,9 +101,10 @@ impl Tx<'_> {
             let ent = g.entitlement.to_string();
             let exp = g.expires_at.map(|d| d.to_rfc3339());
             wanted.insert(ent.clone(), ());
-            match current.get(&ent) {
-                Some((rule, e)) if *rule == g.rule && *e == exp => continue,
-                _ => {}
+            // Same entitlement from the same rule: keep the stored row. A time-bound grant's
+            // clock starts when it was first intended, not at every re-evaluation.
+            if matches!(current.get(&ent), Some((rule, _)) if *rule == g.rule) {
+                continue;
             }
             let is_new = !current.contains_key(&ent);
             self.tx.prepare_cached(

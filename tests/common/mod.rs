@@ -27,12 +27,13 @@ pub fn random_hex(n: usize) -> String {
     out
 }
 
-/// A home directory as `accessdesk init` would leave it, minus policies: a systems.toml
-/// (an empty file is valid) and no database yet (the first command creates it).
+/// A home directory as `accessdesk init` would leave it: a systems.toml (an empty file is
+/// valid), a policies.toml with no rules, and no database yet (the first command creates it).
 pub fn make_home(dir: &Path, systems_toml: &str) -> PathBuf {
     let home = dir.join("home");
     std::fs::create_dir_all(&home).expect("create home dir");
     std::fs::write(home.join("systems.toml"), systems_toml).expect("write systems.toml");
+    std::fs::write(home.join("policies.toml"), "# no rules\n").expect("write policies.toml");
     home
 }
 
