@@ -100,6 +100,9 @@ struct VendorWindow {
     reset_at: Instant,
     /// How long a window lasts (learned from consecutive resets; default 60 s).
     length: Duration,
+    /// Set when we rolled over on our own: the reset we rolled over from. `reset_at` is
+    /// then only a guess, and the first response from a newer window replaces it.
+    rolled_from: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -223,6 +226,7 @@ impl RateLimiter {
                 // response tells us otherwise.
                 let periods =
                     ((now - w.reset_at).as_secs_f64() / w.length.as_secs_f64()).floor() as u32 + 1;
+                w.rolled_from = Some(w.reset_at + w.length * (periods - 1));
                 w.reset_at += w.length * periods;
                 w.remaining = w.limit;
             }
@@ -256,8 +260,13 @@ impl RateLimiter {
             Ok(s) => s,
             Err(p) => p.into_inner(),
         };
-        // Requests sent after this one was answered are not in the vendor's count yet.
-        let others = s.in_flight.saturating_sub(1);
+        // Our own count already includes every request we sent, so when we are the only
+        // client of this quota it is never above the vendor's. The vendor's lower figure wins
+        // when someone else spends the same quota or the limit was cut; requests still in
+        // flight may then overshoot by at most the concurrency, and the 429 that follows
+        // blocks until the reset. (Subtracting every in-flight request instead wastes up to
+        // the concurrency in every window; measured: 93.5% of N instead of 100%.)
+        let others = 0u32;
         if let (Some(limit), Some(remaining), Some(reset)) =
             (sig.limit, sig.remaining, sig.reset_at)
         {
@@ -265,6 +274,26 @@ impl RateLimiter {
             let reset_at = now + until;
             let reported = remaining.saturating_sub(others);
             match s.window.as_mut() {
+                // We rolled over on a guess; this response is from the window after the
+                // one we rolled from: take its reset as the truth and learn the length.
+                Some(w)
+                    if w.rolled_from
+                        .is_some_and(|from| reset_at > from + Duration::from_millis(500)) =>
+                {
+                    let from = w.rolled_from.unwrap_or(reset_at);
+                    let learned = reset_at.saturating_duration_since(from);
+                    if learned >= Duration::from_secs(1) && learned <= Duration::from_secs(3600) {
+                        w.length = learned;
+                    }
+                    let remaining = w.remaining.min(reported).min(limit);
+                    *w = VendorWindow {
+                        limit,
+                        remaining,
+                        reset_at,
+                        length: w.length,
+                        rolled_from: None,
+                    };
+                }
                 // Same window (resets within a second of each other): trust the lower count.
                 Some(w)
                     if reset_at <= w.reset_at + Duration::from_millis(1000)
@@ -283,6 +312,7 @@ impl RateLimiter {
                         remaining: reported.min(limit),
                         reset_at,
                         length: w.length,
+                        rolled_from: None,
                     };
                 }
                 Some(_) => {} // a stale response from an older window
@@ -292,6 +322,7 @@ impl RateLimiter {
                         remaining: reported.min(limit),
                         reset_at,
                         length: Duration::from_secs(60),
+                        rolled_from: None,
                     });
                 }
             }
@@ -1046,6 +1077,41 @@ mod tests {
 
     fn drop_in_flight(l: &RateLimiter) {
         l.state.lock().unwrap().in_flight = 0;
+    }
+
+    #[test]
+    fn limiter_learns_short_windows_after_rolling_over() {
+        let l = RateLimiter::new("s", None, 8);
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let sig = |remaining, reset| RateSignal {
+            limit: Some(2),
+            remaining: Some(remaining),
+            reset_at: Some(reset),
+            ..Default::default()
+        };
+        l.observe_at(&sig(2, wall + Duration::from_secs(5)), now, wall);
+        drop_in_flight(&l);
+        assert_eq!(l.try_take(now), None);
+        assert_eq!(l.try_take(now), None);
+        assert!(l.try_take(now).is_some());
+        drop_in_flight(&l);
+        // Roll over on our own, then hear from the next (5 s) window.
+        let later = now + Duration::from_secs(5) + Duration::from_millis(10);
+        assert_eq!(l.try_take(later), None);
+        l.observe_at(
+            &sig(1, wall + Duration::from_secs(10)),
+            later,
+            wall + Duration::from_secs(5),
+        );
+        drop_in_flight(&l);
+        assert_eq!(l.snapshot().remaining, Some(1));
+        assert_eq!(l.try_take(later), None);
+        let wait = l.try_take(later).expect("window used up");
+        assert!(
+            wait <= Duration::from_millis(5100),
+            "waited for a 60 s guess: {wait:?}"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod policy;
 
 use serde::Serialize;
 
+pub mod limiter;
 pub mod store;
 
 #[derive(Debug, Clone, Serialize)]

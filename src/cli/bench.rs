@@ -9,11 +9,16 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<()> {
         "policy" => {
             crate::bench::policy::run(a.people.unwrap_or(100_000), a.rules.unwrap_or(300), a.runs)
         }
+        "limiter" => crate::bench::limiter::run(
+            a.people.map(|n| n as u32).unwrap_or(200),
+            std::time::Duration::from_secs(a.window_secs.unwrap_or(5)),
+            a.windows.unwrap_or(6),
+        )?,
         "store" => crate::bench::store::run(a.people.unwrap_or(100_000), 10, a.runs)?,
         other => {
             return Err(Error::usage(
                 format!("unknown benchmark {other:?}"),
-                "benchmarks: policy, store",
+                "benchmarks: policy, store, limiter",
             ));
         }
     };

@@ -168,14 +168,20 @@ pub enum SystemCmd {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// policy | store
+    /// policy | store | limiter
     pub name: String,
-    /// Scale: number of people (defaults to the target size).
+    /// Scale: number of people (defaults to the target size); for the limiter
+    /// bench, N requests per window.
     #[arg(long)]
     pub people: Option<usize>,
     /// Number of rules (policy bench).
     #[arg(long)]
     pub rules: Option<usize>,
+    /// Limiter bench: window length in seconds (default 5) and number of windows (default 6).
+    #[arg(long)]
+    pub window_secs: Option<u64>,
+    #[arg(long)]
+    pub windows: Option<u64>,
     /// Runs to take the median over.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
