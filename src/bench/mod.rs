@@ -7,6 +7,7 @@ pub mod policy;
 use serde::Serialize;
 
 pub mod limiter;
+pub mod plan;
 pub mod store;
 
 #[derive(Debug, Clone, Serialize)]

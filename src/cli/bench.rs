@@ -14,11 +14,12 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<()> {
             std::time::Duration::from_secs(a.window_secs.unwrap_or(5)),
             a.windows.unwrap_or(6),
         )?,
+        "plan" => crate::bench::plan::run(a.people.unwrap_or(100_000), a.runs)?,
         "store" => crate::bench::store::run(a.people.unwrap_or(100_000), 10, a.runs)?,
         other => {
             return Err(Error::usage(
                 format!("unknown benchmark {other:?}"),
-                "benchmarks: policy, store, limiter",
+                "benchmarks: policy, store, limiter, plan",
             ));
         }
     };

@@ -134,6 +134,65 @@ CREATE TABLE secrets_index (
     last_auth_ok_at TEXT
 );
 "#,
+    // 2: the engine: plans, richer operations, attempts, and indexes the planner reads by.
+    r#"
+ALTER TABLE operations ADD COLUMN plan_id TEXT;
+ALTER TABLE operations ADD COLUMN priority INTEGER NOT NULL DEFAULT 5;
+ALTER TABLE operations ADD COLUMN blocked_reason TEXT;
+ALTER TABLE operations ADD COLUMN last_error_code TEXT;
+ALTER TABLE operations ADD COLUMN verify_until TEXT;
+CREATE INDEX operations_person ON operations(person_id, system);
+CREATE INDEX operations_plan ON operations(plan_id);
+ALTER TABLE operations ADD COLUMN external_ref TEXT;
+ALTER TABLE approvals ADD COLUMN op_id INTEGER REFERENCES operations(id);
+
+-- An operation runs only after every operation it depends on has succeeded.
+CREATE TABLE op_deps (
+    op_id      INTEGER NOT NULL REFERENCES operations(id) ON DELETE CASCADE,
+    depends_on INTEGER NOT NULL REFERENCES operations(id) ON DELETE CASCADE,
+    PRIMARY KEY (op_id, depends_on)
+) WITHOUT ROWID;
+CREATE INDEX op_deps_reverse ON op_deps(depends_on);
+
+CREATE TABLE op_attempts (
+    op_id       INTEGER NOT NULL REFERENCES operations(id) ON DELETE CASCADE,
+    attempt     INTEGER NOT NULL,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    outcome     TEXT,
+    error_class TEXT,
+    http_status INTEGER,
+    vendor_code TEXT,
+    message     TEXT,
+    excerpt     TEXT,
+    PRIMARY KEY (op_id, attempt)
+) WITHOUT ROWID;
+
+CREATE TABLE plans (
+    id          TEXT PRIMARY KEY,
+    created_at  TEXT NOT NULL,
+    scope       TEXT NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('planned','held','applied','refused')),
+    held_reason TEXT,
+    summary     TEXT NOT NULL
+);
+
+CREATE TABLE plan_ops (
+    plan_id           TEXT NOT NULL REFERENCES plans(id) ON DELETE CASCADE,
+    seq               INTEGER NOT NULL,
+    kind              TEXT NOT NULL,
+    system            TEXT NOT NULL,
+    person_id         TEXT NOT NULL,
+    entitlement       TEXT,
+    requires_approval INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (plan_id, seq)
+) WITHOUT ROWID;
+
+-- The planner reads observed access and accounts by person; covering indexes keep those
+-- reads sequential.
+CREATE INDEX observed_by_person ON observed_access(person_id, entitlement);
+CREATE INDEX accounts_by_person ON accounts(person_id, system, active);
+"#,
 ];
 
 /// The schema version this build writes.

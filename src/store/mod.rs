@@ -4,10 +4,12 @@
 //! [`Tx`]; the Tx's mutators append their audit event in the same transaction, so state and
 //! audit commit or roll back together.
 
+pub mod access;
 pub mod audit;
 pub mod grants;
 pub mod migrations;
 pub mod people;
+pub mod queue;
 pub mod secrets_index;
 
 use crate::{Error, Result};
@@ -41,6 +43,7 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        tune_for_scans(&conn)?;
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
@@ -110,6 +113,31 @@ impl Store {
         let out = f(&mut w)?;
         w.tx.commit()?;
         Ok(out)
+    }
+}
+
+/// Large scans (the planner reads millions of rows) go faster straight from the OS page
+/// cache (mmap) and with a bigger page cache.
+fn tune_for_scans(conn: &Connection) -> Result<()> {
+    conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
+    conn.pragma_update(None, "cache_size", -65536)?;
+    Ok(())
+}
+
+impl Store {
+    /// A second, read-only connection to the same database, for reading in parallel on
+    /// another thread (WAL lets readers run beside each other). None for in-memory stores.
+    pub fn open_reader(&self) -> Result<Option<Connection>> {
+        if self.path.as_os_str() == ":memory:" {
+            return Ok(None);
+        }
+        let c = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        c.busy_timeout(std::time::Duration::from_secs(10))?;
+        tune_for_scans(&c)?;
+        Ok(Some(c))
     }
 }
 

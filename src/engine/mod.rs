@@ -1,0 +1,4 @@
+//! The provisioning engine: plan (diff intended against actual), a durable queue in
+//! SQLite, and dependency-ordered workers that drive the adapters.
+
+pub mod plan;

@@ -1,0 +1,580 @@
+//! Plan: the diff between intended access (policy) and actual access (last observed, plus
+//! what is already queued or in flight), as a list of operations.
+//!
+//! The planner reads four sorted streams from SQLite (people, intended grants, observed
+//! memberships, accounts: all ordered by person) and merges them person by person, so the
+//! whole diff is one pass with no per-row lookups in large maps. Strings are shared: a
+//! person's rows share one id; entitlement names are interned.
+
+use crate::Result;
+use crate::model::{EmploymentStatus, OperationKind};
+use crate::store::Store;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Which part of the world a plan covers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Scope {
+    pub system: Option<String>,
+    pub person: Option<String>,
+}
+
+/// One operation the plan proposes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct PlannedOp {
+    pub kind: OperationKind,
+    pub system: Arc<str>,
+    pub person_id: Arc<str>,
+    pub entitlement: Option<Arc<str>>,
+    pub requires_approval: bool,
+}
+
+/// How long the planner spent reading and diffing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timing {
+    pub read: Duration,
+    pub diff: Duration,
+    pub rows_read: usize,
+}
+
+/// Per-system account counts, for the mass-change guard.
+pub type AccountCounts = HashMap<Arc<str>, usize>;
+
+/// (kind, system, person, entitlement) of an operation not yet finished.
+type InflightKey = (OperationKind, Arc<str>, Arc<str>, Option<Arc<str>>);
+
+pub struct Inputs {
+    people: Vec<(Arc<str>, EmploymentStatus)>,
+    intended: Vec<(Arc<str>, Arc<str>, bool)>,
+    observed: Vec<(Arc<str>, Arc<str>)>,
+    accounts: Vec<(Arc<str>, Arc<str>, bool)>,
+    inflight: HashSet<InflightKey>,
+}
+
+#[derive(Default)]
+struct Interner(HashMap<Box<str>, Arc<str>>);
+
+impl Interner {
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.0.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.0.insert(s.into(), a.clone());
+        a
+    }
+}
+
+fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
+    r.get_ref(i)?.as_str().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+/// Reuse the previous row's person id when it is the same (rows come sorted by person).
+fn person_arc(last: &mut Option<Arc<str>>, pid: &str, people: &mut Interner) -> Arc<str> {
+    match last {
+        Some(p) if &**p == pid => p.clone(),
+        _ => {
+            let p = people.get(pid);
+            *last = Some(p.clone());
+            p
+        }
+    }
+}
+
+pub fn kind_from_str(s: &str) -> Option<OperationKind> {
+    Some(match s {
+        "create_account" => OperationKind::CreateAccount,
+        "update_attributes" => OperationKind::UpdateAttributes,
+        "add_membership" => OperationKind::AddMembership,
+        "remove_membership" => OperationKind::RemoveMembership,
+        "deactivate" => OperationKind::Deactivate,
+        "reactivate" => OperationKind::Reactivate,
+        _ => return None,
+    })
+}
+
+type Observed = Vec<(Arc<str>, Arc<str>)>;
+type Accounts = Vec<(Arc<str>, Arc<str>, bool)>;
+
+/// Observed memberships and accounts, both ordered by person.
+fn read_actual(conn: &rusqlite::Connection) -> Result<(Observed, Accounts)> {
+    let mut people_i = Interner::default();
+    let mut ents = Interner::default();
+    let mut systems = Interner::default();
+    let mut observed = Vec::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT person_id, entitlement FROM observed_access INDEXED BY observed_by_person
+             WHERE person_id IS NOT NULL ORDER BY person_id, entitlement",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut last = None;
+        while let Some(r) = rows.next()? {
+            let p = person_arc(&mut last, text(r, 0)?, &mut people_i);
+            observed.push((p, ents.get(text(r, 1)?)));
+        }
+    }
+    let mut accounts = Vec::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT person_id, system, active FROM accounts INDEXED BY accounts_by_person
+             WHERE person_id IS NOT NULL ORDER BY person_id, system",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut last = None;
+        while let Some(r) = rows.next()? {
+            let p = person_arc(&mut last, text(r, 0)?, &mut people_i);
+            accounts.push((p, systems.get(text(r, 1)?), r.get::<_, bool>(2)?));
+        }
+    }
+    Ok((observed, accounts))
+}
+
+/// Read everything the diff needs. With a database file, actual access is read on a
+/// second thread through its own connection while this one reads people, intended grants
+/// and the queue.
+pub fn read_inputs(store: &Store) -> Result<Inputs> {
+    let reader = store.open_reader()?;
+    std::thread::scope(|scope| {
+        let actual = reader.map(|c| scope.spawn(move || read_actual(&c)));
+        let conn = store.conn();
+        let mut people_i = Interner::default();
+        let mut ents = Interner::default();
+        let mut systems = Interner::default();
+        let mut people = Vec::new();
+        {
+            let mut stmt = conn.prepare("SELECT hris_id, status FROM people ORDER BY hris_id")?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let status = text(r, 1)?.parse().unwrap_or(EmploymentStatus::Pending);
+                people.push((people_i.get(text(r, 0)?), status));
+            }
+        }
+        let mut intended = Vec::new();
+        {
+            let mut stmt = conn.prepare(
+                "SELECT person_id, entitlement, requires_approval FROM intended_grants ORDER BY person_id, entitlement",
+            )?;
+            let mut rows = stmt.query([])?;
+            let mut last = None;
+            while let Some(r) = rows.next()? {
+                let p = person_arc(&mut last, text(r, 0)?, &mut people_i);
+                intended.push((p, ents.get(text(r, 1)?), r.get::<_, bool>(2)?));
+            }
+        }
+        let mut inflight = HashSet::new();
+        {
+            let mut stmt = conn.prepare(
+                "SELECT kind, system, person_id, entitlement FROM operations
+                 WHERE status NOT IN ('succeeded', 'failed', 'cancelled')",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let Some(kind) = kind_from_str(text(r, 0)?) else {
+                    continue;
+                };
+                let ent = match r.get_ref(3)? {
+                    rusqlite::types::ValueRef::Text(t) => {
+                        Some(ents.get(std::str::from_utf8(t).unwrap_or("")))
+                    }
+                    _ => None,
+                };
+                inflight.insert((
+                    kind,
+                    systems.get(text(r, 1)?),
+                    people_i.get(text(r, 2)?),
+                    ent,
+                ));
+            }
+        }
+        let (observed, accounts) = match actual {
+            Some(handle) => handle.join().map_err(|_| {
+                crate::Error::Failed("the planner's reader thread panicked".into())
+            })??,
+            None => read_actual(conn)?,
+        };
+        Ok(Inputs {
+            people,
+            intended,
+            observed,
+            accounts,
+            inflight,
+        })
+    })
+}
+
+impl Inputs {
+    pub fn rows(&self) -> usize {
+        self.people.len()
+            + self.intended.len()
+            + self.observed.len()
+            + self.accounts.len()
+            + self.inflight.len()
+    }
+
+    /// Accounts per system (all, active or not).
+    pub fn account_counts(&self) -> AccountCounts {
+        let mut m: AccountCounts = HashMap::new();
+        for (_, s, _) in &self.accounts {
+            *m.entry(s.clone()).or_default() += 1;
+        }
+        m
+    }
+}
+
+fn system_of(ent: &str) -> &str {
+    ent.split(':').next().unwrap_or(ent)
+}
+
+/// Take the run of rows belonging to `person` from the front of a sorted slice.
+fn take_run<'a, T>(
+    rows: &'a [T],
+    pos: &mut usize,
+    person: &str,
+    key: impl Fn(&T) -> &str,
+) -> &'a [T] {
+    // Skip rows for people who are not in the people table (should not happen: FKs).
+    while *pos < rows.len() && key(&rows[*pos]) < person {
+        *pos += 1;
+    }
+    let start = *pos;
+    while *pos < rows.len() && key(&rows[*pos]) == person {
+        *pos += 1;
+    }
+    &rows[start..*pos]
+}
+
+/// The diff. Operations come out grouped by person, in person order; within a person,
+/// deactivations and account creations before memberships.
+pub fn diff(inputs: &Inputs, scope: &Scope) -> Vec<PlannedOp> {
+    let mut out = Vec::new();
+    let (mut ii, mut oi, mut ai) = (0usize, 0usize, 0usize);
+    let inflight = |k: OperationKind, s: &Arc<str>, p: &Arc<str>, e: Option<&Arc<str>>| {
+        inputs
+            .inflight
+            .contains(&(k, s.clone(), p.clone(), e.cloned()))
+    };
+    let mut interned_systems: HashMap<&str, Arc<str>> = HashMap::new();
+    for (person, status) in &inputs.people {
+        let intended = take_run(&inputs.intended, &mut ii, person, |r| &r.0);
+        let observed = take_run(&inputs.observed, &mut oi, person, |r| &r.0);
+        let accounts = take_run(&inputs.accounts, &mut ai, person, |r| &r.0);
+        if let Some(p) = &scope.person
+            && **person != **p
+        {
+            continue;
+        }
+        let in_scope = |sys: &str| scope.system.as_deref().is_none_or(|s| s == sys);
+        if *status == EmploymentStatus::Terminated {
+            for (_, sys, active) in accounts {
+                if *active
+                    && in_scope(sys)
+                    && !inflight(OperationKind::Deactivate, sys, person, None)
+                {
+                    out.push(PlannedOp {
+                        kind: OperationKind::Deactivate,
+                        system: sys.clone(),
+                        person_id: person.clone(),
+                        entitlement: None,
+                        requires_approval: false,
+                    });
+                }
+            }
+            continue;
+        }
+        // Accounts: every system the person has intended access in needs one.
+        let mut last_sys: Option<&str> = None;
+        for (_, ent, _) in intended {
+            let sys = system_of(ent);
+            if last_sys == Some(sys) || !in_scope(sys) {
+                continue;
+            }
+            last_sys = Some(sys);
+            let sys_arc = interned_systems
+                .entry(sys)
+                .or_insert_with(|| Arc::from(sys))
+                .clone();
+            match accounts.iter().find(|(_, s, _)| &**s == sys) {
+                None => {
+                    if !inflight(OperationKind::CreateAccount, &sys_arc, person, None) {
+                        out.push(PlannedOp {
+                            kind: OperationKind::CreateAccount,
+                            system: sys_arc,
+                            person_id: person.clone(),
+                            entitlement: None,
+                            requires_approval: false,
+                        });
+                    }
+                }
+                Some((_, s, false)) => {
+                    if !inflight(OperationKind::Reactivate, s, person, None) {
+                        out.push(PlannedOp {
+                            kind: OperationKind::Reactivate,
+                            system: s.clone(),
+                            person_id: person.clone(),
+                            entitlement: None,
+                            requires_approval: false,
+                        });
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        // Memberships: a sorted merge of intended against observed.
+        let (mut a, mut b) = (0usize, 0usize);
+        while a < intended.len() || b < observed.len() {
+            let ord = match (intended.get(a), observed.get(b)) {
+                (Some(x), Some(y)) => x.1.cmp(&y.1),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, _) => std::cmp::Ordering::Greater,
+            };
+            match ord {
+                std::cmp::Ordering::Equal => {
+                    a += 1;
+                    b += 1;
+                }
+                std::cmp::Ordering::Less => {
+                    let (_, ent, approval) = &intended[a];
+                    a += 1;
+                    let sys = system_of(ent);
+                    if !in_scope(sys) {
+                        continue;
+                    }
+                    let sys_arc = interned_systems
+                        .entry(sys)
+                        .or_insert_with(|| Arc::from(sys))
+                        .clone();
+                    if !inflight(OperationKind::AddMembership, &sys_arc, person, Some(ent)) {
+                        out.push(PlannedOp {
+                            kind: OperationKind::AddMembership,
+                            system: sys_arc,
+                            person_id: person.clone(),
+                            entitlement: Some(ent.clone()),
+                            requires_approval: *approval,
+                        });
+                    }
+                }
+                std::cmp::Ordering::Greater => {
+                    let (_, ent) = &observed[b];
+                    b += 1;
+                    let sys = system_of(ent);
+                    if !in_scope(sys) {
+                        continue;
+                    }
+                    let sys_arc = interned_systems
+                        .entry(sys)
+                        .or_insert_with(|| Arc::from(sys))
+                        .clone();
+                    if !inflight(OperationKind::RemoveMembership, &sys_arc, person, Some(ent)) {
+                        out.push(PlannedOp {
+                            kind: OperationKind::RemoveMembership,
+                            system: sys_arc,
+                            person_id: person.clone(),
+                            entitlement: Some(ent.clone()),
+                            requires_approval: false,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Read and diff, timing both.
+pub fn compute(store: &Store, scope: &Scope) -> Result<(Vec<PlannedOp>, Inputs, Timing)> {
+    let t = Instant::now();
+    let inputs = read_inputs(store)?;
+    let read = t.elapsed();
+    let t = Instant::now();
+    let ops = diff(&inputs, scope);
+    let diff_t = t.elapsed();
+    let rows = inputs.rows();
+    Ok((
+        ops,
+        inputs,
+        Timing {
+            read,
+            diff: diff_t,
+            rows_read: rows,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Grant, Person};
+    use crate::store::access::AccountRow;
+
+    fn grant(p: &str, e: &str, approval: bool) -> Grant {
+        Grant {
+            person_id: p.into(),
+            entitlement: e.parse().unwrap(),
+            rule: "r".into(),
+            requires_approval: approval,
+            expires_at: None,
+        }
+    }
+
+    fn ops_of(
+        store: &Store,
+        scope: &Scope,
+    ) -> Vec<(OperationKind, String, String, Option<String>)> {
+        let (ops, _, _) = compute(store, scope).unwrap();
+        ops.into_iter()
+            .map(|o| {
+                (
+                    o.kind,
+                    o.system.to_string(),
+                    o.person_id.to_string(),
+                    o.entitlement.map(|e| e.to_string()),
+                )
+            })
+            .collect()
+    }
+
+    fn world() -> Store {
+        let mut s = Store::open_in_memory().unwrap();
+        s.write(|tx| {
+            let mut leaver = Person::new("E3", "C", "D", "c@x.io");
+            leaver.status = EmploymentStatus::Terminated;
+            for p in [
+                Person::new("E1", "A", "B", "a@x.io"),
+                Person::new("E2", "B", "C", "b@x.io"),
+                leaver,
+            ] {
+                tx.upsert_person(&p, "t")?;
+            }
+            tx.replace_intended_grants(
+                "E1",
+                &[
+                    grant("E1", "okta:group:eng", false),
+                    grant("E1", "github:team:eng", false),
+                    grant("E1", "github:team:admins", true),
+                ],
+                "t",
+            )?;
+            tx.replace_intended_grants("E2", &[grant("E2", "okta:group:eng", false)], "t")?;
+            // E2 already has an okta account with eng, plus a stale sales group.
+            tx.upsert_account(
+                &AccountRow {
+                    system: "okta".into(),
+                    person_id: Some("E2".into()),
+                    login: "b@x.io".into(),
+                    external_id: None,
+                    active: true,
+                },
+                "t",
+            )?;
+            tx.set_observed("okta", "b@x.io", Some("E2"), "okta:group:eng", true, "t")?;
+            tx.set_observed("okta", "b@x.io", Some("E2"), "okta:group:sales", true, "t")?;
+            // The leaver still has an active github account.
+            tx.upsert_account(
+                &AccountRow {
+                    system: "github".into(),
+                    person_id: Some("E3".into()),
+                    login: "cd".into(),
+                    external_id: None,
+                    active: true,
+                },
+                "t",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        s
+    }
+
+    #[test]
+    fn diff_covers_every_kind() {
+        use OperationKind::*;
+        let s = world();
+        let ops = ops_of(&s, &Scope::default());
+        let expect = vec![
+            (CreateAccount, "github".to_string(), "E1".to_string(), None),
+            (CreateAccount, "okta".into(), "E1".into(), None),
+            (
+                AddMembership,
+                "github".into(),
+                "E1".into(),
+                Some("github:team:admins".to_string()),
+            ),
+            (
+                AddMembership,
+                "github".into(),
+                "E1".into(),
+                Some("github:team:eng".into()),
+            ),
+            (
+                AddMembership,
+                "okta".into(),
+                "E1".into(),
+                Some("okta:group:eng".into()),
+            ),
+            (
+                RemoveMembership,
+                "okta".into(),
+                "E2".into(),
+                Some("okta:group:sales".into()),
+            ),
+            (Deactivate, "github".into(), "E3".into(), None),
+        ];
+        assert_eq!(ops, expect);
+        let (planned, _, _) = compute(&s, &Scope::default()).unwrap();
+        assert!(
+            planned
+                .iter()
+                .any(|o| o.requires_approval
+                    && o.entitlement.as_deref() == Some("github:team:admins"))
+        );
+    }
+
+    #[test]
+    fn scope_limits_the_plan() {
+        let s = world();
+        let only_okta = ops_of(
+            &s,
+            &Scope {
+                system: Some("okta".into()),
+                person: None,
+            },
+        );
+        assert!(only_okta.iter().all(|o| o.1 == "okta"));
+        assert_eq!(only_okta.len(), 3);
+        let only_e2 = ops_of(
+            &s,
+            &Scope {
+                system: None,
+                person: Some("E2".into()),
+            },
+        );
+        assert_eq!(only_e2.len(), 1);
+    }
+
+    #[test]
+    fn queued_work_is_not_planned_twice() {
+        let mut s = world();
+        s.write(|tx| {
+            tx.conn().execute(
+                "INSERT INTO operations (idempotency_key, kind, system, person_id, entitlement, status, created_at, updated_at)
+                 VALUES ('k1', 'create_account', 'okta', 'E1', NULL, 'queued', 'now', 'now'),
+                        ('k2', 'remove_membership', 'okta', 'E2', 'okta:group:sales', 'running', 'now', 'now')",
+                [],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        let ops = ops_of(&s, &Scope::default());
+        assert!(
+            !ops.iter()
+                .any(|o| o.0 == OperationKind::CreateAccount && o.1 == "okta")
+        );
+        assert!(!ops.iter().any(|o| o.0 == OperationKind::RemoveMembership));
+        assert_eq!(ops.len(), 5);
+    }
+}

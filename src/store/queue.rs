@@ -1,0 +1,538 @@
+//! The durable operation queue. Every status change is written with its audit event in one
+//! transaction, so a crash at any moment loses nothing: an operation is either still
+//! where it was, or has moved and says so in the audit log.
+
+use super::{NewAuditEvent, Store, Tx};
+use crate::model::{OperationKind, OperationStatus};
+use crate::{Error, Result};
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use serde_json::json;
+
+/// Priorities: lower runs first. Leavers jump the queue.
+pub const PRIORITY_LEAVER: i64 = 0;
+pub const PRIORITY_NORMAL: i64 = 5;
+
+/// An operation to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewOp<'a> {
+    pub kind: OperationKind,
+    pub system: &'a str,
+    pub person_id: &'a str,
+    pub entitlement: Option<&'a str>,
+    pub status: OperationStatus,
+    pub priority: i64,
+    pub plan_id: Option<&'a str>,
+    /// What caused it: `plan:ID`, `event:...`, `reconcile:RUN`.
+    pub cause: &'a str,
+    pub depends_on: &'a [i64],
+}
+
+/// A stored operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OpRow {
+    pub id: i64,
+    pub idempotency_key: String,
+    pub kind: OperationKind,
+    pub system: String,
+    pub person_id: String,
+    pub entitlement: Option<String>,
+    pub status: OperationStatus,
+    pub attempts: u32,
+    pub next_attempt_at: Option<String>,
+    pub priority: i64,
+    pub last_error_class: Option<String>,
+    pub last_error_status: Option<u16>,
+    pub last_error_code: Option<String>,
+    pub last_error_message: Option<String>,
+    pub blocked_reason: Option<String>,
+    pub cause: Option<String>,
+    pub plan_id: Option<String>,
+    pub verify_until: Option<String>,
+    pub updated_at: String,
+}
+
+/// The error an attempt ended with, as stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ErrorInfo {
+    pub class: String,
+    pub status: Option<u16>,
+    pub code: Option<String>,
+    pub message: String,
+    pub excerpt: String,
+}
+
+pub fn status_from_str(s: &str) -> Option<OperationStatus> {
+    use OperationStatus::*;
+    Some(match s {
+        "pending_approval" => PendingApproval,
+        "queued" => Queued,
+        "running" => Running,
+        "retry_wait" => RetryWait,
+        "verifying" => Verifying,
+        "blocked" => Blocked,
+        "succeeded" => Succeeded,
+        "failed" => Failed,
+        "cancelled" => Cancelled,
+        _ => return None,
+    })
+}
+
+pub fn is_terminal(s: OperationStatus) -> bool {
+    matches!(
+        s,
+        OperationStatus::Succeeded | OperationStatus::Failed | OperationStatus::Cancelled
+    )
+}
+
+const OP_COLUMNS: &str = "id, idempotency_key, kind, system, person_id, entitlement, status, attempts, next_attempt_at, priority, \
+    last_error_class, last_error_status, last_error_code, last_error_message, blocked_reason, cause, plan_id, verify_until, updated_at";
+
+fn row_to_op(r: &rusqlite::Row<'_>) -> rusqlite::Result<OpRow> {
+    let kind: String = r.get(2)?;
+    let status: String = r.get(6)?;
+    let bad = |i: usize, what: &str| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown {what}").into(),
+        )
+    };
+    Ok(OpRow {
+        id: r.get(0)?,
+        idempotency_key: r.get(1)?,
+        kind: crate::engine::plan::kind_from_str(&kind).ok_or_else(|| bad(2, "operation kind"))?,
+        system: r.get(3)?,
+        person_id: r.get(4)?,
+        entitlement: r.get(5)?,
+        status: status_from_str(&status).ok_or_else(|| bad(6, "operation status"))?,
+        attempts: r.get(7)?,
+        next_attempt_at: r.get(8)?,
+        priority: r.get(9)?,
+        last_error_class: r.get(10)?,
+        last_error_status: r.get(11)?,
+        last_error_code: r.get(12)?,
+        last_error_message: r.get(13)?,
+        blocked_reason: r.get(14)?,
+        cause: r.get(15)?,
+        plan_id: r.get(16)?,
+        verify_until: r.get(17)?,
+        updated_at: r.get(18)?,
+    })
+}
+
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// The idempotency key of an operation: what it does, to whom, where, and which plan made it.
+pub fn idempotency_key(
+    kind: OperationKind,
+    system: &str,
+    person: &str,
+    ent: Option<&str>,
+    cause: &str,
+) -> String {
+    format!(
+        "{}|{system}|{person}|{}|{cause}",
+        kind.as_str(),
+        ent.unwrap_or("-")
+    )
+}
+
+impl Tx<'_> {
+    /// Enqueue one operation. An operation with the same idempotency key is not enqueued
+    /// twice: the existing id is returned.
+    pub fn enqueue(&mut self, op: &NewOp<'_>, actor: &str) -> Result<i64> {
+        let key = idempotency_key(op.kind, op.system, op.person_id, op.entitlement, op.cause);
+        if let Some(id) = self
+            .tx
+            .query_row(
+                "SELECT id FROM operations WHERE idempotency_key = ?1",
+                [&key],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+        {
+            return Ok(id);
+        }
+        let now = ts(self.now);
+        self.tx.prepare_cached(
+            "INSERT INTO operations (idempotency_key, kind, system, person_id, entitlement, status, attempts, next_attempt_at,
+               priority, cause, plan_id, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?7, ?7)",
+        )?
+        .execute(params![key, op.kind.as_str(), op.system, op.person_id, op.entitlement, op.status.as_str(), now, op.priority, op.cause, op.plan_id])?;
+        let id = self.tx.last_insert_rowid();
+        for d in op.depends_on {
+            self.tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO op_deps (op_id, depends_on) VALUES (?1, ?2)",
+                )?
+                .execute(params![id, d])?;
+        }
+        self.audit(NewAuditEvent {
+            actor,
+            action: "op.enqueued",
+            subject: op.person_id,
+            details: json!({"op": id, "kind": op.kind.as_str(), "system": op.system, "entitlement": op.entitlement,
+                            "status": op.status.as_str(), "cause": op.cause, "depends_on": op.depends_on}),
+        })?;
+        Ok(id)
+    }
+
+    /// Move an operation from one of `from` to `to`. Returns false (and writes nothing) if it
+    /// was not in one of `from`, so two workers can never both claim one operation.
+    pub fn transition(
+        &mut self,
+        id: i64,
+        from: &[OperationStatus],
+        to: OperationStatus,
+        change: Change<'_>,
+        actor: &str,
+    ) -> Result<bool> {
+        let current: Option<(String, String, Option<String>)> = self
+            .tx
+            .query_row(
+                "SELECT status, person_id, system FROM operations WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let Some((status, person, system)) = current else {
+            return Err(Error::usage(
+                format!("no operation #{id}"),
+                "see `accessdesk queue list`",
+            ));
+        };
+        let Some(cur) = status_from_str(&status) else {
+            return Ok(false);
+        };
+        if !from.contains(&cur) {
+            return Ok(false);
+        }
+        let now = ts(self.now);
+        let mut sets = vec!["status = ?2".to_string(), "updated_at = ?3".to_string()];
+        if change.count_attempt {
+            sets.push("attempts = attempts + 1".into());
+        }
+        sets.push("next_attempt_at = ?4".into());
+        sets.push("blocked_reason = ?5".into());
+        sets.push("verify_until = ?6".into());
+        // ?11 says whether this transition sets (or clears) the last error.
+        sets.push(
+            "last_error_class = CASE ?11 WHEN 1 THEN ?7 ELSE last_error_class END, \
+             last_error_status = CASE ?11 WHEN 1 THEN ?8 ELSE last_error_status END, \
+             last_error_code = CASE ?11 WHEN 1 THEN ?9 ELSE last_error_code END, \
+             last_error_message = CASE ?11 WHEN 1 THEN ?10 ELSE last_error_message END"
+                .into(),
+        );
+        let e = change.error.cloned().unwrap_or_default();
+        let none = change.clear_error && change.error.is_none();
+        self.tx.execute(
+            &format!("UPDATE operations SET {} WHERE id = ?1", sets.join(", ")),
+            params![
+                id,
+                to.as_str(),
+                now,
+                change.next_attempt_at.map(ts),
+                change.blocked_reason,
+                change.verify_until.map(ts),
+                if none { None } else { Some(e.class.clone()) },
+                if none { None } else { e.status },
+                if none { None } else { e.code.clone() },
+                if none { None } else { Some(e.message.clone()) },
+                change.error.is_some() || change.clear_error,
+            ],
+        )?;
+        let mut details = json!({"op": id, "system": system, "from": status, "to": to.as_str()});
+        if let Some(err) = change.error {
+            details["error"] = json!({"class": err.class, "status": err.status, "code": err.code, "message": err.message});
+        }
+        if let Some(r) = change.blocked_reason {
+            details["reason"] = json!(r);
+        }
+        if let Some(why) = change.why {
+            details["why"] = json!(why);
+        }
+        self.audit(NewAuditEvent {
+            actor,
+            action: "op.status",
+            subject: &person,
+            details,
+        })?;
+        Ok(true)
+    }
+
+    /// Record one attempt's outcome (for the console's attempt history).
+    pub fn record_attempt(
+        &mut self,
+        op_id: i64,
+        attempt: u32,
+        started: DateTime<Utc>,
+        outcome: &str,
+        err: Option<&ErrorInfo>,
+    ) -> Result<()> {
+        self.tx.prepare_cached(
+            "INSERT OR REPLACE INTO op_attempts (op_id, attempt, started_at, finished_at, outcome, error_class, http_status, vendor_code, message, excerpt)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+            op_id, attempt, ts(started), ts(self.now), outcome,
+            err.map(|e| e.class.clone()), err.and_then(|e| e.status), err.and_then(|e| e.code.clone()),
+            err.map(|e| e.message.clone()), err.map(|e| e.excerpt.clone())
+        ])?;
+        Ok(())
+    }
+
+    /// Every operation waiting (directly or through others) on `id`, which are not finished.
+    pub fn dependents(&mut self, id: i64) -> Result<Vec<i64>> {
+        let mut stmt = self.tx.prepare_cached(
+            "WITH RECURSIVE deps(id) AS (SELECT op_id FROM op_deps WHERE depends_on = ?1
+               UNION SELECT d.op_id FROM op_deps d JOIN deps ON d.depends_on = deps.id)
+             SELECT o.id FROM operations o JOIN deps ON o.id = deps.id
+             WHERE o.status NOT IN ('succeeded','failed','cancelled') ORDER BY o.id",
+        )?;
+        let rows = stmt.query_map([id], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<i64>>>()?)
+    }
+}
+
+/// What else changes with a transition.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Change<'a> {
+    pub count_attempt: bool,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub error: Option<&'a ErrorInfo>,
+    pub clear_error: bool,
+    pub blocked_reason: Option<&'a str>,
+    pub verify_until: Option<DateTime<Utc>>,
+    /// Who asked and why (admin actions, approvals).
+    pub why: Option<&'a str>,
+}
+
+impl Store {
+    pub fn op(&self, id: i64) -> Result<Option<OpRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {OP_COLUMNS} FROM operations WHERE id = ?1"),
+                [id],
+                row_to_op,
+            )
+            .optional()?)
+    }
+
+    /// Operations that may run now: queued, or waiting to retry and due, with every
+    /// dependency succeeded. Leavers first, then oldest first.
+    pub fn ready_ops(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OpRow>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {OP_COLUMNS} FROM operations o
+             WHERE (o.status = 'queued' OR (o.status = 'retry_wait' AND o.next_attempt_at <= ?1))
+               AND NOT EXISTS (SELECT 1 FROM op_deps d JOIN operations p ON p.id = d.depends_on
+                               WHERE d.op_id = o.id AND p.status != 'succeeded')
+             ORDER BY o.priority, o.id LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![ts(now), limit as i64], row_to_op)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    pub fn ops_with_status(
+        &self,
+        statuses: &[OperationStatus],
+        limit: usize,
+    ) -> Result<Vec<OpRow>> {
+        let list: Vec<String> = statuses
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {OP_COLUMNS} FROM operations WHERE status IN ({}) ORDER BY priority, id LIMIT ?1",
+            list.join(",")
+        ))?;
+        let rows = stmt.query_map([limit as i64], row_to_op)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// The earliest time a retry_wait operation is due, if any.
+    pub fn next_due(&self) -> Result<Option<String>> {
+        Ok(self.conn.query_row(
+            "SELECT min(next_attempt_at) FROM operations WHERE status = 'retry_wait'",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Counts by status.
+    pub fn queue_counts(&self) -> Result<Vec<(String, String, i64)>> {
+        let mut stmt = self.conn.prepare("SELECT system, status, count(*) FROM operations GROUP BY system, status ORDER BY system, status")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    pub fn dependencies_of(&self, id: i64) -> Result<Vec<i64>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT depends_on FROM op_deps WHERE op_id = ?1 ORDER BY depends_on",
+        )?;
+        let rows = stmt.query_map([id], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<i64>>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Person;
+
+    fn op<'a>(
+        kind: OperationKind,
+        sys: &'a str,
+        ent: Option<&'a str>,
+        deps: &'a [i64],
+    ) -> NewOp<'a> {
+        NewOp {
+            kind,
+            system: sys,
+            person_id: "E1",
+            entitlement: ent,
+            status: OperationStatus::Queued,
+            priority: PRIORITY_NORMAL,
+            plan_id: None,
+            cause: "test",
+            depends_on: deps,
+        }
+    }
+
+    #[test]
+    fn dependencies_gate_readiness_and_transitions_are_exclusive() {
+        let mut s = Store::open_in_memory().unwrap();
+        s.write(|tx| tx.upsert_person(&Person::new("E1", "A", "B", "a@x.io"), "t"))
+            .unwrap();
+        let create = s
+            .write(|tx| tx.enqueue(&op(OperationKind::CreateAccount, "okta", None, &[]), "t"))
+            .unwrap();
+        let add = s
+            .write(|tx| {
+                tx.enqueue(
+                    &op(
+                        OperationKind::AddMembership,
+                        "okta",
+                        Some("okta:group:eng"),
+                        &[create],
+                    ),
+                    "t",
+                )
+            })
+            .unwrap();
+        // Same key again: not enqueued twice.
+        assert_eq!(
+            s.write(|tx| tx.enqueue(&op(OperationKind::CreateAccount, "okta", None, &[]), "t"))
+                .unwrap(),
+            create
+        );
+        let now = Utc::now();
+        let ready: Vec<i64> = s.ready_ops(now, 10).unwrap().iter().map(|o| o.id).collect();
+        assert_eq!(ready, vec![create]);
+        assert!(
+            s.write(|tx| tx.transition(
+                create,
+                &[OperationStatus::Queued],
+                OperationStatus::Running,
+                Change {
+                    count_attempt: true,
+                    ..Default::default()
+                },
+                "t"
+            ))
+            .unwrap()
+        );
+        assert!(
+            !s.write(|tx| tx.transition(
+                create,
+                &[OperationStatus::Queued],
+                OperationStatus::Running,
+                Change::default(),
+                "t"
+            ))
+            .unwrap(),
+            "claimed twice"
+        );
+        assert!(s.ready_ops(now, 10).unwrap().is_empty());
+        s.write(|tx| {
+            tx.transition(
+                create,
+                &[OperationStatus::Running],
+                OperationStatus::Succeeded,
+                Change::default(),
+                "t",
+            )
+        })
+        .unwrap();
+        let ready: Vec<i64> = s.ready_ops(now, 10).unwrap().iter().map(|o| o.id).collect();
+        assert_eq!(ready, vec![add]);
+        assert_eq!(s.op(create).unwrap().unwrap().attempts, 1);
+        assert_eq!(s.audit_verify().unwrap().map(|_| ()), Ok(()));
+    }
+
+    #[test]
+    fn dependents_are_found_transitively() {
+        let mut s = Store::open_in_memory().unwrap();
+        s.write(|tx| tx.upsert_person(&Person::new("E1", "A", "B", "a@x.io"), "t"))
+            .unwrap();
+        let a = s
+            .write(|tx| tx.enqueue(&op(OperationKind::CreateAccount, "okta", None, &[]), "t"))
+            .unwrap();
+        let b = s
+            .write(|tx| tx.enqueue(&op(OperationKind::CreateAccount, "google", None, &[a]), "t"))
+            .unwrap();
+        let c = s
+            .write(|tx| {
+                tx.enqueue(
+                    &op(
+                        OperationKind::AddMembership,
+                        "google",
+                        Some("google:group:x"),
+                        &[b],
+                    ),
+                    "t",
+                )
+            })
+            .unwrap();
+        assert_eq!(s.write(|tx| tx.dependents(a)).unwrap(), vec![b, c]);
+    }
+
+    #[test]
+    fn retry_wait_is_ready_only_when_due() {
+        let mut s = Store::open_in_memory().unwrap();
+        s.write(|tx| tx.upsert_person(&Person::new("E1", "A", "B", "a@x.io"), "t"))
+            .unwrap();
+        let a = s
+            .write(|tx| tx.enqueue(&op(OperationKind::CreateAccount, "okta", None, &[]), "t"))
+            .unwrap();
+        let now = Utc::now();
+        let later = now + chrono::Duration::seconds(30);
+        let err = ErrorInfo {
+            class: "transient".into(),
+            status: Some(503),
+            ..Default::default()
+        };
+        s.write(|tx| {
+            tx.transition(
+                a,
+                &[OperationStatus::Queued],
+                OperationStatus::RetryWait,
+                Change {
+                    next_attempt_at: Some(later),
+                    error: Some(&err),
+                    ..Default::default()
+                },
+                "t",
+            )
+        })
+        .unwrap();
+        assert!(s.ready_ops(now, 10).unwrap().is_empty());
+        assert_eq!(s.ready_ops(later, 10).unwrap().len(), 1);
+        assert_eq!(s.op(a).unwrap().unwrap().last_error_status, Some(503));
+    }
+}
