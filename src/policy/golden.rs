@@ -199,7 +199,6 @@ pub fn write_golden(path: &Path, golden: &Golden) -> Result<()> {
     std::fs::write(path, text).map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }
 
-
 /// Read fixture people for a policy test. It is the HR importer with the given column
 /// mapping (systems.toml's), so fixtures are validated exactly like real imports; columns
 /// the mapping does not name become custom attributes (`person.custom.<header>`).
