@@ -41,9 +41,10 @@
 //!   an `emails` operation could not be verified against a peer).
 //! - **Memberships** are groups (kind `group`); the entitlement's `external_id` is used as
 //!   the GroupId when it differs from the name, otherwise the name is resolved with
-//!   `GetGroupId` (DisplayName) and cached. Adding checks `GetGroupMembershipId` first, so a
-//!   retried add never creates a second membership; removing one that is not there counts
-//!   as done.
+//!   `GetGroupId` (DisplayName) and cached. Adding checks `GetGroupMembershipId` before
+//!   every attempt (the HTTP layer does not resend `CreateGroupMembership` on its own), so
+//!   a retry after a lost answer never creates a second membership, even on a store that
+//!   does not refuse duplicates (moto); removing one that is not there counts as done.
 //! - Listings page with `NextToken`/`MaxResults` (the cursor is the NextToken).
 
 use super::aws::{self, AwsProfile, CommonSettings, SigV4Auth};
@@ -261,6 +262,10 @@ pub fn create_user_body(store_id: &str, spec: &AccountSpec) -> Value {
 
 pub struct AwsIdentityStore {
     http: HttpClient,
+    /// The same endpoint with a single attempt per send, for `CreateGroupMembership`: after
+    /// an ambiguous failure (timeout, reset) the membership may exist, so the adapter looks
+    /// before it sends again instead of letting the HTTP layer resend blindly.
+    once: HttpClient,
     sts: HttpClient,
     settings: CommonSettings,
     store_id: String,
@@ -328,21 +333,29 @@ impl AwsIdentityStore {
             })
         };
         let to_usage = |e: AdapterError| usage(e.message, "check base_url in systems.toml");
-        let mut http = HttpClient::new(
-            &name,
-            &base,
-            ctx.timeouts,
-            ctx.limiter.clone(),
-            Arc::new(SigV4Auth::new(
-                "identitystore",
-                &settings.region,
-                &creds,
-                &source,
-            )),
-            profile("an identity store JSON response"),
-        )
-        .map_err(to_usage)?;
+        let store_client = || {
+            HttpClient::new(
+                &name,
+                &base,
+                ctx.timeouts,
+                ctx.limiter.clone(),
+                Arc::new(SigV4Auth::new(
+                    "identitystore",
+                    &settings.region,
+                    &creds,
+                    &source,
+                )),
+                profile("an identity store JSON response"),
+            )
+            .map_err(to_usage)
+        };
+        let mut http = store_client()?;
         http.retry = aws::default_retry();
+        let mut once = store_client()?;
+        once.retry = RetryPolicy {
+            max_attempts: 1,
+            ..http.retry
+        };
         let mut sts = HttpClient::new(
             &name,
             &sts_base,
@@ -355,6 +368,7 @@ impl AwsIdentityStore {
         sts.retry = aws::default_retry();
         Ok(AwsIdentityStore {
             http,
+            once,
             sts,
             settings,
             store_id,
@@ -368,6 +382,10 @@ impl AwsIdentityStore {
     pub fn set_retry(&mut self, retry: RetryPolicy) {
         self.http.retry = retry;
         self.sts.retry = retry;
+        self.once.retry = RetryPolicy {
+            max_attempts: 1,
+            ..retry
+        };
     }
 
     pub fn http(&self) -> &HttpClient {
@@ -383,12 +401,21 @@ impl AwsIdentityStore {
     }
 
     /// One signed JSON 1.1 call; `IdentityStoreId` is added to the body.
-    pub async fn call(&self, op: &str, mut body: Value) -> AResult<HttpResponse> {
+    pub async fn call(&self, op: &str, body: Value) -> AResult<HttpResponse> {
+        self.call_with(&self.http, op, body).await
+    }
+
+    async fn call_with(
+        &self,
+        client: &HttpClient,
+        op: &str,
+        mut body: Value,
+    ) -> AResult<HttpResponse> {
         if let Value::Object(m) = &mut body {
             m.entry("IdentityStoreId")
                 .or_insert_with(|| Value::String(self.store_id.clone()));
         }
-        self.http
+        client
             .send(
                 Req::post("/")
                     .header(
@@ -668,19 +695,35 @@ impl Adapter for AwsIdentityStore {
 
     async fn add_membership(&self, account_id: &str, target: &EntitlementTarget) -> AResult<()> {
         let group_id = self.group_id(target).await?;
-        if self.membership_id(&group_id, account_id).await?.is_some() {
-            return Ok(());
-        }
-        match self
-            .call(
-                "CreateGroupMembership",
-                json!({"GroupId": group_id, "MemberId": {"UserId": account_id}}),
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.class == ErrorClass::Conflict => Ok(()),
-            Err(e) => Err(e),
+        let retry = self.http.retry;
+        let started = std::time::Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            // Look first: after an ambiguous failure the last attempt may have landed.
+            if self.membership_id(&group_id, account_id).await?.is_some() {
+                return Ok(());
+            }
+            let err = match self
+                .call_with(
+                    &self.once,
+                    "CreateGroupMembership",
+                    json!({"GroupId": group_id, "MemberId": {"UserId": account_id}}),
+                )
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if e.class == ErrorClass::Conflict => return Ok(()),
+                Err(e) => e,
+            };
+            let delay = retry.delay(attempt, err.class.retry_after());
+            if !err.class.is_retryable()
+                || attempt >= retry.max_attempts
+                || started.elapsed() + delay > retry.max_elapsed
+            {
+                return Err(err);
+            }
+            tokio::time::sleep(delay).await;
         }
     }
 
