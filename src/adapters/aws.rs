@@ -246,13 +246,14 @@ pub fn common_settings(
     let source = ctx.credential()?.to_string();
     let secret = ctx.secret()?;
     let creds = parse_credentials(&secret, &source).map_err(|m| {
-        crate::Error::usage(
-            format!("system {name}: {m}"),
-            format!(
-                "store it with `accessdesk secret set {}` as {CREDENTIAL_FORMAT}",
-                source.strip_prefix("keyring:").unwrap_or("NAME")
-            ),
-        )
+        let hint = match source.split_once(':') {
+            Some(("env", var)) => format!("set {var} to {CREDENTIAL_FORMAT}"),
+            Some((_, entry)) => {
+                format!("store it with `accessdesk secret set {entry}` as {CREDENTIAL_FORMAT}")
+            }
+            None => format!("the value must be {CREDENTIAL_FORMAT}"),
+        };
+        crate::Error::usage(format!("system {name}: {m}"), hint)
     })?;
     Ok((
         CommonSettings {

@@ -802,6 +802,109 @@ impl Adapter for AwsIdentityStore {
 mod tests {
     use super::*;
 
+    struct OneSecret(&'static str);
+    impl crate::adapters::registry::SecretSource for OneSecret {
+        fn resolve(
+            &self,
+            _: &crate::config::systems::CredentialRef,
+        ) -> crate::Result<crate::secrets::Secret> {
+            Ok(crate::secrets::Secret::new(self.0))
+        }
+    }
+
+    /// Build either AWS adapter from a systems.toml snippet; the error text if it fails.
+    fn build(kind: &str, extra: &str, settings: &str, secret: &'static str) -> Option<String> {
+        let text = format!(
+            "[systems.a]\nkind = \"{kind}\"\ncredential = \"keyring:aws-x\"\n{extra}\n[systems.a.settings]\n{settings}\n"
+        );
+        let cfg = crate::config::SystemsConfig::parse(std::path::Path::new("systems.toml"), &text)
+            .expect("parses");
+        let entry = &cfg.catalog.systems["a"];
+        let secrets = OneSecret(secret);
+        let ctx = || AdapterContext {
+            entry,
+            secrets: &secrets,
+            limiter: crate::adapters::registry::limiter_for(entry),
+            timeouts: Default::default(),
+        };
+        let r = if kind == "aws_iam" {
+            super::super::aws_iam::from_config(ctx()).map(|_| ())
+        } else {
+            from_config(ctx()).map(|_| ())
+        };
+        r.err().map(|e| match e {
+            crate::Error::Usage { message, hint } => format!("{message} | {hint}"),
+            other => other.to_string(),
+        })
+    }
+
+    #[test]
+    fn configuration_errors_say_what_to_fix() {
+        const OK: &str = "AKIAIOSFODNN7EXAMPLE:s3cr3tS3CR3T";
+        const STORE: &str = "identity_store_id = \"d-1234567890\"";
+        assert_eq!(build("aws_identity_store", "", STORE, OK), None);
+        assert_eq!(build("aws_iam", "", "path = \"/staff/\"", OK), None);
+        for (kind, extra, settings, secret, expect) in [
+            (
+                "aws_identity_store",
+                "",
+                "",
+                OK,
+                "identity_store_id is missing",
+            ),
+            (
+                "aws_identity_store",
+                "",
+                "identity_store_id = \"x\"",
+                OK,
+                "not an identity store id",
+            ),
+            (
+                "aws_identity_store",
+                "",
+                "identity_store_id = \"d-1234567890\"\ndeactivate = \"wipe\"",
+                OK,
+                "remove_memberships",
+            ),
+            (
+                "aws_identity_store",
+                "",
+                "identity_store_id = \"d-1234567890\"\npage_size = 500",
+                OK,
+                "page_size",
+            ),
+            (
+                "aws_identity_store",
+                "api_version = \"2019-01-01\"",
+                STORE,
+                OK,
+                "not supported",
+            ),
+            (
+                "aws_iam",
+                "",
+                "region = \"Mars 1\"",
+                OK,
+                "not an AWS region",
+            ),
+            ("aws_iam", "", "path = \"staff\"", OK, "not an IAM path"),
+            (
+                "aws_iam",
+                "",
+                "",
+                "secretwithoutkeyid",
+                "accessdesk secret set aws-x",
+            ),
+        ] {
+            let e = build(kind, extra, settings, secret).expect("refused");
+            assert!(e.contains(expect), "{e}");
+            assert!(
+                !e.contains("s3cr3t") && !e.contains("secretwithoutkeyid"),
+                "{e}"
+            );
+        }
+    }
+
     #[test]
     fn store_ids() {
         assert!(valid_store_id("d-1234567890"));
