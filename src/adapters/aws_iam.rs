@@ -34,8 +34,8 @@
 //!   without a new password): an admin sets one if the person needs the console. Group
 //!   memberships come back through policy, as for any grant.
 //! - `active` in listings is "not tagged as deactivated by accessdesk".
-//! - Memberships are IAM groups (kind `group`; the entitlement's `external_id` or name is
-//!   the group name). `AddUserToGroup` is idempotent in IAM; removing a membership that is
+//! - Memberships are IAM groups (kind `group`; the entitlement's `external_id` — a group
+//!   name or group ARN — or else its name names the group). `AddUserToGroup` is idempotent in IAM; removing a membership that is
 //!   not there (`NoSuchEntity`) counts as done.
 //! - Listings: `ListUsers` and `GetGroup` page with `Marker`/`IsTruncated` (the cursor is
 //!   the Marker). IAM leaves tags out of list results, so each listed user is read with
@@ -256,6 +256,15 @@ fn tag_params(tags: &[(String, String)]) -> Vec<(String, String)> {
         p.push((format!("Tags.member.{}.Value", i + 1), v.clone()));
     }
     p
+}
+
+/// The group name in a catalogue `external_id`: the name itself, or the last segment of a
+/// group ARN (`arn:aws:iam::123456789012:group/division/eng` → `eng`).
+pub fn group_name_from_id(id: &str) -> &str {
+    match id.strip_prefix("arn:") {
+        Some(rest) if rest.contains(":group/") => id.rsplit('/').next().unwrap_or(id),
+        _ => id,
+    }
 }
 
 /// The IAM endpoint and signing region for a region's partition.
@@ -500,7 +509,7 @@ impl AwsIam {
         let g = if target.external_id.is_empty() {
             target.name.as_str()
         } else {
-            target.external_id.as_str()
+            group_name_from_id(&target.external_id)
         };
         if !valid_group_name(g) {
             return Err(AdapterError::new(
@@ -924,6 +933,19 @@ mod tests {
                 ("Tags.member.1.Key".to_string(), "k".to_string()),
                 ("Tags.member.1.Value".to_string(), "v".to_string())
             ]
+        );
+    }
+
+    #[test]
+    fn group_ids() {
+        assert_eq!(group_name_from_id("eng"), "eng");
+        assert_eq!(
+            group_name_from_id("arn:aws:iam::123456789012:group/division/eng"),
+            "eng"
+        );
+        assert_eq!(
+            group_name_from_id("arn:aws:iam::123456789012:group/ops"),
+            "ops"
         );
     }
 
