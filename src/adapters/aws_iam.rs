@@ -35,8 +35,9 @@
 //!   memberships come back through policy, as for any grant.
 //! - `active` in listings is "not tagged as deactivated by accessdesk".
 //! - Memberships are IAM groups (kind `group`; the entitlement's `external_id` — a group
-//!   name or group ARN — or else its name names the group). `AddUserToGroup` is idempotent in IAM; removing a membership that is
-//!   not there (`NoSuchEntity`) counts as done.
+//!   name or group ARN — or else its name names the group). `AddUserToGroup` is
+//!   idempotent in IAM; removing a membership that is not there (`NoSuchEntity`) counts
+//!   as done.
 //! - Listings: `ListUsers` and `GetGroup` page with `Marker`/`IsTruncated` (the cursor is
 //!   the Marker). IAM leaves tags out of list results, so each listed user is read with
 //!   `GetUser` for its HRIS id and state (four at a time, within the system's rate budget).
