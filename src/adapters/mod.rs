@@ -8,6 +8,7 @@
 //!
 //! Adapters never touch the store; the engine owns persistence.
 
+pub mod aws;
 pub mod aws_iam;
 pub mod aws_identitystore;
 pub mod error;
