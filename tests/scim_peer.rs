@@ -33,6 +33,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const SYSTEM: &str = "scim-peer";
@@ -752,4 +753,86 @@ async fn operations_through_a_10_percent_fault_rate_converge_without_duplicates(
         t.elapsed()
     );
     drop(proxy);
+}
+
+/// Everything tracing writes, at every level, from every crate.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A process-wide subscriber, installed once. (A thread-local `set_default` can miss events:
+/// tracing caches each callsite's interest, and other test threads may register them
+/// first.) It also captures what the other tests of this binary log meanwhile.
+fn capture_all_logs() -> Captured {
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    CAPTURED
+        .get_or_init(|| {
+            let captured = Captured::default();
+            let writer = captured.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("nothing else in this test binary installs a subscriber");
+            captured
+        })
+        .clone()
+}
+
+#[tokio::test]
+async fn the_token_never_appears_in_logs_errors_or_debug() {
+    let server = ScimServer::start().await;
+    let captured = capture_all_logs();
+    let a = adapter(&server, "");
+    let mut shown: Vec<String> = vec![format!("{a:?}")];
+    let id = a.authenticate().await.unwrap();
+    shown.push(format!("{id:?}"));
+    shown.push(serde_json::to_string(&id).unwrap());
+    let acc = a.create_account(&spec(1, "leak")).await.unwrap();
+    create_group(&server, "leak-group").await;
+    a.add_membership(&acc.external_id, &group("leak-group"))
+        .await
+        .unwrap();
+    a.deactivate_account(&acc.external_id).await.unwrap();
+    let mut errors = vec![
+        a.create_account(&spec(1, "leak")).await.unwrap_err(),
+        a.update_account("missing", &spec(2, "leak"))
+            .await
+            .unwrap_err(),
+        a.add_membership(&acc.external_id, &group("missing-group"))
+            .await
+            .unwrap_err(),
+    ];
+    // The token of another credential, refused.
+    let other = format!("{}-wrong", server.token);
+    errors.push(
+        adapter_with(&server.base_url(), &other, "")
+            .authenticate()
+            .await
+            .unwrap_err(),
+    );
+    for e in &errors {
+        shown.push(e.to_string());
+        shown.push(format!("{e:?}"));
+        shown.push(serde_json::to_string(e).unwrap());
+    }
+    let logs = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    assert!(logs.contains("http"), "requests were logged:\n{logs}");
+    for text in shown.iter().chain(std::iter::once(&logs)) {
+        assert!(
+            !text.contains(&server.token),
+            "the token leaked into: {text}"
+        );
+    }
 }

@@ -41,6 +41,13 @@ pub fn binary() -> PathBuf {
     bin
 }
 
+/// 16 random hex digits (std's randomly keyed hasher), so the token is findable in a leak scan.
+fn random_hex() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    let x = RandomState::new().hash_one((std::process::id(), Instant::now()));
+    format!("{x:016x}")
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -57,7 +64,7 @@ impl ScimServer {
     /// scim2-server announcing (and enforcing) the given ServiceProviderConfig.
     pub async fn start_with(service_provider_config: Option<serde_json::Value>) -> ScimServer {
         let bin = binary();
-        let token = format!("scim-peer-{}", std::process::id());
+        let token = format!("scim-peer-{}", random_hex());
         // A port picked by binding :0 can be taken again before the server binds it; try a
         // few ports before giving up.
         let mut last_log = String::new();
@@ -135,9 +142,22 @@ impl ScimServer {
         self.child.id()
     }
 
-    /// What the server has logged so far (one line per request: method, path, status).
+    /// What the server has logged (one line per request: method, path, status). wsgiref
+    /// writes a request's line after the response has gone out, so this waits until the log
+    /// has stopped growing (100 ms without change, at most 3 s).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+        let read =
+            || std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut last = read();
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = read();
+            if now == last || Instant::now() > deadline {
+                return now;
+            }
+            last = now;
+        }
     }
 
     /// The request lines of the log (`"PATCH /v2/Groups/... HTTP/1.1" 204 0`).
