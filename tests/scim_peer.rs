@@ -291,11 +291,13 @@ async fn lifecycle(server: &ScimServer, a: &ScimAdapter) {
     // Partial update: only the given fields change.
     let change = AccountSpec {
         display_name: "Countess Lovelace".into(),
+        email: "countess@example.com".into(),
         attributes: [("department".to_string(), "Mathematics".to_string())].into(),
         ..Default::default()
     };
     let updated = a.update_account(&id, &change).await.expect("update");
     assert_eq!(updated.login, s.login);
+    assert_eq!(updated.email.as_deref(), Some("countess@example.com"));
     let raw = raw_get(server, &format!("/Users/{id}")).await;
     assert_eq!(raw["displayName"], "Countess Lovelace");
     assert_eq!(raw[SCHEMA_ENTERPRISE_USER]["department"], "Mathematics");
@@ -304,6 +306,10 @@ async fn lifecycle(server: &ScimServer, a: &ScimAdapter) {
         "untouched"
     );
     assert_eq!(raw["name"]["givenName"], "Given1", "untouched");
+    assert_eq!(
+        raw["emails"],
+        json!([{"value": "countess@example.com", "type": "work", "primary": true}])
+    );
 
     // Deactivate (twice: idempotent), reactivate.
     a.deactivate_account(&id).await.expect("deactivate");

@@ -1207,50 +1207,53 @@ impl ScimAdapter {
         }
     }
 
-    /// Accounts for a set of user ids: `id eq .. or ..` filters where possible, else GETs.
-    /// Ids that do not exist (dangling member references) are skipped.
+    /// Accounts for a set of user ids: `id eq .. or ..` filters where possible, then a GET
+    /// for each id a filter did not return (a provider may cap a page below what we asked
+    /// for). Ids that do not exist (dangling member references) are skipped.
     async fn users_by_ids(&self, c: &Capabilities, ids: &[String]) -> AResult<Vec<RemoteAccount>> {
         let mut found: HashMap<String, RemoteAccount> = HashMap::new();
         let mut use_filter = self.filter_enabled(c);
-        for chunk in ids.chunks(MAX_IDS_PER_FILTER as usize) {
-            if use_filter {
-                let f = chunk
-                    .iter()
-                    .map(|id| filter_eq("id", id))
-                    .collect::<Vec<_>>()
-                    .join(" or ");
-                // One page: at most `chunk.len()` users match, within maxResults.
-                let q = [
-                    ("filter", f),
-                    ("attributes", USER_ATTRIBUTES.to_string()),
-                    ("count", chunk.len().to_string()),
-                ];
-                let path = with_query(&c.users_endpoint, &q);
-                match self.http.send(get(&path)).await {
-                    Ok(resp) => {
-                        let page = parse_list(&self.system, &resp, "a ListResponse of users")?;
-                        for r in &page.resources {
-                            let a = self.account(&resp, r)?;
-                            found.insert(a.external_id.clone(), a);
-                        }
-                        continue;
-                    }
-                    Err(e) if filter_rejected(&e) => {
-                        tracing::debug!(system = %self.system, "id filter refused; reading members one by one");
-                        use_filter = false;
-                    }
-                    Err(e) => return Err(e),
-                }
+        let chunk_size = self.page_size(c).min(MAX_IDS_PER_FILTER) as usize;
+        for chunk in ids.chunks(chunk_size) {
+            if !use_filter {
+                break;
             }
-            for id in chunk {
-                if let Some(a) = self.fetch_user(c, id).await? {
-                    found.insert(a.external_id.clone(), a);
+            let f = chunk
+                .iter()
+                .map(|id| filter_eq("id", id))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            let q = [
+                ("filter", f),
+                ("attributes", USER_ATTRIBUTES.to_string()),
+                ("count", chunk.len().to_string()),
+            ];
+            match self
+                .http
+                .send(get(&with_query(&c.users_endpoint, &q)))
+                .await
+            {
+                Ok(resp) => {
+                    let page = parse_list(&self.system, &resp, "a ListResponse of users")?;
+                    for r in &page.resources {
+                        let a = self.account(&resp, r)?;
+                        found.insert(a.external_id.clone(), a);
+                    }
                 }
+                Err(e) if filter_rejected(&e) => {
+                    tracing::debug!(system = %self.system, "id filter refused; reading members one by one");
+                    use_filter = false;
+                }
+                Err(e) => return Err(e),
             }
         }
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            match found.remove(id) {
+            let account = match found.remove(id) {
+                Some(a) => Some(a),
+                None => self.fetch_user(c, id).await?,
+            };
+            match account {
                 Some(a) => out.push(a),
                 None => {
                     tracing::warn!(system = %self.system, member = %id, "group member is not a user the provider knows; skipped")
