@@ -17,6 +17,8 @@ struct RawFile {
     systems: BTreeMap<Spanned<String>, RawSystem>,
     #[serde(default)]
     import: Option<RawImport>,
+    #[serde(default)]
+    guard: Option<GuardThresholds>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -44,6 +46,8 @@ struct RawSystem {
     settings: BTreeMap<String, toml::Value>,
     #[serde(default)]
     entitlements: Vec<RawEntitlement>,
+    #[serde(default)]
+    guard: Option<GuardThresholds>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,6 +61,37 @@ struct RawEntitlement {
     risk: Option<Spanned<String>>,
     #[serde(default)]
     requires_approval: bool,
+}
+
+/// Mass-change guard thresholds: a plan that would deactivate accounts or remove
+/// memberships above these in one system is held as a whole for explicit approval.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuardThresholds {
+    /// Share of the system's accounts a plan may deactivate (percent).
+    pub max_deactivate_percent: f64,
+    /// An absolute limit instead of the share.
+    pub max_deactivate: Option<usize>,
+    /// Share of the system's accounts that may lose memberships (percent).
+    pub max_remove_percent: f64,
+    pub max_remove: Option<usize>,
+    /// High-risk and privileged memberships a plan may remove.
+    pub max_privileged_remove: usize,
+    /// The share never holds fewer operations than this (small systems).
+    pub min_ops: usize,
+}
+
+impl Default for GuardThresholds {
+    fn default() -> Self {
+        GuardThresholds {
+            max_deactivate_percent: 10.0,
+            max_deactivate: None,
+            max_remove_percent: 10.0,
+            max_remove: None,
+            max_privileged_remove: 5,
+            min_ops: 5,
+        }
+    }
 }
 
 /// A configured request budget for one system, shared by all its workers.
@@ -132,6 +167,8 @@ pub struct SystemEntry {
     pub entitlements: BTreeMap<(EntitlementKind, String), Entitlement>,
     /// 1-based line of the `[systems.NAME]` header in systems.toml.
     pub line: usize,
+    /// This system's own guard thresholds, if it overrides the defaults.
+    pub guard: Option<GuardThresholds>,
 }
 
 /// The systems and entitlements a policy may refer to.
@@ -201,6 +238,8 @@ impl Default for ImportMapping {
 pub struct SystemsConfig {
     pub catalog: Catalog,
     pub import: ImportMapping,
+    /// Default guard thresholds (`[guard]`).
+    pub guard: GuardThresholds,
 }
 
 impl SystemsConfig {
@@ -349,6 +388,7 @@ impl SystemsConfig {
                     settings: rs.settings.clone(),
                     entitlements,
                     line: crate::error::line_col(text, name.span().start).0,
+                    guard: rs.guard,
                 },
             );
         }
@@ -414,7 +454,11 @@ impl SystemsConfig {
         if !problems.is_empty() {
             return Err(Error::input(problems));
         }
-        Ok(SystemsConfig { catalog, import })
+        Ok(SystemsConfig {
+            catalog,
+            import,
+            guard: raw.guard.unwrap_or_default(),
+        })
     }
 }
 

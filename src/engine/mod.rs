@@ -1,4 +1,7 @@
 //! The provisioning engine: plan (diff intended against actual), a durable queue in
 //! SQLite, and dependency-ordered workers that drive the adapters.
 
+pub mod admin;
+pub mod apply;
 pub mod plan;
+pub mod workers;

@@ -265,6 +265,16 @@ impl Tx<'_> {
         Ok(true)
     }
 
+    /// Reschedule a look at a `verifying` operation (not a status change).
+    pub fn set_next_attempt(&mut self, id: i64, next: DateTime<Utc>, _actor: &str) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "UPDATE operations SET next_attempt_at = ?2 WHERE id = ?1 AND status = 'verifying'",
+            )?
+            .execute(params![id, ts(next)])?;
+        Ok(())
+    }
+
     /// Record one attempt's outcome (for the console's attempt history).
     pub fn record_attempt(
         &mut self,
@@ -336,6 +346,58 @@ impl Store {
         ))?;
         let rows = stmt.query_map(params![ts(now), limit as i64], row_to_op)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Like [`Store::ready_ops`], for one system.
+    pub fn ready_ops_for(
+        &self,
+        system: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<OpRow>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {OP_COLUMNS} FROM operations o
+             WHERE o.system = ?3
+               AND (o.status = 'queued' OR (o.status = 'retry_wait' AND o.next_attempt_at <= ?1))
+               AND NOT EXISTS (SELECT 1 FROM op_deps d JOIN operations p ON p.id = d.depends_on
+                               WHERE d.op_id = o.id AND p.status != 'succeeded')
+             ORDER BY o.priority, o.id LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![ts(now), limit as i64, system], row_to_op)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Verifying operations of one system whose next look is due.
+    pub fn verifying_due(
+        &self,
+        system: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<OpRow>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {OP_COLUMNS} FROM operations WHERE system = ?3 AND status = 'verifying' AND next_attempt_at <= ?1
+             ORDER BY next_attempt_at LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![ts(now), limit as i64, system], row_to_op)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// When the scheduler next has something to do that is waiting for its time.
+    pub fn next_wakeup(&self) -> Result<Option<String>> {
+        Ok(self.conn.query_row(
+            "SELECT min(next_attempt_at) FROM operations WHERE status IN ('retry_wait', 'verifying')",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// When the first recorded attempt of an operation started.
+    pub fn first_attempt_at(&self, op_id: i64) -> Result<Option<String>> {
+        Ok(self.conn.query_row(
+            "SELECT min(started_at) FROM op_attempts WHERE op_id = ?1",
+            [op_id],
+            |r| r.get(0),
+        )?)
     }
 
     pub fn ops_with_status(

@@ -1,0 +1,401 @@
+//! Plans as stored artifacts, the mass-change guard, and applying a plan to the queue.
+//!
+//! `accessdesk plan` computes and stores a plan with an id; `accessdesk apply ID` applies
+//! exactly that plan. Applying first recomputes the diff for the same scope: if it is not
+//! the same set of operations, the world changed since the plan was made and the apply is
+//! refused. A plan the guard held is applied only with an explicit approval and reason.
+
+use super::plan::{PlannedOp, Scope, compute, kind_from_str};
+use crate::config::Catalog;
+use crate::config::systems::GuardThresholds;
+use crate::model::{OperationKind, OperationStatus, RiskLevel};
+use crate::store::queue::{NewOp, PRIORITY_LEAVER, PRIORITY_NORMAL};
+use crate::store::{NewAuditEvent, Store};
+use crate::{Error, Result};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+/// A stored plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredPlan {
+    pub id: String,
+    pub created_at: String,
+    pub scope: Scope,
+    pub status: String,
+    /// Why the mass-change guard held it, in plain words.
+    pub held_reason: Option<String>,
+    pub ops: Vec<PlannedOp>,
+}
+
+impl StoredPlan {
+    /// Counts per (system, operation kind).
+    pub fn counts(&self) -> BTreeMap<(String, String), usize> {
+        let mut m = BTreeMap::new();
+        for o in &self.ops {
+            *m.entry((o.system.to_string(), o.kind.as_str().to_string()))
+                .or_default() += 1;
+        }
+        m
+    }
+}
+
+/// Check a set of planned operations against the guard's thresholds. Returns the reasons
+/// it must be held, one per system and operation type that crossed its threshold.
+pub fn guard(
+    ops: &[PlannedOp],
+    account_counts: &HashMap<Arc<str>, usize>,
+    catalog: &Catalog,
+    defaults: &GuardThresholds,
+) -> Vec<String> {
+    let mut per: BTreeMap<(&str, OperationKind), usize> = BTreeMap::new();
+    let mut privileged: BTreeMap<&str, usize> = BTreeMap::new();
+    for o in ops {
+        if matches!(
+            o.kind,
+            OperationKind::Deactivate | OperationKind::RemoveMembership
+        ) {
+            *per.entry((&o.system, o.kind)).or_default() += 1;
+        }
+        if o.kind == OperationKind::RemoveMembership
+            && let Some(e) = o
+                .entitlement
+                .as_deref()
+                .and_then(|e| e.parse::<crate::model::EntitlementRef>().ok())
+            && catalog
+                .entitlement(&e.system, e.kind, &e.name)
+                .is_some_and(|c| c.risk >= RiskLevel::High)
+        {
+            *privileged.entry(&o.system).or_default() += 1;
+        }
+    }
+    let mut reasons = Vec::new();
+    for ((system, kind), n) in per {
+        let t = catalog
+            .systems
+            .get(system)
+            .and_then(|s| s.guard)
+            .unwrap_or(*defaults);
+        let accounts = account_counts.get(system).copied().unwrap_or(0);
+        let (pct, abs) = match kind {
+            OperationKind::Deactivate => (t.max_deactivate_percent, t.max_deactivate),
+            _ => (t.max_remove_percent, t.max_remove),
+        };
+        let limit = abs.unwrap_or_else(|| {
+            ((pct / 100.0) * accounts as f64)
+                .floor()
+                .max(t.min_ops as f64) as usize
+        });
+        if n > limit {
+            let what = if kind == OperationKind::Deactivate {
+                "deactivate"
+            } else {
+                "remove memberships from"
+            };
+            let share = if accounts > 0 {
+                format!(
+                    " ({:.0}% of its {accounts} accounts)",
+                    100.0 * n as f64 / accounts as f64
+                )
+            } else {
+                String::new()
+            };
+            reasons.push(format!(
+                "{system}: the plan would {what} {n} accounts{share}; the limit is {limit}{}",
+                if abs.is_some() {
+                    " (absolute)".to_string()
+                } else {
+                    format!(" ({pct}% of accounts, at least {})", t.min_ops)
+                }
+            ));
+        }
+    }
+    for (system, n) in privileged {
+        let t = catalog
+            .systems
+            .get(system)
+            .and_then(|s| s.guard)
+            .unwrap_or(*defaults);
+        if n > t.max_privileged_remove {
+            reasons.push(format!(
+                "{system}: the plan would remove {n} high-risk or privileged memberships; the limit is {}",
+                t.max_privileged_remove
+            ));
+        }
+    }
+    reasons
+}
+
+fn new_plan_id() -> String {
+    let t = chrono::Utc::now().format("%Y%m%d-%H%M%S");
+    let r: u32 = rand::random::<u32>() & 0xffff;
+    format!("p-{t}-{r:04x}")
+}
+
+/// Compute, guard and store a plan.
+pub fn make_plan(
+    store: &mut Store,
+    catalog: &Catalog,
+    defaults: &GuardThresholds,
+    scope: &Scope,
+    actor: &str,
+) -> Result<StoredPlan> {
+    let (ops, inputs, _timing) = compute(store, scope)?;
+    let reasons = guard(&ops, &inputs.account_counts(), catalog, defaults);
+    let held = (!reasons.is_empty()).then(|| reasons.join("; "));
+    let id = new_plan_id();
+    let created_at = crate::store::queue::ts(chrono::Utc::now());
+    let scope_json = serde_json::to_string(scope).unwrap_or_else(|_| "{}".into());
+    let status = if held.is_some() { "held" } else { "planned" };
+    store.write(|tx| {
+        let summary = json!({"operations": ops.len()}).to_string();
+        tx.conn().execute(
+            "INSERT INTO plans (id, created_at, scope, status, held_reason, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![id, created_at, scope_json, status, held, summary],
+        )?;
+        {
+            let mut stmt = tx.conn().prepare_cached(
+                "INSERT INTO plan_ops (plan_id, seq, kind, system, person_id, entitlement, requires_approval) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for (i, o) in ops.iter().enumerate() {
+                stmt.execute(params![id, i as i64, o.kind.as_str(), &*o.system, &*o.person_id, o.entitlement.as_deref(), o.requires_approval])?;
+            }
+        }
+        tx.audit(NewAuditEvent {
+            actor,
+            action: if held.is_some() { "plan.held" } else { "plan.created" },
+            subject: &id,
+            details: json!({"operations": ops.len(), "scope": scope, "held_reason": held}),
+        })?;
+        Ok(())
+    })?;
+    Ok(StoredPlan {
+        id,
+        created_at,
+        scope: scope.clone(),
+        status: status.into(),
+        held_reason: held,
+        ops,
+    })
+}
+
+pub fn load_plan(store: &Store, id: &str) -> Result<StoredPlan> {
+    let row: Option<(String, String, String, Option<String>)> = store
+        .conn()
+        .query_row(
+            "SELECT created_at, scope, status, held_reason FROM plans WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((created_at, scope, status, held_reason)) = row else {
+        return Err(Error::usage(
+            format!("no plan {id:?}"),
+            "run `accessdesk plan` to make one",
+        ));
+    };
+    let mut stmt = store.conn().prepare("SELECT kind, system, person_id, entitlement, requires_approval FROM plan_ops WHERE plan_id = ?1 ORDER BY seq")?;
+    let rows = stmt.query_map([id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, bool>(4)?,
+        ))
+    })?;
+    let mut ops = Vec::new();
+    for row in rows {
+        let (k, s, p, e, a) = row?;
+        let Some(kind) = kind_from_str(&k) else {
+            continue;
+        };
+        ops.push(PlannedOp {
+            kind,
+            system: Arc::from(s),
+            person_id: Arc::from(p),
+            entitlement: e.map(Arc::from),
+            requires_approval: a,
+        });
+    }
+    Ok(StoredPlan {
+        id: id.to_string(),
+        created_at,
+        scope: serde_json::from_str(&scope).unwrap_or_default(),
+        status,
+        held_reason,
+        ops,
+    })
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ApplyReport {
+    pub plan: String,
+    pub queued: usize,
+    pub pending_approval: usize,
+}
+
+type OpKey = (OperationKind, Arc<str>, Arc<str>, Option<Arc<str>>);
+
+fn keys(ops: &[PlannedOp]) -> HashSet<OpKey> {
+    ops.iter()
+        .map(|o| {
+            (
+                o.kind,
+                o.system.clone(),
+                o.person_id.clone(),
+                o.entitlement.clone(),
+            )
+        })
+        .collect()
+}
+
+/// Apply exactly the stored plan. `mass_change_approval` is (who, why) for a held plan.
+pub fn apply_plan(
+    store: &mut Store,
+    catalog: &Catalog,
+    id: &str,
+    actor: &str,
+    mass_change_approval: Option<&str>,
+) -> Result<ApplyReport> {
+    let plan = load_plan(store, id)?;
+    if plan.status == "applied" {
+        return Err(Error::usage(
+            format!("plan {id} was already applied"),
+            "run `accessdesk plan` for a new one",
+        ));
+    }
+    if let Some(reason) = &plan.held_reason {
+        match mass_change_approval {
+            Some(why) if !why.trim().is_empty() => {}
+            _ => {
+                return Err(Error::Failed(format!(
+                    "plan {id} is held by the mass-change guard: {reason}. Review it, then apply with --approve-mass-change --reason \"...\""
+                )));
+            }
+        }
+    }
+    let (now_ops, _, _) = compute(store, &plan.scope)?;
+    let (was, is) = (keys(&plan.ops), keys(&now_ops));
+    if was != is {
+        let gone = was.difference(&is).count();
+        let new = is.difference(&was).count();
+        store.write(|tx| {
+            tx.conn()
+                .execute("UPDATE plans SET status = 'refused' WHERE id = ?1", [id])?;
+            tx.audit(NewAuditEvent {
+                actor,
+                action: "plan.refused",
+                subject: id,
+                details: json!({"no_longer_needed": gone, "newly_needed": new}),
+            })
+        })?;
+        return Err(Error::Failed(format!(
+            "the world changed since plan {id} was made: {gone} of its operations are no longer needed and {new} new ones are; run `accessdesk plan` again"
+        )));
+    }
+    let cause = format!("plan:{id}");
+    let mut report = ApplyReport {
+        plan: id.to_string(),
+        ..Default::default()
+    };
+    store.write(|tx| {
+        if let (Some(reason), Some(why)) = (&plan.held_reason, mass_change_approval) {
+            tx.audit(NewAuditEvent { actor, action: "plan.mass_change_approved", subject: id, details: json!({"held_reason": reason, "why": why}) })?;
+        }
+        // Account creations first, in system-dependency order, so their ids exist for the
+        // operations that wait on them.
+        let order = system_order(catalog);
+        let mut creates: HashMap<(Arc<str>, Arc<str>), i64> = HashMap::new();
+        let mut sorted: Vec<&PlannedOp> = plan.ops.iter().filter(|o| o.kind == OperationKind::CreateAccount).collect();
+        sorted.sort_by_key(|o| (order.get(&*o.system).copied().unwrap_or(usize::MAX), o.person_id.clone()));
+        for o in sorted {
+            let mut deps = Vec::new();
+            if let Some(entry) = catalog.systems.get(&*o.system) {
+                for d in &entry.system.depends_on {
+                    if let Some(id) = creates.get(&(o.person_id.clone(), Arc::from(d.as_str()))) {
+                        deps.push(*id);
+                    } else if let Some(id) = inflight_create(tx.conn(), &o.person_id, d)? {
+                        deps.push(id);
+                    }
+                }
+            }
+            let op_id = tx.enqueue(&NewOp { kind: o.kind, system: &o.system, person_id: &o.person_id, entitlement: None, status: OperationStatus::Queued, priority: PRIORITY_NORMAL, plan_id: Some(id), cause: &cause, depends_on: &deps }, actor)?;
+            creates.insert((o.person_id.clone(), o.system.clone()), op_id);
+            report.queued += 1;
+        }
+        for o in plan.ops.iter().filter(|o| o.kind != OperationKind::CreateAccount) {
+            let mut deps = Vec::new();
+            if matches!(o.kind, OperationKind::AddMembership | OperationKind::Reactivate | OperationKind::UpdateAttributes) {
+                if let Some(c) = creates.get(&(o.person_id.clone(), o.system.clone())) {
+                    deps.push(*c);
+                } else if let Some(c) = inflight_create(tx.conn(), &o.person_id, &o.system)? {
+                    deps.push(c);
+                }
+            }
+            let status = if o.requires_approval { OperationStatus::PendingApproval } else { OperationStatus::Queued };
+            let priority = if o.kind == OperationKind::Deactivate { PRIORITY_LEAVER } else { PRIORITY_NORMAL };
+            let op_id = tx.enqueue(&NewOp { kind: o.kind, system: &o.system, person_id: &o.person_id, entitlement: o.entitlement.as_deref(), status, priority, plan_id: Some(id), cause: &cause, depends_on: &deps }, actor)?;
+            if o.requires_approval {
+                tx.conn().execute(
+                    "INSERT INTO approvals (person_id, entitlement, rule, status, requested_at, op_id)
+                     SELECT ?1, ?2, COALESCE((SELECT rule FROM intended_grants WHERE person_id = ?1 AND entitlement = ?2), ''), 'pending', ?3, ?4",
+                    params![&*o.person_id, o.entitlement.as_deref(), crate::store::queue::ts(tx.now), op_id],
+                )?;
+                report.pending_approval += 1;
+            } else {
+                report.queued += 1;
+            }
+        }
+        tx.conn().execute("UPDATE plans SET status = 'applied' WHERE id = ?1", [id])?;
+        tx.audit(NewAuditEvent { actor, action: "plan.applied", subject: id, details: json!({"queued": report.queued, "pending_approval": report.pending_approval}) })?;
+        Ok(())
+    })?;
+    Ok(report)
+}
+
+fn inflight_create(conn: &rusqlite::Connection, person: &str, system: &str) -> Result<Option<i64>> {
+    Ok(conn
+        .query_row(
+            "SELECT id FROM operations WHERE kind = 'create_account' AND person_id = ?1 AND system = ?2
+             AND status NOT IN ('succeeded','failed','cancelled') ORDER BY id DESC LIMIT 1",
+            params![person, system],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Systems in dependency order (dependencies first). The config loader refuses cycles.
+pub fn system_order(catalog: &Catalog) -> HashMap<String, usize> {
+    let mut order = HashMap::new();
+    fn depth(
+        name: &str,
+        catalog: &Catalog,
+        seen: &mut HashMap<String, usize>,
+        guard: usize,
+    ) -> usize {
+        if let Some(d) = seen.get(name) {
+            return *d;
+        }
+        let d = if guard > 64 {
+            0
+        } else {
+            catalog.systems.get(name).map_or(0, |e| {
+                e.system
+                    .depends_on
+                    .iter()
+                    .map(|x| depth(x, catalog, seen, guard + 1) + 1)
+                    .max()
+                    .unwrap_or(0)
+            })
+        };
+        seen.insert(name.to_string(), d);
+        d
+    }
+    for name in catalog.systems.keys() {
+        depth(name, catalog, &mut order, 0);
+    }
+    order
+}
