@@ -192,10 +192,7 @@ impl Engine {
         let running = self.db(|s| s.ops_with_status(&[OperationStatus::Running], 100_000))?;
         let mut n = 0;
         for op in running {
-            let present = match self.effect_present(&op).await {
-                Ok(p) => p,
-                Err(_) => false,
-            };
+            let present = self.effect_present(&op).await.unwrap_or_default();
             let actor = self.cfg.actor.clone();
             if present {
                 self.record_effect(&op, None).await?;
