@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod engine;
 pub mod init;
 pub mod logging;
 pub mod people;
@@ -64,6 +65,38 @@ pub enum Command {
     System(SystemCmd),
     /// Run a benchmark and print its figures.
     Bench(BenchArgs),
+    /// Show what would change: intended access against actual access, as a stored plan.
+    Plan {
+        /// Only this system.
+        #[arg(long)]
+        system: Option<String>,
+        /// Only this person (HRIS id or email).
+        #[arg(long)]
+        person: Option<String>,
+        /// List every operation, not just the first 50.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Apply exactly a stored plan, then run the queue until it settles.
+    Apply {
+        plan: String,
+        /// Apply a plan the mass-change guard held (needs --reason).
+        #[arg(long)]
+        approve_mass_change: bool,
+        #[arg(long)]
+        reason: Option<String>,
+        /// Only enqueue; do not run the workers.
+        #[arg(long)]
+        no_run: bool,
+    },
+    /// Run the queue until nothing is runnable (after a crash, or to drain retries).
+    Run,
+    /// The provisioning queue.
+    #[command(subcommand)]
+    Queue(QueueCmd),
+    /// Grants waiting for an approver.
+    #[command(subcommand)]
+    Approvals(ApprovalsCmd),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -93,6 +126,52 @@ pub enum PeopleCmd {
     },
     /// Show one person (HRIS id or email).
     Show { person: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCmd {
+    /// Operations by status (default: everything not yet succeeded).
+    List {
+        #[arg(long)]
+        status: Vec<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// One operation with its attempts and dependencies.
+    Show { id: i64 },
+    /// Failed operations grouped by root cause (system + error class + vendor code).
+    Failures,
+    /// Retry an operation, or every failed one sharing a root cause (--group KEY).
+    Retry(ActArgs),
+    /// Give up on an operation (what depends on it stays blocked).
+    Skip(ActArgs),
+    /// Cancel an operation and everything that depends on it.
+    Cancel(ActArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ActArgs {
+    pub id: Option<i64>,
+    /// A root-cause key from `queue failures`.
+    #[arg(long)]
+    pub group: Option<String>,
+    #[arg(long, default_value = "")]
+    pub reason: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCmd {
+    List,
+    Approve {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
+    Reject {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -224,6 +303,8 @@ accessdesk: the console is not built yet. Things to run now:
   accessdesk people import FILE.csv    load people from an HR export
   accessdesk policy check              validate the policies
   accessdesk policy explain PERSON     why a person gets what they get
+  accessdesk plan                      what would change, as a stored plan
+  accessdesk apply PLAN_ID             apply it and run the queue
   accessdesk audit verify              check the audit chain
   accessdesk secret set NAME           store a credential in the OS keychain
   accessdesk --help                    everything else";
@@ -251,6 +332,20 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::System(SystemCmd::List)) => system_list(&ctx).map(|_| 0),
         Some(Command::System(SystemCmd::Test { name })) => system_test(&ctx, &name),
         Some(Command::Bench(a)) => bench::run(&ctx, a).map(|_| 0),
+        Some(Command::Plan {
+            system,
+            person,
+            all,
+        }) => engine::plan(&ctx, system, person, all),
+        Some(Command::Apply {
+            plan,
+            approve_mass_change,
+            reason,
+            no_run,
+        }) => engine::apply(&ctx, &plan, approve_mass_change, reason, no_run),
+        Some(Command::Run) => engine::run(&ctx),
+        Some(Command::Queue(c)) => engine::queue(&ctx, c),
+        Some(Command::Approvals(c)) => engine::approvals(&ctx, c),
         Some(Command::Completions { shell }) => {
             use clap::CommandFactory;
             clap_complete::generate(

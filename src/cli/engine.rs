@@ -1,0 +1,346 @@
+//! `accessdesk plan|apply|run|queue|approvals`.
+
+use super::{ActArgs, ApprovalsCmd, Ctx, QueueCmd};
+use crate::config::SystemsConfig;
+use crate::engine::admin::{self, Action};
+use crate::engine::apply::{apply_plan, make_plan};
+use crate::engine::plan::Scope;
+use crate::engine::workers::{Engine, EngineConfig, SystemRuntime};
+use crate::model::OperationStatus;
+use crate::store::Store;
+use crate::store::queue::status_from_str;
+use crate::{Error, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub fn plan(ctx: &Ctx, system: Option<String>, person: Option<String>, all: bool) -> Result<i32> {
+    let cfg = ctx.systems()?;
+    let mut store = ctx.store()?;
+    if let Some(s) = &system {
+        if !cfg.catalog.systems.contains_key(s) {
+            return Err(Error::usage(
+                format!("no system named {s:?}"),
+                "see `accessdesk system list`",
+            ));
+        }
+    }
+    let person = match person {
+        None => None,
+        Some(p) => Some(
+            store
+                .find_person(&p)?
+                .ok_or_else(|| {
+                    Error::usage(format!("no person {p:?}"), "give an HRIS id or work email")
+                })?
+                .hris_id,
+        ),
+    };
+    let scope = Scope { system, person };
+    let plan = make_plan(
+        &mut store,
+        &cfg.catalog,
+        &cfg.guard,
+        &scope,
+        &super::actor(),
+    )?;
+    if ctx.json {
+        ctx.print_json(&plan)?;
+        return Ok(0);
+    }
+    println!("Plan {}: {} operations", plan.id, plan.ops.len());
+    if plan.ops.is_empty() {
+        println!("\nNothing to do: actual access matches intended access (as last observed).");
+        return Ok(0);
+    }
+    println!("\n  {:<16} {:<20} {:>8}", "system", "operation", "count");
+    for ((sys, kind), n) in plan.counts() {
+        println!("  {sys:<16} {kind:<20} {n:>8}");
+    }
+    println!();
+    let shown = if all {
+        plan.ops.len()
+    } else {
+        plan.ops.len().min(50)
+    };
+    let mut last_person = None;
+    for o in &plan.ops[..shown] {
+        if last_person.as_deref() != Some(&*o.person_id) {
+            println!("  {}", o.person_id);
+            last_person = Some(o.person_id.to_string());
+        }
+        let sign = match o.kind {
+            crate::model::OperationKind::RemoveMembership
+            | crate::model::OperationKind::Deactivate => "-",
+            crate::model::OperationKind::UpdateAttributes => "~",
+            _ => "+",
+        };
+        println!(
+            "    {sign} {:<18} {:<12} {}{}",
+            o.kind.as_str(),
+            o.system,
+            o.entitlement.as_deref().unwrap_or(""),
+            if o.requires_approval {
+                "  (needs approval)"
+            } else {
+                ""
+            }
+        );
+    }
+    if shown < plan.ops.len() {
+        println!(
+            "    ... and {} more (--all lists them)",
+            plan.ops.len() - shown
+        );
+    }
+    if let Some(r) = &plan.held_reason {
+        println!("\nHELD by the mass-change guard: {r}");
+        println!(
+            "Review it, then: accessdesk apply {} --approve-mass-change --reason \"...\"",
+            plan.id
+        );
+    } else {
+        println!("\nTo apply exactly this plan: accessdesk apply {}", plan.id);
+    }
+    Ok(0)
+}
+
+/// Build the engine from systems.toml: one adapter per system, credentials from the keychain.
+/// Systems whose adapter cannot be built are reported; their operations stay queued.
+pub fn build_engine(cfg: &SystemsConfig, store: Store) -> Result<(Arc<Engine>, Vec<String>)> {
+    let keychain = crate::secrets::Keychain::from_env()?;
+    let mut systems = HashMap::new();
+    let mut problems = Vec::new();
+    for (name, entry) in &cfg.catalog.systems {
+        match crate::adapters::registry::build(entry, &keychain) {
+            Ok(adapter) => {
+                let concurrency = entry
+                    .rate_limit
+                    .map(|r| r.concurrency as usize)
+                    .unwrap_or(4);
+                let verify = entry
+                    .settings
+                    .get("verify")
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(false);
+                systems.insert(
+                    name.clone(),
+                    SystemRuntime::new(adapter, entry.system.kind, concurrency, verify),
+                );
+            }
+            Err(e) => problems.push(format!("{name}: {e}")),
+        }
+    }
+    let engine = Engine::new(
+        Arc::new(Mutex::new(store)),
+        Arc::new(cfg.catalog.clone()),
+        systems,
+        EngineConfig {
+            actor: super::actor(),
+            ..Default::default()
+        },
+    );
+    Ok((Arc::new(engine), problems))
+}
+
+fn drive(ctx: &Ctx, cfg: &SystemsConfig) -> Result<i32> {
+    let store = ctx.store()?;
+    let (engine, problems) = build_engine(cfg, store)?;
+    for p in &problems {
+        eprintln!("warning: {p}; its operations stay queued");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the async runtime", e))?;
+    let summary = rt.block_on(engine.run_until_idle(None))?;
+    if ctx.json {
+        ctx.print_json(&summary)?;
+    } else {
+        println!(
+            "run finished: {} succeeded, {} failed, {} blocked, {} retries, {} recovered after a restart",
+            summary.succeeded, summary.failed, summary.blocked, summary.retried, summary.recovered
+        );
+        if summary.failed > 0 {
+            println!("see `accessdesk queue failures`");
+        }
+    }
+    Ok(if summary.failed > 0 { 1 } else { 0 })
+}
+
+pub fn apply(
+    ctx: &Ctx,
+    plan: &str,
+    approve: bool,
+    reason: Option<String>,
+    no_run: bool,
+) -> Result<i32> {
+    let cfg = ctx.systems()?;
+    let mut store = ctx.store()?;
+    if approve && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        return Err(Error::usage(
+            "--approve-mass-change needs --reason",
+            "say why this mass change is intended",
+        ));
+    }
+    let approval = if approve { reason.as_deref() } else { None };
+    let report = apply_plan(&mut store, &cfg.catalog, plan, &super::actor(), approval)?;
+    if !ctx.json {
+        println!(
+            "applied {}: {} queued, {} waiting for approval",
+            report.plan, report.queued, report.pending_approval
+        );
+    }
+    drop(store);
+    if no_run {
+        if ctx.json {
+            ctx.print_json(&report)?;
+        }
+        return Ok(0);
+    }
+    drive(ctx, &cfg)
+}
+
+pub fn run(ctx: &Ctx) -> Result<i32> {
+    let cfg = ctx.systems()?;
+    drive(ctx, &cfg)
+}
+
+pub fn queue(ctx: &Ctx, cmd: QueueCmd) -> Result<i32> {
+    let mut store = ctx.store()?;
+    match cmd {
+        QueueCmd::List { status, limit } => {
+            let statuses: Vec<OperationStatus> = if status.is_empty() {
+                use OperationStatus::*;
+                vec![
+                    PendingApproval,
+                    Queued,
+                    Running,
+                    RetryWait,
+                    Verifying,
+                    Blocked,
+                    Failed,
+                ]
+            } else {
+                status
+                    .iter()
+                    .map(|s| status_from_str(s).ok_or_else(|| Error::usage(format!("unknown status {s:?}"), "pending_approval, queued, running, retry_wait, verifying, blocked, succeeded, failed, cancelled")))
+                    .collect::<Result<_>>()?
+            };
+            let ops = store.ops_with_status(&statuses, limit)?;
+            if ctx.json {
+                ctx.print_json(&ops)?;
+            } else {
+                for o in ops {
+                    println!(
+                        "#{:<6} {:<16} {:<18} {:<12} {:<10} {:<28} {}",
+                        o.id,
+                        o.status.as_str(),
+                        o.kind.as_str(),
+                        o.system,
+                        o.person_id,
+                        o.entitlement.as_deref().unwrap_or("-"),
+                        o.blocked_reason
+                            .or(o.last_error_message)
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            Ok(0)
+        }
+        QueueCmd::Show { id } => {
+            let op = store.op(id)?.ok_or_else(|| {
+                Error::usage(format!("no operation #{id}"), "see `accessdesk queue list`")
+            })?;
+            let deps = store.dependencies_of(id)?;
+            let mut stmt = store.conn().prepare(
+                "SELECT attempt, started_at, finished_at, outcome, error_class, http_status, vendor_code, message, excerpt FROM op_attempts WHERE op_id = ?1 ORDER BY attempt",
+            )?;
+            let attempts: Vec<serde_json::Value> = stmt
+                .query_map([id], |r| {
+                    Ok(serde_json::json!({
+                        "attempt": r.get::<_, i64>(0)?, "started_at": r.get::<_, String>(1)?, "finished_at": r.get::<_, Option<String>>(2)?,
+                        "outcome": r.get::<_, Option<String>>(3)?, "class": r.get::<_, Option<String>>(4)?, "status": r.get::<_, Option<i64>>(5)?,
+                        "code": r.get::<_, Option<String>>(6)?, "message": r.get::<_, Option<String>>(7)?, "response": r.get::<_, Option<String>>(8)?,
+                    }))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            ctx.print_json(
+                &serde_json::json!({"operation": op, "depends_on": deps, "attempts": attempts}),
+            )?;
+            Ok(0)
+        }
+        QueueCmd::Failures => {
+            let groups = admin::failure_groups(&store)?;
+            if ctx.json {
+                let v: Vec<_> = groups.iter().map(|(rc, ops)| serde_json::json!({"key": rc.key(), "cause": rc, "count": ops.len(), "ops": ops.iter().map(|o| o.id).collect::<Vec<_>>()})).collect();
+                ctx.print_json(&v)?;
+            } else if groups.is_empty() {
+                println!("no failed operations");
+            } else {
+                for (rc, ops) in &groups {
+                    let msg = ops
+                        .first()
+                        .and_then(|o| o.last_error_message.clone())
+                        .unwrap_or_default();
+                    println!("{:>5} x {}  {}", ops.len(), rc.key(), msg);
+                }
+            }
+            Ok(0)
+        }
+        QueueCmd::Retry(a) => act(ctx, &mut store, a, Action::Retry),
+        QueueCmd::Skip(a) => act(ctx, &mut store, a, Action::Skip),
+        QueueCmd::Cancel(a) => act(ctx, &mut store, a, Action::Cancel),
+    }
+}
+
+fn act(ctx: &Ctx, store: &mut Store, a: ActArgs, action: Action) -> Result<i32> {
+    let actor = super::actor();
+    let n = match (a.id, a.group) {
+        (Some(id), None) => usize::from(admin::act(store, id, action, &actor, &a.reason)?),
+        (None, Some(g)) => admin::act_on_group(store, &g, action, &actor, &a.reason)?,
+        _ => {
+            return Err(Error::usage(
+                "give an operation id or --group KEY",
+                "see `accessdesk queue failures`",
+            ));
+        }
+    };
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({"changed": n}))?;
+    } else {
+        println!("{n} operation(s) changed");
+    }
+    Ok(if n == 0 { 1 } else { 0 })
+}
+
+pub fn approvals(ctx: &Ctx, cmd: ApprovalsCmd) -> Result<i32> {
+    let mut store = ctx.store()?;
+    match cmd {
+        ApprovalsCmd::List => {
+            let p = admin::pending_approvals(&store)?;
+            if ctx.json {
+                ctx.print_json(&p)?;
+            } else if p.is_empty() {
+                println!("no pending approvals");
+            } else {
+                for a in p {
+                    println!(
+                        "#{:<5} {:<10} {:<32} rule {:<20} requested {}",
+                        a.id, a.person_id, a.entitlement, a.rule, a.requested_at
+                    );
+                }
+            }
+            Ok(0)
+        }
+        ApprovalsCmd::Approve { id, reason } => {
+            admin::decide(&mut store, id, true, &super::actor(), &reason)?;
+            println!("approved #{id}");
+            Ok(0)
+        }
+        ApprovalsCmd::Reject { id, reason } => {
+            admin::decide(&mut store, id, false, &super::actor(), &reason)?;
+            println!("rejected #{id}");
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! The plan/apply/queue/approvals commands end to end (without touching any target system:
+//! `apply --no-run` only enqueues).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Home(tempfile::TempDir);
+
+impl Home {
+    fn new() -> Home {
+        let h = Home(tempfile::tempdir().unwrap());
+        assert!(h.run(&["init"]).status.success());
+        h
+    }
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_accessdesk"))
+            .arg("--home")
+            .arg(self.path())
+            .args(args)
+            .env_remove("ACCESSDESK_HOME")
+            .env("USER", "tester")
+            .output()
+            .unwrap()
+    }
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        let o = self.run(&a);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {}", text(&o)))
+    }
+    fn write(&self, name: &str, body: &str) -> PathBuf {
+        let p = self.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+const HEADER: &str = "employee_id,first_name,last_name,preferred_name,email,department,title,manager_id,location,cost_center,status,start_date,end_date\n";
+
+#[test]
+fn plan_apply_queue_and_approvals() {
+    let h = Home::new();
+    let csv = h.write("hr.csv", &format!("{HEADER}E1,Ada,L,,ada@example.com,Engineering,Engineering Manager,,London,CC1,active,,\nE2,Bo,M,,bo@example.com,Sales,Rep,,Berlin,CC2,active,,\n"));
+    assert!(
+        h.run(&["people", "import", csv.to_str().unwrap()])
+            .status
+            .success()
+    );
+
+    let plan = h.json(&["plan"]);
+    let ops = plan["ops"].as_array().unwrap();
+    let kinds: Vec<(String, String, String)> = ops
+        .iter()
+        .map(|o| {
+            (
+                o["kind"].as_str().unwrap().to_string(),
+                o["system"].as_str().unwrap().to_string(),
+                o["person_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    // Ada: okta + github accounts, everyone + engineering groups, eng team, and org-admins (approval).
+    assert_eq!(
+        kinds.iter().filter(|k| k.0 == "create_account").count(),
+        3,
+        "{kinds:?}"
+    );
+    assert_eq!(ops.len(), 3 + 5, "{kinds:?}");
+    assert!(plan["held_reason"].is_null());
+    let id = plan["id"].as_str().unwrap().to_string();
+
+    // The text form names the plan and how to apply it.
+    let o = h.run(&["plan", "--person", "bo@example.com"]);
+    assert!(
+        text(&o).contains("okta:group:everyone") && text(&o).contains("accessdesk apply"),
+        "{}",
+        text(&o)
+    );
+
+    let o = h.run(&["apply", &id, "--no-run"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("7 queued, 1 waiting for approval"),
+        "{}",
+        text(&o)
+    );
+    // Applying twice is refused.
+    assert_eq!(h.run(&["apply", &id, "--no-run"]).status.code(), Some(2));
+
+    // Everything is now in flight: a new plan is empty.
+    assert_eq!(h.json(&["plan"])["ops"].as_array().unwrap().len(), 0);
+
+    // Memberships wait on their account's creation.
+    let queued = h.json(&["queue", "list"]);
+    let add = queued
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "add_membership" && o["system"] == "github")
+        .unwrap();
+    let shown = h.json(&["queue", "show", &add["id"].to_string()]);
+    assert_eq!(shown["depends_on"].as_array().unwrap().len(), 1);
+
+    let pending = h.json(&["approvals", "list"]);
+    let p = &pending.as_array().unwrap()[0];
+    assert_eq!(p["entitlement"], "github:team:org-admins");
+    assert_eq!(p["rule"], "org-admins");
+    let pid = p["id"].to_string();
+    assert_eq!(
+        h.run(&["approvals", "approve", &pid, "--reason", ""])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert!(
+        h.run(&[
+            "approvals",
+            "approve",
+            &pid,
+            "--reason",
+            "manager confirmed"
+        ])
+        .status
+        .success()
+    );
+    assert_eq!(h.json(&["approvals", "list"]).as_array().unwrap().len(), 0);
+    let audit = h.json(&["audit", "export"]);
+    let approved = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "approval.approved")
+        .expect("approval audited");
+    assert_eq!(approved["actor"], "cli:tester");
+    assert_eq!(approved["details"]["reason"], "manager confirmed");
+    assert!(h.run(&["audit", "verify"]).status.success());
+}
+
+#[test]
+fn a_stale_plan_is_refused() {
+    let h = Home::new();
+    let csv = h.write(
+        "hr.csv",
+        &format!("{HEADER}E1,Ada,L,,ada@example.com,Engineering,Engineer,,London,CC1,active,,\n"),
+    );
+    assert!(
+        h.run(&["people", "import", csv.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let id = h.json(&["plan"])["id"].as_str().unwrap().to_string();
+    // HR moves Ada to Sales: the plan no longer matches the world.
+    let csv = h.write(
+        "hr.csv",
+        &format!("{HEADER}E1,Ada,L,,ada@example.com,Sales,Rep,,London,CC1,active,,\n"),
+    );
+    assert!(
+        h.run(&["people", "import", csv.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let o = h.run(&["apply", &id, "--no-run"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("the world changed since plan"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn mass_leavers_are_held_with_the_reason() {
+    let h = Home::new();
+    let mut rows = String::from(HEADER);
+    for i in 0..20 {
+        rows.push_str(&format!(
+            "E{i},P{i},L,,p{i}@example.com,Sales,Rep,,Berlin,CC2,terminated,,\n"
+        ));
+    }
+    let csv = h.write("hr.csv", &rows);
+    assert!(
+        h.run(&["people", "import", csv.to_str().unwrap()])
+            .status
+            .success()
+    );
+    // Pretend all 20 still have active okta accounts.
+    let db = rusqlite::Connection::open(h.path().join("accessdesk.db")).unwrap();
+    for i in 0..20 {
+        db.execute("INSERT INTO accounts (system, person_id, login, external_id, active) VALUES ('okta', ?1, ?2, ?2, 1)", rusqlite::params![format!("E{i}"), format!("p{i}@example.com")]).unwrap();
+    }
+    drop(db);
+    let plan = h.json(&["plan"]);
+    let reason = plan["held_reason"].as_str().expect("held");
+    assert!(
+        reason.contains("okta: the plan would deactivate 20 accounts (100% of its 20 accounts)"),
+        "{reason}"
+    );
+    let id = plan["id"].as_str().unwrap();
+    let o = h.run(&["apply", id, "--no-run"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("held by the mass-change guard"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        h.run(&["apply", id, "--no-run", "--approve-mass-change"])
+            .status
+            .code(),
+        Some(2)
+    );
+    let o = h.run(&[
+        "apply",
+        id,
+        "--no-run",
+        "--approve-mass-change",
+        "--reason",
+        "office closed",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Leavers jump the queue.
+    let q = h.json(&["queue", "list"]);
+    assert!(
+        q.as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["kind"] == "deactivate" && o["priority"] == 0)
+    );
+}
