@@ -16,13 +16,13 @@ use std::sync::{Arc, Mutex};
 pub fn plan(ctx: &Ctx, system: Option<String>, person: Option<String>, all: bool) -> Result<i32> {
     let cfg = ctx.systems()?;
     let mut store = ctx.store()?;
-    if let Some(s) = &system {
-        if !cfg.catalog.systems.contains_key(s) {
-            return Err(Error::usage(
-                format!("no system named {s:?}"),
-                "see `accessdesk system list`",
-            ));
-        }
+    if let Some(s) = &system
+        && !cfg.catalog.systems.contains_key(s)
+    {
+        return Err(Error::usage(
+            format!("no system named {s:?}"),
+            "see `accessdesk system list`",
+        ));
     }
     let person = match person {
         None => None,
