@@ -107,11 +107,16 @@ pub fn plan(ctx: &Ctx, system: Option<String>, person: Option<String>, all: bool
 /// Build the engine from systems.toml: one adapter per system, credentials from the keychain.
 /// Systems whose adapter cannot be built are reported; their operations stay queued.
 pub fn build_engine(cfg: &SystemsConfig, store: Store) -> Result<(Arc<Engine>, Vec<String>)> {
-    let keychain = crate::secrets::Keychain::from_env()?;
+    // A headless server may hold every credential in env:VAR and have no keychain at all.
+    let secrets = match crate::secrets::Keychain::from_env() {
+        Ok(k) => Secrets::Keychain(k),
+        Err(e) => Secrets::EnvOnly(e.to_string()),
+    };
+    let keychain = &secrets;
     let mut systems = HashMap::new();
     let mut problems = Vec::new();
     for (name, entry) in &cfg.catalog.systems {
-        match crate::adapters::registry::build(entry, &keychain) {
+        match crate::adapters::registry::build(entry, keychain) {
             Ok(adapter) => {
                 let concurrency = entry
                     .rate_limit
@@ -140,6 +145,36 @@ pub fn build_engine(cfg: &SystemsConfig, store: Store) -> Result<(Arc<Engine>, V
         },
     );
     Ok((Arc::new(engine), problems))
+}
+
+/// The keychain, or (when none can be opened) environment variables only.
+enum Secrets {
+    Keychain(crate::secrets::Keychain),
+    EnvOnly(String),
+}
+
+impl crate::adapters::registry::SecretSource for Secrets {
+    fn resolve(
+        &self,
+        cred: &crate::config::systems::CredentialRef,
+    ) -> Result<crate::secrets::Secret> {
+        use crate::config::systems::CredentialRef;
+        match (self, cred) {
+            (Secrets::Keychain(k), c) => k.resolve(c),
+            (Secrets::EnvOnly(_), CredentialRef::Env(var)) => std::env::var(var)
+                .map(crate::secrets::Secret::new)
+                .map_err(|_| Error::Secret {
+                    name: format!("env:{var}"),
+                    message: "the environment variable is not set".into(),
+                    hint: format!("export {var}"),
+                }),
+            (Secrets::EnvOnly(why), CredentialRef::Keyring(name)) => Err(Error::Secret {
+                name: format!("keyring:{name}"),
+                message: format!("no keychain is available: {why}"),
+                hint: "run inside a keychain session, or use credential = \"env:VAR\"".into(),
+            }),
+        }
+    }
 }
 
 fn drive(ctx: &Ctx, cfg: &SystemsConfig) -> Result<i32> {
