@@ -96,10 +96,10 @@ async fn server_state(server: &ScimServer) -> BTreeMap<String, (bool, Vec<String
         seen.dedup();
         assert_eq!(seen.len(), members.len(), "duplicate members in {gname}");
         for m in members {
-            if let Some(u) = by_id.get(&m) {
-                if let Some(e) = out.get_mut(u) {
-                    e.1.push(gname.clone());
-                }
+            if let Some(u) = by_id.get(&m)
+                && let Some(e) = out.get_mut(u)
+            {
+                e.1.push(gname.clone());
             }
         }
     }
@@ -337,8 +337,13 @@ async fn a_failed_system_blocks_its_dependants_and_everything_else_proceeds() {
     // memberships are blocked with the reason; wiki: everything succeeds.
     assert_eq!(summary.failed, 4, "{summary:?}");
     assert_eq!(summary.succeeded, 2 + 2, "{summary:?}");
-    let s = store.lock().unwrap();
-    let blocked = s.ops_with_status(&[OperationStatus::Blocked], 100).unwrap();
+    let (blocked, failed) = {
+        let s = store.lock().unwrap();
+        (
+            s.ops_with_status(&[OperationStatus::Blocked], 100).unwrap(),
+            s.ops_with_status(&[OperationStatus::Failed], 100).unwrap(),
+        )
+    };
     assert_eq!(blocked.len(), 4 + 6 + 4 + 2, "{blocked:#?}");
     let reason = blocked
         .iter()
@@ -351,7 +356,6 @@ async fn a_failed_system_blocks_its_dependants_and_everything_else_proceeds() {
         reason.contains("which failed") && reason.contains("idp"),
         "{reason}"
     );
-    let failed = s.ops_with_status(&[OperationStatus::Failed], 100).unwrap();
     assert!(
         failed
             .iter()
