@@ -6,6 +6,7 @@
 //! touched, so importing the same file twice changes nothing the second time.
 
 use crate::config::ImportMapping;
+use crate::config::systems::GuardThresholds;
 use crate::error::{InputProblem, Location};
 use crate::model::names::clean;
 use crate::model::{EmploymentStatus, Person};
@@ -336,11 +337,83 @@ pub fn import_people(
     actor: &str,
     dry_run: bool,
 ) -> Result<ImportReport> {
+    import_people_guarded(
+        store,
+        people,
+        policies,
+        actor,
+        dry_run,
+        &GuardThresholds::default(),
+        None,
+    )
+}
+
+/// A feed that would suddenly turn many active people into leavers (a truncated export
+/// marking the missing as terminated, say) is held: the reason, or None when it is fine.
+fn leaver_surge(
+    store: &Store,
+    people: &[Person],
+    guard: &GuardThresholds,
+) -> Result<Option<String>> {
+    let active = store.active_people_count()?;
+    let mut leavers = 0usize;
+    for p in people {
+        if p.status == EmploymentStatus::Terminated {
+            if let Some(old) = store.find_person(&p.hris_id)? {
+                if old.status != EmploymentStatus::Terminated {
+                    leavers += 1;
+                }
+            }
+        }
+    }
+    let limit = ((guard.max_deactivate_percent / 100.0) * active as f64)
+        .floor()
+        .max(guard.min_ops as f64) as usize;
+    Ok((leavers > limit).then(|| {
+        format!(
+            "this file would make {leavers} of {active} active people leavers ({:.0}%); the limit is {limit} ({}% of active people, at least {})",
+            100.0 * leavers as f64 / active.max(1) as f64,
+            guard.max_deactivate_percent,
+            guard.min_ops
+        )
+    }))
+}
+
+/// [`import_people`] with the mass-change guard's thresholds and, for a held feed, the
+/// admin's reason to go ahead anyway.
+pub fn import_people_guarded(
+    store: &mut Store,
+    people: &[Person],
+    policies: Option<&PolicySet>,
+    actor: &str,
+    dry_run: bool,
+    guard: &GuardThresholds,
+    mass_change_approval: Option<&str>,
+) -> Result<ImportReport> {
     let mut report = ImportReport {
         rows: people.len(),
         dry_run,
         ..Default::default()
     };
+    if let Some(problem) = leaver_surge(store, people, guard)? {
+        match mass_change_approval {
+            Some(why) if !why.trim().is_empty() => {
+                store.write(|tx| {
+                    tx.audit(crate::store::NewAuditEvent {
+                        actor,
+                        action: "import.mass_change_approved",
+                        subject: "people",
+                        details: serde_json::json!({"held_reason": problem, "why": why}),
+                    })
+                })?;
+            }
+            _ => {
+                return Err(Error::Failed(format!(
+                    "import held by the mass-change guard: {problem}. If this is real, re-run with --approve-mass-change --reason \"...\"; if the export was cut short, fix it first"
+                )));
+            }
+        }
+    }
     if dry_run {
         for p in people {
             match store.find_person(&p.hris_id)? {

@@ -239,3 +239,63 @@ fn mass_leavers_are_held_with_the_reason() {
             .all(|o| o["kind"] == "deactivate" && o["priority"] == 0)
     );
 }
+
+#[test]
+fn a_feed_that_suddenly_loses_many_people_is_held() {
+    let h = Home::new();
+    let mut rows = String::from(HEADER);
+    for i in 0..30 {
+        rows.push_str(&format!(
+            "E{i},P{i},L,,p{i}@example.com,Sales,Rep,,Berlin,CC2,active,,\n"
+        ));
+    }
+    let csv = h.write("hr.csv", &rows);
+    assert!(
+        h.run(&["people", "import", csv.to_str().unwrap()])
+            .status
+            .success()
+    );
+    // A truncated export that marks 12 of 30 (40%) as leavers.
+    let mut rows = String::from(HEADER);
+    for i in 0..30 {
+        let status = if i < 12 { "terminated" } else { "active" };
+        rows.push_str(&format!(
+            "E{i},P{i},L,,p{i}@example.com,Sales,Rep,,Berlin,CC2,{status},,\n"
+        ));
+    }
+    let csv = h.write("hr2.csv", &rows);
+    let o = h.run(&["people", "import", csv.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("would make 12 of 30 active people leavers (40%)"),
+        "{}",
+        text(&o)
+    );
+    let p = h.json(&["people", "show", "E0"]);
+    assert_eq!(
+        p["person"]["status"], "active",
+        "a held feed changed people"
+    );
+    let o = h.run(&[
+        "people",
+        "import",
+        csv.to_str().unwrap(),
+        "--approve-mass-change",
+        "--reason",
+        "site closure",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        h.json(&["people", "show", "E0"])["person"]["status"],
+        "terminated"
+    );
+    let audit = h.json(&["audit", "export"]);
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "import.mass_change_approved"
+                && e["details"]["why"] == "site closure")
+    );
+}

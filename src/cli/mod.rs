@@ -115,6 +115,11 @@ pub enum PeopleCmd {
         /// Validate and report what would change without writing.
         #[arg(long)]
         dry_run: bool,
+        /// Go ahead with a feed the mass-change guard held (needs --reason).
+        #[arg(long)]
+        approve_mass_change: bool,
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// List people.
     List {

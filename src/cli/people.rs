@@ -2,7 +2,7 @@
 
 use super::{Ctx, PeopleCmd};
 use crate::config::SystemsConfig;
-use crate::import::{import_people, read_people_csv};
+use crate::import::{import_people_guarded, read_people_csv};
 use crate::model::Person;
 use crate::{Error, Result};
 
@@ -12,7 +12,15 @@ pub fn run(ctx: &Ctx, cmd: PeopleCmd) -> Result<i32> {
             file,
             mapping,
             dry_run,
+            approve_mass_change,
+            reason,
         } => {
+            if approve_mass_change && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+                return Err(Error::usage(
+                    "--approve-mass-change needs --reason",
+                    "say why so many people are leaving",
+                ));
+            }
             let systems = ctx.systems()?;
             let mapping = match mapping {
                 Some(p) => SystemsConfig::load(&p)?.import,
@@ -22,12 +30,19 @@ pub fn run(ctx: &Ctx, cmd: PeopleCmd) -> Result<i32> {
             // Policies are loaded first: intended grants are recomputed with the import.
             let policies = ctx.policies(&systems)?;
             let mut store = ctx.store()?;
-            let report = import_people(
+            let approval = if approve_mass_change {
+                reason.as_deref()
+            } else {
+                None
+            };
+            let report = import_people_guarded(
                 &mut store,
                 &people,
                 Some(&policies),
                 &super::actor(),
                 dry_run,
+                &systems.guard,
+                approval,
             )?;
             if ctx.json {
                 ctx.print_json(&report)?;

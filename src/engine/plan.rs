@@ -157,9 +157,11 @@ pub fn read_inputs(store: &Store) -> Result<Inputs> {
         let mut intended = Vec::new();
         {
             let mut stmt = conn.prepare(
-                "SELECT person_id, entitlement, requires_approval FROM intended_grants ORDER BY person_id, entitlement",
+                "SELECT person_id, entitlement, requires_approval FROM intended_grants
+                 WHERE expires_at IS NULL OR expires_at > ?1 ORDER BY person_id, entitlement",
             )?;
-            let mut rows = stmt.query([])?;
+            // A time-bound grant past its expiry is no longer intended: the diff removes it.
+            let mut rows = stmt.query([chrono::Utc::now().to_rfc3339()])?;
             let mut last = None;
             while let Some(r) = rows.next()? {
                 let p = person_arc(&mut last, text(r, 0)?, &mut people_i);
@@ -531,6 +533,34 @@ mod tests {
                 .iter()
                 .any(|o| o.requires_approval
                     && o.entitlement.as_deref() == Some("github:team:admins"))
+        );
+    }
+
+    #[test]
+    fn expired_time_bound_grants_are_removed() {
+        let mut s = world();
+        s.write(|tx| {
+            let mut g = grant("E2", "okta:group:eng", false);
+            g.rule = "temp".into();
+            g.expires_at = Some(chrono::Utc::now() - chrono::Duration::hours(1));
+            tx.replace_intended_grants("E2", &[g], "t")
+        })
+        .unwrap();
+        let ops = ops_of(
+            &s,
+            &Scope {
+                system: None,
+                person: Some("E2".into()),
+            },
+        );
+        let removed: Vec<_> = ops
+            .iter()
+            .filter(|o| o.0 == OperationKind::RemoveMembership)
+            .map(|o| o.3.clone().unwrap())
+            .collect();
+        assert_eq!(
+            removed,
+            vec!["okta:group:eng".to_string(), "okta:group:sales".to_string()]
         );
     }
 

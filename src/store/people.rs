@@ -166,6 +166,14 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
+    pub fn active_people_count(&self) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM people WHERE status != 'terminated'",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
     pub fn people_count(&self) -> Result<i64> {
         Ok(self
             .conn
