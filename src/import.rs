@@ -358,12 +358,11 @@ fn leaver_surge(
     let active = store.active_people_count()?;
     let mut leavers = 0usize;
     for p in people {
-        if p.status == EmploymentStatus::Terminated {
-            if let Some(old) = store.find_person(&p.hris_id)? {
-                if old.status != EmploymentStatus::Terminated {
-                    leavers += 1;
-                }
-            }
+        if p.status == EmploymentStatus::Terminated
+            && let Some(old) = store.find_person(&p.hris_id)?
+            && old.status != EmploymentStatus::Terminated
+        {
+            leavers += 1;
         }
     }
     let limit = ((guard.max_deactivate_percent / 100.0) * active as f64)
