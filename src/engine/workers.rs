@@ -595,8 +595,17 @@ impl Engine {
                         AdapterError::new(ErrorClass::Permanent, &op.system, e.to_string())
                     })?;
                     let spec = AccountSpec::from_person(&person, rt.kind);
-                    // Look first: after a crash or a timed-out create, the account may exist.
-                    let acc = match rt.adapter.get_account_by_login(&spec.login).await? {
+                    // On a retry the first attempt may have created the account before its
+                    // answer was lost: look first. A first attempt was never sent before
+                    // (attempts are counted when an operation is claimed, before the call;
+                    // one left running by a crash is settled by `recover`), so it creates
+                    // straight away and treats "already exists" as found.
+                    let existing = if op.attempts > 0 {
+                        rt.adapter.get_account_by_login(&spec.login).await?
+                    } else {
+                        None
+                    };
+                    let acc = match existing {
                         Some(a) => a,
                         None => match rt.adapter.create_account(&spec).await {
                             Ok(a) => a,
