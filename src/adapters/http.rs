@@ -100,6 +100,9 @@ struct VendorWindow {
     reset_at: Instant,
     /// How long a window lasts (learned from consecutive resets; default 60 s).
     length: Duration,
+    /// Set when we rolled the window over ourselves (reset_at is a guess made with
+    /// `length`, not reported by the vendor): the reset it was rolled from.
+    rolled_from: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -223,6 +226,7 @@ impl RateLimiter {
                 // response tells us otherwise.
                 let periods =
                     ((now - w.reset_at).as_secs_f64() / w.length.as_secs_f64()).floor() as u32 + 1;
+                w.rolled_from = Some(w.reset_at);
                 w.reset_at += w.length * periods;
                 w.remaining = w.limit;
             }
@@ -272,6 +276,26 @@ impl RateLimiter {
                 {
                     w.limit = limit;
                     w.remaining = w.remaining.min(reported).min(limit);
+                    w.rolled_from = None;
+                }
+                // Our rollover guessed a later reset than the vendor reports (its windows are
+                // shorter than we assumed): the vendor's word wins, and tells us the length.
+                Some(w) if w.rolled_from.is_some() && reset_at < w.reset_at => {
+                    let mut length = w.length;
+                    if let Some(from) = w.rolled_from {
+                        let learned = reset_at.saturating_duration_since(from);
+                        if learned >= Duration::from_secs(1) && learned <= Duration::from_secs(3600)
+                        {
+                            length = learned;
+                        }
+                    }
+                    *w = VendorWindow {
+                        limit,
+                        remaining: reported.min(limit),
+                        reset_at,
+                        length,
+                        rolled_from: None,
+                    };
                 }
                 Some(w) if reset_at > w.reset_at => {
                     let learned = reset_at - w.reset_at;
@@ -283,6 +307,7 @@ impl RateLimiter {
                         remaining: reported.min(limit),
                         reset_at,
                         length: w.length,
+                        rolled_from: None,
                     };
                 }
                 Some(_) => {} // a stale response from an older window
@@ -292,6 +317,7 @@ impl RateLimiter {
                         remaining: reported.min(limit),
                         reset_at,
                         length: Duration::from_secs(60),
+                        rolled_from: None,
                     });
                 }
             }
@@ -798,22 +824,34 @@ impl HttpClient {
                     format!("{method} {path}: {what}"),
                 ));
             }
-            Ok(resp) => {
+            Ok(mut resp) => {
                 let status = resp.status().as_u16();
                 let headers = resp.headers().clone();
-                match resp.bytes().await {
-                    Ok(b) => (status, headers, b),
-                    Err(_) => {
-                        drop(permit);
-                        tracing::info!(system = %self.system, %method, path = %path, status, attempt, "http body truncated");
-                        return Err(AdapterError::new(
-                            ErrorClass::Transient,
-                            &self.system,
-                            format!("{method} {path}: the response body was cut off"),
-                        )
-                        .with_status(status));
+                // Read chunk by chunk so that a body cut off mid-transfer still leaves what
+                // did arrive for the error excerpt.
+                let mut got = bytes::BytesMut::new();
+                let cut = loop {
+                    match resp.chunk().await {
+                        Ok(Some(c)) => got.extend_from_slice(&c),
+                        Ok(None) => break false,
+                        Err(_) => break true,
                     }
+                };
+                if cut {
+                    drop(permit);
+                    tracing::info!(system = %self.system, %method, path = %path, status, attempt, received = got.len(), "http body truncated");
+                    return Err(AdapterError::new(
+                        ErrorClass::Transient,
+                        &self.system,
+                        format!(
+                            "{method} {path}: the response body was cut off after {} bytes",
+                            got.len()
+                        ),
+                    )
+                    .with_status(status)
+                    .with_excerpt(&got));
                 }
+                (status, headers, got.freeze())
             }
         };
         let signal = self.profile.rate_signal(status, &headers, &body);
@@ -1042,6 +1080,36 @@ mod tests {
         );
         // After the reset a fresh allowance is assumed.
         assert_eq!(l.try_take(now + Duration::from_secs(11)), None);
+    }
+
+    #[test]
+    fn limiter_follows_vendor_windows_shorter_than_assumed() {
+        // A 2 s window: after our own rollover (which assumes 60 s), the vendor's next
+        // reset must replace the guess instead of being ignored as stale.
+        let l = RateLimiter::new("s", None, 8);
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let sig = |remaining, reset_in: u64| RateSignal {
+            limit: Some(2),
+            remaining: Some(remaining),
+            reset_at: Some(wall + Duration::from_secs(reset_in)),
+            ..Default::default()
+        };
+        l.observe_at(&sig(1, 2), now, wall);
+        drop_in_flight(&l);
+        assert_eq!(l.try_take(now), None);
+        assert!(l.try_take(now).is_some(), "window spent");
+        let later = now + Duration::from_millis(2100);
+        assert_eq!(l.try_take(later), None, "rolled over");
+        drop_in_flight(&l);
+        l.observe_at(&sig(1, 4), later, wall + Duration::from_millis(2100));
+        drop_in_flight(&l);
+        assert_eq!(l.try_take(later), None);
+        let wait = l.try_take(later).expect("second window spent");
+        assert!(
+            wait < Duration::from_secs(3),
+            "waits for the vendor's reset: {wait:?}"
+        );
     }
 
     fn drop_in_flight(l: &RateLimiter) {
