@@ -324,14 +324,23 @@ impl RateLimiter {
         }
         if sig.throttled {
             s.throttled_count += 1;
+            // The refusal's own reset says when to come back. It can be earlier than the
+            // window we track (Okta's concurrency 429s carry an estimated reset; another
+            // bucket may roll over sooner); then the tracked window is not spent.
+            let own_reset = sig
+                .reset_at
+                .map(|r| now + r.duration_since(wall).unwrap_or(Duration::ZERO));
             let wait = sig
                 .retry_after
+                .or_else(|| own_reset.map(|r| r.saturating_duration_since(now)))
                 .or_else(|| s.window.map(|w| w.reset_at.saturating_duration_since(now)));
             match wait {
                 Some(d) => {
                     let until = now + d;
                     s.blocked_until = Some(s.blocked_until.map_or(until, |b| b.max(until)));
-                    if let Some(w) = s.window.as_mut() {
+                    if let Some(w) = s.window.as_mut()
+                        && own_reset.is_none_or(|r| r + Duration::from_millis(1000) >= w.reset_at)
+                    {
                         w.remaining = 0;
                     }
                 }
@@ -1110,6 +1119,55 @@ mod tests {
             wait < Duration::from_secs(3),
             "waits for the vendor's reset: {wait:?}"
         );
+    }
+
+    #[test]
+    fn a_refusal_with_an_earlier_reset_blocks_only_until_that_reset() {
+        // The tracked window resets in 40 s; a 429 (a concurrency limit, a burst) says
+        // come back in 1 s. Wait 1 s, not 40.
+        let l = RateLimiter::new("s", None, 8);
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        l.observe_at(
+            &RateSignal {
+                limit: Some(1000),
+                remaining: Some(900),
+                reset_at: Some(wall + Duration::from_secs(40)),
+                ..Default::default()
+            },
+            now,
+            wall,
+        );
+        l.observe_at(
+            &RateSignal {
+                limit: Some(600),
+                remaining: Some(0),
+                reset_at: Some(wall + Duration::from_secs(1)),
+                throttled: true,
+                ..Default::default()
+            },
+            now,
+            wall,
+        );
+        drop_in_flight(&l);
+        let wait = l.try_take(now).expect("blocked");
+        assert!(wait <= Duration::from_secs(1), "{wait:?}");
+        assert_eq!(l.try_take(now + Duration::from_millis(1100)), None);
+        // A refusal for the tracked window itself spends it until its reset.
+        l.observe_at(
+            &RateSignal {
+                limit: Some(1000),
+                remaining: Some(0),
+                reset_at: Some(wall + Duration::from_secs(40)),
+                throttled: true,
+                ..Default::default()
+            },
+            now,
+            wall,
+        );
+        drop_in_flight(&l);
+        let wait = l.try_take(now + Duration::from_secs(2)).expect("spent");
+        assert!(wait > Duration::from_secs(30), "{wait:?}");
     }
 
     fn drop_in_flight(l: &RateLimiter) {
