@@ -326,6 +326,11 @@ impl OktaHandle {
             .unwrap_or_else(|p| p.into_inner()) = rate;
     }
 
+    /// Every access token issued so far (for leak tests: none may appear in logs or errors).
+    pub fn issued_access_tokens(&self) -> Vec<String> {
+        self.inner.lock().access_tokens.keys().cloned().collect()
+    }
+
     /// How many requests reached the token endpoint.
     pub fn token_requests(&self) -> u64 {
         self.inner.lock().token_requests
