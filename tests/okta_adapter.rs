@@ -663,7 +663,7 @@ async fn rate_limits_are_paced_and_a_429_waits_for_the_reset() {
 async fn reads_lag_writes_under_eventual_consistency() {
     let (server, sim) = sim(OktaSimOptions {
         faults: FaultProfile {
-            visibility_delay: Duration::from_millis(400),
+            visibility_delay: Duration::from_millis(1000),
             ..FaultProfile::none()
         },
         ..Default::default()
@@ -688,7 +688,7 @@ async fn reads_lag_writes_under_eventual_consistency() {
         a.create_account(&other).await.expect_err("dup").class,
         ErrorClass::Conflict
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(a.get_account(&acc.external_id).await.unwrap().is_some());
     let m = a.list_memberships(&acc.external_id).await.unwrap();
     assert_eq!(m.len(), 1);
