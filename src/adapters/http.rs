@@ -301,6 +301,26 @@ impl RateLimiter {
                 {
                     w.limit = limit;
                     w.remaining = w.remaining.min(reported).min(limit);
+                    w.rolled_from = None;
+                }
+                // Our rollover guessed a later reset than the vendor reports (its windows are
+                // shorter than we assumed): the vendor's word wins, and tells us the length.
+                Some(w) if w.rolled_from.is_some() && reset_at < w.reset_at => {
+                    let mut length = w.length;
+                    if let Some(from) = w.rolled_from {
+                        let learned = reset_at.saturating_duration_since(from);
+                        if learned >= Duration::from_secs(1) && learned <= Duration::from_secs(3600)
+                        {
+                            length = learned;
+                        }
+                    }
+                    *w = VendorWindow {
+                        limit,
+                        remaining: reported.min(limit),
+                        reset_at,
+                        length,
+                        rolled_from: None,
+                    };
                 }
                 Some(w) if reset_at > w.reset_at => {
                     let learned = reset_at - w.reset_at;
@@ -329,14 +349,23 @@ impl RateLimiter {
         }
         if sig.throttled {
             s.throttled_count += 1;
+            // The refusal's own reset says when to come back. It can be earlier than the
+            // window we track (Okta's concurrency 429s carry an estimated reset; another
+            // bucket may roll over sooner); then the tracked window is not spent.
+            let own_reset = sig
+                .reset_at
+                .map(|r| now + r.duration_since(wall).unwrap_or(Duration::ZERO));
             let wait = sig
                 .retry_after
+                .or_else(|| own_reset.map(|r| r.saturating_duration_since(now)))
                 .or_else(|| s.window.map(|w| w.reset_at.saturating_duration_since(now)));
             match wait {
                 Some(d) => {
                     let until = now + d;
                     s.blocked_until = Some(s.blocked_until.map_or(until, |b| b.max(until)));
-                    if let Some(w) = s.window.as_mut() {
+                    if let Some(w) = s.window.as_mut()
+                        && own_reset.is_none_or(|r| r + Duration::from_millis(1000) >= w.reset_at)
+                    {
                         w.remaining = 0;
                     }
                 }
@@ -829,22 +858,34 @@ impl HttpClient {
                     format!("{method} {path}: {what}"),
                 ));
             }
-            Ok(resp) => {
+            Ok(mut resp) => {
                 let status = resp.status().as_u16();
                 let headers = resp.headers().clone();
-                match resp.bytes().await {
-                    Ok(b) => (status, headers, b),
-                    Err(_) => {
-                        drop(permit);
-                        tracing::info!(system = %self.system, %method, path = %path, status, attempt, "http body truncated");
-                        return Err(AdapterError::new(
-                            ErrorClass::Transient,
-                            &self.system,
-                            format!("{method} {path}: the response body was cut off"),
-                        )
-                        .with_status(status));
+                // Read chunk by chunk so that a body cut off mid-transfer still leaves what
+                // did arrive for the error excerpt.
+                let mut got = bytes::BytesMut::new();
+                let cut = loop {
+                    match resp.chunk().await {
+                        Ok(Some(c)) => got.extend_from_slice(&c),
+                        Ok(None) => break false,
+                        Err(_) => break true,
                     }
+                };
+                if cut {
+                    drop(permit);
+                    tracing::info!(system = %self.system, %method, path = %path, status, attempt, received = got.len(), "http body truncated");
+                    return Err(AdapterError::new(
+                        ErrorClass::Transient,
+                        &self.system,
+                        format!(
+                            "{method} {path}: the response body was cut off after {} bytes",
+                            got.len()
+                        ),
+                    )
+                    .with_status(status)
+                    .with_excerpt(&got));
                 }
+                (status, headers, got.freeze())
             }
         };
         let signal = self.profile.rate_signal(status, &headers, &body);
@@ -1073,6 +1114,85 @@ mod tests {
         );
         // After the reset a fresh allowance is assumed.
         assert_eq!(l.try_take(now + Duration::from_secs(11)), None);
+    }
+
+    #[test]
+    fn limiter_follows_vendor_windows_shorter_than_assumed() {
+        // A 2 s window: after our own rollover (which assumes 60 s), the vendor's next
+        // reset must replace the guess instead of being ignored as stale.
+        let l = RateLimiter::new("s", None, 8);
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let sig = |remaining, reset_in: u64| RateSignal {
+            limit: Some(2),
+            remaining: Some(remaining),
+            reset_at: Some(wall + Duration::from_secs(reset_in)),
+            ..Default::default()
+        };
+        l.observe_at(&sig(1, 2), now, wall);
+        drop_in_flight(&l);
+        assert_eq!(l.try_take(now), None);
+        assert!(l.try_take(now).is_some(), "window spent");
+        let later = now + Duration::from_millis(2100);
+        assert_eq!(l.try_take(later), None, "rolled over");
+        drop_in_flight(&l);
+        l.observe_at(&sig(1, 4), later, wall + Duration::from_millis(2100));
+        drop_in_flight(&l);
+        assert_eq!(l.try_take(later), None);
+        let wait = l.try_take(later).expect("second window spent");
+        assert!(
+            wait < Duration::from_secs(3),
+            "waits for the vendor's reset: {wait:?}"
+        );
+    }
+
+    #[test]
+    fn a_refusal_with_an_earlier_reset_blocks_only_until_that_reset() {
+        // The tracked window resets in 40 s; a 429 (a concurrency limit, a burst) says
+        // come back in 1 s. Wait 1 s, not 40.
+        let l = RateLimiter::new("s", None, 8);
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        l.observe_at(
+            &RateSignal {
+                limit: Some(1000),
+                remaining: Some(900),
+                reset_at: Some(wall + Duration::from_secs(40)),
+                ..Default::default()
+            },
+            now,
+            wall,
+        );
+        l.observe_at(
+            &RateSignal {
+                limit: Some(600),
+                remaining: Some(0),
+                reset_at: Some(wall + Duration::from_secs(1)),
+                throttled: true,
+                ..Default::default()
+            },
+            now,
+            wall,
+        );
+        drop_in_flight(&l);
+        let wait = l.try_take(now).expect("blocked");
+        assert!(wait <= Duration::from_secs(1), "{wait:?}");
+        assert_eq!(l.try_take(now + Duration::from_millis(1100)), None);
+        // A refusal for the tracked window itself spends it until its reset.
+        l.observe_at(
+            &RateSignal {
+                limit: Some(1000),
+                remaining: Some(0),
+                reset_at: Some(wall + Duration::from_secs(40)),
+                throttled: true,
+                ..Default::default()
+            },
+            now,
+            wall,
+        );
+        drop_in_flight(&l);
+        let wait = l.try_take(now + Duration::from_secs(2)).expect("spent");
+        assert!(wait > Duration::from_secs(30), "{wait:?}");
     }
 
     fn drop_in_flight(l: &RateLimiter) {

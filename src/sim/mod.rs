@@ -6,6 +6,7 @@
 //! fault profile in front of any real peer (moto, scim2-server).
 
 pub mod fault;
+pub mod okta;
 pub mod proxy;
 pub mod ratelimit;
 

@@ -1,0 +1,2215 @@
+//! A stateful Okta simulator: users, groups, memberships, SSWS API tokens and OAuth 2.0
+//! client credentials with `private_key_jwt`, shaped per Okta's Management API description
+//! (`specs/okta/management.prism.json`) so that Prism in proxy mode reports no violations.
+//!
+//! What it enforces, as Okta documents it:
+//! - per-endpoint, per-window rate-limit buckets with `X-Rate-Limit-Limit/Remaining/Reset`
+//!   on every response and `429` + `E0000047` when a bucket is spent ([`buckets`]);
+//! - Okta's error object (`errorCode`, `errorSummary`, `errorLink`, `errorId`,
+//!   `errorCauses`): `E0000001` validation (a duplicate login gets the "An object with this
+//!   field already exists" cause), `E0000007` not found, `E0000011` invalid token,
+//!   `E0000006` missing permission, `E0000038` a lifecycle call the user's status forbids;
+//! - OAuth: `POST /oauth2/v1/token` with `grant_type=client_credentials` and a signed
+//!   client assertion (RS256/ES256, checked against the registered public key, `aud`,
+//!   `exp`, one use per `jti`), returning scoped, expiring access tokens; scopes are checked
+//!   per route (`okta.users.read`, `okta.groups.manage`, ...);
+//! - eventual consistency: a created user or membership becomes visible to reads after
+//!   [`Faults::visibility_delay`]; writes always see the true state (a login stays unique).
+//!
+//! Simplifications (documented, deliberate): `activate=true` puts a user straight into
+//! `ACTIVE` (as if the welcome flow had been completed); access tokens are opaque strings,
+//! not JWTs; the `Everyone` group is `BUILT_IN` and contains every user implicitly.
+//!
+//! Faults: the shared [`inject`] middleware (style [`ThrottleStyle::Okta`]) plus
+//! deterministic, test-steered [`FailRule`]s (malformed JSON, a 200 of the wrong shape, an
+//! HTML page from a proxy, a body cut off mid-transfer, a lost response after the write was
+//! done) and a random lost-response rate.
+
+// Handlers bail out early with a ready Okta error response; boxing it buys nothing here.
+#![allow(clippy::result_large_err)]
+
+use super::SimServer;
+use super::fault::{FaultProfile, Faults, ThrottleStyle, inject};
+use super::ratelimit::RateWindows;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use chrono::{DateTime, SecondsFormat, Utc};
+use rand::{Rng, SeedableRng};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Okta's documented per-minute buckets (Workforce Identity), by the name used with
+/// [`RateWindows::set_limit`].
+pub mod buckets {
+    /// `GET/POST /api/v1/users`: 600/min.
+    pub const USERS: &str = "/api/v1/users";
+    /// `GET /api/v1/users/{idOrLogin}`: 2,000/min.
+    pub const USER_GET: &str = "GET /api/v1/users/{id}";
+    /// `POST/PUT/DELETE /api/v1/users/{id}`: 600/min.
+    pub const USER_WRITE: &str = "/api/v1/users/{id}";
+    /// Create and list `/api/v1/groups`: 500/min.
+    pub const GROUPS: &str = "/api/v1/groups";
+    /// `/api/v1/groups/{id}` and below (members, membership changes): 1,000/min.
+    pub const GROUP: &str = "/api/v1/groups/{id}";
+    /// `/oauth2/v1/token`: 600/min.
+    pub const TOKEN: &str = "/oauth2/v1/token";
+    /// Every other `/api/v1` endpoint (lifecycle, a user's groups): 1,200/min.
+    pub const OTHER: &str = "/api/v1";
+
+    pub(super) const DEFAULTS: &[(&str, u32)] = &[
+        (USERS, 600),
+        (USER_GET, 2000),
+        (USER_WRITE, 600),
+        (GROUPS, 500),
+        (GROUP, 1000),
+        (TOKEN, 600),
+        (OTHER, 1200),
+    ];
+}
+
+/// The login of the admin who owns the SSWS API tokens added with
+/// [`OktaHandle::add_api_token`].
+pub const ADMIN_LOGIN: &str = "accessdesk.admin@example.com";
+
+const ALL_SCOPES: &[&str] = &[
+    "okta.users.read",
+    "okta.users.manage",
+    "okta.groups.read",
+    "okta.groups.manage",
+];
+
+#[derive(Debug, Clone)]
+pub struct OktaSimOptions {
+    pub faults: FaultProfile,
+    /// Length of a rate-limit window (Okta: one minute). Tests use a second or two.
+    pub rate_window: Duration,
+    /// One limit for every bucket instead of Okta's documented per-bucket limits.
+    pub rate_limit: Option<u32>,
+    /// How long an issued access token lives (Okta: one hour).
+    pub token_ttl: Duration,
+    /// Chance that a request is carried out but its response is lost (connection reset).
+    pub lost_response_rate: f64,
+    pub seed: u64,
+}
+
+impl Default for OktaSimOptions {
+    fn default() -> Self {
+        OktaSimOptions {
+            faults: FaultProfile::none(),
+            rate_window: Duration::from_secs(60),
+            rate_limit: None,
+            token_ttl: Duration::from_secs(3600),
+            lost_response_rate: 0.0,
+            seed: 7,
+        }
+    }
+}
+
+/// A deterministic fault for the next `times` requests that match.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailRule {
+    pub method: Option<Method>,
+    /// Matches when the request path contains this.
+    pub path_contains: String,
+    /// Matches when the raw query string contains this (e.g. `after=00u...`).
+    pub query_contains: Option<String>,
+    pub fault: BodyFault,
+    pub times: u32,
+}
+
+impl FailRule {
+    pub fn new(method: Option<Method>, path_contains: &str, fault: BodyFault, times: u32) -> Self {
+        FailRule {
+            method,
+            path_contains: path_contains.to_string(),
+            query_contains: None,
+            fault,
+            times,
+        }
+    }
+
+    pub fn with_query(mut self, q: &str) -> Self {
+        self.query_contains = Some(q.to_string());
+        self
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFault {
+    /// 200 with a body that is not JSON at all (cut-off JSON text, correct length).
+    MalformedJson,
+    /// 200 with valid JSON of the wrong shape (wrong types for `id`, `status`, `profile`;
+    /// an object where a list is expected).
+    UnexpectedShape,
+    /// An HTML error page from a proxy or gateway, with this status.
+    Html(u16),
+    /// The real response, but the connection drops halfway through the body.
+    Truncated,
+    /// 500 with Okta's E0000009 body.
+    ServerError,
+    /// The request is carried out, then the connection drops before the response.
+    LostResponse,
+}
+
+/// A user as the simulator holds it.
+#[derive(Debug, Clone)]
+pub struct SimUser {
+    pub id: String,
+    pub status: String,
+    pub profile: Map<String, Value>,
+    pub created: DateTime<Utc>,
+    pub activated: Option<DateTime<Utc>>,
+    pub status_changed: Option<DateTime<Utc>>,
+    pub last_updated: DateTime<Utc>,
+    visible_at: Instant,
+}
+
+impl SimUser {
+    pub fn login(&self) -> &str {
+        self.profile
+            .get("login")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SimGroup {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    /// OKTA_GROUP, BUILT_IN or APP_GROUP.
+    pub kind: String,
+    pub created: DateTime<Utc>,
+    pub last_updated: DateTime<Utc>,
+    pub last_membership_updated: DateTime<Utc>,
+}
+
+/// One request as the simulator saw it (outermost layer: injected faults included).
+#[derive(Debug, Clone)]
+pub struct LoggedRequest {
+    pub method: Method,
+    pub path: String,
+    pub query: String,
+    pub status: u16,
+    pub at: SystemTime,
+}
+
+#[derive(Debug)]
+struct OAuthClient {
+    public_key_pem: String,
+    scopes: Vec<String>,
+}
+
+#[derive(Debug)]
+struct AccessToken {
+    client_id: String,
+    scopes: Vec<String>,
+    expires: SystemTime,
+    revoked: bool,
+}
+
+#[derive(Debug, Default)]
+struct Org {
+    next_id: u64,
+    users: BTreeMap<String, SimUser>,
+    groups: BTreeMap<String, SimGroup>,
+    /// (group id, user id) -> when the membership becomes visible to reads.
+    memberships: BTreeMap<(String, String), Instant>,
+    everyone: String,
+    admin: String,
+    api_tokens: HashMap<String, bool>,
+    clients: HashMap<String, OAuthClient>,
+    access_tokens: HashMap<String, AccessToken>,
+    used_jtis: HashSet<String>,
+    creates_per_login: HashMap<String, u32>,
+    membership_adds: HashMap<(String, String), u32>,
+    token_requests: u64,
+    rules: Vec<FailRule>,
+    log: Vec<LoggedRequest>,
+}
+
+struct Inner {
+    state: Mutex<Org>,
+    faults: Arc<Faults>,
+    limits: Arc<RateWindows>,
+    token_ttl: Mutex<Duration>,
+    lost_rate: Mutex<f64>,
+    rng: Mutex<rand::rngs::StdRng>,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Org> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Steers and inspects a running simulator.
+#[derive(Clone)]
+pub struct OktaHandle {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for OktaHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OktaHandle")
+    }
+}
+
+impl OktaHandle {
+    pub fn faults(&self) -> Arc<Faults> {
+        self.inner.faults.clone()
+    }
+
+    /// The rate-limit windows; [`RateWindows::set_limit`] changes a limit at run time.
+    pub fn limits(&self) -> Arc<RateWindows> {
+        self.inner.limits.clone()
+    }
+
+    /// Accept `token` as `Authorization: SSWS token`, acting as [`ADMIN_LOGIN`].
+    pub fn add_api_token(&self, token: &str) {
+        self.inner.lock().api_tokens.insert(token.to_string(), true);
+    }
+
+    /// Revoke an SSWS API token or an issued access token.
+    pub fn revoke_token(&self, token: &str) {
+        let mut s = self.inner.lock();
+        if let Some(valid) = s.api_tokens.get_mut(token) {
+            *valid = false;
+        }
+        if let Some(t) = s.access_tokens.get_mut(token) {
+            t.revoked = true;
+        }
+    }
+
+    /// Revoke every access token issued so far (the clients stay registered).
+    pub fn revoke_access_tokens(&self) {
+        for t in self.inner.lock().access_tokens.values_mut() {
+            t.revoked = true;
+        }
+    }
+
+    /// Register an OAuth service app that authenticates with `private_key_jwt`.
+    pub fn register_client(&self, client_id: &str, public_key_pem: &str, scopes: &[&str]) {
+        self.inner.lock().clients.insert(
+            client_id.to_string(),
+            OAuthClient {
+                public_key_pem: public_key_pem.to_string(),
+                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            },
+        );
+    }
+
+    pub fn remove_client(&self, client_id: &str) {
+        self.inner.lock().clients.remove(client_id);
+    }
+
+    pub fn set_token_ttl(&self, ttl: Duration) {
+        *self
+            .inner
+            .token_ttl
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = ttl;
+    }
+
+    pub fn set_lost_response_rate(&self, rate: f64) {
+        *self
+            .inner
+            .lost_rate
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = rate;
+    }
+
+    /// Every access token issued so far (for leak tests: none may appear in logs or errors).
+    pub fn issued_access_tokens(&self) -> Vec<String> {
+        self.inner.lock().access_tokens.keys().cloned().collect()
+    }
+
+    /// How many requests reached the token endpoint.
+    pub fn token_requests(&self) -> u64 {
+        self.inner.lock().token_requests
+    }
+
+    /// Add a deterministic fault rule (checked before the random faults' effects reach the
+    /// handlers; first matching rule wins).
+    pub fn fail(&self, rule: FailRule) {
+        self.inner.lock().rules.push(rule);
+    }
+
+    pub fn clear_rules(&self) {
+        self.inner.lock().rules.clear();
+    }
+
+    /// Every user (including the admin), whether or not visible yet.
+    pub fn users(&self) -> Vec<SimUser> {
+        self.inner.lock().users.values().cloned().collect()
+    }
+
+    pub fn user_by_login(&self, login: &str) -> Option<SimUser> {
+        let s = self.inner.lock();
+        find_by_login(&s, login).and_then(|id| s.users.get(&id).cloned())
+    }
+
+    pub fn groups(&self) -> Vec<SimGroup> {
+        self.inner.lock().groups.values().cloned().collect()
+    }
+
+    pub fn group_by_name(&self, name: &str) -> Option<SimGroup> {
+        self.inner
+            .lock()
+            .groups
+            .values()
+            .find(|g| g.name == name)
+            .cloned()
+    }
+
+    /// The true (not eventually consistent) member ids of a group.
+    pub fn members(&self, group_id: &str) -> Vec<String> {
+        self.inner
+            .lock()
+            .memberships
+            .keys()
+            .filter(|(g, _)| g == group_id)
+            .map(|(_, u)| u.clone())
+            .collect()
+    }
+
+    /// How many times a user with this login was created (more than 1 is a duplicate).
+    pub fn creates_for(&self, login: &str) -> u32 {
+        self.inner
+            .lock()
+            .creates_per_login
+            .get(&login.to_lowercase())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The highest create count of any login.
+    pub fn max_creates_per_login(&self) -> u32 {
+        self.inner
+            .lock()
+            .creates_per_login
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// How many times this membership was added (a PUT for an existing member adds nothing).
+    pub fn membership_adds(&self, group_id: &str, user_id: &str) -> u32 {
+        self.inner
+            .lock()
+            .membership_adds
+            .get(&(group_id.to_string(), user_id.to_string()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn max_membership_adds(&self) -> u32 {
+        self.inner
+            .lock()
+            .membership_adds
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Every request seen so far.
+    pub fn log(&self) -> Vec<LoggedRequest> {
+        self.inner.lock().log.clone()
+    }
+
+    pub fn count(&self, f: impl Fn(&LoggedRequest) -> bool) -> usize {
+        self.inner.lock().log.iter().filter(|r| f(r)).count()
+    }
+
+    pub fn clear_log(&self) {
+        self.inner.lock().log.clear();
+    }
+
+    /// Create an OKTA_GROUP directly (seeding without a request).
+    pub fn seed_group(&self, name: &str) -> String {
+        let mut s = self.inner.lock();
+        new_group(&mut s, name, "", "OKTA_GROUP")
+    }
+
+    /// Create an ACTIVE user directly, visible at once.
+    pub fn seed_user(&self, login: &str, first: &str, last: &str) -> String {
+        let mut s = self.inner.lock();
+        let mut profile = Map::new();
+        profile.insert("login".into(), json!(login));
+        profile.insert("email".into(), json!(login));
+        profile.insert("firstName".into(), json!(first));
+        profile.insert("lastName".into(), json!(last));
+        new_user(&mut s, profile, "ACTIVE", Instant::now())
+    }
+
+    /// Force a user's status (e.g. PROVISIONED, to exercise reactivation).
+    pub fn set_status(&self, user_id: &str, status: &str) {
+        if let Some(u) = self.inner.lock().users.get_mut(user_id) {
+            u.status = status.to_string();
+            u.status_changed = Some(Utc::now());
+        }
+    }
+
+    pub fn everyone_group_id(&self) -> String {
+        self.inner.lock().everyone.clone()
+    }
+}
+
+/// Start the simulator on 127.0.0.1 (ephemeral port).
+pub async fn spawn(opts: OktaSimOptions) -> std::io::Result<(SimServer, OktaHandle)> {
+    let faults = Faults::new(opts.faults.clone(), ThrottleStyle::Okta);
+    let limits = Arc::new(RateWindows::new(
+        opts.rate_limit.unwrap_or(1200),
+        opts.rate_window,
+    ));
+    match opts.rate_limit {
+        Some(l) => limits.set_limit(None, l),
+        None => {
+            for (b, l) in buckets::DEFAULTS {
+                limits.set_limit(Some(b), *l);
+            }
+        }
+    }
+    let mut state = Org::default();
+    state.everyone = new_group(
+        &mut state,
+        "Everyone",
+        "All users in your organization",
+        "BUILT_IN",
+    );
+    let mut admin = Map::new();
+    admin.insert("login".into(), json!(ADMIN_LOGIN));
+    admin.insert("email".into(), json!(ADMIN_LOGIN));
+    admin.insert("firstName".into(), json!("Accessdesk"));
+    admin.insert("lastName".into(), json!("Admin"));
+    state.admin = new_user(&mut state, admin, "ACTIVE", Instant::now());
+    let inner = Arc::new(Inner {
+        state: Mutex::new(state),
+        faults: faults.clone(),
+        limits,
+        token_ttl: Mutex::new(opts.token_ttl),
+        lost_rate: Mutex::new(opts.lost_response_rate),
+        rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(opts.seed ^ 0x0c7a)),
+    });
+    let app = router(inner.clone(), faults);
+    let server = SimServer::spawn(app).await?;
+    Ok((server, OktaHandle { inner }))
+}
+
+fn router(inner: Arc<Inner>, faults: Arc<Faults>) -> axum::Router {
+    axum::Router::new()
+        .route("/api/v1/users", get(list_users).post(create_user))
+        .route("/api/v1/users/{id}", get(get_user).post(update_user))
+        .route("/api/v1/users/{id}/lifecycle/{op}", post(lifecycle))
+        .route("/api/v1/users/{id}/groups", get(user_groups))
+        .route("/api/v1/groups", get(list_groups).post(create_group))
+        .route("/api/v1/groups/{gid}/users", get(group_users))
+        .route(
+            "/api/v1/groups/{gid}/users/{uid}",
+            put(add_member).delete(remove_member),
+        )
+        .route("/oauth2/v1/token", post(token))
+        .fallback(fallback)
+        .layer(from_fn_with_state(inner.clone(), authenticate))
+        .layer(from_fn_with_state(inner.clone(), rate_limit))
+        .layer(from_fn_with_state(inner.clone(), rules))
+        .layer(from_fn_with_state(faults, inject))
+        .layer(from_fn_with_state(inner.clone(), record))
+        .with_state(inner)
+}
+
+// ---------------------------------------------------------------------------------------
+// Shapes
+// ---------------------------------------------------------------------------------------
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn random_alnum(n: usize) -> String {
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+/// Okta-like ids (`00u...`, `00g...`): 20 characters, increasing, so sorting by id is
+/// creation order (which is how the listings page).
+fn next_id(s: &mut Org, prefix: &str) -> String {
+    s.next_id += 1;
+    format!("{prefix}{:017}", s.next_id)
+}
+
+fn new_group(s: &mut Org, name: &str, description: &str, kind: &str) -> String {
+    let id = next_id(s, "00g");
+    let now = Utc::now();
+    s.groups.insert(
+        id.clone(),
+        SimGroup {
+            id: id.clone(),
+            name: name.to_string(),
+            description: description.to_string(),
+            kind: kind.to_string(),
+            created: now,
+            last_updated: now,
+            last_membership_updated: now,
+        },
+    );
+    id
+}
+
+fn new_user(s: &mut Org, profile: Map<String, Value>, status: &str, visible_at: Instant) -> String {
+    let id = next_id(s, "00u");
+    let now = Utc::now();
+    let active = status != "STAGED";
+    s.users.insert(
+        id.clone(),
+        SimUser {
+            id: id.clone(),
+            status: status.to_string(),
+            profile,
+            created: now,
+            activated: active.then_some(now),
+            status_changed: active.then_some(now),
+            last_updated: now,
+            visible_at,
+        },
+    );
+    id
+}
+
+fn find_by_login(s: &Org, login: &str) -> Option<String> {
+    s.users
+        .values()
+        .find(|u| u.login().eq_ignore_ascii_case(login))
+        .map(|u| u.id.clone())
+}
+
+fn base(headers: &HeaderMap) -> String {
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("http://{host}")
+}
+
+fn user_json(u: &SimUser, base: &str) -> Value {
+    let href = format!("{base}/api/v1/users/{}", u.id);
+    let mut links = json!({ "self": { "href": href } });
+    let actions: &[&str] = match u.status.as_str() {
+        "ACTIVE" => &["suspend", "deactivate"],
+        "SUSPENDED" => &["unsuspend", "deactivate"],
+        "DEPROVISIONED" => &["activate"],
+        "PROVISIONED" | "RECOVERY" => &["reactivate", "deactivate"],
+        _ => &["activate", "deactivate"],
+    };
+    for a in actions {
+        links[*a] =
+            json!({ "href": format!("{href}/lifecycle/{a}"), "hints": { "allow": ["POST"] } });
+    }
+    json!({
+        "id": u.id,
+        "status": u.status,
+        "created": ts(u.created),
+        "activated": u.activated.map(ts),
+        "statusChanged": u.status_changed.map(ts),
+        "lastLogin": null,
+        "lastUpdated": ts(u.last_updated),
+        "passwordChanged": null,
+        "type": { "id": "oty00000000000000001" },
+        "profile": u.profile,
+        "credentials": { "provider": { "type": "OKTA", "name": "OKTA" } },
+        "_links": links,
+    })
+}
+
+fn group_json(g: &SimGroup, base: &str) -> Value {
+    let href = format!("{base}/api/v1/groups/{}", g.id);
+    json!({
+        "id": g.id,
+        "created": ts(g.created),
+        "lastUpdated": ts(g.last_updated),
+        "lastMembershipUpdated": ts(g.last_membership_updated),
+        "objectClass": ["okta:user_group"],
+        "type": g.kind,
+        "profile": { "name": g.name, "description": g.description },
+        "_links": {
+            "self": { "href": href },
+            "users": { "href": format!("{href}/users") },
+            "apps": { "href": format!("{href}/apps") },
+        },
+    })
+}
+
+fn json_response(status: StatusCode, v: Value) -> Response {
+    (status, axum::Json(v)).into_response()
+}
+
+/// Okta's error object.
+fn okta_error(status: StatusCode, code: &str, summary: &str, causes: &[String]) -> Response {
+    let causes: Vec<Value> = causes
+        .iter()
+        .map(|c| json!({ "errorSummary": c }))
+        .collect();
+    json_response(
+        status,
+        json!({
+            "errorCode": code,
+            "errorSummary": summary,
+            "errorLink": code,
+            "errorId": format!("oae{}", random_alnum(19)),
+            "errorCauses": causes,
+        }),
+    )
+}
+
+fn not_found(what: &str, kind: &str) -> Response {
+    okta_error(
+        StatusCode::NOT_FOUND,
+        "E0000007",
+        &format!("Not found: Resource not found: {what} ({kind})"),
+        &[],
+    )
+}
+
+fn validation_failed(field: &str, causes: &[String]) -> Response {
+    okta_error(
+        StatusCode::BAD_REQUEST,
+        "E0000001",
+        &format!("Api validation failed: {field}"),
+        causes,
+    )
+}
+
+fn already_exists(field: &str) -> Response {
+    validation_failed(
+        field,
+        &[format!(
+            "{field}: An object with this field already exists in the current organization"
+        )],
+    )
+}
+
+fn bad_body() -> Response {
+    okta_error(
+        StatusCode::BAD_REQUEST,
+        "E0000003",
+        "The request body was not well-formed.",
+        &[],
+    )
+}
+
+fn status_forbids() -> Response {
+    okta_error(
+        StatusCode::FORBIDDEN,
+        "E0000038",
+        "This operation is not allowed in the user's current status.",
+        &[],
+    )
+}
+
+fn empty(status: StatusCode) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = status;
+    r
+}
+
+// ---------------------------------------------------------------------------------------
+// Middleware
+// ---------------------------------------------------------------------------------------
+
+async fn record(State(inner): State<Arc<Inner>>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let resp = next.run(req).await;
+    inner.lock().log.push(LoggedRequest {
+        method,
+        path,
+        query,
+        status: resp.status().as_u16(),
+        at: SystemTime::now(),
+    });
+    resp
+}
+
+async fn rules(State(inner): State<Arc<Inner>>, req: Request, next: Next) -> Response {
+    let fault = {
+        let mut s = inner.lock();
+        let query = req.uri().query().unwrap_or("");
+        let path = req.uri().path();
+        s.rules
+            .iter_mut()
+            .find(|r| {
+                r.times > 0
+                    && r.method.as_ref().is_none_or(|m| m == req.method())
+                    && path.contains(&r.path_contains)
+                    && r.query_contains
+                        .as_ref()
+                        .is_none_or(|q| query.contains(q.as_str()))
+            })
+            .map(|r| {
+                r.times -= 1;
+                r.fault
+            })
+    };
+    let lost = {
+        let rate = *inner.lost_rate.lock().unwrap_or_else(|p| p.into_inner());
+        rate > 0.0
+            && inner
+                .rng
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .random::<f64>()
+                < rate
+    };
+    match fault {
+        None if lost => {
+            let _ = next.run(req).await;
+            dropped_connection(Bytes::new())
+        }
+        None => next.run(req).await,
+        Some(BodyFault::MalformedJson) => {
+            let mut r = (
+                StatusCode::OK,
+                "{\"id\":\"00u00000000000000999\",\"status\":\"ACTIVE\",\"profile\":{\"login\":",
+            )
+                .into_response();
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            r
+        }
+        Some(BodyFault::UnexpectedShape) => json_response(
+            StatusCode::OK,
+            json!({ "id": 42, "status": ["ACTIVE"], "profile": "unexpected", "result": { "kind": "unexpected" } }),
+        ),
+        Some(BodyFault::Html(status)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let reason = status.canonical_reason().unwrap_or("Error");
+            let body = format!(
+                "<!DOCTYPE html>\n<html><head><title>{} {reason}</title></head><body><center><h1>{} {reason}</h1></center><hr><center>nginx</center></body></html>\n",
+                status.as_u16(),
+                status.as_u16()
+            );
+            let mut r = (status, body).into_response();
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static("text/html"));
+            r
+        }
+        Some(BodyFault::ServerError) => okta_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "E0000009",
+            "Internal Server Error",
+            &[],
+        ),
+        Some(BodyFault::LostResponse) => {
+            let _ = next.run(req).await;
+            dropped_connection(Bytes::new())
+        }
+        Some(BodyFault::Truncated) => {
+            let resp = next.run(req).await;
+            let (mut parts, body) = resp.into_parts();
+            let bytes = axum::body::to_bytes(body, 16 * 1024 * 1024)
+                .await
+                .unwrap_or_default();
+            let half = bytes.slice(..bytes.len() / 2);
+            parts.headers.remove("content-length");
+            let mut r = dropped_connection(half);
+            *r.status_mut() = parts.status;
+            for (k, v) in parts.headers.iter() {
+                r.headers_mut().insert(k, v.clone());
+            }
+            r
+        }
+    }
+}
+
+/// A response whose body sends `first` and then fails: the connection drops.
+fn dropped_connection(first: Bytes) -> Response {
+    use futures::StreamExt;
+    // The pause lets hyper flush the status line, the headers and the first bytes before
+    // the connection goes down.
+    let stream = futures::stream::once(async move { Ok::<Bytes, std::io::Error>(first) }).chain(
+        futures::stream::once(async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "simulated connection drop",
+            ))
+        }),
+    );
+    let mut r = Response::new(Body::from_stream(stream));
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    r
+}
+
+/// Which documented bucket a request counts against.
+fn bucket_for(method: &Method, path: &str) -> &'static str {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segs.as_slice() {
+        ["oauth2", "v1", "token"] => buckets::TOKEN,
+        ["api", "v1", "users"] => buckets::USERS,
+        ["api", "v1", "users", _] if method == Method::GET => buckets::USER_GET,
+        ["api", "v1", "users", _] => buckets::USER_WRITE,
+        ["api", "v1", "groups"] => buckets::GROUPS,
+        ["api", "v1", "groups", _, ..] => buckets::GROUP,
+        _ => buckets::OTHER,
+    }
+}
+
+async fn rate_limit(State(inner): State<Arc<Inner>>, req: Request, next: Next) -> Response {
+    let bucket = bucket_for(req.method(), req.uri().path());
+    let w = inner.limits.hit(bucket);
+    let mut resp = if w.allowed {
+        next.run(req).await
+    } else {
+        okta_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "E0000047",
+            "API call exceeded rate limit due to too many requests.",
+            &[],
+        )
+    };
+    let h = resp.headers_mut();
+    h.insert("x-rate-limit-limit", HeaderValue::from(w.limit));
+    h.insert("x-rate-limit-remaining", HeaderValue::from(w.remaining));
+    h.insert("x-rate-limit-reset", HeaderValue::from(w.reset_epoch));
+    resp
+}
+
+/// Who is calling, put into request extensions by [`authenticate`].
+#[derive(Debug, Clone)]
+enum Caller {
+    /// An SSWS API token: the admin's full permissions.
+    Admin,
+    /// An OAuth access token with these scopes.
+    Service { scopes: Vec<String> },
+}
+
+fn scope_granted(granted: &[String], required: &str) -> bool {
+    granted.iter().any(|g| {
+        g == required
+            || (required.ends_with(".read")
+                && g.strip_suffix(".manage") == required.strip_suffix(".read"))
+    })
+}
+
+fn required_scope(method: &Method, path: &str) -> &'static str {
+    let groups = path.starts_with("/api/v1/groups");
+    match (groups, method == Method::GET) {
+        (true, true) => "okta.groups.read",
+        (true, false) => "okta.groups.manage",
+        (false, true) => "okta.users.read",
+        (false, false) => "okta.users.manage",
+    }
+}
+
+fn invalid_token(bearer: bool, description: &str, base: &str, path: &str) -> Response {
+    let mut r = okta_error(
+        StatusCode::UNAUTHORIZED,
+        "E0000011",
+        "Invalid token provided",
+        &[],
+    );
+    if bearer {
+        let v = format!(
+            "Bearer authorization_uri=\"{base}/oauth2/v1/authorize\", realm=\"IdentityProvider\", scope=\"okta.users.read\", error=\"invalid_token\", error_description=\"{description}\", resource=\"{path}\""
+        );
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            r.headers_mut().insert("www-authenticate", v);
+        }
+    }
+    r
+}
+
+async fn authenticate(State(inner): State<Arc<Inner>>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    if !path.starts_with("/api/") {
+        return next.run(req).await;
+    }
+    let base = base(req.headers());
+    let header = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let caller = {
+        let s = inner.lock();
+        if let Some(tok) = header.strip_prefix("SSWS ") {
+            match s.api_tokens.get(tok.trim()) {
+                Some(true) => Ok(Caller::Admin),
+                _ => Err(invalid_token(false, "", &base, &path)),
+            }
+        } else if let Some(tok) = header.strip_prefix("Bearer ") {
+            match s.access_tokens.get(tok.trim()) {
+                Some(t) if t.revoked => Err(invalid_token(
+                    true,
+                    "The token has been revoked.",
+                    &base,
+                    &path,
+                )),
+                Some(t) if t.expires <= SystemTime::now() => {
+                    Err(invalid_token(true, "The token has expired.", &base, &path))
+                }
+                Some(t) if s.clients.contains_key(&t.client_id) => Ok(Caller::Service {
+                    scopes: t.scopes.clone(),
+                }),
+                _ => Err(invalid_token(
+                    true,
+                    "The access token is invalid.",
+                    &base,
+                    &path,
+                )),
+            }
+        } else {
+            Err(invalid_token(false, "", &base, &path))
+        }
+    };
+    let caller = match caller {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if let Caller::Service { scopes } = &caller {
+        let need = required_scope(req.method(), &path);
+        if !scope_granted(scopes, need) {
+            let mut r = okta_error(
+                StatusCode::FORBIDDEN,
+                "E0000006",
+                "You do not have permission to perform the requested action",
+                &[],
+            );
+            let v = format!(
+                "Bearer realm=\"IdentityProvider\", error=\"insufficient_scope\", error_description=\"The access token provided does not contain the required scopes.\", resource=\"{path}\", scope=\"{need}\""
+            );
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                r.headers_mut().insert("www-authenticate", v);
+            }
+            return r;
+        }
+    }
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+async fn fallback(req: Request) -> Response {
+    // Never 501: Prism answers a 501 from upstream with a mock.
+    okta_error(
+        StatusCode::NOT_FOUND,
+        "E0000022",
+        &format!(
+            "The endpoint does not support the provided HTTP method: {} {}",
+            req.method(),
+            req.uri().path()
+        ),
+        &[],
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Users
+// ---------------------------------------------------------------------------------------
+
+fn parse_json_object(body: &Bytes) -> Result<Map<String, Value>, Response> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(bad_body()),
+    }
+}
+
+fn query_flag(q: &HashMap<String, String>, name: &str, default: bool) -> bool {
+    match q.get(name).map(|v| v.to_ascii_lowercase()) {
+        Some(v) if v == "false" => false,
+        Some(v) if v == "true" => true,
+        _ => default,
+    }
+}
+
+/// Validate profile fields the way Okta's base user schema does.
+fn profile_problems(p: &Map<String, Value>, creating: bool) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let str_field = |k: &str| p.get(k).and_then(Value::as_str);
+    for (field, min, max) in [
+        ("login", 5usize, 100usize),
+        ("email", 5, 100),
+        ("firstName", 1, 50),
+        ("lastName", 1, 50),
+    ] {
+        match p.get(field) {
+            None if creating => out.push((
+                field.to_string(),
+                format!("{field}: The field cannot be left blank"),
+            )),
+            None => {}
+            Some(Value::Null) if field == "login" || field == "email" || creating => out.push((
+                field.to_string(),
+                format!("{field}: The field cannot be left blank"),
+            )),
+            Some(Value::Null) => {}
+            Some(Value::String(s)) => {
+                let n = s.chars().count();
+                if n == 0 {
+                    out.push((
+                        field.to_string(),
+                        format!("{field}: The field cannot be left blank"),
+                    ));
+                } else if n < min || n > max {
+                    out.push((
+                        field.to_string(),
+                        format!("{field}: The field must be between {min} and {max} characters"),
+                    ));
+                }
+            }
+            Some(_) => out.push((
+                field.to_string(),
+                format!("{field}: The field must be a string"),
+            )),
+        }
+    }
+    for field in ["login", "email"] {
+        if let Some(s) = str_field(field)
+            && !s.is_empty()
+            && !looks_like_email(s)
+        {
+            let why = if field == "login" {
+                "login: Username must be in the form of an email address"
+            } else {
+                "email: Does not match required pattern"
+            };
+            out.push((field.to_string(), why.to_string()));
+        }
+    }
+    out
+}
+
+fn looks_like_email(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !s.chars().any(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+fn problems_response(problems: Vec<(String, String)>) -> Option<Response> {
+    if problems.is_empty() {
+        return None;
+    }
+    let fields: Vec<String> = problems
+        .iter()
+        .map(|(f, _)| f.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let causes: Vec<String> = problems.into_iter().map(|(_, c)| c).collect();
+    Some(validation_failed(&fields.join(", "), &causes))
+}
+
+async fn create_user(
+    State(inner): State<Arc<Inner>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = match parse_json_object(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Some(Value::Object(profile)) = body.get("profile").cloned() else {
+        return validation_failed(
+            "profile",
+            &["profile: The field cannot be left blank".into()],
+        );
+    };
+    if let Some(r) = problems_response(profile_problems(&profile, true)) {
+        return r;
+    }
+    let login = profile
+        .get("login")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let activate = query_flag(&q, "activate", true);
+    let visible_at = Instant::now() + inner.faults.visibility_delay();
+    let mut s = inner.lock();
+    if find_by_login(&s, &login).is_some() {
+        return already_exists("login");
+    }
+    let mut group_ids = Vec::new();
+    if let Some(ids) = body.get("groupIds") {
+        let Some(ids) = ids.as_array() else {
+            return bad_body();
+        };
+        for id in ids {
+            match id.as_str().and_then(|g| s.groups.get(g)) {
+                Some(g) if g.kind == "OKTA_GROUP" => group_ids.push(g.id.clone()),
+                _ => {
+                    return validation_failed(
+                        "groupIds",
+                        &[format!(
+                            "groupIds: Group not found or not an OKTA_GROUP: {id}"
+                        )],
+                    );
+                }
+            }
+        }
+    }
+    let id = new_user(
+        &mut s,
+        profile,
+        if activate { "ACTIVE" } else { "STAGED" },
+        visible_at,
+    );
+    *s.creates_per_login.entry(login.to_lowercase()).or_insert(0) += 1;
+    for g in group_ids {
+        add_membership(&mut s, &g, &id, visible_at);
+    }
+    let u = s.users.get(&id).cloned();
+    drop(s);
+    match u {
+        Some(u) => json_response(StatusCode::OK, user_json(&u, &base(&headers))),
+        None => not_found(&id, "User"),
+    }
+}
+
+/// Resolve an id, a login or `me`, among the users visible to reads.
+fn lookup_visible(s: &Org, id_or_login: &str, caller: Option<&Caller>) -> Option<SimUser> {
+    let now = Instant::now();
+    let id = if id_or_login == "me" {
+        match caller {
+            Some(Caller::Admin) => Some(s.admin.clone()),
+            _ => None,
+        }
+    } else if s.users.contains_key(id_or_login) {
+        Some(id_or_login.to_string())
+    } else {
+        find_by_login(s, id_or_login)
+    }?;
+    s.users.get(&id).filter(|u| u.visible_at <= now).cloned()
+}
+
+/// Resolve an id or login among all users (writes see the true state).
+fn lookup_any(s: &Org, id_or_login: &str) -> Option<String> {
+    if s.users.contains_key(id_or_login) {
+        Some(id_or_login.to_string())
+    } else {
+        find_by_login(s, id_or_login)
+    }
+}
+
+async fn get_user(
+    State(inner): State<Arc<Inner>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    caller: Option<axum::Extension<Caller>>,
+) -> Response {
+    let caller = caller.map(|c| c.0);
+    let u = lookup_visible(&inner.lock(), &id, caller.as_ref());
+    match u {
+        Some(u) => json_response(StatusCode::OK, user_json(&u, &base(&headers))),
+        None => not_found(&id, "User"),
+    }
+}
+
+async fn update_user(
+    State(inner): State<Arc<Inner>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = match parse_json_object(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let changes = match body.get("profile") {
+        None => Map::new(),
+        Some(Value::Object(p)) => p.clone(),
+        Some(_) => return bad_body(),
+    };
+    if let Some(r) = problems_response(profile_problems(&changes, false)) {
+        return r;
+    }
+    let mut s = inner.lock();
+    let Some(uid) = lookup_any(&s, &id) else {
+        return not_found(&id, "User");
+    };
+    if let Some(new_login) = changes.get("login").and_then(Value::as_str)
+        && let Some(other) = find_by_login(&s, new_login)
+        && other != uid
+    {
+        return already_exists("login");
+    }
+    let Some(u) = s.users.get_mut(&uid) else {
+        return not_found(&id, "User");
+    };
+    for (k, v) in changes {
+        if v.is_null() {
+            u.profile.remove(&k);
+        } else {
+            u.profile.insert(k, v);
+        }
+    }
+    u.last_updated = Utc::now();
+    let u = u.clone();
+    drop(s);
+    json_response(StatusCode::OK, user_json(&u, &base(&headers)))
+}
+
+async fn lifecycle(
+    State(inner): State<Arc<Inner>>,
+    Path((id, op)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut s = inner.lock();
+    let Some(uid) = lookup_any(&s, &id) else {
+        return not_found(&id, "User");
+    };
+    let Some(u) = s.users.get_mut(&uid) else {
+        return not_found(&id, "User");
+    };
+    let now = Utc::now();
+    let current = u.status.clone();
+    let token_body = |send_email: bool| {
+        if send_email {
+            json_response(StatusCode::OK, json!({}))
+        } else {
+            let token = random_alnum(20);
+            json_response(
+                StatusCode::OK,
+                json!({
+                    "activationToken": token,
+                    "activationUrl": format!("{}/welcome/{token}", base(&headers)),
+                }),
+            )
+        }
+    };
+    let (next, resp) = match op.as_str() {
+        "activate" => match current.as_str() {
+            "STAGED" | "DEPROVISIONED" => ("ACTIVE", token_body(query_flag(&q, "sendEmail", true))),
+            _ => {
+                return okta_error(
+                    StatusCode::FORBIDDEN,
+                    "E0000016",
+                    "Activation failed because the user is already active",
+                    &[],
+                );
+            }
+        },
+        "deactivate" => match current.as_str() {
+            "DEPROVISIONED" => return status_forbids(),
+            _ => ("DEPROVISIONED", empty(StatusCode::OK)),
+        },
+        "reactivate" => match current.as_str() {
+            "PROVISIONED" | "RECOVERY" => (
+                "PROVISIONED",
+                token_body(query_flag(&q, "sendEmail", false)),
+            ),
+            _ => return status_forbids(),
+        },
+        "suspend" => match current.as_str() {
+            "ACTIVE" => ("SUSPENDED", empty(StatusCode::OK)),
+            _ => {
+                return validation_failed(
+                    "status",
+                    &["status: Cannot suspend a user that is not active".into()],
+                );
+            }
+        },
+        "unsuspend" => match current.as_str() {
+            "SUSPENDED" => ("ACTIVE", empty(StatusCode::OK)),
+            _ => {
+                return validation_failed(
+                    "status",
+                    &["status: Cannot unsuspend a user that is not suspended".into()],
+                );
+            }
+        },
+        _ => return not_found(&op, "Lifecycle operation"),
+    };
+    u.status = next.to_string();
+    u.status_changed = Some(now);
+    u.last_updated = now;
+    if next == "ACTIVE" && u.activated.is_none() {
+        u.activated = Some(now);
+    }
+    resp
+}
+
+/// `after`-cursor paging over items sorted by id. Returns the page and the next cursor.
+fn page<T: Clone>(
+    items: &[(String, T)],
+    after: Option<&str>,
+    limit: usize,
+) -> (Vec<T>, Option<String>) {
+    let start = match after {
+        Some(a) => items.partition_point(|(id, _)| id.as_str() <= a),
+        None => 0,
+    };
+    let end = (start + limit).min(items.len());
+    let page: Vec<T> = items[start..end].iter().map(|(_, t)| t.clone()).collect();
+    let next = (end < items.len() && end > start).then(|| items[end - 1].0.clone());
+    (page, next)
+}
+
+/// The Link header: `self`, and `next` carrying every original parameter with a new `after`.
+fn link_header(base: &str, path: &str, q: &HashMap<String, String>, next: Option<&str>) -> String {
+    let mut keys: Vec<&String> = q.keys().collect();
+    keys.sort();
+    let encode = |after: Option<&str>| {
+        let mut ser = url::form_urlencoded::Serializer::new(String::new());
+        for k in &keys {
+            if k.as_str() != "after" {
+                ser.append_pair(k, &q[*k]);
+            }
+        }
+        if let Some(a) = after {
+            ser.append_pair("after", a);
+        }
+        let qs = ser.finish();
+        if qs.is_empty() {
+            format!("{base}{path}")
+        } else {
+            format!("{base}{path}?{qs}")
+        }
+    };
+    let mut out = format!(
+        "<{}>; rel=\"self\"",
+        encode(q.get("after").map(String::as_str))
+    );
+    if let Some(n) = next {
+        out.push_str(&format!(", <{}>; rel=\"next\"", encode(Some(n))));
+    }
+    out
+}
+
+fn list_response(items: Vec<Value>, link: String) -> Response {
+    let mut r = json_response(StatusCode::OK, Value::Array(items));
+    if let Ok(v) = HeaderValue::from_str(&link) {
+        r.headers_mut().insert("link", v);
+    }
+    r
+}
+
+fn limit_param(q: &HashMap<String, String>, default: usize, max: usize) -> Result<usize, Response> {
+    match q.get("limit") {
+        None => Ok(default),
+        Some(v) => match v.trim().parse::<i64>() {
+            Ok(n) if n >= 1 => Ok((n as usize).min(max)),
+            _ => Err(validation_failed(
+                "limit",
+                &["limit: The limit must be a positive integer".into()],
+            )),
+        },
+    }
+}
+
+fn invalid_search() -> Response {
+    okta_error(
+        StatusCode::BAD_REQUEST,
+        "E0000031",
+        "Invalid search criteria.",
+        &[],
+    )
+}
+
+async fn list_users(
+    State(inner): State<Arc<Inner>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let base = base(&headers);
+    let expr = match (q.get("search"), q.get("filter")) {
+        (Some(e), _) => match filter::parse(e) {
+            Ok(x) => Some((x, true)),
+            Err(_) => return invalid_search(),
+        },
+        (None, Some(e)) => match filter::parse(e) {
+            Ok(x) => Some((x, false)),
+            Err(_) => return invalid_search(),
+        },
+        (None, None) => None,
+    };
+    let now = Instant::now();
+    let s = inner.lock();
+    let visible = s.users.values().filter(|u| u.visible_at <= now);
+    if let Some(term) = q.get("q") {
+        // A startsWith match on firstName, lastName or email; no paging; no DEPROVISIONED.
+        let limit = match limit_param(&q, 10, 200) {
+            Ok(l) => l,
+            Err(r) => return r,
+        };
+        let t = term.to_lowercase();
+        let items: Vec<Value> = visible
+            .filter(|u| u.status != "DEPROVISIONED")
+            .filter(|u| {
+                ["firstName", "lastName", "email"].iter().any(|f| {
+                    u.profile
+                        .get(*f)
+                        .and_then(Value::as_str)
+                        .is_some_and(|v| v.to_lowercase().starts_with(&t))
+                })
+            })
+            .take(limit)
+            .map(|u| user_json(u, &base))
+            .collect();
+        return list_response(items, link_header(&base, "/api/v1/users", &q, None));
+    }
+    let limit = match limit_param(&q, 200, 200) {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    let items: Vec<(String, Value)> = visible
+        .filter(|u| match &expr {
+            // Without search or filter, Okta omits DEPROVISIONED users.
+            None => u.status != "DEPROVISIONED",
+            Some((x, ci)) => x.matches(&user_json(u, &base), *ci),
+        })
+        .map(|u| (u.id.clone(), user_json(u, &base)))
+        .collect();
+    drop(s);
+    let (items, next) = page(&items, q.get("after").map(String::as_str), limit);
+    list_response(
+        items,
+        link_header(&base, "/api/v1/users", &q, next.as_deref()),
+    )
+}
+
+async fn user_groups(
+    State(inner): State<Arc<Inner>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    caller: Option<axum::Extension<Caller>>,
+) -> Response {
+    let base = base(&headers);
+    let caller = caller.map(|c| c.0);
+    let s = inner.lock();
+    let Some(u) = lookup_visible(&s, &id, caller.as_ref()) else {
+        return not_found(&id, "User");
+    };
+    let now = Instant::now();
+    let items: Vec<Value> = s
+        .groups
+        .values()
+        .filter(|g| {
+            g.id == s.everyone
+                || s.memberships
+                    .get(&(g.id.clone(), u.id.clone()))
+                    .is_some_and(|at| *at <= now)
+        })
+        .map(|g| group_json(g, &base))
+        .collect();
+    json_response(StatusCode::OK, Value::Array(items))
+}
+
+// ---------------------------------------------------------------------------------------
+// Groups
+// ---------------------------------------------------------------------------------------
+
+async fn list_groups(
+    State(inner): State<Arc<Inner>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let base = base(&headers);
+    let s = inner.lock();
+    if let Some(term) = q.get("q") {
+        // A name prefix match; "paging and searching are mutually exclusive": no next link.
+        let limit = match limit_param(&q, 300, 10_000) {
+            Ok(l) => l,
+            Err(r) => return r,
+        };
+        let t = term.to_lowercase();
+        let items: Vec<Value> = s
+            .groups
+            .values()
+            .filter(|g| g.name.to_lowercase().starts_with(&t))
+            .take(limit)
+            .map(|g| group_json(g, &base))
+            .collect();
+        return list_response(items, link_header(&base, "/api/v1/groups", &q, None));
+    }
+    let expr = match q.get("search").or(q.get("filter")) {
+        Some(e) => match filter::parse(e) {
+            Ok(x) => Some((x, q.contains_key("search"))),
+            Err(_) => return invalid_search(),
+        },
+        None => None,
+    };
+    let limit = match limit_param(&q, 10_000, 10_000) {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    let items: Vec<(String, Value)> = s
+        .groups
+        .values()
+        .map(|g| (g.id.clone(), group_json(g, &base)))
+        .filter(|(_, v)| expr.as_ref().is_none_or(|(x, ci)| x.matches(v, *ci)))
+        .collect();
+    drop(s);
+    let (items, next) = page(&items, q.get("after").map(String::as_str), limit);
+    list_response(
+        items,
+        link_header(&base, "/api/v1/groups", &q, next.as_deref()),
+    )
+}
+
+async fn create_group(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = match parse_json_object(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let profile = body.get("profile").and_then(Value::as_object);
+    let name = profile
+        .and_then(|p| p.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    if name.is_empty() {
+        return validation_failed("name", &["name: The field cannot be left blank".into()]);
+    }
+    let description = profile
+        .and_then(|p| p.get("description"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let mut s = inner.lock();
+    if s.groups
+        .values()
+        .any(|g| g.kind == "OKTA_GROUP" && g.name.eq_ignore_ascii_case(&name))
+    {
+        return already_exists("name");
+    }
+    let id = new_group(&mut s, &name, &description, "OKTA_GROUP");
+    let g = s.groups.get(&id).cloned();
+    drop(s);
+    match g {
+        Some(g) => json_response(StatusCode::OK, group_json(&g, &base(&headers))),
+        None => not_found(&id, "UserGroup"),
+    }
+}
+
+async fn group_users(
+    State(inner): State<Arc<Inner>>,
+    Path(gid): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let base = base(&headers);
+    let limit = match limit_param(&q, 1000, 1000) {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    let s = inner.lock();
+    if !s.groups.contains_key(&gid) {
+        return not_found(&gid, "UserGroup");
+    }
+    let now = Instant::now();
+    let everyone = gid == s.everyone;
+    let items: Vec<(String, Value)> = s
+        .users
+        .values()
+        .filter(|u| u.visible_at <= now)
+        .filter(|u| {
+            everyone
+                || s.memberships
+                    .get(&(gid.clone(), u.id.clone()))
+                    .is_some_and(|at| *at <= now)
+        })
+        .map(|u| (u.id.clone(), user_json(u, &base)))
+        .collect();
+    drop(s);
+    let (items, next) = page(&items, q.get("after").map(String::as_str), limit);
+    list_response(
+        items,
+        link_header(
+            &base,
+            &format!("/api/v1/groups/{gid}/users"),
+            &q,
+            next.as_deref(),
+        ),
+    )
+}
+
+fn add_membership(s: &mut Org, gid: &str, uid: &str, visible_at: Instant) {
+    let key = (gid.to_string(), uid.to_string());
+    if s.memberships.contains_key(&key) {
+        return;
+    }
+    s.memberships.insert(key.clone(), visible_at);
+    *s.membership_adds.entry(key).or_insert(0) += 1;
+    if let Some(g) = s.groups.get_mut(gid) {
+        g.last_membership_updated = Utc::now();
+    }
+}
+
+fn membership_target(s: &Org, gid: &str, uid: &str) -> Result<String, Response> {
+    let Some(g) = s.groups.get(gid) else {
+        return Err(not_found(gid, "UserGroup"));
+    };
+    let Some(uid) = lookup_any(s, uid) else {
+        return Err(not_found(uid, "User"));
+    };
+    if g.kind != "OKTA_GROUP" {
+        return Err(okta_error(
+            StatusCode::FORBIDDEN,
+            "E0000006",
+            "You do not have permission to perform the requested action",
+            &[format!(
+                "Memberships of {} groups cannot be changed through the API",
+                g.kind
+            )],
+        ));
+    }
+    Ok(uid)
+}
+
+async fn add_member(
+    State(inner): State<Arc<Inner>>,
+    Path((gid, uid)): Path<(String, String)>,
+) -> Response {
+    let visible_at = Instant::now() + inner.faults.visibility_delay();
+    let mut s = inner.lock();
+    let uid = match membership_target(&s, &gid, &uid) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    add_membership(&mut s, &gid, &uid, visible_at);
+    empty(StatusCode::NO_CONTENT)
+}
+
+async fn remove_member(
+    State(inner): State<Arc<Inner>>,
+    Path((gid, uid)): Path<(String, String)>,
+) -> Response {
+    let mut s = inner.lock();
+    let uid = match membership_target(&s, &gid, &uid) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    if s.memberships.remove(&(gid.clone(), uid)).is_some()
+        && let Some(g) = s.groups.get_mut(&gid)
+    {
+        g.last_membership_updated = Utc::now();
+    }
+    empty(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------------------------------
+// OAuth 2.0 token endpoint (client credentials with private_key_jwt)
+// ---------------------------------------------------------------------------------------
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    json_response(
+        status,
+        json!({ "error": error, "error_description": description }),
+    )
+}
+
+#[derive(serde::Deserialize)]
+struct AssertionClaims {
+    iss: Option<String>,
+    sub: Option<String>,
+    jti: Option<String>,
+    exp: Option<u64>,
+    iat: Option<u64>,
+}
+
+async fn token(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+    inner.lock().token_requests += 1;
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+    if field("grant_type") != "client_credentials" {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "The authorization grant type is not supported by the authorization server. Configured grant types: [client_credentials].",
+        );
+    }
+    if field("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "The client_assertion_type is missing or not supported; use urn:ietf:params:oauth:client-assertion-type:jwt-bearer.",
+        );
+    }
+    let assertion = field("client_assertion");
+    let claims: AssertionClaims = match jsonwebtoken::dangerous::insecure_decode_claims(assertion) {
+        Ok(c) => c,
+        Err(_) => {
+            return oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "The client_assertion token is not a valid JWT.",
+            );
+        }
+    };
+    let client_id = claims.iss.clone().unwrap_or_default();
+    if claims.sub.as_deref() != Some(client_id.as_str())
+        || (!field("client_id").is_empty() && field("client_id") != client_id)
+    {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "The client_assertion token's 'iss' and 'sub' claims must both be the client_id.",
+        );
+    }
+    let (pem, allowed) = {
+        let s = inner.lock();
+        match s.clients.get(&client_id) {
+            Some(c) => (c.public_key_pem.clone(), c.scopes.clone()),
+            None => {
+                return oauth_error(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    "Invalid value for 'client_id' parameter.",
+                );
+            }
+        }
+    };
+    let header = match jsonwebtoken::decode_header(assertion) {
+        Ok(h) => h,
+        Err(_) => {
+            return oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "The client_assertion token is not a valid JWT.",
+            );
+        }
+    };
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+    let key = match header.alg {
+        Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 => {
+            DecodingKey::from_rsa_pem(pem.as_bytes())
+        }
+        Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(pem.as_bytes()),
+        _ => {
+            return oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "The client_assertion token's signing algorithm is not supported.",
+            );
+        }
+    };
+    let Ok(key) = key else {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "The client_assertion signature is invalid.",
+        );
+    };
+    let base = base(&headers);
+    let audience = [
+        format!("{base}/oauth2/v1/token"),
+        format!(
+            "{}/oauth2/v1/token",
+            base.replacen("http://", "https://", 1)
+        ),
+    ];
+    let mut v = Validation::new(header.alg);
+    v.leeway = 5;
+    v.set_audience(&audience);
+    v.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
+    if let Err(e) = jsonwebtoken::decode::<serde_json::Value>(assertion, &key, &v) {
+        use jsonwebtoken::errors::ErrorKind as K;
+        let why = match e.kind() {
+            K::ExpiredSignature => "The client_assertion token is expired.",
+            K::InvalidAudience => {
+                "The audience claim for client_assertion must be the endpoint invoked for the request."
+            }
+            K::InvalidSignature => "The client_assertion signature is invalid.",
+            K::MissingRequiredClaim(_) => "The client_assertion token is missing a required claim.",
+            _ => "The client_assertion token is invalid.",
+        };
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", why);
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    if let (Some(exp), iat) = (claims.exp, claims.iat.unwrap_or(now))
+        && exp > iat.max(now) + 3600
+    {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "The client_assertion token has an expiration too far into the future.",
+        );
+    }
+    let Some(jti) = claims.jti.filter(|j| !j.is_empty()) else {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "The client_assertion token must have a 'jti' claim.",
+        );
+    };
+    let requested: Vec<String> = field("scope")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    if requested.is_empty() {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "The authorization server resource does not have any configured default scopes, 'scope' must be provided.",
+        );
+    }
+    let denied: Vec<&String> = requested
+        .iter()
+        .filter(|r| !allowed.contains(r) || !ALL_SCOPES.contains(&r.as_str()))
+        .collect();
+    if !denied.is_empty() {
+        let names: Vec<&str> = denied.iter().map(|s| s.as_str()).collect();
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            &format!("The following scopes are not allowed: {}", names.join(", ")),
+        );
+    }
+    let ttl = *inner.token_ttl.lock().unwrap_or_else(|p| p.into_inner());
+    let access = random_alnum(48);
+    {
+        let mut s = inner.lock();
+        if !s.used_jtis.insert(jti) {
+            return oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "The client_assertion token has already been used.",
+            );
+        }
+        s.access_tokens.insert(
+            access.clone(),
+            AccessToken {
+                client_id,
+                scopes: requested.clone(),
+                expires: SystemTime::now() + ttl,
+                revoked: false,
+            },
+        );
+    }
+    let mut r = json_response(
+        StatusCode::OK,
+        json!({
+            "token_type": "Bearer",
+            "expires_in": ttl.as_secs().max(1),
+            "access_token": access,
+            "scope": requested.join(" "),
+        }),
+    );
+    r.headers_mut()
+        .insert("cache-control", HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert("pragma", HeaderValue::from_static("no-cache"));
+    r
+}
+
+// ---------------------------------------------------------------------------------------
+// search / filter expressions
+// ---------------------------------------------------------------------------------------
+
+/// The subset of Okta's filter and search expression language the simulator understands:
+/// `path op "value"` and `path pr`, combined with `and` / `or` and parentheses. Operators
+/// `eq ne sw co gt ge lt le pr`. Search compares values case-insensitively.
+pub mod filter {
+    use serde_json::Value;
+
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum Expr {
+        And(Box<Expr>, Box<Expr>),
+        Or(Box<Expr>, Box<Expr>),
+        Cmp {
+            path: String,
+            op: String,
+            value: Option<Value>,
+        },
+    }
+
+    #[derive(Debug, Clone, PartialEq)]
+    enum Tok {
+        Word(String),
+        Str(String),
+        Open,
+        Close,
+    }
+
+    fn lex(s: &str) -> Result<Vec<Tok>, String> {
+        let mut out = Vec::new();
+        let mut chars = s.chars().peekable();
+        while let Some(&c) = chars.peek() {
+            match c {
+                c if c.is_whitespace() => {
+                    chars.next();
+                }
+                '(' => {
+                    chars.next();
+                    out.push(Tok::Open);
+                }
+                ')' => {
+                    chars.next();
+                    out.push(Tok::Close);
+                }
+                '"' => {
+                    chars.next();
+                    let mut v = String::new();
+                    loop {
+                        match chars.next() {
+                            Some('\\') => match chars.next() {
+                                Some(e) => v.push(e),
+                                None => return Err("unterminated string".into()),
+                            },
+                            Some('"') => break,
+                            Some(x) => v.push(x),
+                            None => return Err("unterminated string".into()),
+                        }
+                    }
+                    out.push(Tok::Str(v));
+                }
+                _ => {
+                    let mut w = String::new();
+                    while let Some(&x) = chars.peek() {
+                        if x.is_whitespace() || x == '(' || x == ')' || x == '"' {
+                            break;
+                        }
+                        w.push(x);
+                        chars.next();
+                    }
+                    out.push(Tok::Word(w));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn parse(s: &str) -> Result<Expr, String> {
+        let toks = lex(s)?;
+        let mut pos = 0;
+        let e = parse_or(&toks, &mut pos)?;
+        if pos != toks.len() {
+            return Err("trailing input".into());
+        }
+        Ok(e)
+    }
+
+    fn keyword(t: Option<&Tok>, k: &str) -> bool {
+        matches!(t, Some(Tok::Word(w)) if w.eq_ignore_ascii_case(k))
+    }
+
+    fn parse_or(t: &[Tok], pos: &mut usize) -> Result<Expr, String> {
+        let mut left = parse_and(t, pos)?;
+        while keyword(t.get(*pos), "or") {
+            *pos += 1;
+            let right = parse_and(t, pos)?;
+            left = Expr::Or(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn parse_and(t: &[Tok], pos: &mut usize) -> Result<Expr, String> {
+        let mut left = parse_primary(t, pos)?;
+        while keyword(t.get(*pos), "and") {
+            *pos += 1;
+            let right = parse_primary(t, pos)?;
+            left = Expr::And(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn parse_primary(t: &[Tok], pos: &mut usize) -> Result<Expr, String> {
+        match t.get(*pos) {
+            Some(Tok::Open) => {
+                *pos += 1;
+                let e = parse_or(t, pos)?;
+                if t.get(*pos) != Some(&Tok::Close) {
+                    return Err("missing )".into());
+                }
+                *pos += 1;
+                Ok(e)
+            }
+            Some(Tok::Word(path)) => {
+                let path = path.clone();
+                let op = match t.get(*pos + 1) {
+                    Some(Tok::Word(o)) => o.to_ascii_lowercase(),
+                    _ => return Err("missing operator".into()),
+                };
+                if !["eq", "ne", "sw", "co", "gt", "ge", "lt", "le", "pr"].contains(&op.as_str()) {
+                    return Err(format!("unknown operator {op}"));
+                }
+                *pos += 2;
+                if op == "pr" {
+                    return Ok(Expr::Cmp {
+                        path,
+                        op,
+                        value: None,
+                    });
+                }
+                let value = match t.get(*pos) {
+                    Some(Tok::Str(s)) => Value::String(s.clone()),
+                    Some(Tok::Word(w)) if w == "true" => Value::Bool(true),
+                    Some(Tok::Word(w)) if w == "false" => Value::Bool(false),
+                    Some(Tok::Word(w)) => match w.parse::<f64>() {
+                        Ok(n) => serde_json::json!(n),
+                        Err(_) => return Err(format!("bad value {w}")),
+                    },
+                    _ => return Err("missing value".into()),
+                };
+                *pos += 1;
+                Ok(Expr::Cmp {
+                    path,
+                    op,
+                    value: Some(value),
+                })
+            }
+            _ => Err("expected a condition".into()),
+        }
+    }
+
+    fn lookup<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+        path.split('.').try_fold(v, |cur, k| cur.get(k))
+    }
+
+    impl Expr {
+        /// `ci`: compare strings case-insensitively (search semantics).
+        pub fn matches(&self, v: &Value, ci: bool) -> bool {
+            match self {
+                Expr::And(a, b) => a.matches(v, ci) && b.matches(v, ci),
+                Expr::Or(a, b) => a.matches(v, ci) || b.matches(v, ci),
+                Expr::Cmp { path, op, value } => {
+                    let got = lookup(v, path).filter(|x| !x.is_null());
+                    let Some(got) = got else {
+                        return op == "ne";
+                    };
+                    if op == "pr" {
+                        return true;
+                    }
+                    let Some(want) = value else { return false };
+                    let norm = |x: &Value| match x {
+                        Value::String(s) if ci => Value::String(s.to_lowercase()),
+                        other => other.clone(),
+                    };
+                    let (got, want) = (norm(got), norm(want));
+                    let as_str = |x: &Value| x.as_str().map(str::to_string);
+                    match op.as_str() {
+                        "eq" => match got {
+                            Value::Array(items) => items.contains(&want),
+                            g => g == want,
+                        },
+                        "ne" => got != want,
+                        "sw" => {
+                            matches!((as_str(&got), as_str(&want)), (Some(g), Some(w)) if g.starts_with(&w))
+                        }
+                        "co" => {
+                            matches!((as_str(&got), as_str(&want)), (Some(g), Some(w)) if g.contains(&w))
+                        }
+                        cmp => {
+                            let ord = match (&got, &want) {
+                                (Value::String(g), Value::String(w)) => g.partial_cmp(w),
+                                (Value::Number(g), Value::Number(w)) => {
+                                    g.as_f64().partial_cmp(&w.as_f64())
+                                }
+                                _ => None,
+                            };
+                            match (cmp, ord) {
+                                ("gt", Some(o)) => o.is_gt(),
+                                ("ge", Some(o)) => o.is_ge(),
+                                ("lt", Some(o)) => o.is_lt(),
+                                ("le", Some(o)) => o.is_le(),
+                                _ => false,
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use serde_json::json;
+
+        #[test]
+        fn parses_and_evaluates_okta_expressions() {
+            let u = json!({"id": "00u1", "status": "ACTIVE", "profile": {"login": "A@x.com", "department": "Eng"}});
+            let e = parse(r#"status eq "ACTIVE" or status eq "DEPROVISIONED""#).unwrap();
+            assert!(e.matches(&u, false));
+            let e = parse(r#"profile.login eq "a@x.com""#).unwrap();
+            assert!(!e.matches(&u, false) && e.matches(&u, true));
+            let e = parse(r#"(profile.department sw "E" and id pr) and not_there pr"#).unwrap();
+            assert!(!e.matches(&u, true));
+            assert!(parse(r#"status eq"#).is_err());
+            assert!(parse(r#"status zz "x""#).is_err());
+            assert!(parse(r#"status eq "x"#).is_err());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_follow_okta_documentation() {
+        assert_eq!(bucket_for(&Method::GET, "/api/v1/users"), buckets::USERS);
+        assert_eq!(bucket_for(&Method::POST, "/api/v1/users"), buckets::USERS);
+        assert_eq!(
+            bucket_for(&Method::GET, "/api/v1/users/00u1"),
+            buckets::USER_GET
+        );
+        assert_eq!(
+            bucket_for(&Method::POST, "/api/v1/users/00u1"),
+            buckets::USER_WRITE
+        );
+        assert_eq!(
+            bucket_for(&Method::POST, "/api/v1/users/00u1/lifecycle/suspend"),
+            buckets::OTHER
+        );
+        assert_eq!(bucket_for(&Method::POST, "/api/v1/groups"), buckets::GROUPS);
+        assert_eq!(
+            bucket_for(&Method::PUT, "/api/v1/groups/00g1/users/00u1"),
+            buckets::GROUP
+        );
+        assert_eq!(
+            bucket_for(&Method::POST, "/oauth2/v1/token"),
+            buckets::TOKEN
+        );
+    }
+
+    #[test]
+    fn paging_by_id_cursor() {
+        let items: Vec<(String, u32)> = (1..=5).map(|i| (format!("id{i}"), i)).collect();
+        let (p, n) = page(&items, None, 2);
+        assert_eq!((p, n.as_deref()), (vec![1, 2], Some("id2")));
+        let (p, n) = page(&items, Some("id4"), 2);
+        assert_eq!((p, n), (vec![5], None));
+        let (p, n) = page(&items, Some("id2"), 3);
+        assert_eq!((p, n), (vec![3, 4, 5], None));
+    }
+
+    #[test]
+    fn manage_scopes_include_read() {
+        let g = vec!["okta.users.manage".to_string()];
+        assert!(scope_granted(&g, "okta.users.read"));
+        assert!(scope_granted(&g, "okta.users.manage"));
+        assert!(!scope_granted(&g, "okta.groups.read"));
+    }
+}
