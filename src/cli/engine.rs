@@ -122,11 +122,7 @@ pub fn build_engine(cfg: &SystemsConfig, store: Store) -> Result<(Arc<Engine>, V
                     .rate_limit
                     .map(|r| r.concurrency as usize)
                     .unwrap_or(4);
-                let verify = entry
-                    .settings
-                    .get("verify")
-                    .and_then(|v| v.as_bool())
-                    .unwrap_or(false);
+                let verify = entry.verify;
                 systems.insert(
                     name.clone(),
                     SystemRuntime::new(adapter, entry.system.kind, concurrency, verify),

@@ -48,6 +48,9 @@ struct RawSystem {
     entitlements: Vec<RawEntitlement>,
     #[serde(default)]
     guard: Option<GuardThresholds>,
+    /// Poll after each write until its effect is observed (eventually consistent systems).
+    #[serde(default)]
+    verify: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,6 +172,8 @@ pub struct SystemEntry {
     pub line: usize,
     /// This system's own guard thresholds, if it overrides the defaults.
     pub guard: Option<GuardThresholds>,
+    /// Writes are verified by polling until their effect is observed.
+    pub verify: bool,
 }
 
 /// The systems and entitlements a policy may refer to.
@@ -389,6 +394,7 @@ impl SystemsConfig {
                     entitlements,
                     line: crate::error::line_col(text, name.span().start).0,
                     guard: rs.guard,
+                    verify: rs.verify,
                 },
             );
         }

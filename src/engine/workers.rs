@@ -9,7 +9,7 @@
 //!   the operation and block what depends on it, with the reason; nothing else stops and
 //!   nothing that succeeded is rolled back. Conflict is success (every operation is
 //!   idempotent); NotFound is success for removals and deactivations.
-//! - Eventual consistency: on systems configured with `settings.verify = true`, a
+//! - Eventual consistency: on systems configured with `verify = true`, a
 //!   successful write goes to `verifying` and is polled until the effect is observed, or
 //!   fails with "not observed after N s".
 //! - Crash safety: every transition is committed with its audit event before and after
@@ -245,6 +245,8 @@ impl Engine {
         };
         let mut tasks: tokio::task::JoinSet<(Arc<OpRow>, Result<Outcome>)> =
             tokio::task::JoinSet::new();
+        // Verifying operations being looked at right now (they stay `verifying` meanwhile).
+        let mut looking: std::collections::HashSet<i64> = std::collections::HashSet::new();
         loop {
             if stop.as_ref().is_some_and(|s| *s.borrow()) {
                 break;
@@ -252,7 +254,10 @@ impl Engine {
             // Reap finished work.
             while let Some(done) = tasks.try_join_next() {
                 match done {
-                    Ok((op, outcome)) => self.settle(&op, outcome, &mut summary).await?,
+                    Ok((op, outcome)) => {
+                        looking.remove(&op.id);
+                        self.settle(&op, outcome, &mut summary).await?
+                    }
                     Err(e) => return Err(Error::Failed(format!("a worker task failed: {e}"))),
                 }
             }
@@ -299,6 +304,9 @@ impl Engine {
                 // Verifying operations that are due for a look.
                 let due = self.db(|s| s.verifying_due(name, now, 64))?;
                 for op in due {
+                    if !looking.insert(op.id) {
+                        continue;
+                    }
                     let me = self.clone();
                     let op = Arc::new(op);
                     tasks.spawn(async move {
@@ -327,7 +335,10 @@ impl Engine {
             tokio::select! {
                 Some(done) = tasks.join_next() => {
                     match done {
-                        Ok((op, outcome)) => self.settle(&op, outcome, &mut summary).await?,
+                        Ok((op, outcome)) => {
+                            looking.remove(&op.id);
+                            self.settle(&op, outcome, &mut summary).await?
+                        }
                         Err(e) => return Err(Error::Failed(format!("a worker task failed: {e}"))),
                     }
                 }

@@ -59,6 +59,7 @@ pub fn entry(base_url: &str, settings: &[(&str, toml::Value)]) -> SystemEntry {
             .collect::<BTreeMap<_, _>>(),
         entitlements: BTreeMap::new(),
         guard: None,
+        verify: false,
         line: 1,
     }
 }
