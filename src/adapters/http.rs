@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::de::DeserializeOwned;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -116,7 +117,11 @@ struct LimiterState {
     last_refill: Instant,
     blocked_until: Option<Instant>,
     in_flight: u32,
+    /// The window of the bucket being worked on (swapped in from `windows`).
     window: Option<VendorWindow>,
+    /// The vendor's windows by bucket (Okta counts per endpoint family; most vendors
+    /// have one bucket, "").
+    windows: HashMap<String, VendorWindow>,
     throttled_count: u64,
 }
 
@@ -175,6 +180,7 @@ impl RateLimiter {
                 blocked_until: None,
                 in_flight: 0,
                 window: None,
+                windows: HashMap::new(),
                 throttled_count: 0,
             }),
             concurrency: Arc::new(tokio::sync::Semaphore::new(concurrency.max(1) as usize)),
@@ -187,6 +193,11 @@ impl RateLimiter {
 
     /// Wait until a request may be sent.
     pub async fn acquire(self: &Arc<Self>) -> Permit {
+        self.acquire_for("").await
+    }
+
+    /// Wait until a request counted against the vendor's `bucket` may be sent.
+    pub async fn acquire_for(self: &Arc<Self>, bucket: &str) -> Permit {
         let slot = match self.concurrency.clone().acquire_owned().await {
             Ok(s) => s,
             // The semaphore is never closed; if it were, fall back to a fresh one-slot permit.
@@ -195,7 +206,7 @@ impl RateLimiter {
                 .expect("fresh semaphore has a permit"),
         };
         loop {
-            let wait = self.try_take(Instant::now());
+            let wait = self.try_take_in(Instant::now(), bucket);
             match wait {
                 None => {
                     return Permit {
@@ -209,11 +220,26 @@ impl RateLimiter {
     }
 
     /// Take a token if one is available now; otherwise say how long to wait.
+    #[cfg(test)]
     fn try_take(&self, now: Instant) -> Option<Duration> {
-        let mut s = match self.state.lock() {
+        self.try_take_in(now, "")
+    }
+
+    fn try_take_in(&self, now: Instant, bucket: &str) -> Option<Duration> {
+        let mut guard = match self.state.lock() {
             Ok(s) => s,
             Err(p) => p.into_inner(),
         };
+        let s = &mut *guard;
+        s.window = s.windows.remove(bucket);
+        let out = Self::take_locked(s, now);
+        if let Some(w) = s.window.take() {
+            s.windows.insert(bucket.to_string(), w);
+        }
+        out
+    }
+
+    fn take_locked(s: &mut LimiterState, now: Instant) -> Option<Duration> {
         if let Some(b) = s.blocked_until {
             if b > now {
                 return Some(b - now);
@@ -252,14 +278,33 @@ impl RateLimiter {
 
     /// Feed back what a response said.
     pub fn observe(&self, sig: &RateSignal) {
-        self.observe_at(sig, Instant::now(), SystemTime::now());
+        self.observe_in(sig, "", Instant::now(), SystemTime::now());
     }
 
+    /// Feed back what a response to a request in `bucket` said.
+    pub fn observe_for(&self, bucket: &str, sig: &RateSignal) {
+        self.observe_in(sig, bucket, Instant::now(), SystemTime::now());
+    }
+
+    #[cfg(test)]
     fn observe_at(&self, sig: &RateSignal, now: Instant, wall: SystemTime) {
-        let mut s = match self.state.lock() {
+        self.observe_in(sig, "", now, wall)
+    }
+
+    fn observe_in(&self, sig: &RateSignal, bucket: &str, now: Instant, wall: SystemTime) {
+        let mut guard = match self.state.lock() {
             Ok(s) => s,
             Err(p) => p.into_inner(),
         };
+        let s = &mut *guard;
+        s.window = s.windows.remove(bucket);
+        Self::observe_locked(s, sig, now, wall);
+        if let Some(w) = s.window.take() {
+            s.windows.insert(bucket.to_string(), w);
+        }
+    }
+
+    fn observe_locked(s: &mut LimiterState, sig: &RateSignal, now: Instant, wall: SystemTime) {
         // Our own count already includes every request we sent, so when we are the only
         // client of this quota it is never above the vendor's. The vendor's lower figure wins
         // when someone else spends the same quota or the limit was cut; requests still in
@@ -397,10 +442,12 @@ impl RateLimiter {
             Err(p) => p.into_inner(),
         };
         let now = Instant::now();
+        // The most constrained bucket.
+        let w = s.windows.values().min_by_key(|w| w.remaining).copied();
         LimiterSnapshot {
-            limit: s.window.map(|w| w.limit),
-            remaining: s.window.map(|w| w.remaining),
-            reset_in: s.window.map(|w| w.reset_at.saturating_duration_since(now)),
+            limit: w.map(|w| w.limit),
+            remaining: w.map(|w| w.remaining),
+            reset_in: w.map(|w| w.reset_at.saturating_duration_since(now)),
             rate_per_sec: s.rate,
             in_flight: s.in_flight,
             throttled: s.throttled_count,
@@ -509,6 +556,12 @@ impl Auth for HeaderAuth {
 
 /// How one vendor reports rate limits and errors.
 pub trait VendorProfile: Send + Sync {
+    /// Which of the vendor's rate-limit buckets a request counts against (most vendors
+    /// have one; Okta counts per endpoint family).
+    fn bucket(&self, _method: &reqwest::Method, _path: &str) -> String {
+        String::new()
+    }
+
     fn rate_signal(&self, status: u16, headers: &HeaderMap, _body: &[u8]) -> RateSignal {
         RateSignal::generic(status, headers)
     }
@@ -838,7 +891,8 @@ impl HttpClient {
         })?;
         let method = request.method().clone();
         let path = redact_url(request.url().path());
-        let permit = self.limiter.acquire().await;
+        let bucket = self.profile.bucket(&method, request.url().path());
+        let permit = self.limiter.acquire_for(&bucket).await;
         let t = Instant::now();
         let result = self.client.execute(request).await;
         let (status, headers, body) = match result {
@@ -889,7 +943,7 @@ impl HttpClient {
             }
         };
         let signal = self.profile.rate_signal(status, &headers, &body);
-        self.limiter.observe(&signal);
+        self.limiter.observe_for(&bucket, &signal);
         drop(permit);
         tracing::info!(system = %self.system, %method, path = %path, status, attempt, duration_ms = t.elapsed().as_millis() as u64, "http");
         if (200..300).contains(&status) {
@@ -1197,6 +1251,30 @@ mod tests {
 
     fn drop_in_flight(l: &RateLimiter) {
         l.state.lock().unwrap().in_flight = 0;
+    }
+
+    #[test]
+    fn buckets_are_limited_separately() {
+        let l = RateLimiter::new("s", None, 8);
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let spent = RateSignal {
+            limit: Some(10),
+            remaining: Some(0),
+            reset_at: Some(wall + Duration::from_secs(30)),
+            ..Default::default()
+        };
+        l.observe_in(&spent, "users", now, wall);
+        assert!(
+            l.try_take_in(now, "users").is_some(),
+            "the spent bucket waits"
+        );
+        assert_eq!(
+            l.try_take_in(now, "group"),
+            None,
+            "another bucket is not held up"
+        );
+        assert_eq!(l.snapshot().remaining, Some(0));
     }
 
     #[test]

@@ -333,6 +333,23 @@ fn wait_until_reset(headers: &HeaderMap) -> Option<Duration> {
 pub struct OktaProfile;
 
 impl VendorProfile for OktaProfile {
+    /// Okta counts requests per endpoint family, each with its own X-Rate-Limit-* window
+    /// (rate-limit documentation: /api/v1/users, /api/v1/users/{id}, /api/v1/groups,
+    /// /api/v1/groups/{id}, ...). The limiter keeps one window per family.
+    fn bucket(&self, method: &reqwest::Method, path: &str) -> String {
+        let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match segs.as_slice() {
+            ["oauth2", ..] => "oauth2",
+            ["api", "v1", "users"] => "users",
+            ["api", "v1", "users", _] if method == reqwest::Method::GET => "user-get",
+            ["api", "v1", "users", ..] => "user-write",
+            ["api", "v1", "groups"] => "groups",
+            ["api", "v1", "groups", ..] => "group",
+            _ => "other",
+        }
+        .to_string()
+    }
+
     fn rate_signal(&self, status: u16, headers: &HeaderMap, _body: &[u8]) -> RateSignal {
         RateSignal::from_triple(
             status,

@@ -35,6 +35,8 @@ pub struct FaultProfile {
     pub slow_delay: Duration,
     /// How long a write takes to become visible to reads.
     pub visibility_delay: Duration,
+    /// Every answer takes a uniformly random time in this range (network + vendor latency).
+    pub latency: Option<(Duration, Duration)>,
     pub seed: u64,
 }
 
@@ -51,6 +53,7 @@ impl Default for FaultProfile {
             slow_rate: 0.0,
             slow_delay: Duration::from_millis(500),
             visibility_delay: Duration::ZERO,
+            latency: None,
             seed: 7,
         }
     }
@@ -143,6 +146,14 @@ impl Faults {
 
     pub fn is_down(&self) -> bool {
         self.down.load(Ordering::SeqCst)
+    }
+
+    /// This request's latency, drawn from the profile's range.
+    pub fn latency(&self) -> Option<Duration> {
+        let (lo, hi) = self.profile().latency?;
+        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        let span = hi.saturating_sub(lo).as_secs_f64();
+        Some(lo + Duration::from_secs_f64(rng.random::<f64>() * span))
     }
 
     pub fn visibility_delay(&self) -> Duration {
@@ -281,6 +292,9 @@ fn reset_response() -> Response {
 
 /// axum middleware: `Router::layer(axum::middleware::from_fn_with_state(faults, inject))`.
 pub async fn inject(State(faults): State<Arc<Faults>>, req: Request, next: Next) -> Response {
+    if let Some(d) = faults.latency() {
+        tokio::time::sleep(d).await;
+    }
     match faults.decide() {
         None => next.run(req).await,
         Some(Fault::Throttle) => faults.throttle_response(),
