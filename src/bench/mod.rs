@@ -6,9 +6,11 @@ pub mod policy;
 
 use serde::Serialize;
 
+pub mod leaver;
 pub mod limiter;
 pub mod plan;
 pub mod store;
+pub mod wave;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchResult {

@@ -15,11 +15,13 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<()> {
             a.windows.unwrap_or(6),
         )?,
         "plan" => crate::bench::plan::run(a.people.unwrap_or(100_000), a.runs)?,
+        "wave" => crate::bench::wave::run(a.people.unwrap_or(2_000))?,
+        "leaver" => crate::bench::leaver::run(a.people.unwrap_or(1_000), 20)?,
         "store" => crate::bench::store::run(a.people.unwrap_or(100_000), 10, a.runs)?,
         other => {
             return Err(Error::usage(
                 format!("unknown benchmark {other:?}"),
-                "benchmarks: policy, store, limiter, plan",
+                "benchmarks: policy, store, limiter, plan, wave, leaver",
             ));
         }
     };

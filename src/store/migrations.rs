@@ -143,7 +143,7 @@ ALTER TABLE operations ADD COLUMN last_error_code TEXT;
 ALTER TABLE operations ADD COLUMN verify_until TEXT;
 CREATE INDEX operations_person ON operations(person_id, system);
 -- The scheduler asks each system for its next runnable operations.
-CREATE INDEX operations_ready ON operations(system, status, priority, id);
+CREATE INDEX operations_ready ON operations(system, status, priority, person_id, id);
 CREATE INDEX operations_plan ON operations(plan_id);
 ALTER TABLE operations ADD COLUMN external_ref TEXT;
 ALTER TABLE approvals ADD COLUMN op_id INTEGER REFERENCES operations(id);
