@@ -9,6 +9,7 @@
 use crate::Result;
 use crate::model::{EmploymentStatus, OperationKind};
 use crate::store::Store;
+use crate::store::scan::{Interner, text};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -51,26 +52,6 @@ pub struct Inputs {
     observed: Vec<(Arc<str>, Arc<str>)>,
     accounts: Vec<(Arc<str>, Arc<str>, bool)>,
     inflight: HashSet<InflightKey>,
-}
-
-#[derive(Default)]
-struct Interner(HashMap<Box<str>, Arc<str>>);
-
-impl Interner {
-    fn get(&mut self, s: &str) -> Arc<str> {
-        if let Some(a) = self.0.get(s) {
-            return a.clone();
-        }
-        let a: Arc<str> = Arc::from(s);
-        self.0.insert(s.into(), a.clone());
-        a
-    }
-}
-
-fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
-    r.get_ref(i)?.as_str().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
-    })
 }
 
 /// Reuse the previous row's person id when it is the same (rows come sorted by person).

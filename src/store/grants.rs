@@ -1,11 +1,12 @@
 //! Intended grants: what policy says each person should have.
 
+use super::scan::{Interner, text};
 use super::{NewAuditEvent, Store, Tx};
 use crate::Result;
 use crate::model::Grant;
 use rusqlite::params;
 use serde_json::json;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// A stored intended grant, as read back for a diff. Strings are shared: a person's rows
@@ -17,29 +18,6 @@ pub struct IntendedRow {
     pub rule: Arc<str>,
     pub requires_approval: bool,
     pub expires_at: Option<String>,
-}
-
-/// Interns strings read from SQLite so repeated values share one allocation.
-#[derive(Default)]
-struct Interner {
-    map: HashMap<Box<str>, Arc<str>>,
-}
-
-impl Interner {
-    fn get(&mut self, s: &str) -> Arc<str> {
-        if let Some(a) = self.map.get(s) {
-            return a.clone();
-        }
-        let a: Arc<str> = Arc::from(s);
-        self.map.insert(s.into(), a.clone());
-        a
-    }
-}
-
-fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
-    r.get_ref(i)?.as_str().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
-    })
 }
 
 /// Read intended rows from a query whose columns are

@@ -10,6 +10,7 @@ pub mod grants;
 pub mod migrations;
 pub mod people;
 pub mod queue;
+pub mod scan;
 pub mod secrets_index;
 
 use crate::{Error, Result};
