@@ -117,8 +117,11 @@ pub struct Engine {
 }
 
 enum Outcome {
-    /// The effect is in place.
-    Done,
+    /// The effect is in place. `write_through`: record it in the store as the operation
+    /// is marked succeeded (one transaction).
+    Done {
+        write_through: bool,
+    },
     /// Written; waiting to be observed.
     Verify,
     Retry(AdapterError),
@@ -372,9 +375,12 @@ impl Engine {
             )),
         };
         match outcome {
-            Outcome::Done => {
+            Outcome::Done { write_through } => {
                 self.db(|s| {
                     s.write(|tx| {
+                        if write_through {
+                            effect_in_tx(tx, op, &actor)?;
+                        }
                         tx.transition(
                             op.id,
                             &from,
@@ -525,13 +531,19 @@ impl Engine {
 
     fn classify(&self, op: &OpRow, r: std::result::Result<(), AdapterError>) -> Outcome {
         match r {
-            Ok(()) => Outcome::Done,
+            Ok(()) => Outcome::Done {
+                write_through: true,
+            },
             Err(e) => match (&e.class, op.kind) {
-                (ErrorClass::Conflict, _) => Outcome::Done,
+                (ErrorClass::Conflict, _) => Outcome::Done {
+                    write_through: true,
+                },
                 (
                     ErrorClass::NotFound,
                     OperationKind::RemoveMembership | OperationKind::Deactivate,
-                ) => Outcome::Done,
+                ) => Outcome::Done {
+                    write_through: true,
+                },
                 (c, _) if c.is_retryable() => Outcome::Retry(e),
                 _ => Outcome::Fail(e),
             },
@@ -690,11 +702,14 @@ impl Engine {
         }
         .await;
         let outcome = self.classify(op, r);
-        if matches!(outcome, Outcome::Done) {
+        // On verified systems the effect is written through now and the operation waits
+        // in `verifying`; elsewhere it is written with the success, in one transaction.
+        if matches!(outcome, Outcome::Done { .. })
+            && rt.verify
+            && op.kind != OperationKind::CreateAccount
+        {
             self.record_effect(op, None).await?;
-            if rt.verify && op.kind != OperationKind::CreateAccount {
-                return Ok(Outcome::Verify);
-            }
+            return Ok(Outcome::Verify);
         }
         Ok(outcome)
     }
@@ -702,36 +717,7 @@ impl Engine {
     /// Write through what a successful operation changed, so the next plan sees it.
     async fn record_effect(&self, op: &OpRow, _unused: Option<()>) -> Result<()> {
         let actor = self.cfg.actor.clone();
-        let acct = self.db(|s| s.account_for(&op.system, &op.person_id))?;
-        match op.kind {
-            OperationKind::AddMembership | OperationKind::RemoveMembership => {
-                let login = acct
-                    .map(|a| a.login)
-                    .unwrap_or_else(|| op.person_id.clone());
-                let ent = op.entitlement.clone().unwrap_or_default();
-                let present = op.kind == OperationKind::AddMembership;
-                self.db(|s| {
-                    s.write(|tx| {
-                        tx.set_observed(
-                            &op.system,
-                            &login,
-                            Some(&op.person_id),
-                            &ent,
-                            present,
-                            &actor,
-                        )
-                    })
-                })?;
-            }
-            OperationKind::Deactivate | OperationKind::Reactivate => {
-                if let Some(mut a) = acct {
-                    a.active = op.kind == OperationKind::Reactivate;
-                    self.db(|s| s.write(|tx| tx.upsert_account(&a, &actor)))?;
-                }
-            }
-            OperationKind::CreateAccount | OperationKind::UpdateAttributes => {}
-        }
-        Ok(())
+        self.db(|s| s.write(|tx| effect_in_tx(tx, op, &actor)))
     }
 
     /// Is the operation's effect visible in the target system?
@@ -776,7 +762,9 @@ impl Engine {
             .and_then(parse_ts)
             .unwrap_or_else(Utc::now);
         match self.effect_present(op).await {
-            Ok(true) => Ok(Outcome::Done),
+            Ok(true) => Ok(Outcome::Done {
+                write_through: false,
+            }),
             Ok(false) | Err(_) if Utc::now() >= until => Ok(Outcome::Fail(AdapterError::new(
                 ErrorClass::Permanent,
                 &op.system,
@@ -794,4 +782,34 @@ impl Engine {
             }
         }
     }
+}
+
+/// Write through what a successful operation changed, so the next plan sees it.
+fn effect_in_tx(tx: &mut crate::store::Tx<'_>, op: &OpRow, actor: &str) -> Result<()> {
+    let acct = tx.account_for(&op.system, &op.person_id)?;
+    match op.kind {
+        OperationKind::AddMembership | OperationKind::RemoveMembership => {
+            let login = acct
+                .map(|a| a.login)
+                .unwrap_or_else(|| op.person_id.clone());
+            let ent = op.entitlement.clone().unwrap_or_default();
+            let present = op.kind == OperationKind::AddMembership;
+            tx.set_observed(
+                &op.system,
+                &login,
+                Some(&op.person_id),
+                &ent,
+                present,
+                actor,
+            )?;
+        }
+        OperationKind::Deactivate | OperationKind::Reactivate => {
+            if let Some(mut a) = acct {
+                a.active = op.kind == OperationKind::Reactivate;
+                tx.upsert_account(&a, actor)?;
+            }
+        }
+        OperationKind::CreateAccount | OperationKind::UpdateAttributes => {}
+    }
+    Ok(())
 }

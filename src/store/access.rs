@@ -155,8 +155,23 @@ impl Tx<'_> {
 
 impl Store {
     pub fn account_for(&self, system: &str, person_id: &str) -> Result<Option<AccountRow>> {
-        Ok(self
-            .conn
+        account_for(&self.conn, system, person_id)
+    }
+}
+
+impl Tx<'_> {
+    pub fn account_for(&self, system: &str, person_id: &str) -> Result<Option<AccountRow>> {
+        account_for(&self.tx, system, person_id)
+    }
+}
+
+fn account_for(
+    conn: &rusqlite::Connection,
+    system: &str,
+    person_id: &str,
+) -> Result<Option<AccountRow>> {
+    {
+        Ok(conn
             .query_row(
                 "SELECT system, person_id, login, external_id, active FROM accounts WHERE system = ?1 AND person_id = ?2 LIMIT 1",
                 params![system, person_id],
@@ -164,7 +179,9 @@ impl Store {
             )
             .optional()?)
     }
+}
 
+impl Store {
     pub fn observed_for(&self, person_id: &str) -> Result<Vec<String>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT entitlement FROM observed_access WHERE person_id = ?1 ORDER BY entitlement",
