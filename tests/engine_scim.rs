@@ -376,4 +376,52 @@ async fn a_failed_system_blocks_its_dependants_and_everything_else_proceeds() {
         !state.contains_key("p0@example.com"),
         "a blocked operation ran"
     );
+
+    // The admin fixes the root cause (the idp credential) and retries the whole group:
+    // the failed operations and everything blocked behind them run to completion.
+    let key = {
+        let s = store.lock().unwrap();
+        let groups = accessdesk::engine::admin::failure_groups(&s).unwrap();
+        assert_eq!(groups.len(), 1, "one root cause");
+        let (rc, ops) = groups.into_iter().next().unwrap();
+        assert_eq!(ops.len(), 4);
+        assert_eq!(
+            (rc.system.as_str(), rc.class.as_str()),
+            ("idp", "unauthorized")
+        );
+        rc.key()
+    };
+    let retried = {
+        let mut s = store.lock().unwrap();
+        accessdesk::engine::admin::act_on_group(
+            &mut s,
+            &key,
+            accessdesk::engine::admin::Action::Retry,
+            "cli:admin",
+            "token rotated",
+        )
+        .unwrap()
+    };
+    assert_eq!(retried, 4);
+    let fixed = Tokens(
+        [
+            ("idp-token".to_string(), broken.token.clone()),
+            ("good-token".to_string(), good.token.clone()),
+        ]
+        .into(),
+    );
+    let summary = engine(store.clone(), &wiki_cfg, &fixed)
+        .run_until_idle(None)
+        .await
+        .unwrap();
+    assert_eq!(summary.failed, 0, "{summary:?}");
+    assert_eq!(summary.succeeded, 4 + 6 + 4 + 6, "{summary:?}");
+    assert!(server_state(&good).await.contains_key("p0@example.com"));
+    let s = store.lock().unwrap();
+    let audit = s.audit_events(None, None).unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.actor == "cli:admin" && e.details["why"] == "token rotated")
+    );
 }
