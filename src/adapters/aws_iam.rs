@@ -46,6 +46,7 @@ use super::aws::{
     self, AwsProfile, CommonSettings, SigV4Auth, child, child_text, members, next_marker,
     with_result,
 };
+use super::error::ok_if_not_found;
 use super::error::{AdapterError, ErrorClass};
 use super::http::{HttpClient, HttpResponse, Req, RetryPolicy};
 use super::registry::AdapterContext;
@@ -534,13 +535,6 @@ impl AwsIam {
                 ),
             ))
         }
-    }
-}
-
-fn ok_if_not_found(r: AResult<()>) -> AResult<()> {
-    match r {
-        Err(e) if e.class == ErrorClass::NotFound => Ok(()),
-        other => other,
     }
 }
 

@@ -48,6 +48,7 @@
 //! - Listings page with `NextToken`/`MaxResults` (the cursor is the NextToken).
 
 use super::aws::{self, AwsProfile, CommonSettings, SigV4Auth};
+use super::error::ok_if_not_found;
 use super::error::{AdapterError, ErrorClass};
 use super::http::{HttpClient, HttpResponse, Req, RetryPolicy};
 use super::registry::AdapterContext;
@@ -559,13 +560,6 @@ impl AwsIdentityStore {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn ok_if_not_found(r: AResult<()>) -> AResult<()> {
-    match r {
-        Err(e) if e.class == ErrorClass::NotFound => Ok(()),
-        other => other,
-    }
 }
 
 #[async_trait]

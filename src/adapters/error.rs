@@ -145,6 +145,14 @@ impl AdapterError {
     }
 }
 
+/// "Already gone" is success for removals and deactivations.
+pub fn ok_if_not_found(r: Result<(), AdapterError>) -> Result<(), AdapterError> {
+    match r {
+        Err(e) if e.class == ErrorClass::NotFound => Ok(()),
+        other => other,
+    }
+}
+
 /// A short, single-line, redacted excerpt of a body.
 pub fn excerpt(body: &[u8]) -> String {
     let cut = &body[..body.len().min(EXCERPT_BYTES)];
