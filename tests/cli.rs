@@ -210,8 +210,9 @@ fn audit_verify_names_the_first_tampered_event() {
     assert_eq!(code(&o), 0, "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["ok"], true);
-    // init + 3 people + their intended grants (everyone, and engineering for Ada).
-    assert_eq!(v["events"], 1 + 3 + 3 + 2);
+    // init + the catalogue mirrored + 3 people + their intended grants (everyone, and
+    // engineering for Ada).
+    assert_eq!(v["events"], 1 + 1 + 3 + 3 + 2);
 
     let db = rusqlite::Connection::open(h.file("accessdesk.db")).unwrap();
     db.execute_batch(
@@ -253,14 +254,15 @@ fn audit_export_filters_by_time_in_both_formats() {
         actions,
         [
             "config.initialised",
+            "catalog.synced",
             "person.created",
             "grant.intended",
             "grant.intended",
             "grant.intended"
         ]
     );
-    assert_eq!(events[1]["actor"], "cli:tester");
-    assert_eq!(events[2]["details"]["rule"], "engineering");
+    assert_eq!(events[2]["actor"], "cli:tester");
+    assert_eq!(events[3]["details"]["rule"], "engineering");
     let total = events.len();
     let o = h.run(&[
         "audit",

@@ -36,6 +36,7 @@ pub fn plan(ctx: &Ctx, system: Option<String>, person: Option<String>, all: bool
         ),
     };
     let scope = Scope { system, person };
+    store.write(|tx| tx.sync_catalog(&cfg.catalog, &super::actor()))?;
     let plan = make_plan(
         &mut store,
         &cfg.catalog,

@@ -30,6 +30,9 @@ pub fn run(ctx: &Ctx, cmd: PeopleCmd) -> Result<i32> {
             // Policies are loaded first: intended grants are recomputed with the import.
             let policies = ctx.policies(&systems)?;
             let mut store = ctx.store()?;
+            if !dry_run {
+                store.write(|tx| tx.sync_catalog(&systems.catalog, &super::actor()))?;
+            }
             let approval = if approve_mass_change {
                 reason.as_deref()
             } else {
