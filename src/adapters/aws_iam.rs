@@ -298,15 +298,7 @@ impl AwsIam {
         let name = ctx.entry.system.name.clone();
         let usage =
             |m: String, hint: &str| crate::Error::usage(format!("system {name}: {m}"), hint);
-        if ctx.entry.system.api_version != API_VERSION {
-            return Err(usage(
-                format!(
-                    "api_version {:?} is not supported; this adapter speaks IAM {API_VERSION}",
-                    ctx.entry.system.api_version
-                ),
-                "remove api_version from systems.toml",
-            ));
-        }
+        ctx.require_api_version(API_VERSION, "IAM")?;
         let (settings, creds, source) = aws::common_settings(&ctx)?;
         let path = ctx.setting("path");
         if let Some(p) = &path {

@@ -286,15 +286,7 @@ impl AwsIdentityStore {
         let name = ctx.entry.system.name.clone();
         let usage =
             |m: String, hint: &str| crate::Error::usage(format!("system {name}: {m}"), hint);
-        if ctx.entry.system.api_version != API_VERSION {
-            return Err(usage(
-                format!(
-                    "api_version {:?} is not supported; this adapter speaks identitystore {API_VERSION}",
-                    ctx.entry.system.api_version
-                ),
-                "remove api_version from systems.toml",
-            ));
-        }
+        ctx.require_api_version(API_VERSION, "identitystore")?;
         let (settings, creds, source) = aws::common_settings(&ctx)?;
         let store_id = ctx.setting("identity_store_id").ok_or_else(|| {
             usage(

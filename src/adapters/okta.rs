@@ -163,15 +163,7 @@ impl OktaOptions {
 pub fn options_from_config(ctx: &AdapterContext<'_>) -> Result<OktaOptions> {
     let name = ctx.entry.system.name.clone();
     let usage = |msg: String, hint: &str| Error::usage(format!("system {name}: {msg}"), hint);
-    if ctx.entry.system.api_version != API_VERSION {
-        return Err(usage(
-            format!(
-                "api_version {:?} is not supported; the okta adapter speaks Management API {API_VERSION}",
-                ctx.entry.system.api_version
-            ),
-            "remove api_version from systems.toml or set it to \"v1\"",
-        ));
-    }
+    ctx.require_api_version(API_VERSION, "Okta Management API")?;
     for key in ctx.entry.settings.keys() {
         if !SETTINGS.contains(&key.as_str()) {
             return Err(usage(

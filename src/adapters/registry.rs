@@ -59,6 +59,22 @@ impl AdapterContext<'_> {
         self.secrets.resolve(self.credential()?)
     }
 
+    /// Refuse a systems.toml `api_version` other than the one the adapter is pinned to.
+    /// `api` names what the adapter speaks ("Okta Management API", "SCIM", ...).
+    pub fn require_api_version(&self, supported: &str, api: &str) -> Result<()> {
+        let name = &self.entry.system.name;
+        let pinned = &self.entry.system.api_version;
+        if pinned == supported {
+            return Ok(());
+        }
+        Err(Error::usage(
+            format!(
+                "system {name}: api_version {pinned:?} is not supported; the adapter speaks {api} {supported}"
+            ),
+            format!("remove api_version from [systems.{name}] or set it to \"{supported}\""),
+        ))
+    }
+
     /// A string setting from `[systems.NAME.settings]`.
     pub fn setting(&self, key: &str) -> Option<String> {
         self.entry
@@ -102,5 +118,42 @@ pub fn build_with(ctx: AdapterContext<'_>) -> Result<Arc<dyn Adapter>> {
             ),
             "available kinds: okta, scim, aws_iam, aws_identity_store",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SystemsConfig;
+    use std::path::Path;
+
+    struct NoSecrets;
+    impl SecretSource for NoSecrets {
+        fn resolve(&self, _c: &CredentialRef) -> Result<Secret> {
+            Ok(Secret::new(""))
+        }
+    }
+
+    #[test]
+    fn a_pinned_api_version_other_than_the_adapters_is_refused() {
+        let cfg = SystemsConfig::parse(
+            Path::new("s.toml"),
+            "[systems.idp]\nkind = \"okta\"\napi_version = \"v2\"\n",
+        )
+        .unwrap();
+        let entry = &cfg.catalog.systems["idp"];
+        let ctx = AdapterContext {
+            entry,
+            secrets: &NoSecrets,
+            limiter: limiter_for(entry),
+            timeouts: Timeouts::default(),
+        };
+        assert!(ctx.require_api_version("v2", "Okta").is_ok());
+        let e = ctx
+            .require_api_version("v1", "Okta Management API")
+            .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("system idp: api_version \"v2\" is not supported; the adapter speaks Okta Management API v1"), "{e}");
+        assert!(e.hint().unwrap().contains("set it to \"v1\""));
     }
 }

@@ -959,15 +959,7 @@ enum MemberEdit {
 impl ScimAdapter {
     pub fn new(ctx: &AdapterContext<'_>) -> Result<Self> {
         let name = ctx.entry.system.name.clone();
-        let pinned = &ctx.entry.system.api_version;
-        if pinned != SCIM_VERSION {
-            return Err(Error::usage(
-                format!(
-                    "system {name}: api_version {pinned:?} is not supported; the scim adapter speaks SCIM {SCIM_VERSION}"
-                ),
-                format!("remove api_version from [systems.{name}] or set it to \"{SCIM_VERSION}\""),
-            ));
-        }
+        ctx.require_api_version(SCIM_VERSION, "SCIM")?;
         let settings = ScimSettings::from_entry(ctx.entry)?;
         let base_url = ctx.base_url()?.trim_end_matches('/').to_string();
         let cred = ctx.credential()?.clone();
