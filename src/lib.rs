@@ -16,5 +16,6 @@ pub mod policy;
 pub mod secrets;
 pub mod sim;
 pub mod store;
+pub mod tui;
 
 pub use error::{Error, Result};

@@ -1,0 +1,3 @@
+//! The terminal console: state, reducer, keymap, views and the event loop.
+
+pub mod theme;
