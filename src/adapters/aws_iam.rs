@@ -532,6 +532,10 @@ impl AwsIam {
 
 #[async_trait]
 impl Adapter for AwsIam {
+    fn limiter(&self) -> Option<std::sync::Arc<crate::adapters::http::RateLimiter>> {
+        Some(self.http.limiter.clone())
+    }
+
     fn system(&self) -> &str {
         self.system_name()
     }

@@ -556,6 +556,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 #[async_trait]
 impl Adapter for AwsIdentityStore {
+    fn limiter(&self) -> Option<std::sync::Arc<crate::adapters::http::RateLimiter>> {
+        Some(self.http.limiter.clone())
+    }
+
     fn system(&self) -> &str {
         self.system_name()
     }

@@ -141,6 +141,11 @@ pub trait Adapter: Send + Sync {
     /// Check the credential: who are we, with which scopes.
     async fn authenticate(&self) -> AResult<Identity>;
 
+    /// The limiter this adapter's requests go through, for the console's rate gauge.
+    fn limiter(&self) -> Option<std::sync::Arc<http::RateLimiter>> {
+        None
+    }
+
     async fn create_account(&self, spec: &AccountSpec) -> AResult<RemoteAccount>;
     /// Partial update: only the fields in `spec` are sent.
     async fn update_account(&self, external_id: &str, spec: &AccountSpec)

@@ -1118,6 +1118,10 @@ impl OktaAdapter {
 
 #[async_trait]
 impl Adapter for OktaAdapter {
+    fn limiter(&self) -> Option<std::sync::Arc<crate::adapters::http::RateLimiter>> {
+        Some(self.http.limiter.clone())
+    }
+
     fn system(&self) -> &str {
         &self.system
     }

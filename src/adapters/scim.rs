@@ -1555,6 +1555,10 @@ fn get(path: &str) -> Req {
 
 #[async_trait]
 impl Adapter for ScimAdapter {
+    fn limiter(&self) -> Option<std::sync::Arc<crate::adapters::http::RateLimiter>> {
+        Some(self.http.limiter.clone())
+    }
+
     fn system(&self) -> &str {
         &self.system
     }

@@ -4,4 +4,5 @@
 pub mod admin;
 pub mod apply;
 pub mod plan;
+pub mod status;
 pub mod workers;

@@ -190,6 +190,11 @@ impl Engine {
             .ok_or_else(|| Error::Failed(format!("no adapter is configured for system {system:?}")))
     }
 
+    /// The adapter driving a system (for status and connection tests; see engine/status.rs).
+    pub fn adapter(&self, system: &str) -> Option<&Arc<dyn Adapter>> {
+        self.systems.get(system).map(|r| &r.adapter)
+    }
+
     /// After a crash: settle operations left `running` by checking the target.
     pub async fn recover(&self) -> Result<usize> {
         let running = self.db(|s| s.ops_with_status(&[OperationStatus::Running], 100_000))?;

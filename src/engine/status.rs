@@ -1,0 +1,34 @@
+//! What the engine can tell the console about its systems without touching the queue:
+//! the live rate-limit state, and whether a credential is accepted right now.
+
+use super::workers::Engine;
+use crate::adapters::http::LimiterSnapshot;
+use crate::{Error, Result};
+
+impl Engine {
+    /// The rate limiter's current view of a system (used/limit, reset, rate).
+    pub fn rate_status(&self, system: &str) -> Option<LimiterSnapshot> {
+        self.adapter(system)?.limiter().map(|l| l.snapshot())
+    }
+
+    /// Authenticate against a system and say who we are there.
+    pub async fn test_connection(&self, system: &str) -> Result<String> {
+        let adapter = self.adapter(system).ok_or_else(|| {
+            Error::Failed(format!(
+                "no adapter is running for {system:?} (see its credential in Systems)"
+            ))
+        })?;
+        match adapter.authenticate().await {
+            Ok(id) => Ok(format!(
+                "{system}: connected as {}{}",
+                id.principal,
+                if id.scopes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (scopes: {})", id.scopes.join(" "))
+                }
+            )),
+            Err(e) => Err(Error::Failed(format!("{system}: {e}"))),
+        }
+    }
+}

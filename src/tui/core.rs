@@ -1,0 +1,182 @@
+//! The console's side of the engine: what it runs against, the loader thread, and jobs.
+//! Jobs run in tasks (database work on the blocking pool) and report back through the
+//! same channel as keys and snapshots.
+
+use super::data::{CredentialProbe, LiveStatus, Loader, Query};
+use super::reducer::Msg;
+use super::state::{Job, OpVerb};
+use crate::config::Catalog;
+use crate::engine::admin::{self, Action};
+use crate::engine::workers::Engine;
+use crate::policy::PolicySet;
+use crate::store::Store;
+use crate::{Error, Result};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Everything the console runs against.
+#[derive(Clone)]
+pub struct Backend {
+    pub db_path: PathBuf,
+    pub catalog: Arc<Catalog>,
+    pub policies: Option<Arc<PolicySet>>,
+    /// The engine, when this console drives the queue itself.
+    pub engine: Option<Arc<Engine>>,
+    pub probe: Option<Arc<dyn CredentialProbe>>,
+    /// Shown on every page (e.g. "credentials are kept in memory").
+    pub notices: Vec<String>,
+    /// Who the console acts as in the audit log.
+    pub actor: String,
+    /// Where user themes live (HOME/themes).
+    pub theme_dir: Option<PathBuf>,
+}
+
+struct EngineStatus(Arc<Engine>);
+
+impl LiveStatus for EngineStatus {
+    fn rate(&self, system: &str) -> Option<crate::adapters::http::LimiterSnapshot> {
+        self.0.rate_status(system)
+    }
+}
+
+impl Backend {
+    pub fn loader(&self) -> Result<Loader> {
+        let store = Store::open(&self.db_path)?;
+        let live: Option<Arc<dyn LiveStatus>> = self
+            .engine
+            .as_ref()
+            .map(|e| Arc::new(EngineStatus(e.clone())) as Arc<dyn LiveStatus>);
+        Ok(Loader::new(
+            store,
+            self.catalog.clone(),
+            self.policies.clone(),
+            live,
+            self.probe.clone(),
+        ))
+    }
+}
+
+/// Start the loader on its own thread. It answers the newest query only (queries that
+/// pile up while it reads are coalesced). Dropping the sender stops it.
+pub fn spawn_loader(
+    mut loader: Loader,
+    out: UnboundedSender<Msg>,
+) -> std::sync::mpsc::Sender<Query> {
+    let (tx, rx) = std::sync::mpsc::channel::<Query>();
+    std::thread::Builder::new()
+        .name("console-loader".into())
+        .spawn(move || {
+            while let Ok(mut q) = rx.recv() {
+                let mut credentials = q.credentials;
+                while let Ok(newer) = rx.try_recv() {
+                    credentials |= newer.credentials;
+                    q = newer;
+                }
+                q.credentials = credentials;
+                let msg = match loader.load(&q, chrono::Utc::now()) {
+                    Ok(s) => Msg::Data(Box::new(s)),
+                    Err(e) => Msg::LoadFailed(super::data::describe(&e)),
+                };
+                if out.send(msg).is_err() {
+                    break;
+                }
+            }
+        })
+        .ok();
+    tx
+}
+
+/// Run one job and report the outcome.
+pub fn spawn_job(backend: &Backend, job: Job, out: UnboundedSender<Msg>) {
+    let b = backend.clone();
+    tokio::spawn(async move {
+        let result = run_job(&b, &job).await.map_err(|e| super::data::describe(&e));
+        let _ = out.send(Msg::Done { job, result });
+    });
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Failed(format!("a console task failed: {e}")))?
+}
+
+fn admin_action(v: OpVerb) -> Action {
+    match v {
+        OpVerb::Retry => Action::Retry,
+        OpVerb::Skip => Action::Skip,
+        OpVerb::Cancel => Action::Cancel,
+    }
+}
+
+pub async fn run_job(b: &Backend, job: &Job) -> Result<String> {
+    let db = b.db_path.clone();
+    let actor = b.actor.clone();
+    match job.clone() {
+        Job::Decide {
+            ids,
+            approve,
+            reason,
+        } => {
+            blocking(move || {
+                let mut store = Store::open(&db)?;
+                let mut done = 0;
+                for id in &ids {
+                    admin::decide(&mut store, *id, approve, &actor, &reason)?;
+                    done += 1;
+                }
+                Ok(format!(
+                    "{} {done} grant(s); recorded in the audit log",
+                    if approve { "approved" } else { "rejected" }
+                ))
+            })
+            .await
+        }
+        Job::Ops { ids, verb } => {
+            blocking(move || {
+                let mut store = Store::open(&db)?;
+                let why = format!("{} from the console", verb.word().to_lowercase());
+                let mut changed = 0;
+                for id in &ids {
+                    if admin::act(&mut store, *id, admin_action(verb), &actor, &why)? {
+                        changed += 1;
+                    }
+                }
+                Ok(format!(
+                    "{}: {changed} of {} operation(s) changed",
+                    verb.word(),
+                    ids.len()
+                ))
+            })
+            .await
+        }
+        Job::Group { key, verb } => {
+            blocking(move || {
+                let mut store = Store::open(&db)?;
+                let why = format!("{} group from the console", verb.word().to_lowercase());
+                let n = admin::act_on_group(&mut store, &key, admin_action(verb), &actor, &why)?;
+                Ok(format!("{}: {n} operation(s) in {key}", verb.word()))
+            })
+            .await
+        }
+        Job::VerifyAudit => {
+            blocking(move || {
+                let store = Store::open(&db)?;
+                match store.audit_verify()? {
+                    Ok(n) => Ok(format!("audit chain intact: {n} events verified")),
+                    Err(p) => Err(Error::Failed(format!("audit chain BROKEN: {p}"))),
+                }
+            })
+            .await
+        }
+        Job::TestConnection(system) => match &b.engine {
+            Some(e) => e.test_connection(&system).await,
+            None => Err(Error::Failed(
+                "this console is not running the engine (read-only view)".into(),
+            )),
+        },
+    }
+}
