@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod console;
 pub mod engine;
 pub mod init;
 pub mod logging;
@@ -97,6 +98,8 @@ pub enum Command {
     /// Grants waiting for an approver.
     #[command(subcommand)]
     Approvals(ApprovalsCmd),
+    /// Open the terminal console (the default when no command is given).
+    Console(console::ConsoleArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -303,15 +306,11 @@ impl Ctx {
 }
 
 const NO_COMMAND_HELP: &str = "\
-accessdesk: the console is not built yet. Things to run now:
+accessdesk: this home has no configuration yet, so there is nothing for the console to show.
+  accessdesk demo                      try the console on built-in simulators (no set-up)
   accessdesk init                      write starter systems.toml and policies.toml
   accessdesk people import FILE.csv    load people from an HR export
-  accessdesk policy check              validate the policies
-  accessdesk policy explain PERSON     why a person gets what they get
-  accessdesk plan                      what would change, as a stored plan
-  accessdesk apply PLAN_ID             apply it and run the queue
-  accessdesk audit verify              check the audit chain
-  accessdesk secret set NAME           store a credential in the OS keychain
+  accessdesk plan / apply PLAN_ID      what would change; apply it
   accessdesk --help                    everything else";
 
 /// Run a parsed command line. Returns the process exit code.
@@ -325,10 +324,12 @@ pub fn run(cli: Cli) -> i32 {
         json: cli.json,
     };
     let result = match cli.command {
-        None => {
+        None if !ctx.home.systems_path().exists() => {
             println!("{NO_COMMAND_HELP}");
             Ok(0)
         }
+        None => console::run(&ctx, console::ConsoleArgs::default()),
+        Some(Command::Console(a)) => console::run(&ctx, a),
         Some(Command::Init { force }) => init::run(&ctx, force).map(|_| 0),
         Some(Command::People(c)) => people::run(&ctx, c),
         Some(Command::Policy(c)) => policy::run(&ctx, c),

@@ -180,3 +180,48 @@ pub async fn run_job(b: &Backend, job: &Job) -> Result<String> {
         },
     }
 }
+
+/// The keychain (or the environment) as the Systems view's credential probe. It asks
+/// whether an entry exists; the value is dropped at once and never reaches the console.
+pub struct KeychainProbe(pub Option<crate::secrets::Keychain>);
+
+impl CredentialProbe for KeychainProbe {
+    fn present(
+        &self,
+        reference: &crate::config::systems::CredentialRef,
+    ) -> std::result::Result<bool, String> {
+        use crate::config::systems::CredentialRef;
+        match reference {
+            CredentialRef::Env(var) => Ok(std::env::var_os(var).is_some()),
+            CredentialRef::Keyring(name) => match &self.0 {
+                Some(k) => k
+                    .lookup(name)
+                    .map(|s| s.is_some())
+                    .map_err(|e| e.to_string()),
+                None => Err("no keychain is available".into()),
+            },
+        }
+    }
+}
+
+/// Keep the engine working until `stop`: run the queue, and when it is idle look again a
+/// moment later (new plans, retries and approvals arrive while the console is open).
+pub async fn keep_engine_running(
+    engine: Arc<Engine>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<()> {
+    loop {
+        engine.run_until_idle(Some(stop.clone())).await?;
+        if *stop.borrow() {
+            return Ok(());
+        }
+        let mut s = stop.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+            _ = s.changed() => {}
+        }
+        if *stop.borrow() {
+            return Ok(());
+        }
+    }
+}

@@ -12,3 +12,4 @@ pub mod state;
 pub mod theme;
 pub mod views;
 pub mod core;
+pub mod app;
