@@ -65,7 +65,10 @@ impl ConsoleArgs {
         let color = match (self.color, file.color.as_deref()) {
             (Some(c), _) => c,
             (None, Some(c)) => c.parse().map_err(|e: String| {
-                Error::usage(format!("console.toml: color: {e}"), "use auto, always or never")
+                Error::usage(
+                    format!("console.toml: color: {e}"),
+                    "use auto, always or never",
+                )
             })?,
             (None, None) => ColorMode::Auto,
         };

@@ -218,7 +218,7 @@ async fn event_loop(
                             false => t.without_colour(),
                         })
                         .map_err(|e| e.to_string());
-                    let _ = tx.send(Msg::Theme(t));
+                    let _ = tx.send(Msg::Theme(Box::new(t)));
                 }
                 Effect::Suspend => {
                     suspend(opts.mouse);

@@ -91,14 +91,14 @@ pub fn spawn_loader(
 pub fn spawn_job(backend: &Backend, job: Job, out: UnboundedSender<Msg>) {
     let b = backend.clone();
     tokio::spawn(async move {
-        let result = run_job(&b, &job).await.map_err(|e| super::data::describe(&e));
+        let result = run_job(&b, &job)
+            .await
+            .map_err(|e| super::data::describe(&e));
         let _ = out.send(Msg::Done { job, result });
     });
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::Failed(format!("a console task failed: {e}")))?

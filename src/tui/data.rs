@@ -358,8 +358,10 @@ pub trait LiveStatus: Send + Sync {
 /// Whether a credential is in the keychain, without reading it into the console.
 pub trait CredentialProbe: Send + Sync {
     /// Ok(true) present, Ok(false) missing, Err(why) when it cannot be told.
-    fn present(&self, reference: &crate::config::systems::CredentialRef)
-    -> std::result::Result<bool, String>;
+    fn present(
+        &self,
+        reference: &crate::config::systems::CredentialRef,
+    ) -> std::result::Result<bool, String>;
 }
 
 /// The live queue the Queue view shows: everything not yet done, at most this many.
@@ -472,7 +474,10 @@ impl Loader {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
-        self.names = rows.iter().map(|p| (p.id.clone(), p.name.clone())).collect();
+        self.names = rows
+            .iter()
+            .map(|p| (p.id.clone(), p.name.clone()))
+            .collect();
         self.people = Arc::new(PeopleIndex { rows });
         self.people_stamp = Some(stamp);
         Ok(Some(self.people.clone()))
@@ -484,8 +489,7 @@ impl Loader {
         for (system, status, n) in self.store.queue_counts()? {
             if let Some(s) = crate::store::queue::status_from_str(&status) {
                 per.entry(system).or_default().add(s, n as u64);
-                snap.totals
-                    .add(s, n.max(0) as u64);
+                snap.totals.add(s, n.max(0) as u64);
             }
         }
         let hour_ago = crate::store::queue::ts(now - ChronoDuration::hours(1));
@@ -551,7 +555,8 @@ impl Loader {
         let mut changed = HashSet::new();
         let mut seen = HashMap::with_capacity(ops.len());
         for op in &ops {
-            if self.last_updates.get(&op.id) != Some(&op.updated_at) && !self.last_updates.is_empty()
+            if self.last_updates.get(&op.id) != Some(&op.updated_at)
+                && !self.last_updates.is_empty()
             {
                 changed.insert(op.id);
             }
@@ -756,7 +761,13 @@ impl Loader {
                     .find(|r| r.label == label)
                     .and_then(|r| col.and_then(|c| r.cells.get(c).copied().flatten()));
             }
-            policy = explain_lines(self.policies.as_deref(), &self.store, &p, system, entitlement)?;
+            policy = explain_lines(
+                self.policies.as_deref(),
+                &self.store,
+                &p,
+                system,
+                entitlement,
+            )?;
         }
         let ops = ops_for_person(&self.store, person)?
             .into_iter()
@@ -886,9 +897,9 @@ fn auth_state(conn: &rusqlite::Connection, system: &str) -> Result<AuthState> {
 }
 
 fn ops_for_person(store: &Store, person: &str) -> Result<Vec<OpRow>> {
-    let mut stmt = store
-        .conn()
-        .prepare_cached("SELECT id FROM operations WHERE person_id = ?1 ORDER BY id DESC LIMIT 500")?;
+    let mut stmt = store.conn().prepare_cached(
+        "SELECT id FROM operations WHERE person_id = ?1 ORDER BY id DESC LIMIT 500",
+    )?;
     let ids = stmt
         .query_map([person], |r| r.get::<_, i64>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -1017,7 +1028,10 @@ fn explain_lines(
                     .filter(|u| ps_rule_grants(ps, &u.rule, e))
                     .collect();
                 for u in rules {
-                    out.push(format!("  rule {:?} did not match: {}", u.rule, u.condition));
+                    out.push(format!(
+                        "  rule {:?} did not match: {}",
+                        u.rule, u.condition
+                    ));
                     for f in &u.failed {
                         let vals: Vec<String> = f.values.iter().map(|v| v.to_string()).collect();
                         out.push(format!("    false: {} ({})", f.test, vals.join(", ")));

@@ -168,23 +168,57 @@ pub const BINDINGS: &[Binding] = &[
     b!(&[k('r')], Retry, Page(P::Queue), "retry", danger),
     b!(&[k('s')], Skip, Page(P::Queue), "skip", danger),
     b!(&[k('c')], Cancel, Page(P::Queue), "cancel", danger),
-    b!(&[k('g'), code(KeyCode::Tab)], ToggleGroups, Page(P::Queue), "ops/groups"),
+    b!(
+        &[k('g'), code(KeyCode::Tab)],
+        ToggleGroups,
+        Page(P::Queue),
+        "ops/groups"
+    ),
     b!(&[k('r')], Retry, Page(P::Operation), "retry", danger),
     b!(&[k('s')], Skip, Page(P::Operation), "skip", danger),
     b!(&[k('c')], Cancel, Page(P::Operation), "cancel", danger),
     // Audit, Systems, People
     b!(&[k('v')], VerifyAudit, Page(P::Audit), "verify chain"),
-    b!(&[k('t')], TestConnection, Page(P::Systems), "test connection"),
+    b!(
+        &[k('t')],
+        TestConnection,
+        Page(P::Systems),
+        "test connection"
+    ),
     b!(&[k('o')], Sort, Page(P::People), "sort"),
     // Lists
     b!(&[k('k'), code(KeyCode::Up)], Up, Lists, "up", quiet),
     b!(&[k('j'), code(KeyCode::Down)], Down, Lists, "down", quiet),
     b!(&[k('h'), code(KeyCode::Left)], Left, Lists, "left", quiet),
-    b!(&[k('l'), code(KeyCode::Right)], Right, Lists, "right", quiet),
-    b!(&[code(KeyCode::PageUp), ctrl('b')], PageUp, Lists, "page up", quiet),
-    b!(&[code(KeyCode::PageDown), ctrl('f')], PageDown, Lists, "page down", quiet),
+    b!(
+        &[k('l'), code(KeyCode::Right)],
+        Right,
+        Lists,
+        "right",
+        quiet
+    ),
+    b!(
+        &[code(KeyCode::PageUp), ctrl('b')],
+        PageUp,
+        Lists,
+        "page up",
+        quiet
+    ),
+    b!(
+        &[code(KeyCode::PageDown), ctrl('f')],
+        PageDown,
+        Lists,
+        "page down",
+        quiet
+    ),
     b!(&[code(KeyCode::Home)], Top, Lists, "first row", quiet),
-    b!(&[code(KeyCode::End), k('G')], Bottom, Lists, "last row", quiet),
+    b!(
+        &[code(KeyCode::End), k('G')],
+        Bottom,
+        Lists,
+        "last row",
+        quiet
+    ),
     b!(&[code(KeyCode::Enter)], Open, Lists, "open"),
     b!(&[k(' ')], Mark, Lists, "mark"),
     b!(&[ctrl('a')], MarkAll, Lists, "mark all", quiet),
@@ -253,10 +287,18 @@ pub const COMMANDS: &[(&str, &[&str], &str)] = &[
     ("overview", &["o", "ov"], "one row per system"),
     ("people", &["p", "person"], "people; `:people NAME` filters"),
     ("queue", &["qu", "ops"], "the live provisioning queue"),
-    ("failures", &["fail", "groups"], "failures grouped by root cause"),
+    (
+        "failures",
+        &["fail", "groups"],
+        "failures grouped by root cause",
+    ),
     ("approvals", &["a", "ap"], "pending grants"),
     ("audit", &["au", "log"], "the audit log"),
-    ("systems", &["s", "sys"], "configured systems and credentials"),
+    (
+        "systems",
+        &["s", "sys"],
+        "configured systems and credentials",
+    ),
     ("verify", &[], "verify the audit chain"),
     ("theme", &[], "`:theme NAME` switches theme"),
     ("freeze", &[], "pause or resume live updates"),
@@ -272,7 +314,10 @@ pub fn complete(prefix: &str) -> Vec<&'static str> {
         .map(|(name, _, _)| *name)
         .collect();
     for (name, aliases, _) in COMMANDS {
-        if !out.contains(name) && aliases.iter().any(|a| a.starts_with(prefix) && !prefix.is_empty())
+        if !out.contains(name)
+            && aliases
+                .iter()
+                .any(|a| a.starts_with(prefix) && !prefix.is_empty())
         {
             out.push(name);
         }
@@ -307,7 +352,11 @@ mod tests {
                 .iter()
                 .all(|(_, d)| *d != "approve" && *d != "reject")
         );
-        assert!(hints(P::Approvals, false).iter().any(|(k, d)| k == "a" && *d == "approve"));
+        assert!(
+            hints(P::Approvals, false)
+                .iter()
+                .any(|(k, d)| k == "a" && *d == "approve")
+        );
     }
 
     #[test]

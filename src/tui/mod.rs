@@ -5,11 +5,11 @@
 //! (approve, retry, verify, test a connection) run in tasks and report back through a
 //! channel, so the UI never waits on the network or the database.
 
+pub mod app;
+pub mod core;
 pub mod data;
 pub mod keymap;
 pub mod reducer;
 pub mod state;
 pub mod theme;
 pub mod views;
-pub mod core;
-pub mod app;

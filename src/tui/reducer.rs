@@ -24,7 +24,7 @@ pub enum Msg {
         result: std::result::Result<String, String>,
     },
     /// The theme the console asked for, loaded (or why not).
-    Theme(std::result::Result<super::theme::Theme, String>),
+    Theme(Box<std::result::Result<super::theme::Theme, String>>),
     Tick,
 }
 
@@ -58,29 +58,41 @@ pub fn update(s: &mut AppState, msg: Msg, now: DateTime<Utc>) -> Vec<Effect> {
             vec![]
         }
         Msg::LoadFailed(e) => {
-            say(s, Level::Error, format!("could not read the store: {e}"), now);
+            say(
+                s,
+                Level::Error,
+                format!("could not read the store: {e}"),
+                now,
+            );
             vec![]
         }
         Msg::Done { job, result } => {
             s.busy = s.busy.saturating_sub(1);
             match result {
                 Ok(text) => say(s, Level::Ok, text, now),
-                Err(e) => say(s, Level::Error, format!("{} failed: {e}", job.describe()), now),
+                Err(e) => say(
+                    s,
+                    Level::Error,
+                    format!("{} failed: {e}", job.describe()),
+                    now,
+                ),
             }
             if matches!(job, Job::TestConnection(_)) {
                 return vec![Effect::Load(query_with_credentials(s))];
             }
             vec![Effect::Load(query(s))]
         }
-        Msg::Theme(Ok(t)) => {
-            say(s, Level::Info, format!("theme {}", t.name), now);
-            s.theme = t;
-            vec![]
-        }
-        Msg::Theme(Err(e)) => {
-            say(s, Level::Error, e, now);
-            vec![]
-        }
+        Msg::Theme(t) => match *t {
+            Ok(t) => {
+                say(s, Level::Info, format!("theme {}", t.name), now);
+                s.theme = t;
+                vec![]
+            }
+            Err(e) => {
+                say(s, Level::Error, e, now);
+                vec![]
+            }
+        },
         Msg::Tick => {
             if s.frozen {
                 vec![]
@@ -169,12 +181,7 @@ fn sync_people(s: &mut AppState) {
 /// Re-find every selected id after the data changed.
 fn sync_all(s: &mut AppState) {
     let h = s.list_height();
-    let systems: Vec<String> = s
-        .snapshot
-        .systems
-        .iter()
-        .map(|r| r.name.clone())
-        .collect();
+    let systems: Vec<String> = s.snapshot.systems.iter().map(|r| r.name.clone()).collect();
     s.cursors
         .entry(PageKey::Overview)
         .or_default()
@@ -205,8 +212,7 @@ fn sync_all(s: &mut AppState) {
         .or_default()
         .sync(au.iter().map(String::as_str));
     // Marks of rows that are gone (done, decided) are dropped.
-    let live_ops: std::collections::HashSet<i64> =
-        s.snapshot.queue.iter().map(|o| o.id).collect();
+    let live_ops: std::collections::HashSet<i64> = s.snapshot.queue.iter().map(|o| o.id).collect();
     if let Some(m) = s.marks.get_mut(&ViewId::Queue) {
         m.retain(|id| live_ops.contains(id));
     }
@@ -850,7 +856,12 @@ pub fn command(s: &mut AppState, line: &str, now: DateTime<Utc>) -> Vec<Effect> 
         } else {
             format!("did you mean {}?", near.join(", "))
         };
-        say(s, Level::Error, format!("unknown command {word:?}; {hint}"), now);
+        say(
+            s,
+            Level::Error,
+            format!("unknown command {word:?}; {hint}"),
+            now,
+        );
         return vec![];
     };
     match cmd {

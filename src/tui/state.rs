@@ -541,7 +541,15 @@ impl AppState {
         self.snapshot
             .approvals
             .iter()
-            .filter(|a| f.matches(&[&a.person_id, &a.person_name, &a.entitlement, &a.rule, &a.risk]))
+            .filter(|a| {
+                f.matches(&[
+                    &a.person_id,
+                    &a.person_name,
+                    &a.entitlement,
+                    &a.rule,
+                    &a.risk,
+                ])
+            })
             .collect()
     }
 
@@ -616,10 +624,9 @@ impl AppState {
                     .then_with(|| key(a.1).status.cmp(&key(b.1).status))
                     .then(a.1.cmp(&b.1))
             }),
-            PeopleSort::Id => scored.sort_by(|a, b| {
-                a.0.cmp(&b.0)
-                    .then_with(|| key(a.1).id.cmp(&key(b.1).id))
-            }),
+            PeopleSort::Id => {
+                scored.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| key(a.1).id.cmp(&key(b.1).id)))
+            }
         }
         self.people_view = scored.into_iter().map(|(_, i)| i).collect();
     }

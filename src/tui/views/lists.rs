@@ -48,14 +48,22 @@ fn eta(r: &SystemRow) -> String {
 
 pub fn overview(f: &mut Frame, s: &AppState, area: Rect) {
     let t = &s.theme;
-    let held: Vec<&SystemRow> = s.snapshot.systems.iter().filter(|r| r.held.is_some()).collect();
-    let [table_area, foot] =
-        Layout::vertical([Constraint::Min(3), Constraint::Length(2 + held.len() as u16)])
-            .areas(area);
+    let held: Vec<&SystemRow> = s
+        .snapshot
+        .systems
+        .iter()
+        .filter(|r| r.held.is_some())
+        .collect();
+    let [table_area, foot] = Layout::vertical([
+        Constraint::Min(3),
+        Constraint::Length(3 + 2 * held.len() as u16),
+    ])
+    .areas(area);
     let c = s.cursor(PageKey::Overview);
     let height = table_area.height.saturating_sub(3) as usize;
     let len = s.snapshot.systems.len();
     let (start, end) = window(&c, len, height);
+    let wide = area.width >= 110;
     let rows: Vec<Row> = s.snapshot.systems[start..end]
         .iter()
         .enumerate()
@@ -66,32 +74,24 @@ pub fn overview(f: &mut Frame, s: &AppState, area: Rect) {
                 AuthState::Unknown => Span::styled("—", t.style(Role::Muted)),
             };
             let q = &r.counts;
-            let queue = Line::from(vec![
-                Span::styled(
-                    format!("{}▶ ", q.get(OperationStatus::Running)),
-                    t.style(Role::OpRunning),
-                ),
-                Span::styled(
-                    format!("{}… ", q.get(OperationStatus::Queued)),
-                    t.style(Role::OpQueued),
-                ),
-                Span::styled(
-                    format!("{}↻ ", q.get(OperationStatus::RetryWait)),
-                    t.style(Role::OpRetryWait),
-                ),
-                Span::styled(
-                    format!("{}? ", q.get(OperationStatus::PendingApproval)),
-                    t.style(Role::OpPendingApproval),
-                ),
-                Span::styled(
-                    format!("{}⊘ ", q.get(OperationStatus::Blocked)),
-                    t.style(Role::OpBlocked),
-                ),
-                Span::styled(
-                    format!("{}✗", q.get(OperationStatus::Failed)),
-                    t.style(Role::OpFailed),
-                ),
-            ]);
+            // Only the statuses that have operations: "1▶ 12… 3✗", or "idle".
+            let mut parts: Vec<Span> = [
+                (OperationStatus::Running, "▶"),
+                (OperationStatus::Queued, "…"),
+                (OperationStatus::RetryWait, "↻"),
+                (OperationStatus::Verifying, "◌"),
+                (OperationStatus::PendingApproval, "?"),
+                (OperationStatus::Blocked, "⊘"),
+                (OperationStatus::Failed, "✗"),
+            ]
+            .into_iter()
+            .filter(|(st, _)| q.get(*st) > 0)
+            .map(|(st, sym)| Span::styled(format!("{}{sym} ", q.get(st)), t.style(status_role(st))))
+            .collect();
+            if parts.is_empty() {
+                parts.push(Span::styled("idle", t.style(Role::Muted)));
+            }
+            let queue = Line::from(parts);
             let fail = if r.failed_last_hour > 0 {
                 Span::styled(r.failed_last_hour.to_string(), t.style(Role::AlertError))
             } else {
@@ -101,45 +101,52 @@ pub fn overview(f: &mut Frame, s: &AppState, area: Rect) {
                 Some(_) => Span::styled("HELD", t.style(Role::AlertError)),
                 None => Span::styled("live", t.style(Role::Muted)),
             };
-            Row::new(vec![
-                Line::from(r.name.clone()),
-                Line::from(r.kind.clone()),
+            let mut cells = vec![Line::from(r.name.clone())];
+            if wide {
+                cells.push(Line::from(r.kind.clone()));
+            }
+            cells.extend([
                 Line::from(auth),
                 Line::from(gauge(s, r)),
                 queue,
                 Line::from(fail),
                 Line::from(eta(r)),
-                Line::from(
+            ]);
+            if wide {
+                cells.push(Line::from(
                     r.last_sync
                         .as_deref()
                         .map(|l| age(s, l))
                         .unwrap_or_else(|| "never".into()),
-                ),
-                Line::from(state),
-            ])
-            .style(row_style(s, start + i == c.index, false, false))
+                ));
+            }
+            cells.push(Line::from(state));
+            Row::new(cells).style(row_style(s, start + i == c.index, false, false))
         })
         .collect();
-    let header = Row::new(vec![
-        "System", "Kind", "Auth", "Rate limit", "Queue", "Fail 1h", "ETA", "Synced", "Guard",
-    ])
-    .style(t.style(Role::Header));
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Min(8),
-            Constraint::Length(10),
-            Constraint::Length(6),
-            Constraint::Length(22),
-            Constraint::Length(26),
-            Constraint::Length(7),
-            Constraint::Length(8),
-            Constraint::Length(7),
-            Constraint::Length(5),
-        ],
-    )
-    .header(header)
-    .block(block(s, format!(" Systems ({len}) "), true));
+    let mut header = vec!["System"];
+    let mut widths = vec![Constraint::Min(8)];
+    if wide {
+        header.push("Kind");
+        widths.push(Constraint::Length(10));
+    }
+    header.extend(["Auth", "Rate limit", "Queue", "Fail 1h", "ETA"]);
+    widths.extend([
+        Constraint::Length(6),
+        Constraint::Length(if wide { 22 } else { 13 }),
+        Constraint::Length(24),
+        Constraint::Length(7),
+        Constraint::Length(7),
+    ]);
+    if wide {
+        header.push("Synced");
+        widths.push(Constraint::Length(7));
+    }
+    header.push("Guard");
+    widths.push(Constraint::Length(5));
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(t.style(Role::Header)))
+        .block(block(s, format!(" Systems ({len}) "), true));
     f.render_widget(table, table_area);
     let tot = &s.snapshot.totals;
     let mut lines = vec![Line::from(vec![
@@ -161,7 +168,10 @@ pub fn overview(f: &mut Frame, s: &AppState, area: Rect) {
             t.style(Role::OpVerifying),
         ),
         Span::styled(
-            format!("{} awaiting approval ", tot.get(OperationStatus::PendingApproval)),
+            format!(
+                "{} awaiting approval ",
+                tot.get(OperationStatus::PendingApproval)
+            ),
             t.style(Role::OpPendingApproval),
         ),
         Span::styled(
@@ -234,8 +244,16 @@ pub fn approvals(f: &mut Frame, s: &AppState, area: Rect) {
             .style(row_style(s, start + i == c.index, marked, false))
         })
         .collect();
-    let header = Row::new(vec!["", "Id", "Requester", "Entitlement", "Rule", "Risk", "Age"])
-        .style(t.style(Role::Header));
+    let header = Row::new(vec![
+        "",
+        "Id",
+        "Requester",
+        "Entitlement",
+        "Rule",
+        "Risk",
+        "Age",
+    ])
+    .style(t.style(Role::Header));
     let table = Table::new(
         rows,
         [
@@ -260,8 +278,7 @@ pub fn approvals(f: &mut Frame, s: &AppState, area: Rect) {
 pub fn audit(f: &mut Frame, s: &AppState, area: Rect) {
     let t = &s.theme;
     let rows_all = s.audit_rows();
-    let [list, detail] =
-        Layout::vertical([Constraint::Min(3), Constraint::Length(5)]).areas(area);
+    let [list, detail] = Layout::vertical([Constraint::Min(3), Constraint::Length(5)]).areas(area);
     let c = s.cursor(PageKey::Audit);
     let height = list.height.saturating_sub(3) as usize;
     let (start, end) = window(&c, rows_all.len(), height);
@@ -308,9 +325,11 @@ pub fn audit(f: &mut Frame, s: &AppState, area: Rect) {
         .map(|a| a.details.clone())
         .unwrap_or_default();
     f.render_widget(
-        Paragraph::new(text)
-            .wrap(Wrap { trim: false })
-            .block(block(s, " Details (v: verify the chain) ".into(), false)),
+        Paragraph::new(text).wrap(Wrap { trim: false }).block(block(
+            s,
+            " Details (v: verify the chain) ".into(),
+            false,
+        )),
         detail,
     );
 }
@@ -318,8 +337,7 @@ pub fn audit(f: &mut Frame, s: &AppState, area: Rect) {
 pub fn systems(f: &mut Frame, s: &AppState, area: Rect) {
     let t = &s.theme;
     let names = s.system_names();
-    let [list, detail] =
-        Layout::vertical([Constraint::Min(3), Constraint::Length(9)]).areas(area);
+    let [list, detail] = Layout::vertical([Constraint::Min(3), Constraint::Length(9)]).areas(area);
     let c = s.cursor(PageKey::Systems);
     let height = list.height.saturating_sub(3) as usize;
     let (start, end) = window(&c, names.len(), height);
@@ -327,12 +345,21 @@ pub fn systems(f: &mut Frame, s: &AppState, area: Rect) {
         .iter()
         .enumerate()
         .map(|(i, name)| {
-            let cred = s.snapshot.credentials.get(*name).cloned().unwrap_or_default();
+            let cred = s
+                .snapshot
+                .credentials
+                .get(*name)
+                .cloned()
+                .unwrap_or_default();
             let present = match cred.present {
                 Some(true) => Span::styled("present", t.style(Role::AlertOk)),
                 Some(false) => Span::styled("MISSING", t.style(Role::AlertError)),
                 None => Span::styled(
-                    if cred.reference.is_some() { "unknown" } else { "none" },
+                    if cred.reference.is_some() {
+                        "unknown"
+                    } else {
+                        "none"
+                    },
                     t.style(Role::Muted),
                 ),
             };
@@ -348,7 +375,12 @@ pub fn systems(f: &mut Frame, s: &AppState, area: Rect) {
                 Line::from(kind),
                 Line::from(cred.reference.clone().unwrap_or_else(|| "—".into())),
                 Line::from(present),
-                Line::from(cred.set_at.as_deref().map(|x| local(s, x)).unwrap_or_default()),
+                Line::from(
+                    cred.set_at
+                        .as_deref()
+                        .map(|x| local(s, x))
+                        .unwrap_or_default(),
+                ),
                 Line::from(
                     cred.last_auth_ok_at
                         .as_deref()
@@ -398,7 +430,10 @@ pub fn systems(f: &mut Frame, s: &AppState, area: Rect) {
             if let Some(cred) = selected.and_then(|n| s.snapshot.credentials.get(*n))
                 && let Some(d) = &cred.detail
             {
-                l.push(Line::styled(format!("keychain: {d}"), t.style(Role::AlertWarn)));
+                l.push(Line::styled(
+                    format!("keychain: {d}"),
+                    t.style(Role::AlertWarn),
+                ));
             }
             l.push(Line::styled("depends on", t.style(Role::Muted)));
             for line in dependency_tree(s, selected.map(|x| x.to_string()).unwrap_or_default()) {
@@ -409,7 +444,11 @@ pub fn systems(f: &mut Frame, s: &AppState, area: Rect) {
         None => vec![Line::raw("")],
     };
     f.render_widget(
-        Paragraph::new(lines).block(block(s, " Configuration (t: test connection) ".into(), false)),
+        Paragraph::new(lines).block(block(
+            s,
+            " Configuration (t: test connection) ".into(),
+            false,
+        )),
         detail,
     );
 }

@@ -266,7 +266,9 @@ pub(super) fn block<'a>(s: &AppState, title: String, focused: bool) -> Block<'a>
 
 /// Local wall-clock time.
 pub(super) fn clock(s: &AppState, t: DateTime<Utc>) -> String {
-    t.with_timezone(&s.utc_offset).format("%H:%M:%S").to_string()
+    t.with_timezone(&s.utc_offset)
+        .format("%H:%M:%S")
+        .to_string()
 }
 
 /// A stored RFC 3339 time as local date and time.
@@ -383,7 +385,11 @@ fn help(f: &mut Frame, s: &AppState, area: Rect, scroll: u16) {
                 format!(
                     "{}{}",
                     b.desc,
-                    if b.dangerous { " (asks to confirm)" } else { "" }
+                    if b.dangerous {
+                        " (asks to confirm)"
+                    } else {
+                        ""
+                    }
                 ),
                 t.style(Role::Base),
             ),
@@ -436,8 +442,14 @@ fn confirm(f: &mut Frame, s: &AppState, area: Rect, title: &str, lines: &[String
         Span::styled("n/esc", t.style(Role::HintKey)),
         Span::styled(" cancel", t.style(Role::Hint)),
     ]));
-    let h = text.len() as u16 + 2;
-    let r = centered(area, 90, h);
+    let w = 90.min(area.width.saturating_sub(2)).max(10);
+    let inner = w.saturating_sub(2).max(1) as usize;
+    let h = text
+        .iter()
+        .map(|l| l.width().div_ceil(inner).max(1) as u16)
+        .sum::<u16>()
+        + 2;
+    let r = centered(area, w, h);
     f.render_widget(Clear, r);
     f.render_widget(
         Paragraph::new(text)
@@ -470,4 +482,32 @@ fn input_dialog(f: &mut Frame, s: &AppState, area: Rect, title: &str, input: &tu
         r.x + 1 + (input.visual_cursor().saturating_sub(scroll)) as u16,
         r.y + 1,
     ));
+}
+
+/// A short word for a status, for narrow columns.
+pub(super) fn status_word(st: OperationStatus) -> &'static str {
+    match st {
+        OperationStatus::PendingApproval => "approval",
+        OperationStatus::Queued => "queued",
+        OperationStatus::Running => "running",
+        OperationStatus::RetryWait => "retrying",
+        OperationStatus::Verifying => "verifying",
+        OperationStatus::Blocked => "blocked",
+        OperationStatus::Succeeded => "done",
+        OperationStatus::Failed => "failed",
+        OperationStatus::Cancelled => "cancelled",
+    }
+}
+
+/// A short word for an operation kind.
+pub(super) fn kind_word(k: crate::model::OperationKind) -> &'static str {
+    use crate::model::OperationKind::*;
+    match k {
+        CreateAccount => "create",
+        UpdateAttributes => "update",
+        AddMembership => "add",
+        RemoveMembership => "remove",
+        Deactivate => "deactivate",
+        Reactivate => "reactivate",
+    }
 }

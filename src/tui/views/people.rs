@@ -52,7 +52,10 @@ pub fn list(f: &mut Frame, s: &AppState, area: Rect) {
     .header(Row::new(vec!["Name", "Department", "Status"]).style(t.style(Role::Header)))
     .block(block(s, title, true));
     f.render_widget(table, left);
-    let selected = s.people_view.get(c.index).map(|&i| &s.people.rows[i as usize]);
+    let selected = s
+        .people_view
+        .get(c.index)
+        .map(|&i| &s.people.rows[i as usize]);
     match (&s.snapshot.matrix, selected) {
         (Some(m), Some(p)) if m.person.id == p.id => {
             matrix(f, s, right, m, None, " Access (enter: open) ")
@@ -164,10 +167,7 @@ fn matrix(
             for (ci, cell) in r.cells.iter().enumerate() {
                 let selected = cursor == Some((ri, ci));
                 let (text, style) = match cell {
-                    Some(c) => (
-                        format!(" {} ", c.symbol()),
-                        t.style(cell_role(*c)),
-                    ),
+                    Some(c) => (format!(" {} ", c.symbol()), t.style(cell_role(*c))),
                     None => (" · ".to_string(), t.style(Role::Muted)),
                 };
                 let style = if selected {
@@ -190,7 +190,10 @@ fn matrix(
     let mut spans = Vec::new();
     for c in crate::tui::data::CellState::ALL {
         spans.push(Span::styled(c.symbol().to_string(), t.style(cell_role(c))));
-        spans.push(Span::styled(format!(" {}  ", c.label()), t.style(Role::Muted)));
+        spans.push(Span::styled(
+            format!(" {}  ", c.label()),
+            t.style(Role::Muted),
+        ));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), legend);
 }
@@ -209,7 +212,10 @@ pub fn cell(f: &mut Frame, s: &AppState, area: Rect) {
         .clone()
         .unwrap_or_else(|| format!("{} account", c.system));
     let mut lines = vec![Line::from(vec![
-        Span::styled(format!("{what} for {}: ", c.person_id), t.style(Role::Title)),
+        Span::styled(
+            format!("{what} for {}: ", c.person_id),
+            t.style(Role::Title),
+        ),
         match c.state {
             Some(st) => Span::styled(
                 format!("{} {}", st.symbol(), st.label()),
@@ -251,7 +257,10 @@ pub fn cell(f: &mut Frame, s: &AppState, area: Rect) {
             ));
         }
     }
-    let scroll = s.cursor(PageKey::Detail).offset.min(lines.len().saturating_sub(1));
+    let scroll = s
+        .cursor(PageKey::Detail)
+        .offset
+        .min(lines.len().saturating_sub(1));
     f.render_widget(
         Paragraph::new(lines)
             .scroll((scroll as u16, 0))

@@ -34,9 +34,17 @@ pub fn queue(f: &mut Frame, s: &AppState, area: Rect) {
     }
     for r in busy.iter().take(4) {
         let rate = if r.succeeded_last_minute > 0 {
-            format!("{:.1} ops/s measured", r.succeeded_last_minute as f64 / 60.0)
+            format!(
+                "{:.1} ops/s measured",
+                r.succeeded_last_minute as f64 / 60.0
+            )
         } else {
-            match r.rate.as_ref().map(|x| x.rate_per_sec).filter(|x| x.is_finite()) {
+            match r
+                .rate
+                .as_ref()
+                .map(|x| x.rate_per_sec)
+                .filter(|x| x.is_finite())
+            {
                 Some(x) => format!("{x:.1} req/s allowed"),
                 None => "no rate yet".into(),
             }
@@ -70,7 +78,12 @@ pub fn queue(f: &mut Frame, s: &AppState, area: Rect) {
                     Line::from(g.code_or_message.clone()),
                     Line::styled(g.message.clone(), t.style(Role::Muted)),
                 ])
-                .style(row_style(s, focused && start + i == c.index, false, false))
+                .style(row_style(
+                    s,
+                    focused && start + i == c.index,
+                    false,
+                    false,
+                ))
             })
             .collect();
         let table = Table::new(
@@ -114,9 +127,9 @@ pub fn queue(f: &mut Frame, s: &AppState, area: Rect) {
             Row::new(vec![
                 Line::from(if marked { "●" } else { " " }),
                 Line::from(o.id.to_string()),
-                Line::styled(o.status.as_str(), t.style(status_role(o.status))),
+                Line::styled(status_word(o.status), t.style(status_role(o.status))),
                 Line::from(o.system.clone()),
-                Line::from(o.kind.as_str()),
+                Line::from(kind_word(o.kind)),
                 Line::from(o.person_id.clone()),
                 Line::from(
                     o.entitlement
@@ -146,18 +159,26 @@ pub fn queue(f: &mut Frame, s: &AppState, area: Rect) {
         [
             Constraint::Length(1),
             Constraint::Length(6),
-            Constraint::Length(16),
+            Constraint::Length(9),
             Constraint::Length(10),
-            Constraint::Length(17),
+            Constraint::Length(10),
             Constraint::Length(8),
-            Constraint::Length(16),
+            Constraint::Length(18),
             Constraint::Length(3),
             Constraint::Min(10),
         ],
     )
     .header(
         Row::new(vec![
-            "", "Id", "Status", "System", "Kind", "Person", "Entitlement", "Try", "Why",
+            "",
+            "Id",
+            "Status",
+            "System",
+            "Kind",
+            "Person",
+            "Entitlement",
+            "Try",
+            "Why",
         ])
         .style(t.style(Role::Header)),
     )
@@ -240,7 +261,10 @@ pub fn operation(f: &mut Frame, s: &AppState, area: Rect) {
             Some(_) => Role::AlertError,
             None => Role::AlertInfo,
         };
-        lines.push(Line::styled(format!("  {}", attempt_line(a)), t.style(role)));
+        lines.push(Line::styled(
+            format!("  {}", attempt_line(a)),
+            t.style(role),
+        ));
         lines.push(Line::styled(
             format!(
                 "    started {}{}",
@@ -267,7 +291,11 @@ pub fn operation(f: &mut Frame, s: &AppState, area: Rect) {
         Paragraph::new(lines)
             .scroll((scroll as u16, 0))
             .wrap(Wrap { trim: false })
-            .block(block(s, " Operation (r retry · s skip · c cancel) ".into(), true)),
+            .block(block(
+                s,
+                " Operation (r retry · s skip · c cancel) ".into(),
+                true,
+            )),
         area,
     );
 }

@@ -1,0 +1,580 @@
+//! The console without a terminal: keys → reducer → state and effects (with an injected
+//! clock), and every view drawn into a TestBackend, snapshotted with the monochrome theme.
+
+mod console_support;
+
+use accessdesk::model::OperationStatus;
+use accessdesk::tui::data::Snapshot;
+use accessdesk::tui::keymap;
+use accessdesk::tui::reducer::{Effect, Msg, update};
+use accessdesk::tui::state::*;
+use accessdesk::tui::views;
+use console_support::*;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use std::sync::Arc;
+
+fn press(s: &mut AppState, code: KeyCode) -> Vec<Effect> {
+    update(s, Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)), t0())
+}
+
+fn ch(s: &mut AppState, c: char) -> Vec<Effect> {
+    press(s, KeyCode::Char(c))
+}
+
+fn typed(s: &mut AppState, text: &str) {
+    for c in text.chars() {
+        ch(s, c);
+    }
+}
+
+fn runs(effects: &[Effect]) -> Vec<Job> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Run(j) => Some(j.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn render(s: &AppState) -> String {
+    let mut t = Terminal::new(TestBackend::new(s.size.0, s.size.1)).unwrap();
+    t.draw(|f| views::draw(f, s)).unwrap();
+    format!("{}", t.backend())
+}
+
+fn selected_person(s: &AppState) -> String {
+    let c = s.cursor(PageKey::People);
+    s.people.rows[s.people_view[c.index] as usize].id.clone()
+}
+
+// ---------------------------------------------------------------------------------------
+// Reducer
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn the_cursor_follows_the_selected_operation_when_live_updates_reorder_rows() {
+    let mut s = state(120, 40);
+    ch(&mut s, '3');
+    ch(&mut s, 'j');
+    ch(&mut s, 'j');
+    let chosen = s.cursor(PageKey::Queue).key.clone().unwrap();
+    let before = s.cursor(PageKey::Queue).index;
+    // A live update puts two new operations in front of it.
+    let mut snap = snapshot();
+    snap.people = None;
+    let mut q = (*snap.queue).clone();
+    q.insert(
+        0,
+        op(
+            1,
+            "okta",
+            accessdesk::model::OperationKind::CreateAccount,
+            "E009",
+            None,
+            OperationStatus::Running,
+        ),
+    );
+    q.insert(
+        0,
+        op(
+            2,
+            "okta",
+            accessdesk::model::OperationKind::CreateAccount,
+            "E010",
+            None,
+            OperationStatus::Running,
+        ),
+    );
+    snap.queue = Arc::new(q);
+    update(&mut s, Msg::Data(Box::new(snap)), t0());
+    let c = s.cursor(PageKey::Queue);
+    assert_eq!(c.key.as_deref(), Some(chosen.as_str()), "selection moved");
+    assert_eq!(
+        c.index,
+        before + 2,
+        "the row moved down and the cursor with it"
+    );
+    // When the selected operation leaves the queue, the cursor stays at its position.
+    let mut snap = snapshot();
+    snap.people = None;
+    let q: Vec<_> = snap
+        .queue
+        .iter()
+        .filter(|o| o.id.to_string() != chosen)
+        .cloned()
+        .collect();
+    snap.queue = Arc::new(q);
+    update(&mut s, Msg::Data(Box::new(snap)), t0());
+    let c = s.cursor(PageKey::Queue);
+    assert_eq!(c.index, before + 2, "the position is kept");
+    assert_ne!(c.key.as_deref(), Some(chosen.as_str()));
+}
+
+#[test]
+fn approving_asks_for_a_reason_then_confirms_the_listed_items() {
+    let mut s = state(120, 40);
+    ch(&mut s, '4');
+    assert_eq!(s.page(), &Page::View(ViewId::Approvals));
+    let e = ch(&mut s, 'a');
+    assert!(e.is_empty());
+    assert!(matches!(s.modal, Some(Modal::Input { .. })));
+    // An empty reason is refused, and the dialog stays.
+    let e = press(&mut s, KeyCode::Enter);
+    assert!(runs(&e).is_empty());
+    assert!(matches!(s.modal, Some(Modal::Input { .. })));
+    assert_eq!(s.status.as_ref().unwrap().text, "a reason is required");
+    assert_eq!(
+        s.status.as_ref().unwrap().at,
+        t0(),
+        "the injected clock stamps messages"
+    );
+    typed(&mut s, "on-call rota");
+    press(&mut s, KeyCode::Enter);
+    let Some(Modal::Confirm { title, lines, .. }) = &s.modal else {
+        panic!("no confirmation");
+    };
+    assert_eq!(title, "Approve 1 grant(s)?");
+    assert!(
+        lines[0].contains("Alan Turing (E002) → okta:group:prod-admins"),
+        "{lines:?}"
+    );
+    assert!(lines.iter().any(|l| l == "reason: on-call rota"));
+    let e = ch(&mut s, 'y');
+    assert_eq!(
+        runs(&e),
+        vec![Job::Decide {
+            ids: vec![1],
+            approve: true,
+            reason: "on-call rota".into()
+        }]
+    );
+    assert!(s.modal.is_none());
+    assert_eq!(s.busy, 1);
+    // The result comes back as a message, and the data is re-read.
+    let e = update(
+        &mut s,
+        Msg::Done {
+            job: Job::VerifyAudit,
+            result: Ok("approved 1 grant(s)".into()),
+        },
+        t0(),
+    );
+    assert_eq!(s.busy, 0);
+    assert!(matches!(e[0], Effect::Load(_)));
+}
+
+#[test]
+fn bulk_rejection_covers_exactly_the_marked_rows() {
+    let mut s = state(120, 40);
+    ch(&mut s, '4');
+    ch(&mut s, ' '); // marks #1, moves to #2
+    ch(&mut s, 'j'); // skips #2
+    ch(&mut s, ' '); // marks #3
+    assert_eq!(
+        s.marks(ViewId::Approvals).into_iter().collect::<Vec<_>>(),
+        vec![1, 3]
+    );
+    ch(&mut s, 'x');
+    typed(&mut s, "not needed");
+    press(&mut s, KeyCode::Enter);
+    let Some(Modal::Confirm { lines, .. }) = &s.modal else {
+        panic!("no confirmation");
+    };
+    assert_eq!(lines.len(), 3, "two items and the reason: {lines:?}");
+    let e = ch(&mut s, 'y');
+    assert_eq!(
+        runs(&e),
+        vec![Job::Decide {
+            ids: vec![1, 3],
+            approve: false,
+            reason: "not needed".into()
+        }]
+    );
+    assert!(
+        s.marks(ViewId::Approvals).is_empty(),
+        "marks cleared after acting"
+    );
+}
+
+#[test]
+fn declining_a_confirmation_changes_nothing() {
+    let mut s = state(120, 40);
+    ch(&mut s, '3');
+    ch(&mut s, 'r');
+    assert!(matches!(s.modal, Some(Modal::Confirm { .. })));
+    let e = press(&mut s, KeyCode::Esc);
+    assert!(runs(&e).is_empty());
+    assert!(s.modal.is_none());
+    assert_eq!(
+        s.status.as_ref().unwrap().text,
+        "cancelled; nothing was changed"
+    );
+}
+
+#[test]
+fn a_failure_group_is_retried_as_a_whole() {
+    let mut s = state(120, 40);
+    ch(&mut s, '3');
+    ch(&mut s, 'g');
+    assert_eq!(s.queue_pane, QueuePane::Groups);
+    ch(&mut s, 'r');
+    let Some(Modal::Confirm { title, lines, .. }) = &s.modal else {
+        panic!("no confirmation");
+    };
+    assert_eq!(title, "Retry the whole group?");
+    assert!(lines[0].contains("zoom · permanent · invalidValue — 2 operation(s)"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("#105 zoom create_account E005"))
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("#106 zoom create_account E003"))
+    );
+    let e = ch(&mut s, 'y');
+    assert_eq!(
+        runs(&e),
+        vec![Job::Group {
+            key: "zoom/permanent/invalidValue".into(),
+            verb: OpVerb::Retry
+        }]
+    );
+}
+
+#[test]
+fn readonly_hides_and_ignores_every_dangerous_action() {
+    let mut s = state(120, 40);
+    s.readonly = true;
+    ch(&mut s, '4');
+    assert!(ch(&mut s, 'a').is_empty());
+    assert!(s.modal.is_none());
+    ch(&mut s, '3');
+    for c in ['r', 's', 'c'] {
+        ch(&mut s, c);
+        assert!(s.modal.is_none(), "{c} opened a dialog in read-only mode");
+    }
+    let screen = render(&s);
+    assert!(screen.contains("READ-ONLY"));
+    assert!(!screen.contains(" retry "), "{screen}");
+    for page in PageKind::ALL {
+        assert!(keymap::for_page(page, true).iter().all(|b| !b.dangerous));
+    }
+}
+
+#[test]
+fn filters_narrow_invert_and_fuzzy_match_and_esc_restores() {
+    let mut s = state(120, 40);
+    ch(&mut s, '2');
+    assert_eq!(s.people_view.len(), 8);
+    ch(&mut s, '/');
+    typed(&mut s, "engineering");
+    assert_eq!(s.people_view.len(), 3, "live while typing");
+    press(&mut s, KeyCode::Enter);
+    assert_eq!(s.filter(ViewId::People).text, "engineering");
+    ch(&mut s, '/');
+    press(&mut s, KeyCode::Backspace);
+    typed(&mut s, "XYZ");
+    press(&mut s, KeyCode::Esc);
+    assert_eq!(s.filter(ViewId::People).text, "engineering", "esc restores");
+    assert_eq!(s.people_view.len(), 3);
+    // Inverse.
+    ch(&mut s, '/');
+    for _ in 0..20 {
+        press(&mut s, KeyCode::Backspace);
+    }
+    typed(&mut s, "!engineering");
+    press(&mut s, KeyCode::Enter);
+    assert_eq!(s.people_view.len(), 5);
+    // Fuzzy: letters in order, best match first.
+    ch(&mut s, '/');
+    for _ in 0..20 {
+        press(&mut s, KeyCode::Backspace);
+    }
+    typed(&mut s, "~grhp");
+    press(&mut s, KeyCode::Enter);
+    assert_eq!(s.people_view.len(), 1);
+    assert_eq!(selected_person(&s), "E004");
+    // Esc on the list clears the filter.
+    press(&mut s, KeyCode::Esc);
+    assert_eq!(s.people_view.len(), 8);
+}
+
+#[test]
+fn command_mode_completes_remembers_and_reports_unknown_commands() {
+    let mut s = state(120, 40);
+    ch(&mut s, ':');
+    typed(&mut s, "ap");
+    press(&mut s, KeyCode::Tab);
+    let Some(Prompt::Command { input, .. }) = &s.prompt else {
+        panic!("no prompt");
+    };
+    assert_eq!(input.value(), "approvals");
+    press(&mut s, KeyCode::Enter);
+    assert_eq!(s.page(), &Page::View(ViewId::Approvals));
+    ch(&mut s, ':');
+    press(&mut s, KeyCode::Up);
+    let Some(Prompt::Command { input, .. }) = &s.prompt else {
+        panic!("no prompt");
+    };
+    assert_eq!(input.value(), "approvals", "history");
+    press(&mut s, KeyCode::Esc);
+    ch(&mut s, ':');
+    typed(&mut s, "peopel");
+    press(&mut s, KeyCode::Enter);
+    let msg = &s.status.as_ref().unwrap().text;
+    assert!(
+        msg.contains("unknown command \"peopel\"") && msg.contains("did you mean people"),
+        "{msg}"
+    );
+    // Every view has a command.
+    for v in ViewId::ALL {
+        ch(&mut s, ':');
+        typed(&mut s, v.command());
+        press(&mut s, KeyCode::Enter);
+        assert_eq!(s.view(), v);
+    }
+    ch(&mut s, ':');
+    typed(&mut s, "people ada");
+    press(&mut s, KeyCode::Enter);
+    assert_eq!(s.people_view.len(), 1);
+}
+
+#[test]
+fn freezing_stops_live_reads_until_resumed() {
+    let mut s = state(120, 40);
+    assert!(matches!(
+        update(&mut s, Msg::Tick, t0())[..],
+        [Effect::Load(_)]
+    ));
+    ch(&mut s, 'f');
+    assert!(s.frozen);
+    assert!(update(&mut s, Msg::Tick, t0()).is_empty());
+    assert!(render(&s).contains("FROZEN"));
+    let e = ch(&mut s, 'f');
+    assert!(matches!(e[..], [Effect::Load(_)]));
+    assert!(!update(&mut s, Msg::Tick, t0()).is_empty());
+}
+
+#[test]
+fn enter_drills_down_and_esc_walks_the_breadcrumbs_back() {
+    let mut s = state(120, 40);
+    ch(&mut s, '2');
+    let e = press(&mut s, KeyCode::Enter);
+    assert_eq!(s.page(), &Page::Person("E001".into()));
+    let Effect::Load(q) = &e[0] else { panic!() };
+    assert_eq!(q.person.as_deref(), Some("E001"));
+    let mut snap = snapshot();
+    snap.people = None;
+    snap.matrix = Some(matrix());
+    update(&mut s, Msg::Data(Box::new(snap)), t0());
+    ch(&mut s, 'j'); // group:billing
+    let e = press(&mut s, KeyCode::Enter);
+    assert_eq!(
+        s.page(),
+        &Page::Cell {
+            person: "E001".into(),
+            system: "aws".into(),
+            entitlement: Some("aws:group:billing".into())
+        }
+    );
+    let Effect::Load(q) = &e[0] else { panic!() };
+    assert_eq!(
+        q.cell,
+        Some((
+            "E001".into(),
+            "aws".into(),
+            Some("aws:group:billing".into())
+        ))
+    );
+    assert!(render(&s).contains("People › Ada Lovelace › aws:group:billing"));
+    press(&mut s, KeyCode::Esc);
+    assert_eq!(s.page(), &Page::Person("E001".into()));
+    press(&mut s, KeyCode::Esc);
+    assert_eq!(s.page(), &Page::View(ViewId::People));
+}
+
+#[test]
+fn the_help_lists_the_same_bindings_as_the_hints_bar() {
+    let mut s = state(200, 60);
+    ch(&mut s, '3');
+    let bar = render(&s);
+    let hints = keymap::hints(PageKind::Queue, false);
+    for (k, d) in &hints {
+        assert!(bar.contains(&format!("{k} {d}")), "hint {k} {d} missing");
+    }
+    ch(&mut s, '?');
+    let help = render(&s);
+    for b in keymap::for_page(PageKind::Queue, false) {
+        assert!(help.contains(b.desc), "help lacks {}", b.desc);
+    }
+    press(&mut s, KeyCode::Esc);
+    assert!(s.modal.is_none());
+}
+
+#[test]
+fn clicking_a_tab_opens_it_and_clicking_a_row_selects_it() {
+    let mut s = state(120, 40);
+    s.mouse = true;
+    let click = |col, row| {
+        Msg::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column: col,
+            row,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    let x = render(&s)
+        .lines()
+        .nth(views::TABS_ROW as usize)
+        .unwrap()
+        .find("Approvals")
+        .unwrap() as u16;
+    update(&mut s, click(x - 1, views::TABS_ROW), t0());
+    assert_eq!(s.view(), ViewId::Approvals);
+    let row = views::first_list_row(&s) + 2;
+    update(&mut s, click(10, row), t0());
+    assert_eq!(s.cursor(PageKey::Approvals).key.as_deref(), Some("3"));
+}
+
+#[test]
+fn the_theme_key_cycles_through_the_available_themes() {
+    let mut s = state(80, 24);
+    let e = ch(&mut s, 'T');
+    assert_eq!(e, vec![Effect::LoadTheme("default".into())]);
+}
+
+#[test]
+fn eta_comes_from_measured_throughput_capped_by_the_limiter() {
+    let s = state(80, 24);
+    let okta = s
+        .snapshot
+        .systems
+        .iter()
+        .find(|r| r.name == "okta")
+        .unwrap();
+    // 127 to do at 30/min measured (0.5/s) = 254 s.
+    assert_eq!(okta.eta().unwrap().as_secs(), 254);
+    let mut idle = okta.clone();
+    idle.succeeded_last_minute = 0;
+    // Nothing measured yet: the limiter's 8.5/s.
+    assert_eq!(idle.eta().unwrap().as_secs(), 14);
+    let zoom = s
+        .snapshot
+        .systems
+        .iter()
+        .find(|r| r.name == "zoom")
+        .unwrap();
+    assert_eq!(zoom.eta().unwrap().as_secs(), 0, "nothing left");
+}
+
+// ---------------------------------------------------------------------------------------
+// Snapshots: every view at 80×24 and 120×40, monochrome.
+// ---------------------------------------------------------------------------------------
+
+fn pages(w: u16, h: u16) -> Vec<(&'static str, AppState)> {
+    let mut out = Vec::new();
+    for (name, key) in [
+        ("overview", '1'),
+        ("people", '2'),
+        ("queue", '3'),
+        ("approvals", '4'),
+        ("audit", '5'),
+        ("systems", '6'),
+    ] {
+        let mut s = state(w, h);
+        ch(&mut s, key);
+        if name == "people" {
+            let mut snap: Snapshot = snapshot();
+            snap.people = None;
+            snap.matrix = Some(matrix());
+            update(&mut s, Msg::Data(Box::new(snap)), t0());
+        }
+        out.push((name, s));
+    }
+    let mut s = state(w, h);
+    ch(&mut s, '3');
+    ch(&mut s, 'g');
+    out.push(("queue_groups", s));
+    let mut s = state(w, h);
+    s.snapshot.matrix = Some(matrix());
+    s.stack = vec![Page::View(ViewId::People), Page::Person("E001".into())];
+    s.matrix_at = (3, 1);
+    out.push(("matrix", s));
+    let mut s = state(w, h);
+    s.snapshot.matrix = Some(matrix());
+    s.snapshot.cell = Some(cell());
+    s.stack = vec![
+        Page::View(ViewId::People),
+        Page::Person("E001".into()),
+        Page::Cell {
+            person: "E001".into(),
+            system: "okta".into(),
+            entitlement: Some("okta:group:finance".into()),
+        },
+    ];
+    out.push(("cell", s));
+    let mut s = state(w, h);
+    s.snapshot.op = Some(op_detail());
+    s.stack = vec![Page::View(ViewId::Queue), Page::Operation(107)];
+    out.push(("operation", s));
+    let mut s = state(w, h);
+    ch(&mut s, '3');
+    ch(&mut s, '?');
+    out.push(("help", s));
+    let mut s = state(w, h);
+    ch(&mut s, '4');
+    ch(&mut s, 'a');
+    typed(&mut s, "quarterly access review");
+    out.push(("reason", s));
+    press(&mut out.last_mut().unwrap().1, KeyCode::Enter);
+    let mut s = state(w, h);
+    ch(&mut s, '4');
+    ch(&mut s, 'a');
+    typed(&mut s, "quarterly access review");
+    press(&mut s, KeyCode::Enter);
+    out.push(("confirm", s));
+    let mut s = state(w, h);
+    ch(&mut s, ':');
+    typed(&mut s, "au");
+    press(&mut s, KeyCode::Tab);
+    out.push(("command", s));
+    let mut s = state(w, h);
+    s.notices = vec!["No OS keychain available; demo credentials are kept in memory only".into()];
+    s.frozen = true;
+    out.push(("notice_frozen", s));
+    out
+}
+
+#[test]
+fn every_view_at_80x24() {
+    for (name, s) in pages(80, 24) {
+        insta::assert_snapshot!(format!("{name}_80x24"), render(&s));
+    }
+}
+
+#[test]
+fn every_view_at_120x40() {
+    for (name, s) in pages(120, 40) {
+        insta::assert_snapshot!(format!("{name}_120x40"), render(&s));
+    }
+}
+
+#[test]
+fn no_view_panics_on_tiny_or_empty_screens() {
+    for (w, h) in [(1, 1), (10, 3), (20, 6), (40, 10)] {
+        for (_, s) in pages(w, h) {
+            render(&s);
+        }
+    }
+    let mut s = AppState::new(accessdesk::tui::theme::Theme::none(), false);
+    for v in ViewId::ALL {
+        accessdesk::tui::reducer::act(&mut s, keymap::Action::Go(v), t0());
+        let screen = render(&s);
+        assert!(screen.contains("loading…") || !screen.is_empty());
+    }
+}
