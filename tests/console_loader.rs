@@ -25,10 +25,7 @@ credential = "env:ZOOM_TOKEN_FOR_TEST"
 
 struct Probe;
 impl CredentialProbe for Probe {
-    fn present(
-        &self,
-        r: &accessdesk::config::systems::CredentialRef,
-    ) -> Result<bool, String> {
+    fn present(&self, r: &accessdesk::config::systems::CredentialRef) -> Result<bool, String> {
         Ok(r.to_string() == "keyring:okta-token")
     }
 }
@@ -111,7 +108,14 @@ fn the_matrix_failure_groups_and_credentials_come_from_the_store() {
                 "t",
             )?;
             tx.set_observed("okta", "ada@x.io", Some("E1"), "okta:group:eng", true, "t")?;
-            tx.set_observed("okta", "ada@x.io", Some("E1"), "okta:group:legacy", true, "t")?;
+            tx.set_observed(
+                "okta",
+                "ada@x.io",
+                Some("E1"),
+                "okta:group:legacy",
+                true,
+                "t",
+            )?;
             Ok(())
         })
         .unwrap();
@@ -126,9 +130,21 @@ fn the_matrix_failure_groups_and_credentials_come_from_the_store() {
     move_to(&mut store, create, OperationStatus::Failed, Some(&bad));
     let other = enqueue(&mut store, OperationKind::CreateAccount, "zoom", "E2", None);
     move_to(&mut store, other, OperationStatus::Failed, Some(&bad));
-    let oncall = enqueue(&mut store, OperationKind::AddMembership, "okta", "E1", Some("okta:group:oncall"));
+    let oncall = enqueue(
+        &mut store,
+        OperationKind::AddMembership,
+        "okta",
+        "E1",
+        Some("okta:group:oncall"),
+    );
     move_to(&mut store, oncall, OperationStatus::Running, None);
-    let users = enqueue(&mut store, OperationKind::AddMembership, "zoom", "E1", Some("zoom:group:users"));
+    let users = enqueue(
+        &mut store,
+        OperationKind::AddMembership,
+        "zoom",
+        "E1",
+        Some("zoom:group:users"),
+    );
     move_to(&mut store, users, OperationStatus::Blocked, None);
 
     let mut loader = Loader::new(
@@ -141,6 +157,7 @@ fn the_matrix_failure_groups_and_credentials_come_from_the_store() {
     let snap = loader
         .load(
             &Query {
+                people: true,
                 person: Some("E1".into()),
                 credentials: true,
                 ..Default::default()
@@ -159,7 +176,11 @@ fn the_matrix_failure_groups_and_credentials_come_from_the_store() {
     };
     use CellState::*;
     assert_eq!(cell("account", 0), Some(InSync));
-    assert_eq!(cell("account", 1), Some(Failed), "create failed, account intended");
+    assert_eq!(
+        cell("account", 1),
+        Some(Failed),
+        "create failed, account intended"
+    );
     assert_eq!(cell("group:eng", 0), Some(InSync));
     assert_eq!(cell("group:new", 0), Some(Missing));
     assert_eq!(cell("group:legacy", 0), Some(Excess));
@@ -183,7 +204,15 @@ fn the_matrix_failure_groups_and_credentials_come_from_the_store() {
     );
 
     // A second load does not re-send unchanged people, and marks changed operations.
-    let again = loader.load(&Query::default(), Utc::now()).unwrap();
+    let again = loader
+        .load(
+            &Query {
+                people: true,
+                ..Default::default()
+            },
+            Utc::now(),
+        )
+        .unwrap();
     assert!(again.people.is_none());
     assert!(again.changed.is_empty());
     let mut w = Store::open(&dir.path().join("a.db")).unwrap();
@@ -198,7 +227,10 @@ fn the_matrix_failure_groups_and_credentials_come_from_the_store() {
     })
     .unwrap();
     let third = loader.load(&Query::default(), Utc::now()).unwrap();
-    assert!(!third.queue.iter().any(|o| o.id == oncall), "done work leaves the live queue");
+    assert!(
+        !third.queue.iter().any(|o| o.id == oncall),
+        "done work leaves the live queue"
+    );
 
     // Explaining a cell lists the operation and its attempts.
     let why = loader
@@ -214,5 +246,9 @@ fn the_matrix_failure_groups_and_credentials_come_from_the_store() {
         .unwrap();
     assert_eq!(why.state, Some(Failed));
     assert_eq!(why.ops.len(), 1);
-    assert!(why.policy[0].contains("An account is intended"), "{:?}", why.policy);
+    assert!(
+        why.policy[0].contains("An account is intended"),
+        "{:?}",
+        why.policy
+    );
 }

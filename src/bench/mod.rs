@@ -6,6 +6,7 @@ pub mod policy;
 
 use serde::Serialize;
 
+pub mod console;
 pub mod leaver;
 pub mod limiter;
 pub mod plan;

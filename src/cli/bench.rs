@@ -18,10 +18,17 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<()> {
         "wave" => crate::bench::wave::run(a.people.unwrap_or(2_000))?,
         "leaver" => crate::bench::leaver::run(a.people.unwrap_or(1_000), 20)?,
         "store" => crate::bench::store::run(a.people.unwrap_or(100_000), 10, a.runs)?,
+        "console" => crate::bench::console::run(
+            a.people.unwrap_or(100_000),
+            a.runs,
+            a.window_secs.unwrap_or(20),
+        )?,
+        // The child process `console` measures its first frame and memory in.
+        "console-frame" => return crate::bench::console::frame_child(),
         other => {
             return Err(Error::usage(
                 format!("unknown benchmark {other:?}"),
-                "benchmarks: policy, store, limiter, plan, wave, leaver",
+                "benchmarks: policy, store, limiter, plan, wave, leaver, console",
             ));
         }
     };

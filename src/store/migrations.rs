@@ -195,6 +195,12 @@ CREATE TABLE plan_ops (
 CREATE INDEX observed_by_person ON observed_access(person_id, entitlement);
 CREATE INDEX accounts_by_person ON accounts(person_id, system, active);
 "#,
+    r#"
+-- The console reads each system's last sync and recent completions every tick; these keep
+-- those reads to an index seek however much history there is.
+CREATE INDEX accounts_last_sync ON accounts(system, observed_at);
+CREATE INDEX operations_recent ON operations(status, updated_at);
+"#,
 ];
 
 /// The schema version this build writes.

@@ -127,6 +127,14 @@ fn tune_for_scans(conn: &Connection) -> Result<()> {
 }
 
 impl Store {
+    /// A long-lived reader that does small indexed reads (the console): a modest page
+    /// cache and no memory map, so its resident memory stays small on a big database.
+    pub fn tune_for_small_reads(&self) -> Result<()> {
+        self.conn.pragma_update(None, "mmap_size", 0)?;
+        self.conn.pragma_update(None, "cache_size", -8192)?;
+        Ok(())
+    }
+
     /// A second, read-only connection to the same database, for reading in parallel on
     /// another thread (WAL lets readers run beside each other). None for in-memory stores.
     pub fn open_reader(&self) -> Result<Option<Connection>> {

@@ -312,6 +312,8 @@ pub struct CredentialInfo {
 /// What the current page needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Query {
+    /// Read everyone for the People list (only while it is shown).
+    pub people: bool,
     pub audit: Option<AuditQuery>,
     pub person: Option<String>,
     pub op: Option<i64>,
@@ -376,7 +378,6 @@ pub struct Loader {
     probe: Option<Arc<dyn CredentialProbe>>,
     people_stamp: Option<(i64, String)>,
     people: Arc<PeopleIndex>,
-    names: HashMap<String, String>,
     last_updates: HashMap<i64, String>,
     credentials: BTreeMap<String, CredentialInfo>,
 }
@@ -389,6 +390,8 @@ impl Loader {
         live: Option<Arc<dyn LiveStatus>>,
         probe: Option<Arc<dyn CredentialProbe>>,
     ) -> Loader {
+        // Best effort: a smaller footprint on big databases.
+        let _ = store.tune_for_small_reads();
         Loader {
             store,
             catalog,
@@ -397,7 +400,6 @@ impl Loader {
             probe,
             people_stamp: None,
             people: Arc::new(PeopleIndex::default()),
-            names: HashMap::new(),
             last_updates: HashMap::new(),
             credentials: BTreeMap::new(),
         }
@@ -410,8 +412,14 @@ impl Loader {
             taken_at: Some(now),
             ..Default::default()
         };
-        snap.people = self.refresh_people()?;
-        snap.people_count = self.people.rows.len() as u64;
+        if q.people {
+            snap.people = self.refresh_people()?;
+        }
+        snap.people_count = self
+            .store
+            .conn()
+            .query_row("SELECT count(*) FROM people", [], |r| r.get::<_, i64>(0))?
+            .max(0) as u64;
         self.overview(&mut snap, now)?;
         self.queue(&mut snap)?;
         snap.approvals = self.approvals()?;
@@ -474,13 +482,23 @@ impl Loader {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
-        self.names = rows
-            .iter()
-            .map(|p| (p.id.clone(), p.name.clone()))
-            .collect();
         self.people = Arc::new(PeopleIndex { rows });
         self.people_stamp = Some(stamp);
         Ok(Some(self.people.clone()))
+    }
+
+    /// A person's name as the console shows it (display name, else preferred or given name
+    /// and family name).
+    fn display_name(&self, id: &str) -> String {
+        self.store
+            .conn()
+            .query_row(
+                "SELECT coalesce(nullif(display_name, ''), coalesce(nullif(preferred_name, ''), given_name) || ' ' || family_name)
+                 FROM people WHERE hris_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap_or_default()
     }
 
     fn overview(&mut self, snap: &mut Snapshot, now: DateTime<Utc>) -> Result<()> {
@@ -603,7 +621,7 @@ impl Loader {
                 ApprovalRow {
                     id: p.id,
                     op_id: p.op_id,
-                    person_name: self.names.get(&p.person_id).cloned().unwrap_or_default(),
+                    person_name: self.display_name(&p.person_id),
                     person_id: p.person_id,
                     entitlement: p.entitlement,
                     rule: p.rule,
@@ -644,11 +662,7 @@ impl Loader {
         };
         let row = PersonRow {
             id: p.hris_id.clone(),
-            name: self
-                .names
-                .get(&p.hris_id)
-                .cloned()
-                .unwrap_or_else(|| format!("{} {}", p.given_name, p.family_name)),
+            name: self.display_name(&p.hris_id),
             email: p.email.clone(),
             department: p.department.clone(),
             title: p.title.clone(),

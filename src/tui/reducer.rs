@@ -113,7 +113,10 @@ fn say(s: &mut AppState, level: Level, text: String, now: DateTime<Utc>) {
 
 /// What the current page needs from the store.
 pub fn query(s: &AppState) -> Query {
-    let mut q = Query::default();
+    let mut q = Query {
+        people: s.view() == ViewId::People,
+        ..Query::default()
+    };
     if s.stack.len() == 1 && s.view() == ViewId::People {
         // The detail pane shows the selected person's access matrix.
         q.person = key_at(s, PageKey::People, s.cursor(PageKey::People).index);
