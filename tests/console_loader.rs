@@ -125,6 +125,7 @@ fn the_matrix_failure_groups_and_credentials_come_from_the_store() {
         code: Some("invalidValue".into()),
         message: "userName is not valid".into(),
         excerpt: String::new(),
+        request: "POST /Users".into(),
     };
     let create = enqueue(&mut store, OperationKind::CreateAccount, "zoom", "E1", None);
     move_to(&mut store, create, OperationStatus::Failed, Some(&bad));

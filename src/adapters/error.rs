@@ -74,6 +74,9 @@ pub struct AdapterError {
     pub message: String,
     /// The first few hundred bytes of the body, with secrets redacted.
     pub excerpt: String,
+    /// The request that got this answer (`POST /api/v1/users`), query values redacted.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub request: String,
 }
 
 /// How much of a response body an error keeps.
@@ -88,6 +91,7 @@ impl AdapterError {
             vendor_code: None,
             message: message.into(),
             excerpt: String::new(),
+            request: String::new(),
         }
     }
 

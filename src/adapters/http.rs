@@ -847,10 +847,13 @@ impl HttpClient {
         loop {
             attempt += 1;
             let outcome = self.attempt(&req, attempt).await;
-            let err = match outcome {
+            let mut err = match outcome {
                 Ok(resp) => return Ok(resp),
                 Err(e) => e,
             };
+            if err.request.is_empty() {
+                err.request = format!("{} {}", req.method, redact_url(&req.path));
+            }
             if err.class == ErrorClass::Unauthorized {
                 if !refreshed && self.auth.invalidate().await {
                     refreshed = true;

@@ -285,7 +285,7 @@ pub fn queue(ctx: &Ctx, cmd: QueueCmd) -> Result<i32> {
             })?;
             let deps = store.dependencies_of(id)?;
             let mut stmt = store.conn().prepare(
-                "SELECT attempt, started_at, finished_at, outcome, error_class, http_status, vendor_code, message, excerpt FROM op_attempts WHERE op_id = ?1 ORDER BY attempt",
+                "SELECT attempt, started_at, finished_at, outcome, error_class, http_status, vendor_code, message, excerpt, request FROM op_attempts WHERE op_id = ?1 ORDER BY attempt",
             )?;
             let attempts: Vec<serde_json::Value> = stmt
                 .query_map([id], |r| {
@@ -293,6 +293,7 @@ pub fn queue(ctx: &Ctx, cmd: QueueCmd) -> Result<i32> {
                         "attempt": r.get::<_, i64>(0)?, "started_at": r.get::<_, String>(1)?, "finished_at": r.get::<_, Option<String>>(2)?,
                         "outcome": r.get::<_, Option<String>>(3)?, "class": r.get::<_, Option<String>>(4)?, "status": r.get::<_, Option<i64>>(5)?,
                         "code": r.get::<_, Option<String>>(6)?, "message": r.get::<_, Option<String>>(7)?, "response": r.get::<_, Option<String>>(8)?,
+                        "request": r.get::<_, Option<String>>(9)?,
                     }))
                 })?
                 .collect::<rusqlite::Result<_>>()?;

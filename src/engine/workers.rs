@@ -135,6 +135,7 @@ fn info(e: &AdapterError) -> ErrorInfo {
         code: e.vendor_code.clone(),
         message: e.message.clone(),
         excerpt: e.excerpt.clone(),
+        request: e.request.clone(),
     }
 }
 
@@ -381,8 +382,12 @@ impl Engine {
         };
         match outcome {
             Outcome::Done { write_through } => {
+                let attempted = op.status != OperationStatus::Verifying;
                 self.db(|s| {
                     s.write(|tx| {
+                        if attempted {
+                            tx.record_attempt(op.id, op.attempts + 1, Utc::now(), "ok", None)?;
+                        }
                         if write_through {
                             effect_in_tx(tx, op, &actor)?;
                         }
@@ -402,6 +407,9 @@ impl Engine {
                 self.emit(op, OperationStatus::Succeeded, None);
             }
             Outcome::Verify => {
+                self.db(|s| {
+                    s.write(|tx| tx.record_attempt(op.id, op.attempts + 1, Utc::now(), "ok", None))
+                })?;
                 let until = Utc::now()
                     + chrono::Duration::from_std(self.cfg.verify_deadline).unwrap_or_default();
                 let next = Utc::now()

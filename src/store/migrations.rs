@@ -200,6 +200,8 @@ CREATE INDEX accounts_by_person ON accounts(person_id, system, active);
 -- those reads to an index seek however much history there is.
 CREATE INDEX accounts_last_sync ON accounts(system, observed_at);
 CREATE INDEX operations_recent ON operations(status, updated_at);
+-- Each attempt keeps the request line (method and redacted path) beside the response.
+ALTER TABLE op_attempts ADD COLUMN request TEXT;
 "#,
 ];
 

@@ -61,6 +61,8 @@ pub struct ErrorInfo {
     pub code: Option<String>,
     pub message: String,
     pub excerpt: String,
+    /// The request line that got this error.
+    pub request: String,
 }
 
 pub fn status_from_str(s: &str) -> Option<OperationStatus> {
@@ -285,13 +287,14 @@ impl Tx<'_> {
         err: Option<&ErrorInfo>,
     ) -> Result<()> {
         self.tx.prepare_cached(
-            "INSERT OR REPLACE INTO op_attempts (op_id, attempt, started_at, finished_at, outcome, error_class, http_status, vendor_code, message, excerpt)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT OR REPLACE INTO op_attempts (op_id, attempt, started_at, finished_at, outcome, error_class, http_status, vendor_code, message, excerpt, request)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?
         .execute(params![
             op_id, attempt, ts(started), ts(self.now), outcome,
             err.map(|e| e.class.clone()), err.and_then(|e| e.status), err.and_then(|e| e.code.clone()),
-            err.map(|e| e.message.clone()), err.map(|e| e.excerpt.clone())
+            err.map(|e| e.message.clone()), err.map(|e| e.excerpt.clone()),
+            err.map(|e| e.request.clone()).filter(|r| !r.is_empty())
         ])?;
         Ok(())
     }

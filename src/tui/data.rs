@@ -275,6 +275,7 @@ pub struct AttemptRow {
     pub vendor_code: Option<String>,
     pub message: Option<String>,
     pub excerpt: Option<String>,
+    pub request: Option<String>,
 }
 
 /// Everything about one operation.
@@ -928,7 +929,7 @@ fn ops_for_person(store: &Store, person: &str) -> Result<Vec<OpRow>> {
 
 fn attempts(store: &Store, op: i64) -> Result<Vec<AttemptRow>> {
     let mut stmt = store.conn().prepare_cached(
-        "SELECT attempt, started_at, finished_at, outcome, error_class, http_status, vendor_code, message, excerpt
+        "SELECT attempt, started_at, finished_at, outcome, error_class, http_status, vendor_code, message, excerpt, request
          FROM op_attempts WHERE op_id = ?1 ORDER BY attempt",
     )?;
     let rows = stmt.query_map([op], |r| {
@@ -942,6 +943,7 @@ fn attempts(store: &Store, op: i64) -> Result<Vec<AttemptRow>> {
             vendor_code: r.get(6)?,
             message: r.get(7)?,
             excerpt: r.get(8)?,
+            request: r.get(9)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

@@ -412,6 +412,7 @@ pub fn op_detail() -> OpDetail {
                 http_status: Some(429),
                 vendor_code: Some("E0000047".into()),
                 message: Some("API call exceeded rate limit".into()),
+                request: Some("PUT /api/v1/groups/00g1/users/00u1".into()),
                 excerpt: Some("{\"errorCode\":\"E0000047\",\"errorSummary\":\"API call exceeded rate limit due to too many requests.\"}".into()),
             },
             AttemptRow {
@@ -423,6 +424,7 @@ pub fn op_detail() -> OpDetail {
                 http_status: Some(403),
                 vendor_code: Some("E0000006".into()),
                 message: Some("You do not have permission to perform the requested action".into()),
+                request: Some("PUT /api/v1/groups/00g1/users/00u1".into()),
                 excerpt: Some("{\"errorCode\":\"E0000006\",\"errorSummary\":\"You do not have permission\",\"token\":\"[redacted]\"}".into()),
             },
         ],

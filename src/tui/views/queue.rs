@@ -276,6 +276,12 @@ pub fn operation(f: &mut Frame, s: &AppState, area: Rect) {
             ),
             t.style(Role::Muted),
         ));
+        if let Some(x) = a.request.as_deref() {
+            lines.push(Line::styled(
+                format!("    request:  {x}"),
+                t.style(Role::Muted),
+            ));
+        }
         if let Some(x) = a.excerpt.as_deref().filter(|x| !x.is_empty()) {
             lines.push(Line::styled(
                 format!("    response: {x}"),
