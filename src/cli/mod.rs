@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod demo;
 pub mod engine;
 pub mod init;
 pub mod logging;
@@ -97,11 +98,43 @@ pub enum Command {
     /// Grants waiting for an approver.
     #[command(subcommand)]
     Approvals(ApprovalsCmd),
+    /// Run the whole product against embedded simulators: a seeded company of 500 people,
+    /// an onboarding wave with 429 bursts, transient errors, a flaky system, approvals,
+    /// failures to triage and a leaver. Uses a temporary home; nothing else is needed.
+    Demo(DemoArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// No console: run the scenario, print progress and a summary (for scripts and CI).
+    #[arg(long)]
+    pub headless: bool,
+    /// How long to run headless, e.g. 30s, 2m (default: 2m, the whole scenario).
+    #[arg(long = "for", value_name = "DURATION", value_parser = crate::demo::parse_duration)]
+    pub run_for: Option<std::time::Duration>,
+    /// Seed for the situations: storm times, outages, the leaver, the injected faults.
+    #[arg(long, default_value_t = crate::demo::DEFAULT_SEED)]
+    pub seed: u64,
+    /// Keep the temporary home (database, audit log, configuration) afterwards.
+    #[arg(long)]
+    pub keep_home: bool,
+    /// Console: colour theme.
+    #[arg(long, value_name = "NAME")]
+    pub theme: Option<String>,
+    /// Console: when to use colour.
+    #[arg(long, value_enum, default_value_t = crate::demo::console_bridge::ColorChoice::Auto)]
+    pub color: crate::demo::console_bridge::ColorChoice,
+    /// Console: look only; no approvals, retries or other admin actions.
+    #[arg(long)]
+    pub readonly: bool,
+    /// Console: capture the mouse.
+    #[arg(long)]
+    pub mouse: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -311,6 +344,7 @@ accessdesk: the console is not built yet. Things to run now:
   accessdesk plan                      what would change, as a stored plan
   accessdesk apply PLAN_ID             apply it and run the queue
   accessdesk audit verify              check the audit chain
+  accessdesk demo --headless           the whole product against simulators, no setup
   accessdesk secret set NAME           store a credential in the OS keychain
   accessdesk --help                    everything else";
 
@@ -351,6 +385,7 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Run) => engine::run(&ctx),
         Some(Command::Queue(c)) => engine::queue(&ctx, c),
         Some(Command::Approvals(c)) => engine::approvals(&ctx, c),
+        Some(Command::Demo(a)) => demo::run(&ctx, a),
         Some(Command::Completions { shell }) => {
             use clap::CommandFactory;
             clap_complete::generate(
