@@ -216,7 +216,7 @@ async fn triage_retry_succeeds_once_the_injected_failures_are_cleared() {
     );
 
     // The fix, then a retry: every one succeeds.
-    assert_eq!(demo.clear_injected_failures(), 1);
+    assert!(demo.clear_injected_failures() >= 1);
     {
         let mut store = demo.store.lock().unwrap();
         let n =
