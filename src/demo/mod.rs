@@ -60,7 +60,7 @@ const MASS_CHANGE_REASON: &str =
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
-    /// Seeds the situations (storm times and sizes, outages, the leaver, the faults).
+    /// Seeds the situations (storm times and lengths, outages, the leaver, the faults).
     pub seed: u64,
     /// Keep the temporary home (its database and audit log) after the demo ends.
     pub keep_home: bool,

@@ -5,10 +5,10 @@
 //! - **Transient errors** on every system, all the time: about 3% of requests get a 5xx, a
 //!   dropped connection or a held request that times out ([`base_faults`]); a few writes
 //!   are carried out but their answer is lost.
-//! - **429 storms**: at about T+3 s, T+22 s, T+41 s, T+63 s and T+85 s one system refuses the
-//!   next 36-52 requests with its vendor's rate-limit answer, long enough that some
-//!   operations exhaust their HTTP retries and go to `retry_wait` as `rate_limited`. Small
-//!   random bursts and the simulators' own rate windows add more 429s.
+//! - **429 storms**: at about T+3 s, T+22 s, T+41 s, T+63 s and T+85 s one system refuses
+//!   every request with its vendor's rate-limit answer for 4.5-6 s, long enough that the
+//!   operations in flight exhaust their HTTP retries and go to `retry_wait` as
+//!   `rate_limited`. Small random bursts and the simulators' own rate windows add more 429s.
 //! - **A flaky system** from T+8 s to T+68 s: outages of 3-4 s (every request answered 503)
 //!   separated by 7-11 s of elevated errors. The first outage starts at T+8 s.
 //! - **Approvals**: privileged grants from the policies wait in `pending_approval`; they are
@@ -71,13 +71,13 @@ pub fn base_faults(seed: u64) -> FaultProfile {
     }
 }
 
-/// A scheduled 429 storm.
+/// A scheduled 429 storm: every request to `system` is refused from `at_secs` to
+/// `until_secs`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Storm {
     pub at_secs: f64,
+    pub until_secs: f64,
     pub system: String,
-    /// How many consecutive requests it refuses.
-    pub requests: u32,
 }
 
 /// The flaky system's minute.
@@ -136,10 +136,13 @@ impl Timeline {
         let storms = [3.0, 22.0, 41.0, 63.0, 85.0]
             .iter()
             .enumerate()
-            .map(|(i, base)| Storm {
-                at_secs: base + rng.random_range(0.0..1.5),
-                system: systems[i % systems.len().max(1)].to_string(),
-                requests: rng.random_range(36..=52),
+            .map(|(i, base)| {
+                let at_secs = base + rng.random_range(0.0..1.5);
+                Storm {
+                    at_secs,
+                    until_secs: at_secs + rng.random_range(4.5..6.0),
+                    system: systems[i % systems.len().max(1)].to_string(),
+                }
             })
             .collect();
         let flaky_system = FLAKY_PREFERENCE
@@ -203,11 +206,11 @@ impl Timeline {
 
     /// The timed steps, in order.
     fn steps(&self) -> Vec<(f64, Step)> {
-        let mut steps: Vec<(f64, Step)> = self
-            .storms
-            .iter()
-            .map(|s| (s.at_secs, Step::Storm(s.system.clone(), s.requests)))
-            .collect();
+        let mut steps: Vec<(f64, Step)> = Vec::new();
+        for s in &self.storms {
+            steps.push((s.at_secs, Step::Storm(s.system.clone(), true)));
+            steps.push((s.until_secs, Step::Storm(s.system.clone(), false)));
+        }
         steps.push((self.flaky.from_secs, Step::FlakyBegins));
         for (from, until) in &self.flaky.outages {
             steps.push((*from, Step::Outage(true)));
@@ -226,7 +229,8 @@ impl Timeline {
 
 #[derive(Debug, Clone)]
 enum Step {
-    Storm(String, u32),
+    /// A system's 429 storm starts (true) or ends.
+    Storm(String, bool),
     FlakyBegins,
     Outage(bool),
     FlakyEnds,
@@ -328,12 +332,17 @@ pub(super) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) ->
             break;
         }
         match step {
-            Step::Storm(system, n) => {
+            Step::Storm(system, starts) => {
                 if let Some(sim) = shared.sim(&system) {
-                    sim.faults().throttle_next(n);
+                    sim.faults()
+                        .throttle_next(if starts { u32::MAX } else { 0 });
                     shared.log(|l, _| {
-                        l.storms += 1;
-                        Some(format!("429 storm: {system} refuses the next {n} requests"))
+                        l.storms += usize::from(starts);
+                        Some(if starts {
+                            format!("429 storm: {system} refuses every request")
+                        } else {
+                            format!("the 429 storm on {system} is over")
+                        })
                     });
                 }
             }

@@ -140,7 +140,7 @@ impl Faults {
     }
 
     /// Start a burst now: refuse the next `n` requests with the vendor's rate-limit answer,
-    /// whatever the profile says (the demo's scheduled 429 storms).
+    /// whatever the profile says (the demo's scheduled 429 storms). `0` ends a burst.
     pub fn throttle_next(&self, n: u32) {
         *self.burst_left.lock().unwrap_or_else(|e| e.into_inner()) = n;
     }
