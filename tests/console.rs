@@ -442,6 +442,26 @@ fn clicking_a_tab_opens_it_and_clicking_a_row_selects_it() {
 }
 
 #[test]
+fn outside_events_show_in_the_status_bar_and_the_overview() {
+    let mut s = state(120, 40);
+    update(
+        &mut s,
+        Msg::Event("T+12s Paweł Kowalski leaves".into()),
+        t0(),
+    );
+    assert_eq!(
+        s.status.as_ref().unwrap().text,
+        "T+12s Paweł Kowalski leaves"
+    );
+    let screen = render(&s);
+    assert!(screen.contains("Recent events"), "{screen}");
+    for i in 0..60 {
+        update(&mut s, Msg::Event(format!("event {i}")), t0());
+    }
+    assert_eq!(s.events.len(), 50, "the event list is bounded");
+}
+
+#[test]
 fn the_theme_key_cycles_through_the_available_themes() {
     let mut s = state(80, 24);
     let e = ch(&mut s, 'T');
@@ -546,6 +566,16 @@ fn pages(w: u16, h: u16) -> Vec<(&'static str, AppState)> {
     let mut s = state(w, h);
     s.notices = vec!["No OS keychain available; demo credentials are kept in memory only".into()];
     s.frozen = true;
+    update(
+        &mut s,
+        Msg::Event("T+3s 429 storm: okta refuses every request".into()),
+        t0(),
+    );
+    update(
+        &mut s,
+        Msg::Event("T+8s zoom turns flaky for 60 s".into()),
+        t0(),
+    );
     out.push(("notice_frozen", s));
     out
 }

@@ -120,6 +120,7 @@ pub fn run(ctx: &Ctx, args: ConsoleArgs) -> Result<i32> {
         notices,
         actor: super::actor(),
         theme_dir: Some(ctx.home.dir.join("themes")),
+        feed: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

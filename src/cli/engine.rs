@@ -1,16 +1,16 @@
 //! `accessdesk plan|apply|run|queue|approvals`.
 
 use super::{ActArgs, ApprovalsCmd, Ctx, QueueCmd};
+use crate::adapters::http::Timeouts;
 use crate::config::SystemsConfig;
 use crate::engine::admin::{self, Action};
 use crate::engine::apply::{apply_plan, make_plan};
 use crate::engine::plan::Scope;
-use crate::engine::workers::{Engine, EngineConfig, SystemRuntime};
+use crate::engine::workers::{Engine, EngineConfig};
 use crate::model::OperationStatus;
 use crate::store::Store;
 use crate::store::queue::status_from_str;
 use crate::{Error, Result};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub fn plan(ctx: &Ctx, system: Option<String>, person: Option<String>, all: bool) -> Result<i32> {
@@ -113,29 +113,11 @@ pub fn build_engine(cfg: &SystemsConfig, store: Store) -> Result<(Arc<Engine>, V
         Ok(k) => Secrets::Keychain(k),
         Err(e) => Secrets::EnvOnly(e.to_string()),
     };
-    let keychain = &secrets;
-    let mut systems = HashMap::new();
-    let mut problems = Vec::new();
-    for (name, entry) in &cfg.catalog.systems {
-        match crate::adapters::registry::build(entry, keychain) {
-            Ok(adapter) => {
-                let concurrency = entry
-                    .rate_limit
-                    .map(|r| r.concurrency as usize)
-                    .unwrap_or(4);
-                let verify = entry.verify;
-                systems.insert(
-                    name.clone(),
-                    SystemRuntime::new(adapter, entry.system.kind, concurrency, verify),
-                );
-            }
-            Err(e) => problems.push(format!("{name}: {e}")),
-        }
-    }
-    let engine = Engine::new(
+    let (engine, problems) = Engine::from_config(
+        cfg,
         Arc::new(Mutex::new(store)),
-        Arc::new(cfg.catalog.clone()),
-        systems,
+        &secrets,
+        Timeouts::default(),
         EngineConfig {
             actor: super::actor(),
             ..Default::default()

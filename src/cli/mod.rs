@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod bench;
 pub mod console;
+pub mod demo;
 pub mod engine;
 pub mod init;
 pub mod logging;
@@ -100,11 +101,34 @@ pub enum Command {
     Approvals(ApprovalsCmd),
     /// Open the terminal console (the default when no command is given).
     Console(console::ConsoleArgs),
+    /// Run the whole product against embedded simulators: a seeded company of 500 people,
+    /// an onboarding wave with 429 bursts, transient errors, a flaky system, approvals,
+    /// failures to triage and a leaver. Uses a temporary home; nothing else is needed.
+    Demo(DemoArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// No console: run the scenario, print progress and a summary (for scripts and CI).
+    #[arg(long)]
+    pub headless: bool,
+    /// How long to run headless, e.g. 30s, 2m (default: 2m, the whole scenario).
+    #[arg(long = "for", value_name = "DURATION", value_parser = crate::demo::parse_duration)]
+    pub run_for: Option<std::time::Duration>,
+    /// Seed for the situations: storm times, outages, the leaver, the injected faults.
+    #[arg(long, default_value_t = crate::demo::DEFAULT_SEED)]
+    pub seed: u64,
+    /// Keep the temporary home (database, audit log, configuration) afterwards.
+    #[arg(long)]
+    pub keep_home: bool,
+    /// How the console looks and behaves.
+    #[command(flatten)]
+    pub console: console::ConsoleArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -310,7 +334,10 @@ accessdesk: this home has no configuration yet, so there is nothing for the cons
   accessdesk demo                      try the console on built-in simulators (no set-up)
   accessdesk init                      write starter systems.toml and policies.toml
   accessdesk people import FILE.csv    load people from an HR export
-  accessdesk plan / apply PLAN_ID      what would change; apply it
+  accessdesk policy check              validate the policies
+  accessdesk plan                      what would change, as a stored plan
+  accessdesk apply PLAN_ID             apply it and run the queue
+  accessdesk demo --headless --for 30s the demo scenario without the console, for scripts
   accessdesk --help                    everything else";
 
 /// Run a parsed command line. Returns the process exit code.
@@ -352,6 +379,7 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Run) => engine::run(&ctx),
         Some(Command::Queue(c)) => engine::queue(&ctx, c),
         Some(Command::Approvals(c)) => engine::approvals(&ctx, c),
+        Some(Command::Demo(a)) => demo::run(&ctx, a),
         Some(Command::Completions { shell }) => {
             use clap::CommandFactory;
             clap_complete::generate(

@@ -161,6 +161,46 @@ impl Engine {
         }
     }
 
+    /// Build an engine for every system in systems.toml: one adapter each (its credential
+    /// from `secrets`, its own rate limiter, HTTP `timeouts`), with the system's configured
+    /// concurrency and verification. Systems whose adapter cannot be built are returned as
+    /// problems (`name: why`); their operations stay queued. The CLI passes the keychain
+    /// and the default timeouts; the demo its own keychain and shorter timeouts.
+    pub fn from_config(
+        cfg: &crate::config::SystemsConfig,
+        store: Arc<Mutex<Store>>,
+        secrets: &dyn crate::adapters::registry::SecretSource,
+        timeouts: crate::adapters::http::Timeouts,
+        engine_config: EngineConfig,
+    ) -> (Engine, Vec<String>) {
+        use crate::adapters::registry::{AdapterContext, build_with, limiter_for};
+        let mut systems = HashMap::new();
+        let mut problems = Vec::new();
+        for (name, entry) in &cfg.catalog.systems {
+            let ctx = AdapterContext {
+                entry,
+                secrets,
+                limiter: limiter_for(entry),
+                timeouts,
+            };
+            match build_with(ctx) {
+                Ok(adapter) => {
+                    let concurrency = entry
+                        .rate_limit
+                        .map(|r| r.concurrency as usize)
+                        .unwrap_or(4);
+                    systems.insert(
+                        name.clone(),
+                        SystemRuntime::new(adapter, entry.system.kind, concurrency, entry.verify),
+                    );
+                }
+                Err(e) => problems.push(format!("{name}: {e}")),
+            }
+        }
+        let engine = Engine::new(store, Arc::new(cfg.catalog.clone()), systems, engine_config);
+        (engine, problems)
+    }
+
     /// Send progress events to this channel.
     pub fn with_events(mut self, tx: tokio::sync::mpsc::UnboundedSender<EngineEvent>) -> Self {
         self.events = Some(tx);
@@ -248,6 +288,26 @@ impl Engine {
         self: &Arc<Self>,
         stop: Option<tokio::sync::watch::Receiver<bool>>,
     ) -> Result<RunSummary> {
+        self.run(stop, false).await
+    }
+
+    /// Process the queue until `stop` turns true. When idle, keep looking for new work
+    /// (operations enqueued by an import, a plan applied, an approval or a retry) every
+    /// few `idle_poll`s instead of returning: the console and the demo run it this way.
+    pub async fn run_until_stopped(
+        self: &Arc<Self>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<RunSummary> {
+        self.run(Some(stop), true).await
+    }
+
+    /// The scheduler loop behind [`Engine::run_until_idle`] and
+    /// [`Engine::run_until_stopped`]; `keep_polling` decides what happens when it is idle.
+    async fn run(
+        self: &Arc<Self>,
+        stop: Option<tokio::sync::watch::Receiver<bool>>,
+        keep_polling: bool,
+    ) -> Result<RunSummary> {
         let mut summary = RunSummary {
             recovered: self.recover().await?,
             ..Default::default()
@@ -328,16 +388,16 @@ impl Engine {
             if tasks.is_empty() && dispatched == 0 {
                 // Nothing running. Is anything waiting for its time?
                 let next = self.db(|s| s.next_wakeup())?;
-                match next.and_then(|t| parse_ts(&t)) {
+                let longest = self.cfg.idle_poll.max(Duration::from_millis(10)) * 20;
+                let wait = match next.and_then(|t| parse_ts(&t)) {
+                    None if keep_polling => longest / 4,
                     None => break,
-                    Some(t) => {
-                        let wait = (t - Utc::now())
-                            .to_std()
-                            .unwrap_or(Duration::ZERO)
-                            .min(self.cfg.idle_poll.max(Duration::from_millis(10)) * 20);
-                        tokio::time::sleep(wait.max(Duration::from_millis(5))).await;
-                    }
-                }
+                    Some(t) => (t - Utc::now())
+                        .to_std()
+                        .unwrap_or(Duration::ZERO)
+                        .min(longest),
+                };
+                tokio::time::sleep(wait.max(Duration::from_millis(5))).await;
                 continue;
             }
             // Wait for a task to finish or a short poll, whichever is first.

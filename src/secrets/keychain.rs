@@ -219,13 +219,18 @@ impl Keychain {
 
     /// Like [`Keychain::from_env`], but when no keychain can be opened, fall back to a
     /// memory keychain and return the reason alongside it, so the caller can show that it
-    /// fell back and why. The CLI never uses this.
-    pub fn from_env_or_memory() -> (Keychain, Option<Error>) {
-        match Self::from_env() {
+    /// fell back and why. `service` replaces `ACCESSDESK_KEYRING_SERVICE` (the demo keeps
+    /// its credentials under `accessdesk-demo`). The CLI never uses this.
+    pub fn from_env_or_memory(service: Option<&str>) -> (Keychain, Option<Error>) {
+        let env = |k: &str| match service {
+            Some(s) if k == ENV_SERVICE => Some(OsString::from(s)),
+            _ => std::env::var_os(k),
+        };
+        match Self::from_env_with(env) {
             Ok(k) => (k, None),
             Err(e) => {
-                let service = std::env::var(ENV_SERVICE)
-                    .ok()
+                let service = env(ENV_SERVICE)
+                    .and_then(|s| s.into_string().ok())
                     .filter(|s| valid_service(s))
                     .unwrap_or_else(|| DEFAULT_SERVICE.to_string());
                 tracing::warn!(error = %e, "no OS keychain; using the in-process memory keychain");

@@ -139,6 +139,12 @@ impl Faults {
             .clone()
     }
 
+    /// Start a burst now: refuse the next `n` requests with the vendor's rate-limit answer,
+    /// whatever the profile says (the demo's scheduled 429 storms). `0` ends a burst.
+    pub fn throttle_next(&self, n: u32) {
+        *self.burst_left.lock().unwrap_or_else(|e| e.into_inner()) = n;
+    }
+
     /// Take the system down (every request gets 503) or bring it back.
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
@@ -344,5 +350,9 @@ mod tests {
         assert_eq!(f.decide(), None);
         f.set_down(true);
         assert_eq!(f.decide(), Some(Fault::Down));
+        f.set_down(false);
+        f.throttle_next(2);
+        assert!((0..2).all(|_| f.decide() == Some(Fault::Throttle)));
+        assert_eq!(f.decide(), None);
     }
 }

@@ -176,6 +176,7 @@ async fn event_loop(
     let started = Instant::now();
     let mut first_frame_logged = false;
     let _ = queries.send(reducer::query(state));
+    let mut feed_seen = 0usize;
     loop {
         // Draw, then wait for the next message and take everything that is already there.
         let t0 = Instant::now();
@@ -202,6 +203,13 @@ async fn event_loop(
             batch.push(m);
         }
         let mut effects = Vec::new();
+        if let Some(feed) = &backend.feed
+            && batch.iter().any(|m| matches!(m, Msg::Tick))
+        {
+            let new = feed(feed_seen);
+            feed_seen += new.len();
+            batch.extend(new.into_iter().map(Msg::Event));
+        }
         for m in batch {
             effects.extend(reducer::update(state, m, chrono::Utc::now()));
         }

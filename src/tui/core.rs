@@ -15,6 +15,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 
+/// Events from outside the store to show as they happen (the demo's scenario): called
+/// with how many were already seen, returns the newer ones.
+pub type EventFeed = Arc<dyn Fn(usize) -> Vec<String> + Send + Sync>;
+
 /// Everything the console runs against.
 #[derive(Clone)]
 pub struct Backend {
@@ -30,6 +34,7 @@ pub struct Backend {
     pub actor: String,
     /// Where user themes live (HOME/themes).
     pub theme_dir: Option<PathBuf>,
+    pub feed: Option<EventFeed>,
 }
 
 struct EngineStatus(Arc<Engine>);
@@ -204,24 +209,11 @@ impl CredentialProbe for KeychainProbe {
     }
 }
 
-/// Keep the engine working until `stop`: run the queue, and when it is idle look again a
-/// moment later (new plans, retries and approvals arrive while the console is open).
+/// Keep the engine working until `stop` (new plans, retries and approvals arrive while
+/// the console is open).
 pub async fn keep_engine_running(
     engine: Arc<Engine>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<()> {
-    loop {
-        engine.run_until_idle(Some(stop.clone())).await?;
-        if *stop.borrow() {
-            return Ok(());
-        }
-        let mut s = stop.clone();
-        tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
-            _ = s.changed() => {}
-        }
-        if *stop.borrow() {
-            return Ok(());
-        }
-    }
+    engine.run_until_stopped(stop).await.map(|_| ())
 }

@@ -26,6 +26,8 @@ pub enum Msg {
     /// The theme the console asked for, loaded (or why not).
     Theme(Box<std::result::Result<super::theme::Theme, String>>),
     Tick,
+    /// Something happened outside the store (a scenario event).
+    Event(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +95,14 @@ pub fn update(s: &mut AppState, msg: Msg, now: DateTime<Utc>) -> Vec<Effect> {
                 vec![]
             }
         },
+        Msg::Event(text) => {
+            s.events.push((now, text.clone()));
+            if s.events.len() > 50 {
+                s.events.remove(0);
+            }
+            say(s, Level::Info, text, now);
+            vec![]
+        }
         Msg::Tick => {
             if s.frozen {
                 vec![]

@@ -439,6 +439,8 @@ pub struct AppState {
     pub notices: Vec<String>,
     pub mouse: bool,
     pub actor: String,
+    /// Recent events from outside the store (newest last).
+    pub events: Vec<(DateTime<Utc>, String)>,
     /// Static facts about each configured system, from systems.toml.
     pub system_info: std::collections::BTreeMap<String, SystemInfo>,
     /// The console shows local time; stored times are UTC.
@@ -489,6 +491,7 @@ impl AppState {
             actor: "console".into(),
             utc_offset: chrono::FixedOffset::east_opt(0).expect("zero offset"),
             system_info: Default::default(),
+            events: Vec::new(),
         }
     }
 

@@ -54,11 +54,36 @@ pub fn overview(f: &mut Frame, s: &AppState, area: Rect) {
         .iter()
         .filter(|r| r.held.is_some())
         .collect();
-    let [table_area, foot] = Layout::vertical([
+    let events_h = if s.events.is_empty() {
+        0
+    } else {
+        (s.events.len() as u16 + 2).min(7)
+    };
+    let [table_area, events_area, foot] = Layout::vertical([
         Constraint::Min(3),
+        Constraint::Length(events_h),
         Constraint::Length(3 + 2 * held.len() as u16),
     ])
     .areas(area);
+    if events_h > 0 {
+        let shown = (events_h - 2) as usize;
+        let lines: Vec<Line> = s
+            .events
+            .iter()
+            .rev()
+            .take(shown)
+            .map(|(at, e)| {
+                Line::from(vec![
+                    Span::styled(format!("{} ", clock(s, *at)), t.style(Role::Muted)),
+                    Span::raw(e.clone()),
+                ])
+            })
+            .collect();
+        f.render_widget(
+            Paragraph::new(lines).block(block(s, " Recent events ".into(), false)),
+            events_area,
+        );
+    }
     let c = s.cursor(PageKey::Overview);
     let height = table_area.height.saturating_sub(3) as usize;
     let len = s.snapshot.systems.len();

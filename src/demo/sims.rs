@@ -1,0 +1,298 @@
+//! The demo's systems: each is a simulator plus a table in demo/systems.toml.
+//!
+//! [`SIMULATORS`] is the one list of systems the demo runs. An entry names the system (its
+//! table in demo/systems.toml) and a function that starts its simulator, seeds it with the
+//! system's catalogue, issues the credential it accepts, and hands back a vendor-neutral
+//! [`DemoSim`] for the scenario to steer. Adding a simulator to the demo is one entry here:
+//! its systems.toml table and its policies are already in demo/ and are kept as soon as
+//! the entry exists ([`keep_present_systems`], [`keep_present_grants`]).
+
+use crate::config::SystemEntry;
+use crate::model::EntitlementKind;
+use crate::secrets::Secret;
+use crate::sim::SimServer;
+use crate::sim::fault::{FaultProfile, Faults};
+use crate::{Error, Result};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the simulators answered, for the summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Served {
+    pub requests: u64,
+    /// 429s (and AWS's Throttling 400s), injected bursts and rate windows together.
+    pub throttled: u64,
+    /// Of those, refused by the simulator's own rate windows.
+    pub rate_window_refusals: u64,
+    /// 5xx answers: injected errors, outages and held requests.
+    pub server_errors: u64,
+}
+
+/// A running simulator as the scenario steers it, whatever the vendor.
+pub trait DemoSim: Send + Sync {
+    /// The fault profile, outages and bursts of this simulator.
+    fn faults(&self) -> Arc<Faults>;
+    fn served(&self) -> Served;
+    /// Accounts created more than once (a login created N times counts N - 1).
+    fn duplicate_creates(&self) -> u64;
+    /// Make every change to one entitlement's membership fail permanently (a gateway in
+    /// front of the vendor refusing it), until [`DemoSim::clear_injected_failures`].
+    /// Returns false when the simulator has no such entitlement.
+    fn break_entitlement(&self, kind: EntitlementKind, name: &str) -> bool;
+    fn clear_injected_failures(&self);
+}
+
+/// What [`SimulatorSpec::spawn`] is given.
+pub struct SimSetup {
+    /// The system's table from demo/systems.toml (its catalogue is seeded into the sim).
+    pub entry: SystemEntry,
+    pub faults: FaultProfile,
+    /// The simulator's rate windows: this many requests per bucket per `window`.
+    pub window: Duration,
+    pub window_limit: u32,
+    pub seed: u64,
+}
+
+/// A started simulator.
+pub struct Spawned {
+    pub server: SimServer,
+    pub sim: Box<dyn DemoSim>,
+    /// The credential the simulator accepts, to be stored in the keychain.
+    pub credential: Secret,
+}
+
+type SpawnFuture = Pin<Box<dyn Future<Output = Result<Spawned>> + Send>>;
+
+/// One system the demo can run.
+pub struct SimulatorSpec {
+    /// The system's name: its `[systems.NAME]` table in demo/systems.toml.
+    pub system: &'static str,
+    pub spawn: fn(SimSetup) -> SpawnFuture,
+}
+
+/// Every system the demo runs, in start order. The SCIM (Zoom) and AWS (IAM, Identity
+/// Center) simulators join here as `zoom`, `aws` and `aws-sso` when they land; their tables
+/// and policies are already in demo/.
+pub const SIMULATORS: &[SimulatorSpec] = &[SimulatorSpec {
+    system: "okta",
+    spawn: |setup| Box::pin(okta::spawn(setup)),
+}];
+
+/// The names of the systems the demo runs.
+pub fn present() -> Vec<&'static str> {
+    SIMULATORS.iter().map(|s| s.system).collect()
+}
+
+/// A random credential value: `prefix` plus `len` letters and digits.
+pub fn random_credential(prefix: &str, len: usize) -> Secret {
+    use rand::Rng;
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    let tail: String = (0..len)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect();
+    Secret::new(format!("{prefix}{tail}"))
+}
+
+/// demo/systems.toml with only the systems in `present`: other tables are dropped, and so
+/// are dependencies on them; `base_url` is set from `urls`. The result is what the demo
+/// home's systems.toml holds.
+pub fn keep_present_systems(
+    template: &str,
+    present: &[&str],
+    urls: &[(&str, String)],
+) -> Result<String> {
+    let mut doc: toml::Table = template
+        .parse()
+        .map_err(|e| Error::Failed(format!("demo/systems.toml does not parse: {e}")))?;
+    if let Some(toml::Value::Table(systems)) = doc.get_mut("systems") {
+        systems.retain(|name, _| present.contains(&name));
+        for (name, table) in systems.iter_mut() {
+            let Some(t) = table.as_table_mut() else {
+                continue;
+            };
+            if let Some(url) = urls.iter().find(|(n, _)| *n == name).map(|(_, u)| u) {
+                t.insert("base_url".into(), toml::Value::String(url.clone()));
+            }
+            if let Some(toml::Value::Array(deps)) = t.get_mut("depends_on") {
+                deps.retain(|d| d.as_str().is_some_and(|d| present.contains(&d)));
+            }
+        }
+    }
+    let body = toml::to_string(&doc)
+        .map_err(|e| Error::Failed(format!("writing the demo systems.toml: {e}")))?;
+    Ok(format!(
+        "# Written by `accessdesk demo` from demo/systems.toml for the simulators running now\n# ({}).\n\n{body}",
+        present.join(", ")
+    ))
+}
+
+/// demo/policies.toml with grants only in the systems in `present`; a rule left with
+/// nothing to grant is dropped.
+pub fn keep_present_grants(template: &str, present: &[&str]) -> Result<String> {
+    let mut doc: toml::Table = template
+        .parse()
+        .map_err(|e| Error::Failed(format!("demo/policies.toml does not parse: {e}")))?;
+    if let Some(toml::Value::Array(rules)) = doc.get_mut("rule") {
+        for rule in rules.iter_mut() {
+            if let Some(toml::Value::Array(grants)) =
+                rule.as_table_mut().and_then(|t| t.get_mut("grant"))
+            {
+                grants.retain(|g| {
+                    g.as_str()
+                        .and_then(|g| g.split(':').next())
+                        .is_some_and(|sys| present.contains(&sys))
+                });
+            }
+        }
+        rules.retain(|r| {
+            r.get("grant")
+                .and_then(|g| g.as_array())
+                .is_some_and(|g| !g.is_empty())
+        });
+    }
+    let body = toml::to_string(&doc)
+        .map_err(|e| Error::Failed(format!("writing the demo policies.toml: {e}")))?;
+    Ok(format!(
+        "# Written by `accessdesk demo` from demo/policies.toml: the grants in the systems\n# running now ({}).\n\n{body}",
+        present.join(", ")
+    ))
+}
+
+mod okta {
+    use super::*;
+    use crate::sim::okta::{BodyFault, FailRule, OktaHandle, OktaSimOptions};
+
+    struct OktaSim(OktaHandle);
+
+    pub(super) async fn spawn(setup: SimSetup) -> Result<Spawned> {
+        let (server, handle) = crate::sim::okta::spawn(OktaSimOptions {
+            faults: setup.faults,
+            rate_window: setup.window,
+            rate_limit: Some(setup.window_limit),
+            // A few writes are carried out but their answer is lost: the retry must find
+            // the account rather than create it twice.
+            lost_response_rate: 0.003,
+            seed: setup.seed,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Error::io("starting the Okta simulator", e))?;
+        for (kind, name) in setup.entry.entitlements.keys() {
+            if *kind == EntitlementKind::Group {
+                handle.seed_group(name);
+            }
+        }
+        let credential = random_credential("00demo", 36);
+        handle.add_api_token(credential.expose());
+        Ok(Spawned {
+            server,
+            sim: Box::new(OktaSim(handle)),
+            credential,
+        })
+    }
+
+    impl DemoSim for OktaSim {
+        fn faults(&self) -> Arc<Faults> {
+            self.0.faults()
+        }
+
+        fn served(&self) -> Served {
+            Served {
+                requests: self.0.count(|_| true) as u64,
+                throttled: self.0.count(|r| r.status == 429) as u64,
+                rate_window_refusals: self.0.limits().refused(),
+                server_errors: self.0.count(|r| r.status >= 500) as u64,
+            }
+        }
+
+        fn duplicate_creates(&self) -> u64 {
+            self.0
+                .users()
+                .iter()
+                .map(|u| u64::from(self.0.creates_for(u.login()).saturating_sub(1)))
+                .sum()
+        }
+
+        fn break_entitlement(&self, kind: EntitlementKind, name: &str) -> bool {
+            if kind != EntitlementKind::Group {
+                return false;
+            }
+            let Some(group) = self.0.group_by_name(name) else {
+                return false;
+            };
+            self.0.fail(FailRule::new(
+                Some(axum::http::Method::PUT),
+                &format!("/groups/{}/users/", group.id),
+                BodyFault::Html(400),
+                u32::MAX,
+            ));
+            true
+        }
+
+        fn clear_injected_failures(&self) {
+            self.0.clear_rules();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SYSTEMS: &str = include_str!("../../demo/systems.toml");
+    const POLICIES: &str = include_str!("../../demo/policies.toml");
+
+    /// The demo home's files for `present`, loaded as the demo loads them.
+    fn load(
+        present: &[&str],
+    ) -> (
+        crate::config::SystemsConfig,
+        crate::policy::PolicySet,
+        String,
+    ) {
+        let urls: Vec<(&str, String)> = present
+            .iter()
+            .map(|s| (*s, "http://127.0.0.1:9".to_string()))
+            .collect();
+        let systems = keep_present_systems(SYSTEMS, present, &urls).unwrap();
+        let cfg =
+            crate::config::SystemsConfig::parse(std::path::Path::new("s.toml"), &systems).unwrap();
+        let policies = keep_present_grants(POLICIES, present).unwrap();
+        let set = crate::policy::PolicySet::parse(
+            std::path::Path::new("p.toml"),
+            &policies,
+            &cfg.catalog,
+        )
+        .unwrap();
+        (cfg, set, policies)
+    }
+
+    #[test]
+    fn absent_systems_and_their_grants_are_dropped() {
+        let (cfg, set, policies) = load(&["okta"]);
+        assert_eq!(cfg.catalog.systems.keys().collect::<Vec<_>>(), vec!["okta"]);
+        assert_eq!(
+            cfg.catalog.systems["okta"].base_url.as_deref(),
+            Some("http://127.0.0.1:9")
+        );
+        assert!(set.entitlements().all(|e| e.system == "okta"));
+        assert!(set.rules().iter().any(|r| r.name == "payroll"));
+        assert!(!policies.contains("aws"), "{policies}");
+    }
+
+    #[test]
+    fn with_every_system_the_templates_load_whole() {
+        let (cfg, set, _) = load(&["okta", "zoom", "aws", "aws-sso"]);
+        assert_eq!(cfg.catalog.systems.len(), 4);
+        assert_eq!(cfg.catalog.systems["zoom"].system.depends_on, vec!["okta"]);
+        let raw: toml::Table = POLICIES.parse().unwrap();
+        assert_eq!(
+            set.rules().len(),
+            raw["rule"].as_array().unwrap().len(),
+            "every rule is kept when every system runs"
+        );
+    }
+}

@@ -1,0 +1,194 @@
+//! The console in a real terminal (tmux): start `accessdesk demo`, approve a pending grant,
+//! retry the failure group, filter people, open a person's access matrix, quit; then check
+//! the terminal was restored and the audit log recorded the approval and the retry.
+//! Needs tmux (.ci/test-all installs it; a missing tmux fails the test).
+
+use accessdesk::store::Store;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    name: String,
+}
+
+impl Tmux {
+    fn run(args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(args)
+            .output()
+            .expect("tmux is required for this test (apt-get install tmux)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", &self.name];
+        args.extend_from_slice(keys);
+        Self::run(&args);
+    }
+
+    fn text(&self, text: &str) {
+        Self::run(&["send-keys", "-t", &self.name, "-l", text]);
+    }
+
+    fn screen(&self) -> String {
+        Self::run(&["capture-pane", "-p", "-t", &self.name])
+    }
+
+    /// Wait until the screen satisfies `pred`; fail with the screen if it never does.
+    fn wait(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return s;
+            }
+            if start.elapsed() > timeout {
+                panic!("timed out waiting for {what}; the screen was:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn wait_text(&self, text: &str, timeout: Duration) -> String {
+        self.wait(&format!("{text:?}"), timeout, |s| s.contains(text))
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        Self::run(&["kill-session", "-t", &self.name]);
+    }
+}
+
+fn wait_file(path: &Path, text: &str, timeout: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        let s = std::fs::read_to_string(path).unwrap_or_default();
+        if s.contains(text) {
+            return s;
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out waiting for {text:?} in {}: {s}", path.display());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn demo_console_approve_retry_filter_matrix_quit() {
+    let bin = env!("CARGO_BIN_EXE_accessdesk");
+    let dir = tempfile::tempdir().unwrap();
+    let err = dir.path().join("stderr.txt");
+    let after = dir.path().join("after.txt");
+    let t = Tmux {
+        name: format!("accessdesk-e2e-{}", std::process::id()),
+    };
+    // After the console exits: its exit code and the terminal's modes.
+    let cmd = format!(
+        "ACCESSDESK_KEYCHAIN=memory {bin} demo --keep-home --seed 7 2>{err}; echo EXIT=$? > {after}; stty -a >> {after}; sleep 600",
+        err = err.display(),
+        after = after.display()
+    );
+    Tmux::run(&[
+        "new-session",
+        "-d",
+        "-s",
+        &t.name,
+        "-x",
+        "140",
+        "-y",
+        "45",
+        &cmd,
+    ]);
+    let long = Duration::from_secs(90);
+    t.wait("the overview with pending approvals", long, |s| {
+        s.contains("Overview") && s.contains("4 Approvals (")
+    });
+
+    // Approve the first pending grant, with a reason, confirmed.
+    t.keys(&["4"]);
+    t.wait_text("Pending approvals (", long);
+    t.keys(&["a"]);
+    t.wait_text("Reason for approving 1 grant(s)", long);
+    t.text("e2e: on-call needs it");
+    t.keys(&["Enter"]);
+    t.wait_text("Approve 1 grant(s)?", long);
+    t.keys(&["y"]);
+    t.wait_text("approved 1 grant(s)", long);
+
+    // Retry the failure group from the Queue.
+    t.keys(&["3"]);
+    t.wait_text("Failures by root cause", long);
+    t.keys(&["g"]);
+    t.keys(&["r"]);
+    t.wait_text("Retry the whole group?", long);
+    t.keys(&["y"]);
+    t.wait("the retry's result", long, |s| {
+        s.contains("Retry: ") && s.contains("operation(s) in")
+    });
+
+    // Filter people and open a matrix.
+    t.keys(&["2"]);
+    t.wait_text("People (500", long);
+    t.keys(&["/"]);
+    t.text("paul.schroder@");
+    t.keys(&["Enter"]);
+    t.wait_text("of 500", long);
+    t.keys(&["Enter"]);
+    t.wait_text("Access matrix", long);
+    let screen = t.wait_text("account", long);
+    assert!(screen.contains("Paul Schröder"), "{screen}");
+    assert!(screen.contains("account"), "{screen}");
+
+    // Quit: the demo exits 0 and the terminal is back to normal.
+    t.keys(&["q"]);
+    let modes = wait_file(&after, "EXIT=", Duration::from_secs(30));
+    assert!(
+        modes.contains("EXIT=0"),
+        "{modes}\n{}",
+        std::fs::read_to_string(&err).unwrap_or_default()
+    );
+    assert!(
+        modes.contains(" icanon") && !modes.contains("-icanon"),
+        "raw mode left on: {modes}"
+    );
+    assert!(
+        modes.contains(" echo ") && !modes.contains("-echo "),
+        "echo left off: {modes}"
+    );
+    assert_eq!(
+        Tmux::run(&["display", "-p", "-t", &t.name, "#{alternate_on}"]).trim(),
+        "0"
+    );
+    assert_eq!(
+        Tmux::run(&["display", "-p", "-t", &t.name, "#{cursor_flag}"]).trim(),
+        "1"
+    );
+
+    // The audit log has the approval and the retry, and its chain is intact.
+    let stderr = std::fs::read_to_string(&err).unwrap();
+    let home = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("demo home kept at "))
+        .unwrap_or_else(|| panic!("no kept home in: {stderr}"));
+    let store = Store::open(&Path::new(home).join("accessdesk.db")).unwrap();
+    let events = store.audit_events(None, None).unwrap();
+    assert!(
+        events.iter().any(|e| e.action == "approval.approved"
+            && e.details.to_string().contains("e2e: on-call needs it")),
+        "no approval in the audit log"
+    );
+    let retried = events
+        .iter()
+        .filter(|e| {
+            e.action == "op.status"
+                && e.details
+                    .to_string()
+                    .contains("retry group from the console")
+        })
+        .count();
+    assert!(retried >= 1, "no retry in the audit log");
+    assert!(store.audit_verify().unwrap().is_ok());
+    let _ = std::fs::remove_dir_all(home);
+}
