@@ -338,3 +338,35 @@ fn bad_arguments_exit_2() {
     let o = h.run(&["people", "frobnicate"]);
     assert_eq!(code(&o), 2);
 }
+
+#[test]
+fn the_console_refuses_to_start_without_a_terminal_and_names_bad_settings() {
+    let h = Home::new();
+    h.init();
+    let o = h.run(&["console"]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(
+        text(&o).contains("the console needs an interactive terminal"),
+        "{}",
+        text(&o)
+    );
+    h.write("console.toml", "theme = \"light\"\ncolour = \"never\"\n");
+    let o = h.run(&["console"]);
+    assert_eq!(code(&o), 2);
+    let t = text(&o);
+    assert!(
+        t.contains("console.toml:2:1") && t.contains("colour"),
+        "{t}"
+    );
+    h.write("console.toml", "theme = \"nosuch\"\n");
+    let o = h.run(&["console", "--theme", "nosuch"]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("nosuch"), "{}", text(&o));
+    std::fs::create_dir_all(h.file("themes")).unwrap();
+    h.write("themes/broken.toml", "[operation]\nfailed = \"redd\"\n");
+    let o = h.run(&["console", "--theme", "broken"]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("broken.toml:2:"), "{}", text(&o));
+    let o = h.run(&["demo", "--for", "3 parsecs", "--headless"]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+}

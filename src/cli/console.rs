@@ -72,8 +72,13 @@ impl ConsoleArgs {
             })?,
             (None, None) => ColorMode::Auto,
         };
+        let theme = self.theme.clone().or(file.theme);
+        if let Some(name) = &theme {
+            // A bad theme is reported before the screen is taken over.
+            crate::tui::theme::Theme::load(name, home.map(|h| h.join("themes")).as_deref())?;
+        }
         Ok(ConsoleOptions {
-            theme: self.theme.clone().or(file.theme),
+            theme,
             color,
             readonly: self.readonly,
             mouse: self.mouse || file.mouse.unwrap_or(false),
