@@ -204,11 +204,22 @@ fn sync_all(s: &mut AppState) {
         .entry(PageKey::Systems)
         .or_default()
         .sync(names.iter().map(String::as_str));
-    let q: Vec<String> = s.queue_rows().iter().map(|o| o.id.to_string()).collect();
-    s.cursors
-        .entry(PageKey::Queue)
-        .or_default()
-        .sync(q.iter().map(String::as_str));
+    // The queue can hold tens of thousands of rows: find the selected id without
+    // formatting every row's.
+    let ids: Vec<i64> = s.queue_rows().iter().map(|o| o.id).collect();
+    let c = s.cursors.entry(PageKey::Queue).or_default();
+    let want = c.key.as_deref().and_then(|k| k.parse::<i64>().ok());
+    match want.and_then(|w| ids.iter().position(|&id| id == w)) {
+        Some(i) => c.index = i,
+        None if ids.is_empty() => {
+            c.index = 0;
+            c.offset = 0;
+        }
+        None => {
+            c.index = c.index.min(ids.len() - 1);
+            c.key = Some(ids[c.index].to_string());
+        }
+    }
     let g: Vec<String> = s.snapshot.groups.iter().map(|g| g.key.clone()).collect();
     s.cursors
         .entry(PageKey::Groups)
