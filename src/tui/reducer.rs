@@ -100,7 +100,13 @@ pub fn update(s: &mut AppState, msg: Msg, now: DateTime<Utc>) -> Vec<Effect> {
             if s.events.len() > 50 {
                 s.events.remove(0);
             }
-            say(s, Level::Info, text, now);
+            // A job's result stays readable for a while; events do not push it away.
+            let keep = s.status.as_ref().is_some_and(|m| {
+                m.level != Level::Info && (now - m.at) < chrono::Duration::seconds(6)
+            });
+            if !keep {
+                say(s, Level::Info, text, now);
+            }
             vec![]
         }
         Msg::Tick => {

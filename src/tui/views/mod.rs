@@ -511,3 +511,18 @@ pub(super) fn kind_word(k: crate::model::OperationKind) -> &'static str {
         Reactivate => "reactivate",
     }
 }
+
+/// A scrollable detail page (`j`/`k` scroll it).
+pub(super) fn detail_page(f: &mut Frame, s: &AppState, area: Rect, lines: Vec<Line>, title: &str) {
+    let scroll = s
+        .cursor(PageKey::Detail)
+        .offset
+        .min(lines.len().saturating_sub(1));
+    f.render_widget(
+        Paragraph::new(lines)
+            .scroll((scroll as u16, 0))
+            .wrap(Wrap { trim: false })
+            .block(block(s, title.to_string(), true)),
+        area,
+    );
+}

@@ -251,21 +251,8 @@ pub fn cell(f: &mut Frame, s: &AppState, area: Rect) {
             ),
         ]));
         for a in &d.attempts {
-            lines.push(Line::styled(
-                format!("    {}", super::queue::attempt_line(a)),
-                t.style(Role::Muted),
-            ));
+            lines.extend(super::queue::attempt_lines(s, a, "    "));
         }
     }
-    let scroll = s
-        .cursor(PageKey::Detail)
-        .offset
-        .min(lines.len().saturating_sub(1));
-    f.render_widget(
-        Paragraph::new(lines)
-            .scroll((scroll as u16, 0))
-            .wrap(Wrap { trim: false })
-            .block(block(s, " Why ".into(), true)),
-        area,
-    );
+    detail_page(f, s, area, lines, " Why ");
 }

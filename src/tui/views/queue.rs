@@ -256,18 +256,30 @@ pub fn operation(f: &mut Frame, s: &AppState, area: Rect) {
         lines.push(Line::styled("  not attempted yet", t.style(Role::Muted)));
     }
     for a in &d.attempts {
-        let role = match a.outcome.as_deref() {
-            Some("ok") => Role::AlertOk,
-            Some(_) => Role::AlertError,
-            None => Role::AlertInfo,
-        };
-        lines.push(Line::styled(
-            format!("  {}", attempt_line(a)),
-            t.style(role),
-        ));
-        lines.push(Line::styled(
+        lines.extend(attempt_lines(s, a, "  "));
+    }
+    detail_page(
+        f,
+        s,
+        area,
+        lines,
+        " Operation (r retry · s skip · c cancel) ",
+    );
+}
+
+/// One attempt: its outcome, when, the request line and the (redacted) response.
+pub(super) fn attempt_lines(s: &AppState, a: &AttemptRow, indent: &str) -> Vec<Line<'static>> {
+    let t = &s.theme;
+    let role = match a.outcome.as_deref() {
+        Some("ok") => Role::AlertOk,
+        Some(_) => Role::AlertError,
+        None => Role::AlertInfo,
+    };
+    let mut lines = vec![
+        Line::styled(format!("{indent}{}", attempt_line(a)), t.style(role)),
+        Line::styled(
             format!(
-                "    started {}{}",
+                "{indent}  started {}{}",
                 local(s, &a.started_at),
                 a.finished_at
                     .as_deref()
@@ -275,33 +287,19 @@ pub fn operation(f: &mut Frame, s: &AppState, area: Rect) {
                     .unwrap_or_default()
             ),
             t.style(Role::Muted),
+        ),
+    ];
+    if let Some(x) = a.request.as_deref() {
+        lines.push(Line::styled(
+            format!("{indent}  request:  {x}"),
+            t.style(Role::Muted),
         ));
-        if let Some(x) = a.request.as_deref() {
-            lines.push(Line::styled(
-                format!("    request:  {x}"),
-                t.style(Role::Muted),
-            ));
-        }
-        if let Some(x) = a.excerpt.as_deref().filter(|x| !x.is_empty()) {
-            lines.push(Line::styled(
-                format!("    response: {x}"),
-                t.style(Role::Muted),
-            ));
-        }
     }
-    let scroll = s
-        .cursor(PageKey::Detail)
-        .offset
-        .min(lines.len().saturating_sub(1));
-    f.render_widget(
-        Paragraph::new(lines)
-            .scroll((scroll as u16, 0))
-            .wrap(Wrap { trim: false })
-            .block(block(
-                s,
-                " Operation (r retry · s skip · c cancel) ".into(),
-                true,
-            )),
-        area,
-    );
+    if let Some(x) = a.excerpt.as_deref().filter(|x| !x.is_empty()) {
+        lines.push(Line::styled(
+            format!("{indent}  response: {x}"),
+            t.style(Role::Muted),
+        ));
+    }
+    lines
 }
