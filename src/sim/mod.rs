@@ -6,9 +6,12 @@
 //! fault profile in front of any real peer (moto, scim2-server).
 
 pub mod fault;
+pub mod filter;
+pub mod log;
 pub mod okta;
 pub mod proxy;
 pub mod ratelimit;
+pub mod rules;
 
 use std::net::SocketAddr;
 
