@@ -228,7 +228,10 @@ fn key<'a>(obj: &'a serde_json::Map<String, Value>, k: &str, ci: bool) -> Option
 pub fn lookup<'a>(v: &'a Value, path: &str, names_ci: bool) -> Vec<&'a Value> {
     let mut start = v;
     let mut rest = path;
-    if path.len() > 4 && path[..4].eq_ignore_ascii_case("urn:") {
+    if path
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+    {
         let lower = path.to_ascii_lowercase();
         let ext = v.as_object().and_then(|o| {
             o.iter()
@@ -423,5 +426,17 @@ mod tests {
         assert!(e.matches_with(&g, &sem));
         assert!(parse("emails[type eq \"work\"").is_err());
         assert!(parse("").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_input_parses_or_errs_and_never_panics(f in "\\PC{0,60}", path in "[a-zü:.\\[\\] \"]{0,20}") {
+            let v = json!({"a": [{"b": "x"}], "urn:x:y": {"c": 1}, "ü": "é"});
+            if let Ok(e) = parse(&f) {
+                let _ = e.matches(&v, true);
+            }
+            let _ = lookup(&v, &path, true);
+            let _ = lookup(&v, &format!("urn:{path}"), false);
+        }
     }
 }

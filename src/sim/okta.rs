@@ -28,7 +28,6 @@
 // Handlers bail out early with a ready Okta error response; boxing it buys nothing here.
 #![allow(clippy::result_large_err)]
 
-use super::SimServer;
 use super::fault::{FaultProfile, Faults, ThrottleStyle, inject};
 use super::filter;
 pub use super::log::LoggedRequest;
@@ -36,6 +35,7 @@ use super::log::{RequestLog, record};
 use super::ratelimit::{Enforcer, RateWindows, enforce};
 use super::rules::{self, Rules, VendorBodies};
 pub use super::rules::{BodyFault, FailRule};
+use super::{SimServer, WriteCounts};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -177,8 +177,7 @@ struct Org {
     clients: HashMap<String, OAuthClient>,
     access_tokens: HashMap<String, AccessToken>,
     used_jtis: HashSet<String>,
-    creates_per_login: HashMap<String, u32>,
-    membership_adds: HashMap<(String, String), u32>,
+    counts: WriteCounts,
     token_requests: u64,
 }
 
@@ -325,43 +324,21 @@ impl OktaHandle {
 
     /// How many times a user with this login was created (more than 1 is a duplicate).
     pub fn creates_for(&self, login: &str) -> u32 {
-        self.inner
-            .lock()
-            .creates_per_login
-            .get(&login.to_lowercase())
-            .copied()
-            .unwrap_or(0)
+        self.inner.lock().counts.creates_for(login)
     }
 
     /// The highest create count of any login.
     pub fn max_creates_per_login(&self) -> u32 {
-        self.inner
-            .lock()
-            .creates_per_login
-            .values()
-            .copied()
-            .max()
-            .unwrap_or(0)
+        self.inner.lock().counts.max_creates()
     }
 
     /// How many times this membership was added (a PUT for an existing member adds nothing).
     pub fn membership_adds(&self, group_id: &str, user_id: &str) -> u32 {
-        self.inner
-            .lock()
-            .membership_adds
-            .get(&(group_id.to_string(), user_id.to_string()))
-            .copied()
-            .unwrap_or(0)
+        self.inner.lock().counts.adds_for(group_id, user_id)
     }
 
     pub fn max_membership_adds(&self) -> u32 {
-        self.inner
-            .lock()
-            .membership_adds
-            .values()
-            .copied()
-            .max()
-            .unwrap_or(0)
+        self.inner.lock().counts.max_adds()
     }
 
     /// Every request seen so far.
@@ -1015,7 +992,7 @@ async fn create_user(
         if activate { "ACTIVE" } else { "STAGED" },
         visible_at,
     );
-    *s.creates_per_login.entry(login.to_lowercase()).or_insert(0) += 1;
+    s.counts.created(&login);
     for g in group_ids {
         add_membership(&mut s, &g, &id, visible_at);
     }
@@ -1497,7 +1474,7 @@ fn add_membership(s: &mut Org, gid: &str, uid: &str, visible_at: Instant) {
         return;
     }
     s.memberships.insert(key.clone(), visible_at);
-    *s.membership_adds.entry(key).or_insert(0) += 1;
+    s.counts.added(gid, uid);
     if let Some(g) = s.groups.get_mut(gid) {
         g.last_membership_updated = Utc::now();
     }
