@@ -6,8 +6,12 @@
 //! every request ([`log`]). [`proxy`] puts the same fault profile in front of any real peer
 //! (moto, scim2-server).
 //!
-//! One simulator per adapter: [`okta`], [`scim`].
+//! One simulator per adapter: [`okta`], [`scim`], [`aws`] (IAM and STS in [`aws_iam`], the
+//! identity store in [`aws_identitystore`], one account on one endpoint).
 
+pub mod aws;
+pub mod aws_iam;
+pub mod aws_identitystore;
 pub mod fault;
 pub mod filter;
 pub mod log;

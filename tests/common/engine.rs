@@ -106,6 +106,23 @@ pub fn fast() -> EngineConfig {
     }
 }
 
+/// Person `i` of [`Run::intend`]'s team.
+pub fn person(i: usize) -> Person {
+    let mut p = Person::new(
+        &format!("E{i:03}"),
+        &format!("Given{i}"),
+        "Faulty",
+        &format!("f{i}@example.com"),
+    );
+    p.department = if i.is_multiple_of(2) {
+        "Engineering"
+    } else {
+        "Sales"
+    }
+    .into();
+    p
+}
+
 pub struct Run {
     pub cfg: SystemsConfig,
     pub store: Arc<Mutex<Store>>,
@@ -142,13 +159,7 @@ impl Run {
         let mut s = self.store.lock().unwrap();
         s.write(|tx| {
             for i in 0..n {
-                let mut p = Person::new(
-                    &format!("E{i:03}"),
-                    &format!("Given{i}"),
-                    "Faulty",
-                    &format!("f{i}@example.com"),
-                );
-                p.department = if i % 2 == 0 { "Engineering" } else { "Sales" }.into();
+                let p = person(i);
                 tx.upsert_person(&p, "test")?;
                 let mut grants = Vec::new();
                 for sys in systems {
@@ -207,6 +218,26 @@ impl Run {
             systems,
             ec,
         ))
+    }
+
+    /// Run the engine until idle (fast settings) where exactly one create is refused for
+    /// good by the vendor: it fails Permanent with `why` in its message; the rest converges
+    /// (`succeeded` operations). The refused person's memberships stay blocked.
+    pub async fn run_with_one_refusal(&self, succeeded: usize, why: &str) {
+        let summary = self.engine(fast()).run_until_idle(None).await.unwrap();
+        let failed = self.failed();
+        assert_eq!(summary.failed, 1, "{summary:?} {failed:#?}");
+        assert_eq!(summary.succeeded, succeeded, "{summary:?}");
+        assert_eq!(failed[0].last_error_class.as_deref(), Some("permanent"));
+        assert!(
+            failed[0]
+                .last_error_message
+                .as_deref()
+                .unwrap_or("")
+                .contains(why),
+            "{failed:#?}"
+        );
+        self.audit_ok();
     }
 
     pub fn failed(&self) -> Vec<OpRow> {
