@@ -1,6 +1,7 @@
 //! The AWS simulator (src/sim/aws.rs: IAM and STS over the query protocol, the identity
 //! store over JSON 1.1) against our AWS adapters, built from systems.toml entries as for
-//! real AWS.
+//! real AWS. (No model of the identity store is in specs/, so its conformance is checked
+//! by the contract and the behaviour tests only.)
 //!
 //! The contract bodies are the ones tests/aws_peer.rs runs against moto
 //! (tests/common/aws_contract.rs); then what only the simulator has: real paging, its own
@@ -17,9 +18,9 @@ mod moto;
 use accessdesk::adapters::{Adapter, ErrorClass, collect_all};
 use accessdesk::model::SystemKind;
 use accessdesk::sim::aws::AwsSimOptions;
-use accessdesk::sim::aws_iam;
 use accessdesk::sim::fault::FaultProfile;
-use contract::{AwsTarget, SLOW, SimAws, group, iam, names, person};
+use accessdesk::sim::{aws_iam, aws_identitystore};
+use contract::{AwsTarget, SLOW, SimAws, group, iam, idstore, names, person};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -63,10 +64,18 @@ async fn contract_deactivation_and_reactivation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contract_faults_through_the_proxy_converge() {
     let s = sim().await;
-    contract::faults_converge(&s, false).await;
-    let counts = s.handle.iam_counts();
-    assert_eq!(counts.max_creates(), 1, "a user was created twice");
-    assert_eq!(counts.max_adds(), 1, "a membership was added twice");
+    contract::faults_converge(&s, true).await;
+    for counts in [s.handle.iam_counts(), s.handle.store_counts()] {
+        assert_eq!(counts.max_creates(), 1, "a user was created twice");
+        assert_eq!(counts.max_adds(), 1, "a membership was added twice");
+    }
+}
+
+#[tokio::test]
+async fn contract_identitystore() {
+    let s = sim().await;
+    contract::identitystore_contract(&s).await;
+    assert_eq!(s.handle.store_counts().max_creates(), 1);
 }
 
 #[tokio::test]
@@ -303,6 +312,174 @@ async fn the_engine_converges_through_the_sims_own_faults_without_duplicates() {
         .iam_user(&accessdesk::model::names::shape(&engine::person(3), SystemKind::AwsIam).login)
         .and_then(|u| u.tag("accessdesk:hris-id").map(str::to_string));
     assert_eq!(hris.as_deref(), Some("E003"));
+}
+
+/// The identity store's own behaviour: JSON errors with `__type` and their extra members,
+/// the store id checked, a rejected user Permanent, reads lagging writes, its own
+/// throttling shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_store_errors_visibility_and_throttling() {
+    let s = SimAws::start(AwsSimOptions {
+        faults: FaultProfile {
+            visibility_delay: Duration::from_millis(500),
+            ..FaultProfile::none()
+        },
+        ..AwsSimOptions::default()
+    })
+    .await;
+    s.handle.seed_store_group("eng");
+    s.handle
+        .reject_user("blocked", "The user name is reserved by policy.");
+    let a = idstore(&s.url(), &s.credential(), "", SLOW);
+    let code = |e: &accessdesk::adapters::AdapterError| {
+        let c = e.vendor_code.clone().unwrap_or_default();
+        assert!(aws_identitystore::ERROR_CODES.contains(&c.as_str()), "{e}");
+        c
+    };
+    // A JSON error: __type, Message, and the exception's own members.
+    let r = a
+        .call(
+            "DescribeUser",
+            serde_json::json!({"UserId": "1234567890-00000000-0000-4000-8000-000000000000"}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&r), "ResourceNotFoundException");
+    let v: Value = serde_json::from_str(&r.excerpt).unwrap();
+    assert_eq!(
+        (v["ResourceType"].as_str(), v["Message"].is_string()),
+        (Some("USER"), true)
+    );
+    // Another store.
+    let other = a
+        .call(
+            "ListUsers",
+            serde_json::json!({"IdentityStoreId": "d-9999999999"}),
+        )
+        .await
+        .unwrap_err();
+    assert!(other.excerpt.contains("IDENTITY_STORE"), "{other}");
+    // A rejected user.
+    let e = a
+        .create_account(&person("E1", "blocked", "B", "U"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.class.clone(), code(&e).as_str()),
+        (ErrorClass::Permanent, "ValidationException")
+    );
+    assert!(e.message.contains("reserved by policy"), "{e}");
+    // Reads lag writes; writes see the truth.
+    let ada = a
+        .create_account(&person("E2", "ada", "Ada", "L"))
+        .await
+        .unwrap();
+    assert!(a.get_account(&ada.external_id).await.unwrap().is_none());
+    let e = a
+        .create_account(&person("E2", "ADA", "Ada", "L"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.class.clone(), code(&e).as_str()),
+        (ErrorClass::Conflict, "ConflictException")
+    );
+    a.add_membership(&ada.external_id, &group("eng"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.handle.store_group_members("eng"),
+        vec![ada.external_id.clone()]
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(a.get_account(&ada.external_id).await.unwrap().is_some());
+    assert_eq!(
+        names(a.list_memberships(&ada.external_id).await.unwrap()),
+        ["eng"]
+    );
+    // Garbage and unknown operations.
+    let e = a
+        .call("Frobnicate", serde_json::json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "UnknownOperationException");
+    let e = a
+        .call("ListUsers", serde_json::json!({"MaxResults": 500}))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "ValidationException");
+
+    // Throttling in the JSON shape: 400 ThrottlingException with RetryAfterSeconds.
+    let limited = SimAws::start(AwsSimOptions {
+        rate_limit: Some(3),
+        rate_window: Duration::from_secs(2),
+        ..AwsSimOptions::default()
+    })
+    .await;
+    let mut signed = idstore(&limited.url(), &limited.credential(), "", SLOW);
+    // One attempt a call: the refusal itself is what is looked at.
+    signed.set_retry(accessdesk::adapters::http::RetryPolicy {
+        max_attempts: 1,
+        ..contract::fast_retry()
+    });
+    let mut throttled = None;
+    for _ in 0..10 {
+        match signed.call("ListUsers", serde_json::json!({})).await {
+            Err(e) if e.vendor_code.as_deref() == Some("ThrottlingException") => {
+                throttled = Some(e);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let e = throttled.expect("the identity store's window never refused");
+    assert!(
+        matches!(
+            e.class,
+            ErrorClass::RateLimited {
+                retry_after: Some(_)
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(e.status, Some(400));
+}
+
+/// The engine provisioning the identity store through the simulator's own faults.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_converges_on_the_identity_store_without_duplicates() {
+    let s = SimAws::start(AwsSimOptions {
+        faults: FaultProfile {
+            timeout_delay: Duration::from_secs(2),
+            ..FaultProfile::mixed(0.10, 99)
+        },
+        lost_response_rate: 0.02,
+        ..AwsSimOptions::default()
+    })
+    .await;
+    for g in ["everyone", "engineering"] {
+        s.handle.seed_store_group(g);
+    }
+    let refused =
+        accessdesk::model::names::shape(&engine::person(7), SystemKind::AwsIdentityStore).login;
+    s.handle
+        .reject_user(&refused, "The user name is on the directory's block list.");
+    let entry = engine::Entry::new("sso", "aws_identity_store", &s.url(), "aws-sso")
+        .verify(true)
+        .settings(&format!(
+            "region = \"us-east-1\"\nidentity_store_id = \"{}\"",
+            s.handle.identity_store_id()
+        ));
+    let run = engine::Run::new(&[entry], &[("aws-sso", &s.credential())]);
+    run.intend(20, &["sso"]);
+    run.run_with_one_refusal(19 + 19 + 10, "block list").await;
+    let (_, injected) = s.handle.faults().counts();
+    assert!(injected > 0, "no faults were injected");
+    let counts = s.handle.store_counts();
+    assert_eq!(counts.max_creates(), 1, "a user was created twice");
+    assert_eq!(counts.max_adds(), 1, "a membership was created twice");
+    assert_eq!(s.handle.store_users().len(), 19);
+    assert_eq!(s.handle.store_group_members("engineering").len(), 10);
+    assert_eq!(s.handle.store_group_members("everyone").len(), 19);
 }
 
 // -- conformance with IAM's model ----------------------------------------------------------

@@ -381,6 +381,11 @@ impl AwsError {
     pub(crate) fn bad(code: &str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
+    /// An extra member of the JSON error body (`Reason`, `ResourceType`, ...).
+    pub(crate) fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.extra.insert(key.to_string(), value.into());
+        self
+    }
     pub(crate) fn query(&self) -> Response {
         let kind = if self.status.is_server_error() {
             "Receiver"

@@ -411,7 +411,11 @@ pub(crate) fn handle(
                 ));
             }
             new_user(a, &user, &path, tags, visible_from, &inner.opts);
-            let u = &a.iam.users[&user.to_lowercase()];
+            let u = a
+                .iam
+                .users
+                .get(&user.to_lowercase())
+                .ok_or_else(|| no_such_user(&user))?;
             Ok(Some(format!("<User>{}</User>", user_xml(u, true))))
         }
         "GetUser" => {
@@ -551,7 +555,11 @@ pub(crate) fn handle(
                 ));
             }
             new_group(a, &inner.opts.account_id, &group, &path);
-            let g = &a.iam.groups[&group.to_lowercase()];
+            let g = a
+                .iam
+                .groups
+                .get(&group.to_lowercase())
+                .ok_or_else(|| no_such_group(&group))?;
             Ok(Some(format!("<Group>{}</Group>", group_xml(g))))
         }
         "GetGroup" => {
