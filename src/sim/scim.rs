@@ -564,6 +564,7 @@ fn router(inner: Arc<Inner>, faults: Arc<Faults>) -> axum::Router {
         .route(&r("/Schemas/{id}"), get(schema))
         .route(&r("/Me"), get(me).post(me).put(me).patch(me).delete(me))
         .route(&r("/Bulk"), post(bulk))
+        .route(&r("/.search"), post(search_all))
         .route(&r("/{endpoint}"), get(list).post(create))
         .route(&r("/{endpoint}/.search"), post(search))
         .route(
@@ -874,60 +875,111 @@ async fn resource_type(
     }
 }
 
-/// A minimal schema: the attributes the provider knows, with type and multiplicity.
+/// The sub-attributes of a complex attribute (RFC 7643 §4, §8.7).
+fn sub_attributes(attr: &str) -> &'static [&'static str] {
+    match attr {
+        "name" => &[
+            "formatted",
+            "familyName",
+            "givenName",
+            "middleName",
+            "honorificPrefix",
+            "honorificSuffix",
+        ],
+        "addresses" => &[
+            "formatted",
+            "streetAddress",
+            "locality",
+            "region",
+            "postalCode",
+            "country",
+            "type",
+            "primary",
+        ],
+        "groups" | "members" => &["value", "$ref", "display", "type"],
+        "manager" => &["value", "$ref", "displayName"],
+        "emails" | "phoneNumbers" | "ims" | "photos" | "entitlements" | "roles"
+        | "x509Certificates" => &["value", "display", "type", "primary"],
+        _ => &[],
+    }
+}
+
+/// One attribute's description: type, multiplicity, case-exactness, mutability and
+/// returnability as RFC 7643 defines them for the core schemas.
+fn attribute_json(parent: Option<&str>, name: &str) -> Value {
+    let full = match parent {
+        Some(p) => format!("{p}.{name}"),
+        None => name.to_string(),
+    };
+    let subs = if parent.is_none() {
+        sub_attributes(name)
+    } else {
+        &[]
+    };
+    let ty = match name {
+        "active" | "primary" => "boolean",
+        "$ref" => "reference",
+        _ if !subs.is_empty() => "complex",
+        _ => "string",
+    };
+    let (mutability, returned) = match (parent, name) {
+        // A password is written, never returned; `groups` is computed from the groups.
+        (None, "password") => ("writeOnly", "never"),
+        (None, "groups") | (Some("groups"), _) => ("readOnly", "default"),
+        // A member is an id (its display name is the server's to say).
+        (Some("members"), "display") => ("readOnly", "default"),
+        (Some("members"), _) => ("immutable", "default"),
+        _ => ("readWrite", "default"),
+    };
+    let required = matches!(
+        (parent, name),
+        (None, "userName" | "displayName") | (Some("members"), "value")
+    );
+    let mut v = json!({
+        "name": name,
+        "type": ty,
+        "multiValued": parent.is_none() && MULTI_VALUED.contains(&name),
+        "required": required,
+        "caseExact": case_exact(&full),
+        "mutability": mutability,
+        "returned": returned,
+        "uniqueness": if parent.is_none() && name == "userName" { "server" } else { "none" },
+    });
+    if ty == "reference" {
+        v["referenceTypes"] = json!(["User", "Group"]);
+    }
+    if !subs.is_empty() {
+        v["subAttributes"] = Value::Array(
+            subs.iter()
+                .map(|sub| attribute_json(Some(name), sub))
+                .collect(),
+        );
+    }
+    v
+}
+
+/// A schema: the attributes the provider knows, as RFC 7643 §7 describes them.
 fn schema_json(inner: &Inner, base: &str, id: &str) -> Option<Value> {
-    let attr = |name: &str, ty: &str, multi: bool, required: bool, unique: bool| {
-        json!({
-            "name": name, "type": ty, "multiValued": multi, "required": required,
-            "caseExact": case_exact(name), "mutability": "readWrite", "returned": "default",
-            "uniqueness": if unique { "server" } else { "none" },
-        })
+    let describe = |names: &[&str]| -> Vec<Value> {
+        names
+            .iter()
+            .filter(|a| !matches!(**a, "schemas" | "id" | "meta"))
+            .map(|a| attribute_json(None, a))
+            .collect()
     };
     let (name, attributes) = match id {
-        SCHEMA_USER => (
-            "User",
-            USER_ATTRIBUTES
-                .iter()
-                .filter(|a| !matches!(**a, "schemas" | "id" | "meta"))
-                .map(|a| {
-                    let ty = match *a {
-                        "active" => "boolean",
-                        "name" | "emails" | "phoneNumbers" | "ims" | "photos" | "addresses"
-                        | "groups" | "entitlements" | "roles" | "x509Certificates" => "complex",
-                        _ => "string",
-                    };
-                    attr(
-                        a,
-                        ty,
-                        MULTI_VALUED.contains(a),
-                        *a == "userName",
-                        *a == "userName",
-                    )
-                })
-                .collect::<Vec<_>>(),
-        ),
-        SCHEMA_GROUP => (
-            "Group",
-            vec![
-                attr("displayName", "string", false, true, false),
-                attr("members", "complex", true, false, false),
-            ],
-        ),
+        SCHEMA_USER => ("User", describe(USER_ATTRIBUTES)),
+        SCHEMA_GROUP => ("Group", describe(GROUP_ATTRIBUTES)),
         SCHEMA_ENTERPRISE if inner.opts.enterprise_extension => (
             "EnterpriseUser",
-            [
+            describe(&[
                 "employeeNumber",
                 "costCenter",
                 "organization",
                 "division",
                 "department",
-            ]
-            .iter()
-            .map(|a| attr(a, "string", false, false, false))
-            .chain(std::iter::once(attr(
-                "manager", "complex", false, false, false,
-            )))
-            .collect(),
+                "manager",
+            ]),
         ),
         _ => return None,
     };
@@ -1069,18 +1121,14 @@ fn view(p: &Provider, r: &ScimResource, base: &str, now: Instant) -> Value {
                             .and_then(Value::as_str)
                             .unwrap_or("")
                             .to_string();
-                        let (kind, target) = match p.users.get(&v) {
-                            Some(u) => (Kind::User, Some(u)),
-                            None => (Kind::Group, p.groups.get(&v)),
+                        let kind = if p.users.contains_key(&v) {
+                            Kind::User
+                        } else {
+                            Kind::Group
                         };
                         obj.entry("type").or_insert_with(|| json!(kind.name()));
                         obj.entry("$ref")
                             .or_insert_with(|| json!(format!("{base}/{}/{v}", kind.endpoint())));
-                        if let Some(t) = target
-                            && let Some(d) = t.display_name().or(t.user_name())
-                        {
-                            obj.entry("display").or_insert_with(|| json!(d));
-                        }
                     }
                     m
                 })
@@ -1703,6 +1751,15 @@ fn scim_semantics() -> Semantics<'static> {
 }
 
 fn op_list(p: &Provider, kind: Kind, q: &ListQuery, ctx: &Ctx<'_>) -> Result<Reply, ScimError> {
+    op_list_kinds(p, &[kind], q, ctx)
+}
+
+fn op_list_kinds(
+    p: &Provider,
+    kinds: &[Kind],
+    q: &ListQuery,
+    ctx: &Ctx<'_>,
+) -> Result<Reply, ScimError> {
     let o = ctx.opts;
     let expr = match &q.filter {
         Some(_) if !o.filter => return Err(ScimError::not_implemented("Filtering")),
@@ -1728,9 +1785,9 @@ fn op_list(p: &Provider, kind: Kind, q: &ListQuery, ctx: &Ctx<'_>) -> Result<Rep
         .unwrap_or(o.max_results as i64)
         .clamp(0, o.max_results as i64) as usize;
     let sem = scim_semantics();
-    let mut items: Vec<(&ScimResource, Value)> = p
-        .table(kind)
-        .values()
+    let mut items: Vec<(&ScimResource, Value)> = kinds
+        .iter()
+        .flat_map(|k| p.table(*k).values())
         .filter(|r| r.visible_at <= ctx.now)
         .map(|r| (r, view(p, r, &ctx.base, ctx.now)))
         .filter(|(_, v)| expr.as_ref().is_none_or(|e| e.matches_with(v, &sem)))
@@ -1819,6 +1876,16 @@ async fn search(
         let q = ListQuery::from_search(&body)?;
         op_list(&inner.lock(), k, &q, &ctx)
     }))
+}
+
+/// `POST /.search` at the root (RFC 7644 §3.4.3): Users and Groups together, filtered,
+/// sorted and paged as one listing.
+async fn search_all(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+    let ctx = ctx(&inner, &headers);
+    respond(
+        ListQuery::from_search(&body)
+            .and_then(|q| op_list_kinds(&inner.lock(), &[Kind::User, Kind::Group], &q, &ctx)),
+    )
 }
 
 async fn create(
@@ -2048,8 +2115,14 @@ mod patch {
                 Some(SCHEMA_ENTERPRISE.to_string()),
                 &path[ext_prefix.len()..],
             )
-        } else if lower == SCHEMA_ENTERPRISE.to_ascii_lowercase() {
-            (None, SCHEMA_ENTERPRISE)
+        } else if lower == SCHEMA_ENTERPRISE.to_ascii_lowercase() && kind == Kind::User {
+            // The whole extension object (its URN contains a '.', so not split below).
+            return Ok(Target {
+                ext: None,
+                attr: SCHEMA_ENTERPRISE.to_string(),
+                filter: None,
+                sub: None,
+            });
         } else if lower.starts_with("urn:") {
             return Err(invalid_path(path));
         } else {
@@ -2087,9 +2160,7 @@ mod patch {
                 && n.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '$')
         };
-        if !(name_ok(&attr) || (attr == SCHEMA_ENTERPRISE && ext.is_none()))
-            || sub.as_deref().is_some_and(|s| !name_ok(s))
-        {
+        if !name_ok(&attr) || sub.as_deref().is_some_and(|s| !name_ok(s)) {
             return Err(invalid_path(path));
         }
         let attr = if ext.is_some() {
