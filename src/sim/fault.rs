@@ -8,7 +8,7 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rand::{Rng, SeedableRng};
@@ -82,15 +82,217 @@ impl FaultProfile {
     }
 }
 
-/// How an injected rate-limit refusal looks, per vendor.
+/// How a rate-limit refusal (and an injected server error) looks, per vendor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThrottleStyle {
-    /// 429 with Retry-After (Slack, Graph, SCIM providers).
+    /// 429 with Retry-After and a generic JSON body (Slack, Graph).
     RetryAfter429,
+    /// SCIM service providers: 429 with Retry-After and a SCIM error body (RFC 7644 §3.12;
+    /// SCIM has no rate-limit headers of its own).
+    Scim,
     /// Okta: 429 with X-Rate-Limit-* and errorCode E0000047.
     Okta,
-    /// AWS query APIs: HTTP 400, `<Code>Throttling</Code>`.
+    /// AWS query APIs (IAM, STS): HTTP 400, `<Code>Throttling</Code>`, no Retry-After.
     AwsQuery,
+    /// AWS JSON 1.1 APIs (identity store): HTTP 400, `__type` ThrottlingException with
+    /// `RetryAfterSeconds`.
+    AwsJson,
+    /// One endpoint serving both AWS protocols: JSON for requests with `X-Amz-Target`,
+    /// query XML for the others.
+    Aws,
+}
+
+const IAM_XMLNS: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
+
+impl ThrottleStyle {
+    /// The concrete style for one request (resolves [`ThrottleStyle::Aws`]).
+    pub fn for_request(self, req: &HeaderMap) -> ThrottleStyle {
+        match self {
+            ThrottleStyle::Aws if req.contains_key("x-amz-target") => ThrottleStyle::AwsJson,
+            ThrottleStyle::Aws => ThrottleStyle::AwsQuery,
+            other => other,
+        }
+    }
+
+    /// A rate-limit refusal that tells (where the vendor does) to wait `retry_after_secs`.
+    pub fn refusal(self, retry_after_secs: u64, req: &HeaderMap) -> Response {
+        match self.for_request(req) {
+            ThrottleStyle::RetryAfter429 => {
+                let mut r = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    axum::Json(
+                        serde_json::json!({"error": "rate_limited", "detail": "Too many requests"}),
+                    ),
+                )
+                    .into_response();
+                r.headers_mut()
+                    .insert("retry-after", HeaderValue::from(retry_after_secs));
+                r
+            }
+            ThrottleStyle::Scim => {
+                let mut r = scim_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many requests; retry after the time given in Retry-After.",
+                );
+                r.headers_mut()
+                    .insert("retry-after", HeaderValue::from(retry_after_secs));
+                r
+            }
+            ThrottleStyle::Okta => {
+                let reset = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs()
+                    + retry_after_secs;
+                let mut r = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    axum::Json(serde_json::json!({
+                        "errorCode": "E0000047",
+                        "errorSummary": "API call exceeded rate limit due to too many requests.",
+                        "errorLink": "E0000047",
+                        "errorId": "sim-ratelimit",
+                        "errorCauses": []
+                    })),
+                )
+                    .into_response();
+                let h = r.headers_mut();
+                h.insert("x-rate-limit-limit", HeaderValue::from(600u32));
+                h.insert("x-rate-limit-remaining", HeaderValue::from(0u32));
+                h.insert("x-rate-limit-reset", HeaderValue::from(reset));
+                r
+            }
+            ThrottleStyle::AwsQuery | ThrottleStyle::Aws => {
+                let mut r = aws_query_error(
+                    StatusCode::BAD_REQUEST,
+                    "Sender",
+                    "Throttling",
+                    "Rate exceeded",
+                );
+                r.headers_mut().insert(
+                    "x-amzn-errortype",
+                    HeaderValue::from_static("ThrottlingException"),
+                );
+                r
+            }
+            ThrottleStyle::AwsJson => {
+                let body = serde_json::json!({
+                    "__type": "ThrottlingException",
+                    "Message": "Rate exceeded",
+                    "RequestId": request_id(),
+                    "RetryAfterSeconds": retry_after_secs,
+                });
+                aws_json_response(StatusCode::BAD_REQUEST, "ThrottlingException", body)
+            }
+        }
+    }
+
+    /// An internal server error / service unavailable answer.
+    pub fn server_error(self, req: &HeaderMap) -> Response {
+        match self.for_request(req) {
+            ThrottleStyle::Okta => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({
+                "errorCode": "E0000009", "errorSummary": "Internal Server Error", "errorLink": "E0000009", "errorId": "sim-5xx", "errorCauses": []
+            }))).into_response(),
+            ThrottleStyle::AwsQuery | ThrottleStyle::Aws => aws_query_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Receiver",
+                "ServiceUnavailable",
+                "Service is unavailable",
+            ),
+            ThrottleStyle::AwsJson => aws_json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerException",
+                "The request processing has failed because of an unknown error.",
+            ),
+            ThrottleStyle::Scim => scim_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The service is temporarily unavailable.",
+            ),
+            ThrottleStyle::RetryAfter429 => (StatusCode::SERVICE_UNAVAILABLE, "service unavailable (injected)").into_response(),
+        }
+    }
+}
+
+/// A SCIM error response (RFC 7644 §3.12): `status` is a string.
+pub fn scim_error(status: StatusCode, detail: &str) -> Response {
+    let mut r = (
+        status,
+        axum::Json(serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+            "status": status.as_u16().to_string(),
+            "detail": detail,
+        })),
+    )
+        .into_response();
+    r.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/scim+json"),
+    );
+    r
+}
+
+/// An AWS query-protocol (IAM, STS) error document.
+pub fn aws_query_error(status: StatusCode, kind: &str, code: &str, message: &str) -> Response {
+    let body = format!(
+        "<ErrorResponse xmlns=\"{IAM_XMLNS}\"><Error><Type>{kind}</Type><Code>{code}</Code><Message>{}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
+        xml_escape(message),
+        request_id()
+    );
+    let mut r = (status, body).into_response();
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("text/xml"));
+    r
+}
+
+/// An AWS JSON 1.1 error: `__type` names the exception; the `x-amzn-ErrorType` header too.
+pub fn aws_json_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({"__type": code, "Message": message, "RequestId": request_id()});
+    aws_json_response(status, code, body)
+}
+
+/// An AWS JSON 1.1 error with a body of the caller's making (extra members such as
+/// `Reason` or `RetryAfterSeconds`).
+pub fn aws_json_response(status: StatusCode, code: &str, body: serde_json::Value) -> Response {
+    let mut r = (status, body.to_string()).into_response();
+    r.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    if let Ok(v) = HeaderValue::from_str(code) {
+        r.headers_mut().insert("x-amzn-errortype", v);
+    }
+    r
+}
+
+/// A UUID-shaped request id, as AWS returns.
+pub fn request_id() -> String {
+    let mut rng = rand::rng();
+    let hex: String = (0..32)
+        .map(|_| char::from_digit(rng.random_range(0..16u32), 16).unwrap_or('0'))
+        .collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// XML text content with the five predefined entities escaped.
+pub fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// What the middleware decided for one request.
@@ -217,68 +419,17 @@ impl Faults {
 
     /// The response for an injected refusal, in this vendor's style.
     pub fn throttle_response(&self) -> Response {
-        let secs = self.profile().burst_retry_after_secs;
-        match self.style {
-            ThrottleStyle::RetryAfter429 => {
-                let mut r = (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    axum::Json(
-                        serde_json::json!({"error": "rate_limited", "detail": "Too many requests"}),
-                    ),
-                )
-                    .into_response();
-                r.headers_mut()
-                    .insert("retry-after", HeaderValue::from(secs));
-                r
-            }
-            ThrottleStyle::Okta => {
-                let reset = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_secs()
-                    + secs;
-                let mut r = (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    axum::Json(serde_json::json!({
-                        "errorCode": "E0000047",
-                        "errorSummary": "API call exceeded rate limit due to too many requests.",
-                        "errorLink": "E0000047",
-                        "errorId": "sim-ratelimit",
-                        "errorCauses": []
-                    })),
-                )
-                    .into_response();
-                let h = r.headers_mut();
-                h.insert("x-rate-limit-limit", HeaderValue::from(600u32));
-                h.insert("x-rate-limit-remaining", HeaderValue::from(0u32));
-                h.insert("x-rate-limit-reset", HeaderValue::from(reset));
-                r
-            }
-            ThrottleStyle::AwsQuery => {
-                let body = "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>sim-throttle</RequestId></ErrorResponse>";
-                let mut r = (StatusCode::BAD_REQUEST, body).into_response();
-                r.headers_mut()
-                    .insert("content-type", HeaderValue::from_static("text/xml"));
-                r.headers_mut().insert(
-                    "x-amzn-errortype",
-                    HeaderValue::from_static("ThrottlingException"),
-                );
-                r
-            }
-        }
+        self.throttle_response_for(&HeaderMap::new())
     }
 
-    fn server_error_response(&self) -> Response {
-        match self.style {
-            ThrottleStyle::Okta => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({
-                "errorCode": "E0000009", "errorSummary": "Internal Server Error", "errorLink": "E0000009", "errorId": "sim-5xx", "errorCauses": []
-            }))).into_response(),
-            ThrottleStyle::AwsQuery => {
-                let body = "<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code><Message>Service is unavailable</Message></Error><RequestId>sim-5xx</RequestId></ErrorResponse>";
-                (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
-            }
-            ThrottleStyle::RetryAfter429 => (StatusCode::SERVICE_UNAVAILABLE, "service unavailable (injected)").into_response(),
-        }
+    /// The injected refusal for this request (its protocol, where the style depends on it).
+    pub fn throttle_response_for(&self, req: &HeaderMap) -> Response {
+        self.style
+            .refusal(self.profile().burst_retry_after_secs, req)
+    }
+
+    fn server_error_response(&self, req: &HeaderMap) -> Response {
+        self.style.server_error(req)
     }
 }
 
@@ -303,11 +454,11 @@ pub async fn inject(State(faults): State<Arc<Faults>>, req: Request, next: Next)
     }
     match faults.decide() {
         None => next.run(req).await,
-        Some(Fault::Throttle) => faults.throttle_response(),
-        Some(Fault::ServerError) | Some(Fault::Down) => faults.server_error_response(),
+        Some(Fault::Throttle) => faults.throttle_response_for(req.headers()),
+        Some(Fault::ServerError) | Some(Fault::Down) => faults.server_error_response(req.headers()),
         Some(Fault::Timeout) => {
             tokio::time::sleep(faults.profile().timeout_delay).await;
-            faults.server_error_response()
+            faults.server_error_response(req.headers())
         }
         Some(Fault::Reset) => reset_response(),
         Some(Fault::Slow) => {

@@ -2,15 +2,74 @@
 //!
 //! Each simulator is an axum app on 127.0.0.1 on an ephemeral port. It keeps its state in
 //! memory, enforces the vendor's documented rate limits with the vendor's own headers and
-//! status codes ([`ratelimit`]), and can inject faults ([`fault`]). [`proxy`] puts the same
-//! fault profile in front of any real peer (moto, scim2-server).
+//! status codes ([`ratelimit`]), and can inject faults ([`fault`], [`rules`]); it records
+//! every request ([`log`]). [`proxy`] puts the same fault profile in front of any real peer
+//! (moto, scim2-server).
+//!
+//! One simulator per adapter: [`okta`], [`scim`], [`aws`] (IAM and STS in [`aws_iam`], the
+//! identity store in [`aws_identitystore`], one account on one endpoint).
 
+pub mod aws;
+pub mod aws_iam;
+pub mod aws_identitystore;
 pub mod fault;
+pub mod filter;
+pub mod log;
 pub mod okta;
 pub mod proxy;
 pub mod ratelimit;
+pub mod rules;
+pub mod scim;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+
+/// What a simulator actually did, for "nothing happened twice" assertions: how often each
+/// account was created (by its case-folded login) and each membership added.
+#[derive(Debug, Default, Clone)]
+pub struct WriteCounts {
+    creates: HashMap<String, u32>,
+    adds: HashMap<(String, String), u32>,
+}
+
+impl WriteCounts {
+    /// An account with this login was created.
+    pub fn created(&mut self, login: &str) {
+        *self.creates.entry(login.to_lowercase()).or_insert(0) += 1;
+    }
+
+    /// `member` became a member of `group` (it was not one before).
+    pub fn added(&mut self, group: &str, member: &str) {
+        *self
+            .adds
+            .entry((group.to_string(), member.to_string()))
+            .or_insert(0) += 1;
+    }
+
+    pub fn creates_for(&self, login: &str) -> u32 {
+        self.creates
+            .get(&login.to_lowercase())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The highest create count of any login (more than 1 is a duplicate account).
+    pub fn max_creates(&self) -> u32 {
+        self.creates.values().copied().max().unwrap_or(0)
+    }
+
+    pub fn adds_for(&self, group: &str, member: &str) -> u32 {
+        self.adds
+            .get(&(group.to_string(), member.to_string()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The highest add count of any membership (more than 1: added twice).
+    pub fn max_adds(&self) -> u32 {
+        self.adds.values().copied().max().unwrap_or(0)
+    }
+}
 
 /// A running simulator or proxy. Dropping it stops the server.
 pub struct SimServer {

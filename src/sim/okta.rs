@@ -28,9 +28,14 @@
 // Handlers bail out early with a ready Okta error response; boxing it buys nothing here.
 #![allow(clippy::result_large_err)]
 
-use super::SimServer;
 use super::fault::{FaultProfile, Faults, ThrottleStyle, inject};
-use super::ratelimit::RateWindows;
+use super::filter;
+pub use super::log::LoggedRequest;
+use super::log::{RequestLog, record};
+use super::ratelimit::{Enforcer, RateWindows, enforce};
+use super::rules::{self, Rules, VendorBodies};
+pub use super::rules::{BodyFault, FailRule};
+use super::{SimServer, WriteCounts};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -38,7 +43,7 @@ use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use chrono::{DateTime, SecondsFormat, Utc};
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -111,52 +116,6 @@ impl Default for OktaSimOptions {
     }
 }
 
-/// A deterministic fault for the next `times` requests that match.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FailRule {
-    pub method: Option<Method>,
-    /// Matches when the request path contains this.
-    pub path_contains: String,
-    /// Matches when the raw query string contains this (e.g. `after=00u...`).
-    pub query_contains: Option<String>,
-    pub fault: BodyFault,
-    pub times: u32,
-}
-
-impl FailRule {
-    pub fn new(method: Option<Method>, path_contains: &str, fault: BodyFault, times: u32) -> Self {
-        FailRule {
-            method,
-            path_contains: path_contains.to_string(),
-            query_contains: None,
-            fault,
-            times,
-        }
-    }
-
-    pub fn with_query(mut self, q: &str) -> Self {
-        self.query_contains = Some(q.to_string());
-        self
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyFault {
-    /// 200 with a body that is not JSON at all (cut-off JSON text, correct length).
-    MalformedJson,
-    /// 200 with valid JSON of the wrong shape (wrong types for `id`, `status`, `profile`;
-    /// an object where a list is expected).
-    UnexpectedShape,
-    /// An HTML error page from a proxy or gateway, with this status.
-    Html(u16),
-    /// The real response, but the connection drops halfway through the body.
-    Truncated,
-    /// 500 with Okta's E0000009 body.
-    ServerError,
-    /// The request is carried out, then the connection drops before the response.
-    LostResponse,
-}
-
 /// A user as the simulator holds it.
 #[derive(Debug, Clone)]
 pub struct SimUser {
@@ -191,16 +150,6 @@ pub struct SimGroup {
     pub last_membership_updated: DateTime<Utc>,
 }
 
-/// One request as the simulator saw it (outermost layer: injected faults included).
-#[derive(Debug, Clone)]
-pub struct LoggedRequest {
-    pub method: Method,
-    pub path: String,
-    pub query: String,
-    pub status: u16,
-    pub at: SystemTime,
-}
-
 #[derive(Debug)]
 struct OAuthClient {
     public_key_pem: String,
@@ -228,11 +177,8 @@ struct Org {
     clients: HashMap<String, OAuthClient>,
     access_tokens: HashMap<String, AccessToken>,
     used_jtis: HashSet<String>,
-    creates_per_login: HashMap<String, u32>,
-    membership_adds: HashMap<(String, String), u32>,
+    counts: WriteCounts,
     token_requests: u64,
-    rules: Vec<FailRule>,
-    log: Vec<LoggedRequest>,
 }
 
 struct Inner {
@@ -240,8 +186,8 @@ struct Inner {
     faults: Arc<Faults>,
     limits: Arc<RateWindows>,
     token_ttl: Mutex<Duration>,
-    lost_rate: Mutex<f64>,
-    rng: Mutex<rand::rngs::StdRng>,
+    log: Arc<RequestLog>,
+    rules: Arc<Rules>,
 }
 
 impl Inner {
@@ -319,11 +265,7 @@ impl OktaHandle {
     }
 
     pub fn set_lost_response_rate(&self, rate: f64) {
-        *self
-            .inner
-            .lost_rate
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = rate;
+        self.inner.rules.set_lost_response_rate(rate);
     }
 
     /// Every access token issued so far (for leak tests: none may appear in logs or errors).
@@ -339,11 +281,11 @@ impl OktaHandle {
     /// Add a deterministic fault rule (checked before the random faults' effects reach the
     /// handlers; first matching rule wins).
     pub fn fail(&self, rule: FailRule) {
-        self.inner.lock().rules.push(rule);
+        self.inner.rules.add(rule);
     }
 
     pub fn clear_rules(&self) {
-        self.inner.lock().rules.clear();
+        self.inner.rules.clear();
     }
 
     /// Every user (including the admin), whether or not visible yet.
@@ -382,56 +324,34 @@ impl OktaHandle {
 
     /// How many times a user with this login was created (more than 1 is a duplicate).
     pub fn creates_for(&self, login: &str) -> u32 {
-        self.inner
-            .lock()
-            .creates_per_login
-            .get(&login.to_lowercase())
-            .copied()
-            .unwrap_or(0)
+        self.inner.lock().counts.creates_for(login)
     }
 
     /// The highest create count of any login.
     pub fn max_creates_per_login(&self) -> u32 {
-        self.inner
-            .lock()
-            .creates_per_login
-            .values()
-            .copied()
-            .max()
-            .unwrap_or(0)
+        self.inner.lock().counts.max_creates()
     }
 
     /// How many times this membership was added (a PUT for an existing member adds nothing).
     pub fn membership_adds(&self, group_id: &str, user_id: &str) -> u32 {
-        self.inner
-            .lock()
-            .membership_adds
-            .get(&(group_id.to_string(), user_id.to_string()))
-            .copied()
-            .unwrap_or(0)
+        self.inner.lock().counts.adds_for(group_id, user_id)
     }
 
     pub fn max_membership_adds(&self) -> u32 {
-        self.inner
-            .lock()
-            .membership_adds
-            .values()
-            .copied()
-            .max()
-            .unwrap_or(0)
+        self.inner.lock().counts.max_adds()
     }
 
     /// Every request seen so far.
     pub fn log(&self) -> Vec<LoggedRequest> {
-        self.inner.lock().log.clone()
+        self.inner.log.entries()
     }
 
     pub fn count(&self, f: impl Fn(&LoggedRequest) -> bool) -> usize {
-        self.inner.lock().log.iter().filter(|r| f(r)).count()
+        self.inner.log.count(f)
     }
 
     pub fn clear_log(&self) {
-        self.inner.lock().log.clear();
+        self.inner.log.clear();
     }
 
     /// Create an OKTA_GROUP directly (seeding without a request).
@@ -497,8 +417,8 @@ pub async fn spawn(opts: OktaSimOptions) -> std::io::Result<(SimServer, OktaHand
         faults: faults.clone(),
         limits,
         token_ttl: Mutex::new(opts.token_ttl),
-        lost_rate: Mutex::new(opts.lost_response_rate),
-        rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(opts.seed ^ 0x0c7a)),
+        log: Arc::new(RequestLog::default()),
+        rules: Rules::new(OktaBodies, opts.lost_response_rate, opts.seed ^ 0x0c7a),
     });
     let app = router(inner.clone(), faults);
     let server = SimServer::spawn(app).await?;
@@ -520,10 +440,17 @@ fn router(inner: Arc<Inner>, faults: Arc<Faults>) -> axum::Router {
         .route("/oauth2/v1/token", post(token))
         .fallback(fallback)
         .layer(from_fn_with_state(inner.clone(), authenticate))
-        .layer(from_fn_with_state(inner.clone(), rate_limit))
-        .layer(from_fn_with_state(inner.clone(), rules))
+        .layer(from_fn_with_state(
+            Arc::new(Enforcer {
+                windows: inner.limits.clone(),
+                style: ThrottleStyle::Okta,
+                bucket: |m, p, _| bucket_for(m, p),
+            }),
+            enforce,
+        ))
+        .layer(from_fn_with_state(inner.rules.clone(), rules::apply))
         .layer(from_fn_with_state(faults, inject))
-        .layer(from_fn_with_state(inner.clone(), record))
+        .layer(from_fn_with_state(inner.log.clone(), record))
         .with_state(inner)
 }
 
@@ -724,135 +651,45 @@ fn empty(status: StatusCode) -> Response {
     r
 }
 
-// ---------------------------------------------------------------------------------------
-// Middleware
-// ---------------------------------------------------------------------------------------
+/// Okta's shapes for [`FailRule`] faults.
+struct OktaBodies;
 
-async fn record(State(inner): State<Arc<Inner>>, req: Request, next: Next) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let query = req.uri().query().unwrap_or("").to_string();
-    let resp = next.run(req).await;
-    inner.lock().log.push(LoggedRequest {
-        method,
-        path,
-        query,
-        status: resp.status().as_u16(),
-        at: SystemTime::now(),
-    });
-    resp
-}
+impl VendorBodies for OktaBodies {
+    fn malformed(&self, _req: &HeaderMap) -> Response {
+        let mut r = (
+            StatusCode::OK,
+            "{\"id\":\"00u00000000000000999\",\"status\":\"ACTIVE\",\"profile\":{\"login\":",
+        )
+            .into_response();
+        r.headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
+        r
+    }
 
-async fn rules(State(inner): State<Arc<Inner>>, req: Request, next: Next) -> Response {
-    let fault = {
-        let mut s = inner.lock();
-        let query = req.uri().query().unwrap_or("");
-        let path = req.uri().path();
-        s.rules
-            .iter_mut()
-            .find(|r| {
-                r.times > 0
-                    && r.method.as_ref().is_none_or(|m| m == req.method())
-                    && path.contains(&r.path_contains)
-                    && r.query_contains
-                        .as_ref()
-                        .is_none_or(|q| query.contains(q.as_str()))
-            })
-            .map(|r| {
-                r.times -= 1;
-                r.fault
-            })
-    };
-    let lost = {
-        let rate = *inner.lost_rate.lock().unwrap_or_else(|p| p.into_inner());
-        rate > 0.0
-            && inner
-                .rng
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .random::<f64>()
-                < rate
-    };
-    match fault {
-        None if lost => {
-            let _ = next.run(req).await;
-            dropped_connection(Bytes::new())
-        }
-        None => next.run(req).await,
-        Some(BodyFault::MalformedJson) => {
-            let mut r = (
-                StatusCode::OK,
-                "{\"id\":\"00u00000000000000999\",\"status\":\"ACTIVE\",\"profile\":{\"login\":",
-            )
-                .into_response();
-            r.headers_mut()
-                .insert("content-type", HeaderValue::from_static("application/json"));
-            r
-        }
-        Some(BodyFault::UnexpectedShape) => json_response(
+    fn unexpected_shape(&self, _req: &HeaderMap) -> Response {
+        json_response(
             StatusCode::OK,
             json!({ "id": 42, "status": ["ACTIVE"], "profile": "unexpected", "result": { "kind": "unexpected" } }),
-        ),
-        Some(BodyFault::Html(status)) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-            let reason = status.canonical_reason().unwrap_or("Error");
-            let body = format!(
-                "<!DOCTYPE html>\n<html><head><title>{} {reason}</title></head><body><center><h1>{} {reason}</h1></center><hr><center>nginx</center></body></html>\n",
-                status.as_u16(),
-                status.as_u16()
-            );
-            let mut r = (status, body).into_response();
-            r.headers_mut()
-                .insert("content-type", HeaderValue::from_static("text/html"));
-            r
-        }
-        Some(BodyFault::ServerError) => okta_error(
+        )
+    }
+
+    fn error(&self, _req: &HeaderMap, status: StatusCode, code: &str, message: &str) -> Response {
+        okta_error(status, code, message, &[])
+    }
+
+    fn server_error(&self, _req: &HeaderMap) -> Response {
+        okta_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "E0000009",
             "Internal Server Error",
             &[],
-        ),
-        Some(BodyFault::LostResponse) => {
-            let _ = next.run(req).await;
-            dropped_connection(Bytes::new())
-        }
-        Some(BodyFault::Truncated) => {
-            let resp = next.run(req).await;
-            let (mut parts, body) = resp.into_parts();
-            let bytes = axum::body::to_bytes(body, 16 * 1024 * 1024)
-                .await
-                .unwrap_or_default();
-            let half = bytes.slice(..bytes.len() / 2);
-            parts.headers.remove("content-length");
-            let mut r = dropped_connection(half);
-            *r.status_mut() = parts.status;
-            for (k, v) in parts.headers.iter() {
-                r.headers_mut().insert(k, v.clone());
-            }
-            r
-        }
+        )
     }
 }
 
-/// A response whose body sends `first` and then fails: the connection drops.
-fn dropped_connection(first: Bytes) -> Response {
-    use futures::StreamExt;
-    // The pause lets hyper flush the status line, the headers and the first bytes before
-    // the connection goes down.
-    let stream = futures::stream::once(async move { Ok::<Bytes, std::io::Error>(first) }).chain(
-        futures::stream::once(async {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionReset,
-                "simulated connection drop",
-            ))
-        }),
-    );
-    let mut r = Response::new(Body::from_stream(stream));
-    r.headers_mut()
-        .insert("content-type", HeaderValue::from_static("application/json"));
-    r
-}
+// ---------------------------------------------------------------------------------------
+// Middleware
+// ---------------------------------------------------------------------------------------
 
 /// Which documented bucket a request counts against.
 fn bucket_for(method: &Method, path: &str) -> &'static str {
@@ -866,26 +703,6 @@ fn bucket_for(method: &Method, path: &str) -> &'static str {
         ["api", "v1", "groups", _, ..] => buckets::GROUP,
         _ => buckets::OTHER,
     }
-}
-
-async fn rate_limit(State(inner): State<Arc<Inner>>, req: Request, next: Next) -> Response {
-    let bucket = bucket_for(req.method(), req.uri().path());
-    let w = inner.limits.hit(bucket);
-    let mut resp = if w.allowed {
-        next.run(req).await
-    } else {
-        okta_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "E0000047",
-            "API call exceeded rate limit due to too many requests.",
-            &[],
-        )
-    };
-    let h = resp.headers_mut();
-    h.insert("x-rate-limit-limit", HeaderValue::from(w.limit));
-    h.insert("x-rate-limit-remaining", HeaderValue::from(w.remaining));
-    h.insert("x-rate-limit-reset", HeaderValue::from(w.reset_epoch));
-    resp
 }
 
 /// Who is calling, put into request extensions by [`authenticate`].
@@ -1175,7 +992,7 @@ async fn create_user(
         if activate { "ACTIVE" } else { "STAGED" },
         visible_at,
     );
-    *s.creates_per_login.entry(login.to_lowercase()).or_insert(0) += 1;
+    s.counts.created(&login);
     for g in group_ids {
         add_membership(&mut s, &g, &id, visible_at);
     }
@@ -1657,7 +1474,7 @@ fn add_membership(s: &mut Org, gid: &str, uid: &str, visible_at: Instant) {
         return;
     }
     s.memberships.insert(key.clone(), visible_at);
-    *s.membership_adds.entry(key).or_insert(0) += 1;
+    s.counts.added(gid, uid);
     if let Some(g) = s.groups.get_mut(gid) {
         g.last_membership_updated = Utc::now();
     }
@@ -1921,246 +1738,6 @@ async fn token(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes)
     r.headers_mut()
         .insert("pragma", HeaderValue::from_static("no-cache"));
     r
-}
-
-// ---------------------------------------------------------------------------------------
-// search / filter expressions
-// ---------------------------------------------------------------------------------------
-
-/// The subset of Okta's filter and search expression language the simulator understands:
-/// `path op "value"` and `path pr`, combined with `and` / `or` and parentheses. Operators
-/// `eq ne sw co gt ge lt le pr`. Search compares values case-insensitively.
-pub mod filter {
-    use serde_json::Value;
-
-    #[derive(Debug, Clone, PartialEq)]
-    pub enum Expr {
-        And(Box<Expr>, Box<Expr>),
-        Or(Box<Expr>, Box<Expr>),
-        Cmp {
-            path: String,
-            op: String,
-            value: Option<Value>,
-        },
-    }
-
-    #[derive(Debug, Clone, PartialEq)]
-    enum Tok {
-        Word(String),
-        Str(String),
-        Open,
-        Close,
-    }
-
-    fn lex(s: &str) -> Result<Vec<Tok>, String> {
-        let mut out = Vec::new();
-        let mut chars = s.chars().peekable();
-        while let Some(&c) = chars.peek() {
-            match c {
-                c if c.is_whitespace() => {
-                    chars.next();
-                }
-                '(' => {
-                    chars.next();
-                    out.push(Tok::Open);
-                }
-                ')' => {
-                    chars.next();
-                    out.push(Tok::Close);
-                }
-                '"' => {
-                    chars.next();
-                    let mut v = String::new();
-                    loop {
-                        match chars.next() {
-                            Some('\\') => match chars.next() {
-                                Some(e) => v.push(e),
-                                None => return Err("unterminated string".into()),
-                            },
-                            Some('"') => break,
-                            Some(x) => v.push(x),
-                            None => return Err("unterminated string".into()),
-                        }
-                    }
-                    out.push(Tok::Str(v));
-                }
-                _ => {
-                    let mut w = String::new();
-                    while let Some(&x) = chars.peek() {
-                        if x.is_whitespace() || x == '(' || x == ')' || x == '"' {
-                            break;
-                        }
-                        w.push(x);
-                        chars.next();
-                    }
-                    out.push(Tok::Word(w));
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    pub fn parse(s: &str) -> Result<Expr, String> {
-        let toks = lex(s)?;
-        let mut pos = 0;
-        let e = parse_or(&toks, &mut pos)?;
-        if pos != toks.len() {
-            return Err("trailing input".into());
-        }
-        Ok(e)
-    }
-
-    fn keyword(t: Option<&Tok>, k: &str) -> bool {
-        matches!(t, Some(Tok::Word(w)) if w.eq_ignore_ascii_case(k))
-    }
-
-    fn parse_or(t: &[Tok], pos: &mut usize) -> Result<Expr, String> {
-        let mut left = parse_and(t, pos)?;
-        while keyword(t.get(*pos), "or") {
-            *pos += 1;
-            let right = parse_and(t, pos)?;
-            left = Expr::Or(Box::new(left), Box::new(right));
-        }
-        Ok(left)
-    }
-
-    fn parse_and(t: &[Tok], pos: &mut usize) -> Result<Expr, String> {
-        let mut left = parse_primary(t, pos)?;
-        while keyword(t.get(*pos), "and") {
-            *pos += 1;
-            let right = parse_primary(t, pos)?;
-            left = Expr::And(Box::new(left), Box::new(right));
-        }
-        Ok(left)
-    }
-
-    fn parse_primary(t: &[Tok], pos: &mut usize) -> Result<Expr, String> {
-        match t.get(*pos) {
-            Some(Tok::Open) => {
-                *pos += 1;
-                let e = parse_or(t, pos)?;
-                if t.get(*pos) != Some(&Tok::Close) {
-                    return Err("missing )".into());
-                }
-                *pos += 1;
-                Ok(e)
-            }
-            Some(Tok::Word(path)) => {
-                let path = path.clone();
-                let op = match t.get(*pos + 1) {
-                    Some(Tok::Word(o)) => o.to_ascii_lowercase(),
-                    _ => return Err("missing operator".into()),
-                };
-                if !["eq", "ne", "sw", "co", "gt", "ge", "lt", "le", "pr"].contains(&op.as_str()) {
-                    return Err(format!("unknown operator {op}"));
-                }
-                *pos += 2;
-                if op == "pr" {
-                    return Ok(Expr::Cmp {
-                        path,
-                        op,
-                        value: None,
-                    });
-                }
-                let value = match t.get(*pos) {
-                    Some(Tok::Str(s)) => Value::String(s.clone()),
-                    Some(Tok::Word(w)) if w == "true" => Value::Bool(true),
-                    Some(Tok::Word(w)) if w == "false" => Value::Bool(false),
-                    Some(Tok::Word(w)) => match w.parse::<f64>() {
-                        Ok(n) => serde_json::json!(n),
-                        Err(_) => return Err(format!("bad value {w}")),
-                    },
-                    _ => return Err("missing value".into()),
-                };
-                *pos += 1;
-                Ok(Expr::Cmp {
-                    path,
-                    op,
-                    value: Some(value),
-                })
-            }
-            _ => Err("expected a condition".into()),
-        }
-    }
-
-    fn lookup<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-        path.split('.').try_fold(v, |cur, k| cur.get(k))
-    }
-
-    impl Expr {
-        /// `ci`: compare strings case-insensitively (search semantics).
-        pub fn matches(&self, v: &Value, ci: bool) -> bool {
-            match self {
-                Expr::And(a, b) => a.matches(v, ci) && b.matches(v, ci),
-                Expr::Or(a, b) => a.matches(v, ci) || b.matches(v, ci),
-                Expr::Cmp { path, op, value } => {
-                    let got = lookup(v, path).filter(|x| !x.is_null());
-                    let Some(got) = got else {
-                        return op == "ne";
-                    };
-                    if op == "pr" {
-                        return true;
-                    }
-                    let Some(want) = value else { return false };
-                    let norm = |x: &Value| match x {
-                        Value::String(s) if ci => Value::String(s.to_lowercase()),
-                        other => other.clone(),
-                    };
-                    let (got, want) = (norm(got), norm(want));
-                    let as_str = |x: &Value| x.as_str().map(str::to_string);
-                    match op.as_str() {
-                        "eq" => match got {
-                            Value::Array(items) => items.contains(&want),
-                            g => g == want,
-                        },
-                        "ne" => got != want,
-                        "sw" => {
-                            matches!((as_str(&got), as_str(&want)), (Some(g), Some(w)) if g.starts_with(&w))
-                        }
-                        "co" => {
-                            matches!((as_str(&got), as_str(&want)), (Some(g), Some(w)) if g.contains(&w))
-                        }
-                        cmp => {
-                            let ord = match (&got, &want) {
-                                (Value::String(g), Value::String(w)) => g.partial_cmp(w),
-                                (Value::Number(g), Value::Number(w)) => {
-                                    g.as_f64().partial_cmp(&w.as_f64())
-                                }
-                                _ => None,
-                            };
-                            match (cmp, ord) {
-                                ("gt", Some(o)) => o.is_gt(),
-                                ("ge", Some(o)) => o.is_ge(),
-                                ("lt", Some(o)) => o.is_lt(),
-                                ("le", Some(o)) => o.is_le(),
-                                _ => false,
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-        use serde_json::json;
-
-        #[test]
-        fn parses_and_evaluates_okta_expressions() {
-            let u = json!({"id": "00u1", "status": "ACTIVE", "profile": {"login": "A@x.com", "department": "Eng"}});
-            let e = parse(r#"status eq "ACTIVE" or status eq "DEPROVISIONED""#).unwrap();
-            assert!(e.matches(&u, false));
-            let e = parse(r#"profile.login eq "a@x.com""#).unwrap();
-            assert!(!e.matches(&u, false) && e.matches(&u, true));
-            let e = parse(r#"(profile.department sw "E" and id pr) and not_there pr"#).unwrap();
-            assert!(!e.matches(&u, true));
-            assert!(parse(r#"status eq"#).is_err());
-            assert!(parse(r#"status zz "x""#).is_err());
-            assert!(parse(r#"status eq "x"#).is_err());
-        }
-    }
 }
 
 #[cfg(test)]

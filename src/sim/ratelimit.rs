@@ -1,8 +1,13 @@
 //! Fixed-window rate limits as vendors enforce them: N requests per bucket per window,
 //! reported on every response. The limit can be changed at run time (a "sudden cut").
 
+use super::fault::ThrottleStyle;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::Response;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug)]
@@ -132,6 +137,34 @@ impl RateWindows {
             retry_after_secs,
         }
     }
+}
+
+/// Enforcing [`RateWindows`] in front of a simulator: which bucket a request counts
+/// against, and how a refusal looks.
+pub struct Enforcer {
+    pub windows: Arc<RateWindows>,
+    pub style: ThrottleStyle,
+    pub bucket: fn(&Method, &str, &HeaderMap) -> &'static str,
+}
+
+/// axum middleware: `layer(from_fn_with_state(Arc<Enforcer>, enforce))`. A spent bucket is
+/// refused in the vendor's style ([`ThrottleStyle::refusal`]) with the seconds until its
+/// window resets; Okta-style limits also report the bucket on every response.
+pub async fn enforce(State(e): State<Arc<Enforcer>>, req: Request, next: Next) -> Response {
+    let bucket = (e.bucket)(req.method(), req.uri().path(), req.headers());
+    let w = e.windows.hit(bucket);
+    let mut resp = if w.allowed {
+        next.run(req).await
+    } else {
+        e.style.refusal(w.retry_after_secs, req.headers())
+    };
+    if e.style == ThrottleStyle::Okta {
+        let h = resp.headers_mut();
+        h.insert("x-rate-limit-limit", HeaderValue::from(w.limit));
+        h.insert("x-rate-limit-remaining", HeaderValue::from(w.remaining));
+        h.insert("x-rate-limit-reset", HeaderValue::from(w.reset_epoch));
+    }
+    resp
 }
 
 #[cfg(test)]
