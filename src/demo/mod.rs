@@ -219,7 +219,7 @@ impl Demo {
                 seed,
             })
             .await?;
-            urls.push((spec.system, spawned.server.base_url()));
+            urls.push((spec.system, spawned.base_url.clone()));
             let name = match &entry.credential {
                 Some(crate::config::systems::CredentialRef::Keyring(n)) => n.clone(),
                 _ => {

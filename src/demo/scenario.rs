@@ -9,7 +9,7 @@
 //!   every request with its vendor's rate-limit answer for 4.5-6 s, long enough that the
 //!   operations in flight exhaust their HTTP retries and go to `retry_wait` as
 //!   `rate_limited`. Small random bursts and the simulators' own rate windows add more 429s.
-//! - **A flaky system** from T+8 s to T+68 s: outages of 3-4 s (every request answered 503)
+//! - **A flaky system** from T+8 s to T+68 s: outages of 5-6.5 s (every request answered 503)
 //!   separated by 7-11 s of elevated errors. The first outage starts at T+8 s.
 //! - **Approvals**: privileged grants from the policies wait in `pending_approval`; they are
 //!   left for the admin.
@@ -155,7 +155,7 @@ impl Timeline {
         let mut outages = Vec::new();
         let mut t = from;
         while t < until {
-            let end = (t + rng.random_range(3.0..4.0)).min(until);
+            let end = (t + rng.random_range(5.0..6.5)).min(until);
             outages.push((t, end));
             t = end + rng.random_range(7.0..11.0);
         }

@@ -61,6 +61,8 @@ pub struct Spawned {
     pub sim: Box<dyn DemoSim>,
     /// The credential the simulator accepts, to be stored in the keychain.
     pub credential: Secret,
+    /// Where the adapter points (the server, or its API root on it).
+    pub base_url: String,
 }
 
 type SpawnFuture = Pin<Box<dyn Future<Output = Result<Spawned>> + Send>>;
@@ -72,13 +74,25 @@ pub struct SimulatorSpec {
     pub spawn: fn(SimSetup) -> SpawnFuture,
 }
 
-/// Every system the demo runs, in start order. The SCIM (Zoom) and AWS (IAM, Identity
-/// Center) simulators join here as `zoom`, `aws` and `aws-sso` when they land; their tables
-/// and policies are already in demo/.
-pub const SIMULATORS: &[SimulatorSpec] = &[SimulatorSpec {
-    system: "okta",
-    spawn: |setup| Box::pin(okta::spawn(setup)),
-}];
+/// Every system the demo runs, in start order: every adapter that exists has one.
+pub const SIMULATORS: &[SimulatorSpec] = &[
+    SimulatorSpec {
+        system: "okta",
+        spawn: |setup| Box::pin(okta::spawn(setup)),
+    },
+    SimulatorSpec {
+        system: "zoom",
+        spawn: |setup| Box::pin(scim::spawn(setup)),
+    },
+    SimulatorSpec {
+        system: "aws",
+        spawn: |setup| Box::pin(aws::spawn(setup, aws::Service::Iam)),
+    },
+    SimulatorSpec {
+        system: "aws-sso",
+        spawn: |setup| Box::pin(aws::spawn(setup, aws::Service::IdentityStore)),
+    },
+];
 
 /// The names of the systems the demo runs.
 pub fn present() -> Vec<&'static str> {
@@ -188,6 +202,7 @@ mod okta {
         let credential = random_credential("00demo", 36);
         handle.add_api_token(credential.expose());
         Ok(Spawned {
+            base_url: server.base_url(),
             server,
             sim: Box::new(OktaSim(handle)),
             credential,
@@ -229,6 +244,217 @@ mod okta {
                 BodyFault::Html(400),
                 u32::MAX,
             ));
+            true
+        }
+
+        fn clear_injected_failures(&self) {
+            self.0.clear_rules();
+        }
+    }
+}
+
+/// Accounts created more than once, given each login and how often it was created.
+fn duplicates<'a>(creates: impl Iterator<Item = u32> + 'a) -> u64 {
+    creates.map(|n| u64::from(n.saturating_sub(1))).sum()
+}
+
+mod scim {
+    use super::*;
+    use crate::sim::rules::{BodyFault, FailRule};
+    use crate::sim::scim::{ScimHandle, ScimSimOptions};
+
+    struct ScimSim(ScimHandle);
+
+    pub(super) async fn spawn(setup: SimSetup) -> Result<Spawned> {
+        let (server, handle) = crate::sim::scim::spawn(ScimSimOptions {
+            faults: setup.faults,
+            rate_limit: Some(setup.window_limit),
+            rate_window: setup.window,
+            lost_response_rate: 0.003,
+            seed: setup.seed,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Error::io("starting the SCIM simulator", e))?;
+        for (kind, name) in setup.entry.entitlements.keys() {
+            if *kind == EntitlementKind::Group {
+                handle.seed_group(name);
+            }
+        }
+        let credential = random_credential("scim-demo-", 32);
+        handle.add_token(credential.expose());
+        Ok(Spawned {
+            base_url: handle.base_url(),
+            server,
+            sim: Box::new(ScimSim(handle)),
+            credential,
+        })
+    }
+
+    impl DemoSim for ScimSim {
+        fn faults(&self) -> Arc<Faults> {
+            self.0.faults()
+        }
+
+        fn served(&self) -> Served {
+            Served {
+                requests: self.0.count(|_| true) as u64,
+                throttled: self.0.count(|r| r.status == 429) as u64,
+                rate_window_refusals: self.0.limits().refused(),
+                server_errors: self.0.count(|r| r.status >= 500) as u64,
+            }
+        }
+
+        fn duplicate_creates(&self) -> u64 {
+            let users = self.0.users();
+            duplicates(
+                users
+                    .iter()
+                    .filter_map(|u| u.user_name())
+                    .map(|n| self.0.creates_for(n)),
+            )
+        }
+
+        fn break_entitlement(&self, kind: EntitlementKind, name: &str) -> bool {
+            let Some(group) = (kind == EntitlementKind::Group)
+                .then(|| self.0.group_by_name(name))
+                .flatten()
+            else {
+                return false;
+            };
+            self.0.fail(
+                FailRule::new(
+                    None,
+                    &format!("/Groups/{}", group.id),
+                    BodyFault::Html(400),
+                    1,
+                )
+                .always(),
+            );
+            true
+        }
+
+        fn clear_injected_failures(&self) {
+            self.0.clear_rules();
+        }
+    }
+}
+
+mod aws {
+    use super::*;
+    use crate::sim::aws::{AwsHandle, AwsSimOptions};
+    use crate::sim::rules::{BodyFault, FailRule};
+
+    /// Which service of the simulated account the demo system uses.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    pub(super) enum Service {
+        Iam,
+        IdentityStore,
+    }
+
+    struct AwsSim(AwsHandle, Service);
+
+    pub(super) async fn spawn(setup: SimSetup, service: Service) -> Result<Spawned> {
+        let mut opts = AwsSimOptions {
+            faults: setup.faults,
+            rate_limit: Some(setup.window_limit),
+            rate_window: setup.window,
+            lost_response_rate: 0.003,
+            seed: setup.seed,
+            ..Default::default()
+        };
+        let setting = |k: &str| {
+            setup
+                .entry
+                .settings
+                .get(k)
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        if let Some(id) = setting("identity_store_id") {
+            opts.identity_store_id = id;
+        }
+        if let Some(r) = setting("region") {
+            opts.region = r;
+        }
+        let (server, handle) = crate::sim::aws::spawn(opts)
+            .await
+            .map_err(|e| Error::io("starting the AWS simulator", e))?;
+        for (kind, name) in setup.entry.entitlements.keys() {
+            if *kind == EntitlementKind::Group {
+                match service {
+                    Service::Iam => handle.seed_iam_group(name),
+                    Service::IdentityStore => {
+                        handle.seed_store_group(name);
+                    }
+                }
+            }
+        }
+        let credential = Secret::new(handle.credential());
+        Ok(Spawned {
+            base_url: handle.base_url(),
+            server,
+            sim: Box::new(AwsSim(handle, service)),
+            credential,
+        })
+    }
+
+    impl DemoSim for AwsSim {
+        fn faults(&self) -> Arc<Faults> {
+            self.0.faults()
+        }
+
+        fn served(&self) -> Served {
+            Served {
+                requests: self.0.count(|_| true) as u64,
+                // AWS throttles with 400 (Throttling / ThrottlingException); the demo
+                // injects no other 400s into AWS, so these are the throttled requests.
+                throttled: self.0.count(|r| r.status == 400 || r.status == 429) as u64,
+                rate_window_refusals: self.0.limits().refused(),
+                server_errors: self.0.count(|r| r.status >= 500) as u64,
+            }
+        }
+
+        fn duplicate_creates(&self) -> u64 {
+            match self.1 {
+                Service::Iam => {
+                    let counts = self.0.iam_counts();
+                    duplicates(
+                        self.0
+                            .iam_users()
+                            .iter()
+                            .map(|u| counts.creates_for(&u.user_name))
+                            .collect::<Vec<_>>()
+                            .into_iter(),
+                    )
+                }
+                Service::IdentityStore => {
+                    let counts = self.0.store_counts();
+                    duplicates(
+                        self.0
+                            .store_users()
+                            .iter()
+                            .map(|u| counts.creates_for(&u.user_name))
+                            .collect::<Vec<_>>()
+                            .into_iter(),
+                    )
+                }
+            }
+        }
+
+        fn break_entitlement(&self, kind: EntitlementKind, name: &str) -> bool {
+            if kind != EntitlementKind::Group {
+                return false;
+            }
+            let body = match self.1 {
+                Service::Iam => format!("GroupName={name}"),
+                Service::IdentityStore => name.to_string(),
+            };
+            self.0.fail(
+                FailRule::new(None, "/", BodyFault::Html(400), 1)
+                    .with_body(&body)
+                    .always(),
+            );
             true
         }
 
