@@ -799,10 +799,9 @@ fn declared_in_model(declared: &[(String, u16)], e: &accessdesk::adapters::Adapt
 /// A create whose answer is lost, retried into `EntityAlreadyExists` while the new user is
 /// not yet visible to reads (IAM is eventually consistent): the engine must not count the
 /// create as done without the account, or the person's memberships fail for good with
-/// "has no account". Ignored until the engine treats "exists but not readable yet" as
-/// transient (src/engine/workers.rs, CreateAccount on Conflict).
+/// "has no account". The engine treats "exists but not readable yet" as transient
+/// (src/engine/workers.rs, CreateAccount on Conflict).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "engine: a Conflict on create whose lookup finds nothing yet is taken as done"]
 async fn a_lost_create_answer_while_reads_lag_is_not_lost_by_the_engine() {
     let s = SimAws::start(AwsSimOptions {
         faults: FaultProfile {
@@ -813,6 +812,7 @@ async fn a_lost_create_answer_while_reads_lag_is_not_lost_by_the_engine() {
     })
     .await;
     s.handle.seed_iam_group("everyone");
+    s.handle.seed_iam_group("engineering");
     s.handle.fail(
         accessdesk::sim::rules::FailRule::new(
             None,
@@ -832,4 +832,6 @@ async fn a_lost_create_answer_while_reads_lag_is_not_lost_by_the_engine() {
         .unwrap();
     assert_eq!(summary.failed, 0, "{summary:?} {:#?}", run.failed());
     assert_eq!(s.handle.iam_group_members("everyone").len(), 1);
+    assert_eq!(s.handle.iam_group_members("engineering").len(), 1);
+    assert_eq!(s.handle.iam_counts().max_creates(), 1, "created twice");
 }

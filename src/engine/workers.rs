@@ -705,11 +705,27 @@ impl Engine {
                         Some(a) => a,
                         None => match rt.adapter.create_account(&spec).await {
                             Ok(a) => a,
+                            // "Already exists" but not readable yet (the vendor is
+                            // eventually consistent): look again later rather than count
+                            // the create as done without knowing the account.
                             Err(e) if e.class == ErrorClass::Conflict => rt
                                 .adapter
                                 .get_account_by_login(&spec.login)
                                 .await?
-                                .ok_or(e)?,
+                                .ok_or_else(|| {
+                                    let mut later = AdapterError::new(
+                                        ErrorClass::Transient,
+                                        &op.system,
+                                        format!(
+                                            "{} already exists in {} but cannot be read yet ({}); looking again",
+                                            spec.login, op.system, e.message
+                                        ),
+                                    );
+                                    later.status = e.status;
+                                    later.vendor_code = e.vendor_code.clone();
+                                    later.request = e.request.clone();
+                                    later
+                                })?,
                             Err(e) => return Err(e),
                         },
                     };
