@@ -1,8 +1,32 @@
 //! Logging: tracing to stderr (and optionally a file). Secrets never reach a log: they are
 //! carried in [`crate::secrets::Secret`], whose Debug and Display are redacted.
 
+use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+/// While the console owns the terminal, nothing may be written to stderr (it would tear
+/// the screen): logs then go only to `--log-file`.
+static STDERR_PAUSED: AtomicBool = AtomicBool::new(false);
+
+pub fn pause_stderr(paused: bool) {
+    STDERR_PAUSED.store(paused, Ordering::SeqCst);
+}
+
+struct StderrUnlessPaused;
+
+impl<'a> MakeWriter<'a> for StderrUnlessPaused {
+    type Writer = Box<dyn Write + 'a>;
+    fn make_writer(&'a self) -> Self::Writer {
+        if STDERR_PAUSED.load(Ordering::SeqCst) {
+            Box::new(std::io::sink())
+        } else {
+            Box::new(std::io::stderr())
+        }
+    }
+}
 
 /// Keeps the log file writer alive.
 pub struct LogGuard;
@@ -17,7 +41,7 @@ pub fn init(verbose: u8, file: Option<&Path>) -> LogGuard {
     let filter =
         || EnvFilter::try_from_env("ACCESSDESK_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let stderr = fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(StderrUnlessPaused)
         .with_target(false)
         .with_filter(filter());
     let file_layer = file.and_then(|p| {

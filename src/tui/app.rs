@@ -64,6 +64,7 @@ fn install_panic_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         restore_terminal();
+        crate::cli::logging::pause_stderr(false);
         previous(info);
     }));
 }
@@ -101,9 +102,11 @@ pub async fn run(backend: Backend, opts: ConsoleOptions) -> Result<()> {
     let queries = spawn_loader(loader, tx.clone());
 
     install_panic_hook();
+    crate::cli::logging::pause_stderr(true);
     enter_terminal(opts.mouse)?;
     let result = event_loop(&backend, &opts, &mut state, &tx, &mut rx, &queries).await;
     restore_terminal();
+    crate::cli::logging::pause_stderr(false);
     result
 }
 
@@ -257,11 +260,13 @@ fn pick_theme_colour(opts: &ConsoleOptions) -> bool {
 /// Ctrl-Z: give the terminal back, stop, and take it again when continued.
 fn suspend(mouse: bool) {
     restore_terminal();
+    crate::cli::logging::pause_stderr(false);
     #[cfg(unix)]
     // SAFETY: raising SIGTSTP on our own process is how a job-control shell expects a
     // program to stop itself; execution resumes here on SIGCONT.
     unsafe {
         libc::raise(libc::SIGTSTP);
     }
+    crate::cli::logging::pause_stderr(true);
     let _ = enter_terminal(mouse);
 }
