@@ -102,13 +102,22 @@ pub fn require_terminal() -> Result<()> {
 pub fn run(ctx: &Ctx, args: ConsoleArgs) -> Result<i32> {
     let cfg = ctx.systems()?;
     let opts = args.options(Some(&ctx.home.dir))?;
-    let policies = ctx.policies(&cfg).ok().map(Arc::new);
+    let policies = ctx.policies(&cfg);
     require_terminal()?;
     let (engine, problems) = super::engine::build_engine(&cfg, ctx.store()?)?;
     let mut notices: Vec<String> = problems
         .iter()
         .map(|p| format!("{p}; its operations stay queued"))
         .collect();
+    let policies = match policies {
+        Ok(p) => Some(Arc::new(p)),
+        Err(e) => {
+            notices.push(format!(
+                "policies.toml does not load ({e}); cells are explained from the stored grants only"
+            ));
+            None
+        }
+    };
     let keychain = match crate::secrets::Keychain::from_env() {
         Ok(k) => Some(k),
         Err(e) => {
