@@ -479,7 +479,9 @@ pub fn system_info() -> BTreeMap<String, SystemInfo> {
 
 /// A console state holding the fixture, as if the loader had just answered.
 pub fn state(w: u16, h: u16) -> AppState {
-    let mut s = AppState::new(Theme::none(), false);
+    // The shipped monochrome theme, as `--theme none` loads it.
+    let theme = Theme::load("none", None).expect("themes/none.toml loads");
+    let mut s = AppState::new(theme, false);
     s.size = (w, h);
     s.system_info = system_info();
     s.themes = vec!["default".into(), "none".into()];
