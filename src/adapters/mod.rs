@@ -25,6 +25,33 @@ use std::collections::BTreeMap;
 
 pub type AResult<T> = std::result::Result<T, AdapterError>;
 
+/// Group names resolved to the vendor's ids, shared by an adapter's workers. A name whose
+/// id turns out stale (the group was recreated) is forgotten and looked up again.
+#[derive(Debug, Default)]
+pub struct NameCache(std::sync::Mutex<std::collections::HashMap<String, String>>);
+
+impl NameCache {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.map().get(name).cloned()
+    }
+    pub fn insert(&self, name: &str, id: &str) {
+        self.map().insert(name.to_string(), id.to_string());
+    }
+    /// Remember ids seen in a listing, without replacing what is known.
+    pub fn remember<'a>(&self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        let mut m = self.map();
+        for (name, id) in pairs {
+            m.entry(name.to_string()).or_insert_with(|| id.to_string());
+        }
+    }
+    pub fn forget(&self, name: &str) {
+        self.map().remove(name);
+    }
+}
+
 /// Who we are in the target system, and what we may do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Identity {

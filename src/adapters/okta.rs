@@ -39,8 +39,8 @@ use async_trait::async_trait;
 use reqwest::header::{ACCEPT, HeaderMap, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The Okta Management API version this adapter speaks. Every path is built from it.
@@ -792,7 +792,7 @@ pub struct OktaAdapter {
     hris_attribute: String,
     custom_attributes: Vec<String>,
     /// Group name -> id, for catalogue entries without an external id.
-    groups: Mutex<HashMap<String, String>>,
+    groups: crate::adapters::NameCache,
 }
 
 impl std::fmt::Debug for OktaAdapter {
@@ -864,7 +864,7 @@ impl OktaAdapter {
             page_size: opts.page_size.clamp(1, 200),
             hris_attribute: opts.hris_attribute,
             custom_attributes: opts.custom_attributes,
-            groups: Mutex::new(HashMap::new()),
+            groups: Default::default(),
         })
     }
 
@@ -1047,10 +1047,7 @@ impl OktaAdapter {
             .collect();
         match (okta.as_slice(), exact.first()) {
             ([one], _) => {
-                self.groups
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(name.to_string(), one.id.clone());
+                self.groups.insert(name, &one.id);
                 Ok(one.id.clone())
             }
             ([], Some(other)) => Err(self.err(
@@ -1075,18 +1072,11 @@ impl OktaAdapter {
     }
 
     fn cached_group(&self, name: &str) -> Option<String> {
-        self.groups
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
+        self.groups.get(name)
     }
 
     fn forget_group(&self, name: &str) {
-        self.groups
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
+        self.groups.forget(name);
     }
 
     /// Change a membership; a group id that came from the name cache and is now unknown

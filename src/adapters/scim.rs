@@ -71,8 +71,8 @@ use async_trait::async_trait;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, IF_MATCH};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 /// The SCIM protocol version this adapter speaks. Every schema URN below is built from it.
 macro_rules! scim_version {
@@ -929,7 +929,7 @@ pub struct ScimAdapter {
     settings: ScimSettings,
     caps: tokio::sync::Mutex<Option<Arc<Capabilities>>>,
     /// Group displayName -> id.
-    groups: Mutex<HashMap<String, String>>,
+    groups: crate::adapters::NameCache,
     /// The provider advertised sorting but refused our sortBy once: stop sending it.
     sort_refused: AtomicBool,
 }
@@ -1004,7 +1004,7 @@ impl ScimAdapter {
             http,
             settings,
             caps: tokio::sync::Mutex::new(None),
-            groups: Mutex::new(HashMap::new()),
+            groups: Default::default(),
             sort_refused: AtomicBool::new(false),
         })
     }
@@ -1412,12 +1412,8 @@ impl ScimAdapter {
                 Ok(false)
             })
             .await?;
-            {
-                let mut cache = self.groups.lock().unwrap_or_else(|p| p.into_inner());
-                for (id, n) in &all {
-                    cache.entry(n.clone()).or_insert_with(|| id.clone());
-                }
-            }
+            self.groups
+                .remember(all.iter().map(|(id, n)| (n.as_str(), id.as_str())));
             matches = all
                 .into_iter()
                 .filter(|(_, n)| n.eq_ignore_ascii_case(&target.name))
@@ -1448,26 +1444,16 @@ impl ScimAdapter {
                 ));
             }
         };
-        self.groups
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(target.name.clone(), id.clone());
+        self.groups.insert(&target.name, &id);
         Ok((id, true))
     }
 
     fn cached_group(&self, name: &str) -> Option<String> {
-        self.groups
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
+        self.groups.get(name)
     }
 
     fn forget_group(&self, name: &str) {
-        self.groups
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
+        self.groups.forget(name);
     }
 
     async fn edit_membership(
@@ -1884,14 +1870,10 @@ impl Adapter for ScimAdapter {
                 ));
             }
         }
-        {
-            let mut cache = self.groups.lock().unwrap_or_else(|p| p.into_inner());
-            for m in &out {
-                cache
-                    .entry(m.name.clone())
-                    .or_insert_with(|| m.external_id.clone());
-            }
-        }
+        self.groups.remember(
+            out.iter()
+                .map(|m| (m.name.as_str(), m.external_id.as_str())),
+        );
         out.sort_by(|a, b| a.name.cmp(&b.name).then(a.external_id.cmp(&b.external_id)));
         out.dedup();
         Ok(out)
@@ -1984,6 +1966,7 @@ fn parse_cursor(system: &str, cursor: Option<&str>) -> AResult<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
     use crate::adapters::http::{RateLimiter, Timeouts};
     use crate::adapters::registry::SecretSource;
     use crate::config::SystemsConfig;
