@@ -1966,7 +1966,6 @@ fn parse_cursor(system: &str, cursor: Option<&str>) -> AResult<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
     use crate::adapters::http::{RateLimiter, Timeouts};
     use crate::adapters::registry::SecretSource;
     use crate::config::SystemsConfig;
@@ -1975,6 +1974,7 @@ mod tests {
     use bytes::Bytes;
     use reqwest::header::HeaderValue;
     use std::path::Path;
+    use std::sync::Mutex;
     use std::time::Duration;
 
     fn resp(status: u16, body: &str) -> HttpResponse {

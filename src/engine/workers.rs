@@ -194,7 +194,11 @@ impl Engine {
                         SystemRuntime::new(adapter, entry.system.kind, concurrency, entry.verify),
                     );
                 }
-                Err(e) => problems.push(format!("{name}: {e}")),
+                // Most errors already name the system ("system okta: ..."); say it once.
+                Err(e) => problems.push(match e.to_string() {
+                    t if t.contains(name.as_str()) => t,
+                    t => format!("{name}: {t}"),
+                }),
             }
         }
         let engine = Engine::new(store, Arc::new(cfg.catalog.clone()), systems, engine_config);
