@@ -215,20 +215,15 @@ mod okta {
         }
 
         fn served(&self) -> Served {
-            Served {
-                requests: self.0.count(|_| true) as u64,
-                throttled: self.0.count(|r| r.status == 429) as u64,
-                rate_window_refusals: self.0.limits().refused(),
-                server_errors: self.0.count(|r| r.status >= 500) as u64,
-            }
+            served(
+                |f| self.0.count(f),
+                self.0.limits().refused(),
+                |r| r.status == 429,
+            )
         }
 
         fn duplicate_creates(&self) -> u64 {
-            self.0
-                .users()
-                .iter()
-                .map(|u| u64::from(self.0.creates_for(u.login()).saturating_sub(1)))
-                .sum()
+            duplicates(self.0.users().iter().map(|u| self.0.creates_for(u.login())))
         }
 
         fn break_entitlement(&self, kind: EntitlementKind, name: &str) -> bool {
@@ -253,9 +248,26 @@ mod okta {
     }
 }
 
-/// Accounts created more than once, given each login and how often it was created.
-fn duplicates<'a>(creates: impl Iterator<Item = u32> + 'a) -> u64 {
-    creates.map(|n| u64::from(n.saturating_sub(1))).sum()
+/// Accounts created more than once, given how often each login was created.
+fn duplicates(creates: impl IntoIterator<Item = u32>) -> u64 {
+    creates
+        .into_iter()
+        .map(|n| u64::from(n.saturating_sub(1)))
+        .sum()
+}
+
+/// What a simulator served, from its request log (`count`) and its rate windows.
+fn served(
+    count: impl Fn(&dyn Fn(&crate::sim::log::LoggedRequest) -> bool) -> usize,
+    rate_window_refusals: u64,
+    throttled: impl Fn(&crate::sim::log::LoggedRequest) -> bool,
+) -> Served {
+    Served {
+        requests: count(&|_| true) as u64,
+        throttled: count(&throttled) as u64,
+        rate_window_refusals,
+        server_errors: count(&|r| r.status >= 500) as u64,
+    }
 }
 
 mod scim {
@@ -297,12 +309,11 @@ mod scim {
         }
 
         fn served(&self) -> Served {
-            Served {
-                requests: self.0.count(|_| true) as u64,
-                throttled: self.0.count(|r| r.status == 429) as u64,
-                rate_window_refusals: self.0.limits().refused(),
-                server_errors: self.0.count(|r| r.status >= 500) as u64,
-            }
+            served(
+                |f| self.0.count(f),
+                self.0.limits().refused(),
+                |r| r.status == 429,
+            )
         }
 
         fn duplicate_creates(&self) -> u64 {
@@ -405,14 +416,13 @@ mod aws {
         }
 
         fn served(&self) -> Served {
-            Served {
-                requests: self.0.count(|_| true) as u64,
-                // AWS throttles with 400 (Throttling / ThrottlingException); the demo
-                // injects no other 400s into AWS, so these are the throttled requests.
-                throttled: self.0.count(|r| r.status == 400 || r.status == 429) as u64,
-                rate_window_refusals: self.0.limits().refused(),
-                server_errors: self.0.count(|r| r.status >= 500) as u64,
-            }
+            // AWS throttles with 400 (Throttling / ThrottlingException); the demo injects
+            // no other 400s into AWS, so these are the throttled requests.
+            served(
+                |f| self.0.count(f),
+                self.0.limits().refused(),
+                |r| r.status == 400 || r.status == 429,
+            )
         }
 
         fn duplicate_creates(&self) -> u64 {
@@ -423,9 +433,7 @@ mod aws {
                         self.0
                             .iam_users()
                             .iter()
-                            .map(|u| counts.creates_for(&u.user_name))
-                            .collect::<Vec<_>>()
-                            .into_iter(),
+                            .map(|u| counts.creates_for(&u.user_name)),
                     )
                 }
                 Service::IdentityStore => {
@@ -434,9 +442,7 @@ mod aws {
                         self.0
                             .store_users()
                             .iter()
-                            .map(|u| counts.creates_for(&u.user_name))
-                            .collect::<Vec<_>>()
-                            .into_iter(),
+                            .map(|u| counts.creates_for(&u.user_name)),
                     )
                 }
             }

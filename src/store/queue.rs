@@ -419,6 +419,15 @@ impl Store {
         )?)
     }
 
+    /// A person's operations, newest first (at most `limit`).
+    pub fn ops_for_person(&self, person_id: &str, limit: usize) -> Result<Vec<OpRow>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {OP_COLUMNS} FROM operations WHERE person_id = ?1 ORDER BY id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![person_id, limit as i64], row_to_op)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
     pub fn ops_with_status(
         &self,
         statuses: &[OperationStatus],

@@ -71,14 +71,24 @@ fn install_panic_hook() {
 
 /// Resolve the theme from the flag (or config), NO_COLOR and whether stdout is a terminal.
 pub fn pick_theme(opts: &ConsoleOptions, backend: &Backend) -> Result<Theme> {
+    Ok(resolve_theme(opts.theme.as_deref(), opts, backend)?)
+}
+
+/// One way to turn a theme name into a theme, at start-up and when switching: the colour
+/// rules (`--color`, NO_COLOR, whether stdout is a terminal) apply the same both times.
+fn resolve_theme(
+    name: Option<&str>,
+    opts: &ConsoleOptions,
+    backend: &Backend,
+) -> std::result::Result<Theme, theme::ThemeError> {
     use std::io::IsTerminal;
-    Ok(theme::resolve(
-        opts.theme.as_deref(),
+    theme::resolve(
+        name,
         opts.color,
         theme::no_color_env(),
         std::io::stdout().is_terminal(),
         backend.theme_dir.as_deref(),
-    )?)
+    )
 }
 
 /// Build the initial state for a backend.
@@ -223,12 +233,7 @@ async fn event_loop(
                 }
                 Effect::Run(job) => spawn_job(backend, job, tx.clone()),
                 Effect::LoadTheme(name) => {
-                    let t = theme::Theme::load(&name, backend.theme_dir.as_deref())
-                        .map(|t| match pick_theme_colour(opts) {
-                            true => t,
-                            false => t.without_colour(),
-                        })
-                        .map_err(|e| e.to_string());
+                    let t = resolve_theme(Some(&name), opts, backend).map_err(|e| e.to_string());
                     let _ = tx.send(Msg::Theme(Box::new(t)));
                 }
                 Effect::Suspend => {
@@ -246,15 +251,6 @@ async fn event_loop(
     }
     stop_input.store(true, Ordering::SeqCst);
     Ok(())
-}
-
-fn pick_theme_colour(opts: &ConsoleOptions) -> bool {
-    use std::io::IsTerminal;
-    match opts.color {
-        ColorMode::Always => true,
-        ColorMode::Never => false,
-        ColorMode::Auto => !theme::no_color_env() && std::io::stdout().is_terminal(),
-    }
 }
 
 /// Ctrl-Z: give the terminal back, stop, and take it again when continued.

@@ -436,7 +436,7 @@ impl Loader {
             snap.op = self.op_detail(id)?;
         }
         if let Some((p, sys, ent)) = &q.cell {
-            snap.cell = Some(self.cell(p, sys, ent.as_deref())?);
+            snap.cell = Some(self.cell(p, sys, ent.as_deref(), snap.matrix.as_ref())?);
         }
         if q.credentials || self.credentials.is_empty() {
             self.credentials = self.credentials()?;
@@ -695,7 +695,7 @@ impl Loader {
                 accounts.insert(s, a);
             }
         }
-        let ops = ops_for_person(&self.store, id)?;
+        let ops = self.store.ops_for_person(id, 500)?;
         // The newest operation on each (system, entitlement).
         let mut newest: HashMap<(String, Option<String>), OperationStatus> = HashMap::new();
         for o in &ops {
@@ -761,11 +761,26 @@ impl Loader {
         }))
     }
 
-    fn cell(&self, person: &str, system: &str, entitlement: Option<&str>) -> Result<CellExplain> {
+    /// `matrix`: this person's matrix if it was read for the same snapshot.
+    fn cell(
+        &self,
+        person: &str,
+        system: &str,
+        entitlement: Option<&str>,
+        matrix: Option<&Matrix>,
+    ) -> Result<CellExplain> {
         let mut policy = Vec::new();
         let mut state = None;
         if let Some((p, _)) = self.person_row(person)? {
-            if let Some(m) = self.matrix(&p.hris_id)? {
+            let fresh;
+            let m = match matrix.filter(|m| m.person.id == p.hris_id) {
+                Some(m) => Some(m),
+                None => {
+                    fresh = self.matrix(&p.hris_id)?;
+                    fresh.as_ref()
+                }
+            };
+            if let Some(m) = m {
                 let label = entitlement
                     .and_then(|e| e.split_once(':').map(|(_, r)| r.to_string()))
                     .unwrap_or_else(|| "account".into());
@@ -784,7 +799,9 @@ impl Loader {
                 entitlement,
             )?;
         }
-        let ops = ops_for_person(&self.store, person)?
+        let ops = self
+            .store
+            .ops_for_person(person, 500)?
             .into_iter()
             .filter(|o| o.system == system && o.entitlement.as_deref() == entitlement)
             .take(10)
@@ -909,22 +926,6 @@ fn auth_state(conn: &rusqlite::Connection, system: &str) -> Result<AuthState> {
         Some((Some(o), _, _)) if o == "ok" => AuthState::Ok,
         Some((_, _, msg)) => AuthState::Failed(msg.unwrap_or_else(|| "unauthorized".into())),
     })
-}
-
-fn ops_for_person(store: &Store, person: &str) -> Result<Vec<OpRow>> {
-    let mut stmt = store.conn().prepare_cached(
-        "SELECT id FROM operations WHERE person_id = ?1 ORDER BY id DESC LIMIT 500",
-    )?;
-    let ids = stmt
-        .query_map([person], |r| r.get::<_, i64>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(o) = store.op(id)? {
-            out.push(o);
-        }
-    }
-    Ok(out)
 }
 
 fn attempts(store: &Store, op: i64) -> Result<Vec<AttemptRow>> {
