@@ -32,7 +32,10 @@ fn text(b: &[u8]) -> String {
 
 #[test]
 fn headless_demo_rides_through_the_scenario_and_cleans_up() {
-    let out = demo(&["--headless", "--for", "20s", "--json"]);
+    // 30 s covers Zoom's first two outages (from T+8 s, 12-18 s apart). On a loaded
+    // machine the 429 storm at T+3-4 s can starve Zoom of work during the first one, so a
+    // single outage does not reliably outlast an in-flight request's HTTP retries.
+    let out = demo(&["--headless", "--for", "30s", "--json"]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(
         out.status.code(),
