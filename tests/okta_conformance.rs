@@ -1,6 +1,6 @@
 //! Conformance: the Okta adapter's whole contract, run against the Okta simulator through
 //! Stoplight Prism in proxy mode with Okta's official Management API description
-//! (`../shared/specs/okta/management.prism.json`, `--errors`).
+//! (`tests/specs/okta/management.prism.json`, `--errors`).
 //!
 //! adapter --> recorder --> Prism (validates requests and responses) --> simulator
 //!
@@ -53,7 +53,7 @@ fn prism_path() -> PathBuf {
 fn spec_path() -> PathBuf {
     let specs = match std::env::var_os("ACCESSDESK_SPECS") {
         Some(p) => PathBuf::from(p),
-        None => repo_root().join("../shared/specs"),
+        None => repo_root().join("tests/specs"),
     };
     specs.join("okta/management.prism.json")
 }
@@ -282,9 +282,21 @@ async fn ssws_contract(base: &str, sim: &OktaHandle) {
         assert_eq!(acc.hris_id.as_deref(), Some(spec(i).hris_id.as_str()));
         ids.push(acc.external_id);
     }
-    // The same person again (a retried create): resolved to the existing account.
-    let again = a.create_account(&spec(0)).await.expect("idempotent create");
+    // The same person again (a retried create): the adapter reports "already exists";
+    // the engine reads the account back and adopts it because it carries the same HR id
+    // (engine/identity.rs owns that decision).
+    let e = a
+        .create_account(&spec(0))
+        .await
+        .expect_err("already exists");
+    assert_eq!(e.class, ErrorClass::Conflict, "{e}");
+    let again = a
+        .get_account_by_login(&spec(0).login)
+        .await
+        .expect("read back")
+        .expect("exists");
     assert_eq!(again.external_id, ids[0]);
+    assert_eq!(again.hris_id.as_deref(), Some(spec(0).hris_id.as_str()));
     // Someone else with a taken login: a conflict.
     let mut other = spec(0);
     other.hris_id = "E9999".into();

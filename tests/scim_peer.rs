@@ -5,7 +5,7 @@
 //! print the install command:
 //!
 //! ```text
-//! python3 -m venv .peers/venv && .peers/venv/bin/pip install 'moto[server]' scim2-server scim2-cli scim2-tester
+//! python3 -m venv .peers/venv && .peers/venv/bin/pip install --no-deps -r .ci/peers-requirements.txt
 //! ```
 //!
 //! Most tests run twice: against scim2-server as it ships (every feature: PATCH, filter,

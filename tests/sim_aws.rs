@@ -286,7 +286,9 @@ async fn the_engine_converges_through_the_sims_own_faults_without_duplicates() {
     for g in ["everyone", "engineering"] {
         s.handle.seed_iam_group(g);
     }
-    let refused = accessdesk::model::names::shape(&engine::person(7), SystemKind::AwsIam).login;
+    // The login the engine will assign person 7 (the kind's default template).
+    let refused = accessdesk::model::login::LoginTemplate::default_for(SystemKind::AwsIam)
+        .render(&engine::person(7), SystemKind::AwsIam);
     s.handle
         .reject_user(&refused, "The user name is on the account's block list.");
     let entry = engine::Entry::new("aws", "aws_iam", &s.url(), "aws-iam")
@@ -309,7 +311,10 @@ async fn the_engine_converges_through_the_sims_own_faults_without_duplicates() {
     assert_eq!(s.handle.iam_group_members("everyone").len(), 19);
     let hris = s
         .handle
-        .iam_user(&accessdesk::model::names::shape(&engine::person(3), SystemKind::AwsIam).login)
+        .iam_user(
+            &accessdesk::model::login::LoginTemplate::default_for(SystemKind::AwsIam)
+                .render(&engine::person(3), SystemKind::AwsIam),
+        )
         .and_then(|u| u.tag("accessdesk:hris-id").map(str::to_string));
     assert_eq!(hris.as_deref(), Some("E003"));
 }
@@ -460,7 +465,8 @@ async fn the_engine_converges_on_the_identity_store_without_duplicates() {
         s.handle.seed_store_group(g);
     }
     let refused =
-        accessdesk::model::names::shape(&engine::person(7), SystemKind::AwsIdentityStore).login;
+        accessdesk::model::login::LoginTemplate::default_for(SystemKind::AwsIdentityStore)
+            .render(&engine::person(7), SystemKind::AwsIdentityStore);
     s.handle
         .reject_user(&refused, "The user name is on the directory's block list.");
     let entry = engine::Entry::new("sso", "aws_identity_store", &s.url(), "aws-sso")
@@ -487,7 +493,7 @@ async fn the_engine_converges_on_the_identity_store_without_duplicates() {
 fn service_model() -> Value {
     let specs = match std::env::var_os("ACCESSDESK_SPECS") {
         Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/specs"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/specs"),
     };
     let path = specs.join("aws/service-2.json");
     let text = std::fs::read_to_string(&path)

@@ -20,9 +20,11 @@
 //!
 //! - **Accounts** are identity-store users; the external id is the `UserId`, the login is
 //!   the `UserName`. The API offers no field accessdesk can write an HRIS id to
-//!   (`ExternalIds` are set only by SCIM provisioning), so accounts are correlated by
-//!   login and `hris_id` is reported only from an `ExternalIds` entry whose issuer is
-//!   `accessdesk`.
+//!   (`CreateUser` takes no `ExternalIds`; they are set only by SCIM provisioning), so an
+//!   existing user is this person's only when accessdesk's own record says it created it
+//!   (see engine/identity.rs), or it has an `ExternalIds` entry whose issuer is
+//!   `accessdesk` naming them. A user with the same UserName and neither is an identity
+//!   conflict, never adopted.
 //! - **The identity store has no enabled/disabled state in its API.** (The console's
 //!   "disable user" and SCIM's `active` are not exposed to `identitystore:*`.) So:
 //!   - `deactivate = "remove_memberships"` (default): remove every group membership. The
@@ -566,6 +568,12 @@ impl Adapter for AwsIdentityStore {
 
     fn api_version(&self) -> &str {
         API_VERSION
+    }
+
+    /// CreateUser takes no ExternalIds, so an account made here cannot carry the HR id;
+    /// accessdesk's record of creating it is the proof.
+    fn stores_hris_id(&self) -> bool {
+        false
     }
 
     /// `sts:GetCallerIdentity` names the principal; one `ListUsers` proves the store id

@@ -22,6 +22,10 @@ pub enum ErrorClass {
     Conflict,
     /// Bad or expired credential. Never retried in a loop.
     Unauthorized,
+    /// An account exists that the target does not prove belongs to this person (it carries
+    /// another person's HR id, or none and accessdesk did not create it). Nothing is
+    /// attached to it; an admin settles it with `account link` or by removing it.
+    IdentityConflict,
 }
 
 mod opt_secs {
@@ -44,6 +48,7 @@ impl ErrorClass {
             ErrorClass::NotFound => "not_found",
             ErrorClass::Conflict => "conflict",
             ErrorClass::Unauthorized => "unauthorized",
+            ErrorClass::IdentityConflict => "identity_conflict",
         }
     }
 

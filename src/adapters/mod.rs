@@ -77,15 +77,14 @@ pub struct AccountSpec {
 }
 
 impl AccountSpec {
-    /// Shape a person for a kind of system. `login` follows the system's convention:
-    /// systems that log in by email get the work email.
-    pub fn from_person(p: &crate::model::Person, kind: crate::model::SystemKind) -> Self {
-        use crate::model::SystemKind as K;
+    /// Shape a person for a kind of system, with the login assigned to them there (see
+    /// model/login.rs; logins are assigned once, never recomputed from the name).
+    pub fn for_person(
+        p: &crate::model::Person,
+        kind: crate::model::SystemKind,
+        login: &str,
+    ) -> Self {
         let shaped = crate::model::names::shape(p, kind);
-        let login = match kind {
-            K::Okta | K::GoogleWorkspace | K::Scim | K::Entra | K::Slack => p.email.clone(),
-            _ => shaped.login.clone(),
-        };
         let mut attributes = BTreeMap::new();
         for (k, v) in [
             ("department", &p.department),
@@ -99,13 +98,19 @@ impl AccountSpec {
         }
         AccountSpec {
             hris_id: p.hris_id.clone(),
-            login,
+            login: login.to_string(),
             email: p.email.clone(),
             given_name: shaped.given,
             family_name: shaped.family,
             display_name: shaped.display,
             attributes,
         }
+    }
+
+    /// Shape a person with the kind's default login template (tests, previews).
+    pub fn from_person(p: &crate::model::Person, kind: crate::model::SystemKind) -> Self {
+        let login = crate::model::login::LoginTemplate::default_for(kind).render(p, kind);
+        Self::for_person(p, kind, &login)
     }
 }
 
@@ -167,6 +172,13 @@ pub trait Adapter: Send + Sync {
 
     /// Check the credential: who are we, with which scopes.
     async fn authenticate(&self) -> AResult<Identity>;
+
+    /// Whether accounts here carry the HR id accessdesk writes (an IAM tag, an Okta profile
+    /// attribute, SCIM externalId). Where they cannot, the only proof that an existing
+    /// account is a person's is accessdesk's own record of creating it.
+    fn stores_hris_id(&self) -> bool {
+        true
+    }
 
     /// The limiter this adapter's requests go through, for the console's rate gauge.
     fn limiter(&self) -> Option<std::sync::Arc<http::RateLimiter>> {

@@ -1178,21 +1178,10 @@ impl Adapter for OktaAdapter {
     async fn create_account(&self, spec: &AccountSpec) -> AResult<RemoteAccount> {
         let body = json!({ "profile": self.profile(spec) });
         let path = api(&format!("/users?{}", query_string(&[("activate", "true")])));
-        match self.send(Req::post(path).json(body)).await {
-            Ok(resp) => Ok(self.account(self.user(&resp)?)),
-            Err(e) if e.class == ErrorClass::Conflict && !spec.hris_id.is_empty() => {
-                // A retried create whose first attempt went through, or the same person
-                // created earlier: the same HRIS id makes it ours, so the create succeeded.
-                match self.get_account_by_login(&spec.login).await {
-                    Ok(Some(acc)) if acc.hris_id.as_deref() == Some(spec.hris_id.as_str()) => {
-                        tracing::info!(system = %self.system, login = %spec.login, id = %acc.external_id, "account already exists with the same HRIS id");
-                        Ok(acc)
-                    }
-                    _ => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        }
+        // "Already exists" comes back as Conflict; the engine reads the account and
+        // decides from its HR id whether it is this person's (engine/identity.rs).
+        let resp = self.send(Req::post(path).json(body)).await?;
+        Ok(self.account(self.user(&resp)?))
     }
 
     async fn update_account(

@@ -649,10 +649,18 @@ pub fn account_from_user(v: &Value) -> std::result::Result<RemoteAccount, String
         login,
         email: primary_email(v),
         active,
+        // The HR id: externalId (which this adapter sets), else the enterprise extension's
+        // employeeNumber (which it also sets, and which some providers keep instead).
         hris_id: v
             .get("externalId")
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
+            .or_else(|| {
+                v.get(SCHEMA_ENTERPRISE_USER)
+                    .and_then(|e| e.get("employeeNumber"))
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+            })
             .map(str::to_string),
     })
 }
@@ -732,6 +740,8 @@ fn spec_fields(spec: &AccountSpec, enterprise: bool) -> Vec<(Field, Value)> {
         put(Field::Top("title"), t);
     }
     if enterprise {
+        // The HR id goes in employeeNumber too: some providers do not keep externalId.
+        put(Field::Enterprise("employeeNumber"), &spec.hris_id);
         for (key, attr) in [("department", "department"), ("costCenter", "costCenter")] {
             if let Some(v) = spec.attributes.get(key) {
                 put(Field::Enterprise(attr), v);
@@ -2335,7 +2345,7 @@ mod tests {
         assert_eq!(b["title"], "Engineer");
         assert_eq!(
             b[SCHEMA_ENTERPRISE_USER],
-            json!({"department": "R&D", "costCenter": "CC-1"})
+            json!({"employeeNumber": "E1", "department": "R&D", "costCenter": "CC-1"})
         );
         assert!(b.get("location").is_none());
         let b = create_body(&spec(), false);

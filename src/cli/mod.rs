@@ -1,6 +1,7 @@
 //! The command line: clap definitions and dispatch. Each subcommand is a thin call into the
 //! library; handlers live one file per command group.
 
+pub mod account;
 pub mod audit;
 pub mod bench;
 pub mod console;
@@ -65,6 +66,9 @@ pub enum Command {
     /// Configured target systems.
     #[command(subcommand)]
     System(SystemCmd),
+    /// Which account in a system is whose: link, unlink, identity conflicts.
+    #[command(subcommand)]
+    Account(AccountCmd),
     /// Run a benchmark and print its figures.
     Bench(BenchArgs),
     /// Show what would change: intended access against actual access, as a stored plan.
@@ -277,6 +281,36 @@ pub enum SystemCmd {
     Test { name: String },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum AccountCmd {
+    /// Link an existing account (login or vendor id) to a person. Refuses an account that
+    /// carries another person's HR id unless --force --reason is given.
+    Link {
+        system: String,
+        account: String,
+        /// HRIS id or work e-mail.
+        person: String,
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Detach an account from its person (it stays in the system, and its login reserved).
+    Unlink {
+        system: String,
+        account: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Accounts that were not attached to anyone because the target did not prove whose
+    /// they are.
+    Conflicts {
+        /// Include resolved ones.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// policy | store | limiter
@@ -362,6 +396,7 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Policy(c)) => policy::run(&ctx, c),
         Some(Command::Audit(c)) => audit::run(&ctx, c),
         Some(Command::Secret(c)) => secret::run(&ctx, c),
+        Some(Command::Account(c)) => account::run(&ctx, c),
         Some(Command::System(SystemCmd::List)) => system_list(&ctx).map(|_| 0),
         Some(Command::System(SystemCmd::Test { name })) => system_test(&ctx, &name),
         Some(Command::Bench(a)) => bench::run(&ctx, a).map(|_| 0),

@@ -51,6 +51,9 @@ struct RawSystem {
     /// Poll after each write until its effect is observed (eventually consistent systems).
     #[serde(default)]
     verify: bool,
+    /// The login template (`"{email_local}"`, `"{given}.{family}"`, ...).
+    #[serde(default)]
+    login: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,6 +177,8 @@ pub struct SystemEntry {
     pub guard: Option<GuardThresholds>,
     /// Writes are verified by polling until their effect is observed.
     pub verify: bool,
+    /// How a person's login here is made, once (model/login.rs).
+    pub login: crate::model::login::LoginTemplate,
 }
 
 /// The systems and entitlements a policy may refer to.
@@ -374,6 +379,23 @@ impl SystemsConfig {
                     ));
                 }
             }
+            let login = match &rs.login {
+                None => crate::model::login::LoginTemplate::default_for(kind),
+                Some(t) => match t.get_ref().parse() {
+                    Ok(t) => t,
+                    Err(msg) => {
+                        problems.push(problem_at(
+                            path,
+                            text,
+                            Some(t.span()),
+                            format!("{key}.login"),
+                            msg,
+                            "for example login = \"{email_local}\" or \"{given}.{family}\"",
+                        ));
+                        crate::model::login::LoginTemplate::default_for(kind)
+                    }
+                },
+            };
             let api_version = rs
                 .api_version
                 .clone()
@@ -395,6 +417,7 @@ impl SystemsConfig {
                     line: crate::error::line_col(text, name.span().start).0,
                     guard: rs.guard,
                     verify: rs.verify,
+                    login,
                 },
             );
         }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod apply;
+pub mod identity;
 pub mod plan;
 pub mod status;
 pub mod workers;

@@ -17,6 +17,7 @@
 //!   if the effect is there they succeed, otherwise they are retried. Creation looks the
 //!   account up before creating, so a retry never duplicates an account.
 
+use super::identity::Login;
 use crate::adapters::{
     AccountSpec, Adapter, AdapterError, EntitlementTarget, ErrorClass, RemoteAccount,
 };
@@ -110,9 +111,9 @@ pub struct RunSummary {
 
 pub struct Engine {
     store: Arc<Mutex<Store>>,
-    catalog: Arc<Catalog>,
+    pub(crate) catalog: Arc<Catalog>,
     systems: HashMap<String, SystemRuntime>,
-    cfg: EngineConfig,
+    pub(crate) cfg: EngineConfig,
     events: Option<tokio::sync::mpsc::UnboundedSender<EngineEvent>>,
 }
 
@@ -211,7 +212,7 @@ impl Engine {
         self
     }
 
-    fn db<T>(&self, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
+    pub(crate) fn db<T>(&self, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
         let mut guard = self.store.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut guard)
     }
@@ -649,28 +650,35 @@ impl Engine {
         })
     }
 
-    /// The person's account in the op's system: from the store, else looked up by login.
+    /// The person's account in the op's system: from the store, else looked up by their
+    /// assigned login and accepted only with proof that it is theirs (engine/identity.rs).
     async fn account(
         &self,
         op: &OpRow,
         rt: &SystemRuntime,
     ) -> std::result::Result<Option<String>, AdapterError> {
-        let stored = self
-            .db(|s| s.account_for(&op.system, &op.person_id))
+        let (stored, login) = self
+            .db(|s| {
+                Ok((
+                    s.account_for(&op.system, &op.person_id)?,
+                    s.login_of(&op.system, &op.person_id)?,
+                ))
+            })
             .map_err(|e| AdapterError::new(ErrorClass::Transient, &op.system, e.to_string()))?;
         if let Some(a) = stored.and_then(|a| a.external_id) {
             return Ok(Some(a));
         }
-        let person = self
-            .person(op)
-            .map_err(|e| AdapterError::new(ErrorClass::Permanent, &op.system, e.to_string()))?;
-        let spec = AccountSpec::from_person(&person, rt.kind);
-        let found = rt.adapter.get_account_by_login(&spec.login).await?;
-        if let Some(acc) = &found {
-            self.remember_account(op, acc)
-                .map_err(|e| AdapterError::new(ErrorClass::Transient, &op.system, e.to_string()))?;
-        }
-        Ok(found.map(|a| a.external_id))
+        // No login assigned: accessdesk never created an account for them here.
+        let Some(login) = login else {
+            return Ok(None);
+        };
+        let Some(found) = rt.adapter.get_account_by_login(&login.login).await? else {
+            return Ok(None);
+        };
+        let acc = self.require_proof(op, rt, found)?;
+        self.remember_account(op, &acc)
+            .map_err(|e| AdapterError::new(ErrorClass::Transient, &op.system, e.to_string()))?;
+        Ok(Some(acc.external_id))
     }
 
     fn remember_account(&self, op: &OpRow, acc: &RemoteAccount) -> Result<()> {
@@ -694,44 +702,9 @@ impl Engine {
                     let person = self.person(op).map_err(|e| {
                         AdapterError::new(ErrorClass::Permanent, &op.system, e.to_string())
                     })?;
-                    let spec = AccountSpec::from_person(&person, rt.kind);
-                    // On a retry the first attempt may have created the account before its
-                    // answer was lost: look first. A first attempt was never sent before
-                    // (attempts are counted when an operation is claimed, before the call;
-                    // one left running by a crash is settled by `recover`), so it creates
-                    // straight away and treats "already exists" as found.
-                    let existing = if op.attempts > 0 {
-                        rt.adapter.get_account_by_login(&spec.login).await?
-                    } else {
-                        None
-                    };
-                    let acc = match existing {
-                        Some(a) => a,
-                        None => match rt.adapter.create_account(&spec).await {
-                            Ok(a) => a,
-                            // "Already exists" but not readable yet (the vendor is
-                            // eventually consistent): look again later rather than count
-                            // the create as done without knowing the account.
-                            Err(e) if e.class == ErrorClass::Conflict => rt
-                                .adapter
-                                .get_account_by_login(&spec.login)
-                                .await?
-                                .ok_or_else(|| {
-                                    let mut later = AdapterError::new(
-                                        ErrorClass::Transient,
-                                        &op.system,
-                                        format!(
-                                            "{} already exists in {} but cannot be read yet ({}); looking again",
-                                            spec.login, op.system, e.message
-                                        ),
-                                    );
-                                    later.status = e.status;
-                                    later.vendor_code = e.vendor_code.clone();
-                                    later.request = e.request.clone();
-                                    later
-                                })?,
-                            Err(e) => return Err(e),
-                        },
+                    let acc = match self.assign_login(op, rt, &person).await? {
+                        Login::Adopt(acc) => acc,
+                        Login::Assigned(login) => self.create(op, rt, &person, &login).await?,
                     };
                     self.remember_account(op, &acc).map_err(|e| {
                         AdapterError::new(ErrorClass::Transient, &op.system, e.to_string())
@@ -785,10 +758,17 @@ impl Engine {
                     let person = self.person(op).map_err(|e| {
                         AdapterError::new(ErrorClass::Permanent, &op.system, e.to_string())
                     })?;
-                    let spec = AccountSpec::from_person(&person, rt.kind);
                     let acc = self.account(op, rt).await?.ok_or_else(|| {
                         AdapterError::new(ErrorClass::NotFound, &op.system, "no account to update")
                     })?;
+                    let login = self
+                        .db(|s| s.login_of(&op.system, &op.person_id))
+                        .map_err(|e| {
+                            AdapterError::new(ErrorClass::Transient, &op.system, e.to_string())
+                        })?
+                        .map(|l| l.login)
+                        .unwrap_or_default();
+                    let spec = AccountSpec::for_person(&person, rt.kind, &login);
                     rt.adapter.update_account(&acc, &spec).await.map(|_| ())
                 }
             }
@@ -818,11 +798,22 @@ impl Engine {
         let rt = self
             .runtime(&op.system)
             .map_err(|e| AdapterError::new(ErrorClass::Permanent, &op.system, e.to_string()))?;
-        let person = self
-            .person(op)
-            .map_err(|e| AdapterError::new(ErrorClass::Permanent, &op.system, e.to_string()))?;
-        let spec = AccountSpec::from_person(&person, rt.kind);
-        let acc = rt.adapter.get_account_by_login(&spec.login).await?;
+        let login = self
+            .db(|s| s.login_of(&op.system, &op.person_id))
+            .map_err(|e| AdapterError::new(ErrorClass::Transient, &op.system, e.to_string()))?;
+        // No login was ever assigned: no create was ever sent, so no account of theirs.
+        let acc = match &login {
+            Some(l) => match rt.adapter.get_account_by_login(&l.login).await? {
+                // Someone else's account under that login is not their effect.
+                Some(a) => match self.require_proof(op, rt, a) {
+                    Ok(a) => Some(a),
+                    Err(e) if e.class == ErrorClass::IdentityConflict => None,
+                    Err(e) => return Err(e),
+                },
+                None => None,
+            },
+            None => None,
+        };
         match op.kind {
             OperationKind::CreateAccount => {
                 if let Some(a) = &acc {
@@ -845,6 +836,55 @@ impl Engine {
                 });
                 Ok(has == (op.kind == OperationKind::AddMembership))
             }
+        }
+    }
+
+    /// Create the person's account under their assigned login. On a retry the first
+    /// attempt may have created it before its answer was lost, so look first; "already
+    /// exists" is read back and adopted only with proof that it is theirs.
+    async fn create(
+        &self,
+        op: &OpRow,
+        rt: &SystemRuntime,
+        person: &crate::model::Person,
+        login: &str,
+    ) -> std::result::Result<RemoteAccount, AdapterError> {
+        let spec = AccountSpec::for_person(person, rt.kind, login);
+        // A first attempt was never sent before (attempts are counted when an operation
+        // is claimed, before the call; one left running by a crash is settled by
+        // `recover`), so it creates straight away.
+        if op.attempts > 0
+            && let Some(a) = rt.adapter.get_account_by_login(login).await?
+        {
+            return self.require_proof(op, rt, a);
+        }
+        self.db(|s| s.write(|tx| tx.mark_create_sent(&op.system, &op.person_id)))
+            .map_err(|e| AdapterError::new(ErrorClass::Transient, &op.system, e.to_string()))?;
+        match rt.adapter.create_account(&spec).await {
+            Ok(a) => Ok(a),
+            Err(e) if e.class == ErrorClass::Conflict => {
+                match rt.adapter.get_account_by_login(login).await? {
+                    Some(a) => self.require_proof(op, rt, a),
+                    // "Already exists" but not readable yet (the vendor is eventually
+                    // consistent): look again later rather than count the create as done
+                    // without knowing the account.
+                    None => {
+                        let mut later = AdapterError::new(
+                            ErrorClass::Transient,
+                            &op.system,
+                            format!(
+                                "{login} already exists in {} but cannot be read yet ({}); looking again",
+                                op.system, e.message
+                            ),
+                        );
+                        later.status = e.status;
+                        later.vendor_code = e.vendor_code.clone();
+                        later.request = e.request.clone();
+                        Err(later)
+                    }
+                }
+            }
+            Err(e) => Err(e),
         }
     }
 

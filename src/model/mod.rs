@@ -1,6 +1,7 @@
 //! The canonical model every other module speaks: people, systems, accounts,
 //! entitlements, grants and operations. Pure data; no I/O.
 
+pub mod login;
 pub mod names;
 
 use chrono::{DateTime, NaiveDate, Utc};

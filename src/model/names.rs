@@ -81,7 +81,8 @@ fn limits(kind: SystemKind) -> Limits {
     }
 }
 
-/// NFC-normalise, drop control characters, collapse white space and trim.
+/// NFC-normalise, drop control characters and emoji, collapse white space and trim.
+/// Letters of every script are kept as they are: targets get the original Unicode.
 pub fn clean(s: &str) -> String {
     let nfc: String = s.nfc().collect();
     let mut out = String::with_capacity(nfc.len());
@@ -91,7 +92,7 @@ pub fn clean(s: &str) -> String {
             pending_space = !out.is_empty();
             continue;
         }
-        if c.is_control() {
+        if c.is_control() || is_emoji(c) {
             continue;
         }
         if pending_space {
@@ -133,6 +134,19 @@ pub fn ascii_fold(name: &str) -> String {
         }
     }
     out
+}
+
+/// Emoji and their joiners, modifiers and selectors (pictographs carry no name).
+pub fn is_emoji(c: char) -> bool {
+    matches!(c as u32,
+        0x1F000..=0x1FAFF   // pictographs, emoticons, transport, flags, skin tones
+        | 0x2600..=0x27BF   // miscellaneous symbols and dingbats
+        | 0x2B00..=0x2BFF   // arrows and stars used as emoji
+        | 0x200D            // zero-width joiner
+        | 0xFE00..=0xFE0F   // variation selectors
+        | 0x20E3            // combining keycap
+        | 0xE0020..=0xE007F // tag characters (subdivision flags)
+    )
 }
 
 fn is_combining_mark(c: char) -> bool {
@@ -361,13 +375,13 @@ mod tests {
             e_login: "jose.munoz",
         },
         Case {
-            what: "emoji dropped from login, kept in display",
+            what: "emoji dropped everywhere, no double space left",
             given: "Sam 🚀",
             family: "Lee",
             preferred: None,
-            e_given: "Sam 🚀",
+            e_given: "Sam",
             e_family: "Lee",
-            e_display: "Sam 🚀 Lee",
+            e_display: "Sam Lee",
             e_login: "sam.lee",
         },
         Case {
@@ -376,8 +390,8 @@ mod tests {
             family: "👩‍💻",
             preferred: None,
             e_given: "Kai",
-            e_family: "👩‍💻",
-            e_display: "Kai 👩‍💻",
+            e_family: "",
+            e_display: "Kai",
             e_login: "kai",
         },
         Case {
@@ -395,9 +409,9 @@ mod tests {
             given: "🙂",
             family: "🙃",
             preferred: None,
-            e_given: "🙂",
-            e_family: "🙃",
-            e_display: "🙂 🙃",
+            e_given: "",
+            e_family: "",
+            e_display: "",
             e_login: "user.e042",
         },
     ];

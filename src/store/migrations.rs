@@ -203,6 +203,40 @@ CREATE INDEX operations_recent ON operations(status, updated_at);
 -- Each attempt keeps the request line (method and redacted path) beside the response.
 ALTER TABLE op_attempts ADD COLUMN request TEXT;
 "#,
+    r#"
+-- Assigned logins: a person's login in a system is made once and kept (model/login.rs).
+-- A leaver's row stays, so the login stays reserved. `create_sent_at` is our record of
+-- having sent the create for this login (proof of identity where the target cannot hold
+-- an HR id). Uniqueness is case-insensitive, through `login_key`.
+CREATE TABLE logins (
+    system         TEXT NOT NULL,
+    person_id      TEXT NOT NULL,
+    login          TEXT NOT NULL,
+    login_key      TEXT NOT NULL,
+    assigned_at    TEXT NOT NULL,
+    create_sent_at TEXT,
+    PRIMARY KEY (system, person_id),
+    UNIQUE (system, login_key)
+);
+INSERT OR IGNORE INTO logins (system, person_id, login, login_key, assigned_at)
+    SELECT system, person_id, login, lower(login), COALESCE(observed_at, '')
+    FROM accounts WHERE person_id IS NOT NULL ORDER BY id;
+CREATE INDEX accounts_login_key ON accounts(system, lower(login));
+-- Accounts found in a target that would have been attached to a person without proof
+-- that they are theirs: reported, never used.
+CREATE TABLE identity_conflicts (
+    id            INTEGER PRIMARY KEY,
+    system        TEXT NOT NULL,
+    person_id     TEXT NOT NULL,
+    login         TEXT NOT NULL,
+    external_id   TEXT,
+    owner_hris_id TEXT,
+    detected_at   TEXT NOT NULL,
+    resolved_at   TEXT,
+    resolution    TEXT,
+    UNIQUE (system, person_id, login)
+);
+"#,
 ];
 
 /// The schema version this build writes.

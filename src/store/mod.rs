@@ -8,6 +8,7 @@ pub mod access;
 pub mod audit;
 pub mod catalog;
 pub mod grants;
+pub mod identity;
 pub mod migrations;
 pub mod people;
 pub mod queue;

@@ -14,7 +14,6 @@
 
 use crate::config::toml_errors::problem_at;
 use crate::error::{InputProblem, InputProblems, Location, line_col};
-use crate::policy::schema::levenshtein;
 use ratatui::style::{Color, Modifier, Style};
 use serde_spanned::Spanned;
 use std::borrow::Cow;
@@ -661,16 +660,7 @@ impl Problems<'_> {
     }
 }
 
-/// The closest of `options` to a misspelt `word`, if it is close enough to be a guess.
-fn suggest<'a>(word: &str, options: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).max(2);
-    options
-        .into_iter()
-        .map(|o| (levenshtein(word, o), o))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, o)| o)
-}
+use crate::error::did_you_mean as suggest;
 
 fn type_name(v: &DeValue<'_>) -> &'static str {
     match v {

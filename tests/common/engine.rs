@@ -31,6 +31,8 @@ pub struct Entry {
     pub verify: bool,
     /// Lines of `[systems.NAME.settings]`.
     pub settings: String,
+    /// Extra lines of the `[systems.NAME]` table itself (`login = "..."`, ...).
+    pub top: String,
 }
 
 impl Entry {
@@ -43,7 +45,12 @@ impl Entry {
             depends_on: Vec::new(),
             verify: false,
             settings: String::new(),
+            top: String::new(),
         }
+    }
+    pub fn top(mut self, lines: &str) -> Entry {
+        self.top = lines.into();
+        self
     }
     pub fn verify(mut self, on: bool) -> Entry {
         self.verify = on;
@@ -64,13 +71,14 @@ pub fn systems_toml(entries: &[Entry]) -> String {
     for e in entries {
         let deps: Vec<String> = e.depends_on.iter().map(|d| format!("\"{d}\"")).collect();
         t.push_str(&format!(
-            "[systems.{}]\nkind = \"{}\"\nbase_url = \"{}\"\ncredential = \"keyring:{}\"\ndepends_on = [{}]\nverify = {}\n[systems.{}.settings]\n{}\n",
+            "[systems.{}]\nkind = \"{}\"\nbase_url = \"{}\"\ncredential = \"keyring:{}\"\ndepends_on = [{}]\nverify = {}\n{}\n[systems.{}.settings]\n{}\n",
             e.name,
             e.kind,
             e.base_url,
             e.credential,
             deps.join(", "),
             e.verify,
+            e.top,
             e.name,
             e.settings
         ));
@@ -191,6 +199,50 @@ impl Run {
         )
         .unwrap();
         apply_plan(&mut s, &self.cfg.catalog, &plan.id, "test", None).unwrap();
+    }
+
+    /// Store these people with exactly these intended entitlements each
+    /// (`system:kind:name`), then plan and apply. Returns how many operations the plan had.
+    pub fn set_people(&self, people: &[(Person, Vec<&str>)]) -> usize {
+        let mut s = self.store.lock().unwrap();
+        s.write(|tx| {
+            for (p, ents) in people {
+                tx.upsert_person(p, "test")?;
+                let grants: Vec<Grant> = ents
+                    .iter()
+                    .map(|e| Grant {
+                        person_id: p.hris_id.clone(),
+                        entitlement: e.parse().unwrap(),
+                        rule: "test".into(),
+                        requires_approval: false,
+                        expires_at: None,
+                    })
+                    .collect();
+                tx.replace_intended_grants(&p.hris_id, &grants, "test")?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        drop(s);
+        self.plan_apply()
+    }
+
+    /// Plan everything and apply it; the number of operations planned.
+    pub fn plan_apply(&self) -> usize {
+        let mut s = self.store.lock().unwrap();
+        let plan = make_plan(
+            &mut s,
+            &self.cfg.catalog,
+            &GuardThresholds::default(),
+            &Scope::default(),
+            "test",
+        )
+        .unwrap();
+        let n = plan.ops.len();
+        if n > 0 {
+            apply_plan(&mut s, &self.cfg.catalog, &plan.id, "test", None).unwrap();
+        }
+        n
     }
 
     /// An engine over every configured system, adapters built by the registry.

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const INSTALL: &str = "python3 -m venv .peers/venv && .peers/venv/bin/pip install 'moto[server]' scim2-server scim2-cli scim2-tester";
+pub const INSTALL: &str = "bash .ci/test-all (it installs the pinned peers from .ci/peers-requirements.txt into .peers/venv)";
 
 pub struct ScimServer {
     child: Child,

@@ -61,6 +61,7 @@ pub fn entry(base_url: &str, settings: &[(&str, toml::Value)]) -> SystemEntry {
         guard: None,
         verify: false,
         line: 1,
+        login: accessdesk::model::login::LoginTemplate::default_for(SystemKind::Okta),
     }
 }
 

@@ -1,0 +1,225 @@
+//! Identity before access: an existing account is a person's only when the target proves
+//! it, and a person's login is assigned once.
+//!
+//! **Proof.** An account in a target belongs to a person when
+//! - it carries their HR id (the IAM tag, the Okta profile attribute, SCIM `externalId` or
+//!   the enterprise `employeeNumber`, an Identity Store `ExternalIds` entry), or
+//! - accessdesk's own record says it created it for them: the account row linked to them
+//!   with the same external id, or, on a target that cannot hold an HR id, the create we
+//!   recorded sending for exactly that login.
+//!
+//! An account carrying another person's HR id, or none without our record, is never
+//! adopted: the create fails with [`ErrorClass::IdentityConflict`] naming both sides, the
+//! conflict is stored (`accessdesk account conflicts`) and nothing is attached to it.
+//!
+//! **Logins.** The first create for a person in a system assigns their login there: the
+//! system's template (model/login.rs) rendered, then the first of `login`, `login2`, ...
+//! that no other person holds in the store (leavers' logins stay reserved) and that no
+//! account in the target holds without proof that it is this person's. A hand-made
+//! account found that way is reported as a conflict and left untouched; one that proves
+//! it is theirs (a rehire whose record was lost) is adopted. The assigned login is stored
+//! and never recomputed, so later name changes never move anyone onto another account.
+
+use super::workers::{Engine, SystemRuntime};
+use crate::adapters::{AdapterError, ErrorClass, RemoteAccount};
+use crate::model::Person;
+use crate::model::login::{LoginTemplate, with_suffix};
+use crate::store::queue::OpRow;
+
+/// How many suffixed candidates are tried before giving up on a login.
+const MAX_SUFFIX: u32 = 100;
+
+/// Whose an existing account is, as far as the target proves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proof {
+    /// It carries the person's HR id, or we recorded creating it for them.
+    Theirs,
+    /// It carries another person's HR id (Some) or none (None).
+    NotTheirs(Option<String>),
+}
+
+/// Decide from what the target says (`acc`) and what we recorded (`ours`).
+pub fn prove(acc: &RemoteAccount, person: &str, ours: bool) -> Proof {
+    match acc.hris_id.as_deref() {
+        Some(h) if h == person => Proof::Theirs,
+        Some(h) => Proof::NotTheirs(Some(h.to_string())),
+        None if ours => Proof::Theirs,
+        None => Proof::NotTheirs(None),
+    }
+}
+
+/// The person's login in a system, as the create needs it.
+pub(crate) enum Login {
+    /// Assigned (now or earlier); no account proven theirs was found while assigning.
+    Assigned(String),
+    /// While assigning, the target already held an account that proves it is theirs.
+    Adopt(RemoteAccount),
+}
+
+fn transient(op: &OpRow, e: impl std::fmt::Display) -> AdapterError {
+    AdapterError::new(ErrorClass::Transient, &op.system, e.to_string())
+}
+
+impl Engine {
+    /// Whether accessdesk's own record says it created `acc` for the op's person.
+    pub(crate) fn created_by_us(
+        &self,
+        op: &OpRow,
+        rt: &SystemRuntime,
+        acc: &RemoteAccount,
+    ) -> Result<bool, AdapterError> {
+        let (linked, login) = self
+            .db(|s| {
+                Ok((
+                    s.account_for(&op.system, &op.person_id)?,
+                    s.login_of(&op.system, &op.person_id)?,
+                ))
+            })
+            .map_err(|e| transient(op, e))?;
+        if linked.is_some_and(|a| a.external_id.as_deref() == Some(acc.external_id.as_str())) {
+            return Ok(true);
+        }
+        // Only where the target cannot carry the HR id: there, a missing HR id says nothing.
+        Ok(!rt.adapter.stores_hris_id()
+            && login.is_some_and(|l| {
+                l.create_sent_at.is_some() && l.login.eq_ignore_ascii_case(&acc.login)
+            }))
+    }
+
+    /// Accept `acc` as the op's person's account, or refuse it with an identity conflict
+    /// (stored and audited; nothing is attached to the account).
+    pub(crate) fn require_proof(
+        &self,
+        op: &OpRow,
+        rt: &SystemRuntime,
+        acc: RemoteAccount,
+    ) -> Result<RemoteAccount, AdapterError> {
+        let ours = self.created_by_us(op, rt, &acc)?;
+        match prove(&acc, &op.person_id, ours) {
+            Proof::Theirs => Ok(acc),
+            Proof::NotTheirs(owner) => Err(self.conflict(op, &acc, owner)),
+        }
+    }
+
+    /// Store and audit a conflict; the error names both sides.
+    fn conflict(&self, op: &OpRow, acc: &RemoteAccount, owner: Option<String>) -> AdapterError {
+        let actor = self.cfg.actor.clone();
+        let _ = self.db(|s| {
+            s.write(|tx| {
+                tx.record_identity_conflict(
+                    &op.system,
+                    &op.person_id,
+                    &acc.login,
+                    Some(&acc.external_id),
+                    owner.as_deref(),
+                    &actor,
+                )
+            })
+        });
+        let whose = match &owner {
+            Some(h) => format!("it carries the HR id of {h}"),
+            None => "it carries no HR id and accessdesk did not create it".to_string(),
+        };
+        AdapterError::new(
+            ErrorClass::IdentityConflict,
+            &op.system,
+            format!(
+                "{} needs login {:?} in {}, but account {} already has it and {whose}; nothing was attached to it (settle it with `accessdesk account link {} {} {}` if it is theirs)",
+                op.person_id, acc.login, op.system, acc.external_id, op.system, acc.login, op.person_id
+            ),
+        )
+        .with_code("identity_conflict")
+    }
+
+    /// The person's login in the op's system: theirs if assigned, else assigned now.
+    pub(crate) async fn assign_login(
+        &self,
+        op: &OpRow,
+        rt: &SystemRuntime,
+        person: &Person,
+    ) -> Result<Login, AdapterError> {
+        if let Some(row) = self
+            .db(|s| s.login_of(&op.system, &op.person_id))
+            .map_err(|e| transient(op, e))?
+        {
+            return Ok(Login::Assigned(row.login));
+        }
+        let template = self
+            .catalog
+            .systems
+            .get(&op.system)
+            .map(|e| e.login.clone())
+            .unwrap_or_else(|| LoginTemplate::default_for(rt.kind));
+        let base = template.render(person, rt.kind);
+        let actor = self.cfg.actor.clone();
+        for n in 1..=MAX_SUFFIX {
+            let candidate = with_suffix(rt.kind, &base, n);
+            let held = self
+                .db(|s| s.login_holder(&op.system, &candidate, &op.person_id))
+                .map_err(|e| transient(op, e))?;
+            if held.is_some() {
+                continue;
+            }
+            // An account the store does not know may hold it in the target (made by hand,
+            // or by another tool): look before creating.
+            if let Some(acc) = rt.adapter.get_account_by_login(&candidate).await? {
+                match prove(&acc, &op.person_id, false) {
+                    Proof::Theirs => {
+                        self.db(|s| {
+                            s.write(|tx| {
+                                tx.claim_login(&op.system, &op.person_id, &acc.login, &actor)
+                            })
+                        })
+                        .map_err(|e| transient(op, e))?;
+                        return Ok(Login::Adopt(acc));
+                    }
+                    Proof::NotTheirs(owner) => {
+                        let _ = self.conflict(op, &acc, owner);
+                        continue;
+                    }
+                }
+            }
+            let claimed = self
+                .db(|s| s.write(|tx| tx.claim_login(&op.system, &op.person_id, &candidate, &actor)))
+                .map_err(|e| transient(op, e))?;
+            if let Some(login) = claimed {
+                return Ok(Login::Assigned(login));
+            }
+        }
+        Err(AdapterError::new(
+            ErrorClass::Permanent,
+            &op.system,
+            format!(
+                "no free login for {} in {}: {base:?} and {MAX_SUFFIX} suffixed forms are all taken",
+                op.person_id, op.system
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acc(hris: Option<&str>) -> RemoteAccount {
+        RemoteAccount {
+            external_id: "u1".into(),
+            login: "john.smith".into(),
+            email: None,
+            active: true,
+            hris_id: hris.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn proof_needs_the_hr_id_or_our_record() {
+        assert_eq!(prove(&acc(Some("E1")), "E1", false), Proof::Theirs);
+        assert_eq!(
+            prove(&acc(Some("E2")), "E1", true),
+            Proof::NotTheirs(Some("E2".into())),
+            "our record never overrides another person's HR id"
+        );
+        assert_eq!(prove(&acc(None), "E1", false), Proof::NotTheirs(None));
+        assert_eq!(prove(&acc(None), "E1", true), Proof::Theirs);
+    }
+}
