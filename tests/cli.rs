@@ -370,3 +370,92 @@ fn the_console_refuses_to_start_without_a_terminal_and_names_bad_settings() {
     let o = h.run(&["demo", "--for", "3 parsecs", "--headless"]);
     assert_eq!(code(&o), 2, "{}", text(&o));
 }
+
+/// `accessdesk ... | head -1`: the reader goes away early; the command ends quietly (no
+/// panic, nothing on stderr) instead of complaining about the broken pipe.
+#[test]
+fn commands_end_quietly_when_their_reader_goes_away() {
+    let h = Home::new();
+    h.init();
+    let mut csv = String::from("employee_id,first_name,last_name,email,department,status\n");
+    for i in 0..2000 {
+        csv.push_str(&format!(
+            "E{i:04},Given{i},Family,p{i}@example.com,Sales,active\n"
+        ));
+    }
+    let f = h.write("hr.csv", &csv);
+    assert!(
+        h.run(&["people", "import", f.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let bin = env!("CARGO_BIN_EXE_accessdesk");
+    for args in [
+        "completions bash",
+        "people list --all",
+        "plan --all",
+        "audit export --format csv",
+    ] {
+        let o = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "set -o pipefail; '{bin}' --home '{}' {args} | head -1 >/dev/null; echo \"status=${{PIPESTATUS[0]}}\" >&2",
+                h.path().display()
+            ))
+            .env_remove("ACCESSDESK_HOME")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "{args}: {err}"
+        );
+        // Either it finished before head left (0) or SIGPIPE ended it (141), like `yes | head`.
+        assert!(
+            err.contains("status=0") || err.contains("status=141"),
+            "{args}: {err}"
+        );
+    }
+}
+
+/// Lists say when they cut their output; --all and --json never cut.
+#[test]
+fn lists_say_when_they_cut_and_json_never_does() {
+    let h = Home::new();
+    h.init();
+    let f = h.write(
+        "hr.csv",
+        "employee_id,first_name,last_name,email,status\nE1,Ada,L,a@example.com,active\nE2,山田,太郎,y@example.com,active\nE3,Cy,Y,c@example.com,active\n",
+    );
+    assert!(
+        h.run(&["people", "import", f.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let o = h.run(&["people", "list", "--limit", "1"]);
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("1 of 3 people shown; --all for all"),
+        "{}",
+        text(&o)
+    );
+    let o = h.run(&["people", "list", "--limit", "1", "--all"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 3);
+    assert!(o.stderr.is_empty(), "{}", text(&o));
+    let o = h.run(&["--json", "people", "list", "--limit", "1"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 3, "--json is never cut");
+    // CJK names take two columns each: the e-mail column still starts at one place.
+    let o = h.run(&["people", "list", "--all"]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let cols: Vec<usize> = out
+        .lines()
+        .map(|l| {
+            let at = l.find("@example.com").unwrap();
+            let start = l[..at].rfind(' ').unwrap() + 1;
+            unicode_width::UnicodeWidthStr::width(&l[..start])
+        })
+        .collect();
+    assert!(cols.windows(2).all(|w| w[0] == w[1]), "{out}");
+}

@@ -54,6 +54,7 @@ fn enqueue(store: &mut Store, kind: OperationKind, sys: &str, p: &str, e: Option
                     plan_id: None,
                     cause: "test",
                     depends_on: &[],
+                    not_before: None,
                 },
                 "t",
             )

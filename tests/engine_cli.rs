@@ -299,3 +299,42 @@ fn a_feed_that_suddenly_loses_many_people_is_held() {
                 && e["details"]["why"] == "site closure")
     );
 }
+
+/// A credential that cannot be resolved stops `apply` and `run` before any work: exit 1,
+/// naming the system and the credential reference, and nothing enqueued.
+#[test]
+fn an_unresolvable_credential_stops_apply_and_run_before_any_work() {
+    let h = Home::new();
+    h.write(
+        "systems.toml",
+        "[systems.aws]\nkind = \"aws_iam\"\nbase_url = \"http://127.0.0.1:9\"\ncredential = \"env:ACCESSDESK_TEST_UNSET_CRED\"\nsettings = { region = \"us-east-1\" }\n[[systems.aws.entitlements]]\nkind = \"group\"\nname = \"everyone\"\n",
+    );
+    h.write(
+        "policies.toml",
+        "[[rule]]\nname = \"all\"\nwhen = \"person.status == 'active'\"\ngrant = [\"aws:group:everyone\"]\n",
+    );
+    let csv = h.write(
+        "hr.csv",
+        &format!("{HEADER}E1,Ada,L,,ada@example.com,Eng,T,,L,C,active,,\n"),
+    );
+    assert!(
+        h.run(&["people", "import", csv.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let plan = h.json(&["plan"]);
+    let id = plan["id"].as_str().unwrap().to_string();
+    assert!(!plan["ops"].as_array().unwrap().is_empty());
+    for args in [vec!["apply", id.as_str()], vec!["run"]] {
+        let o = h.run(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", text(&o));
+        let t = text(&o);
+        assert!(
+            t.contains("system aws") && t.contains("env:ACCESSDESK_TEST_UNSET_CRED"),
+            "{args:?}: {t}"
+        );
+    }
+    // Nothing was enqueued: the plan can still be applied once the credential is there.
+    let q = h.json(&["queue", "list"]);
+    assert!(q.as_array().unwrap().is_empty(), "{q}");
+}

@@ -276,14 +276,22 @@ async fn wave_converges_through_faults_and_a_leaver_is_deactivated() {
     leaver.status = EmploymentStatus::Terminated;
     intend(&store, &[leaver], &[]);
     faults.set_profile(FaultProfile::none());
-    assert_eq!(plan_and_apply(&store, &cfg), 1);
+    // SCIM's default leaver policy also removes memberships: many SCIM apps keep
+    // group-granted access for inactive users.
+    assert_eq!(plan_and_apply(&store, &cfg), 2);
     let summary = engine(store.clone(), &cfg, &tokens)
         .run_until_idle(None)
         .await
         .unwrap();
-    assert_eq!(summary.succeeded, 1);
+    assert_eq!(summary.succeeded, 2);
     let state = server_state(&server).await;
     assert!(!state["p3@example.com"].0, "the leaver is still active");
+    assert!(
+        state["p3@example.com"].1.is_empty(),
+        "the deactivated SCIM user kept its groups: {:?}",
+        state["p3@example.com"].1
+    );
+    assert_eq!(plan_and_apply(&store, &cfg), 0);
     assert_eq!(
         store.lock().unwrap().audit_verify().unwrap().map(|_| ()),
         Ok(())

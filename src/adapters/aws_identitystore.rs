@@ -670,6 +670,19 @@ impl Adapter for AwsIdentityStore {
         }
     }
 
+    /// Remove the memberships, then `DeleteUser`; a user already gone counts as deleted.
+    async fn delete_account(&self, external_id: &str) -> AResult<()> {
+        if self.describe_user(external_id).await?.is_none() {
+            return Ok(());
+        }
+        self.remove_all_memberships(external_id).await?;
+        ok_if_not_found(
+            self.call("DeleteUser", json!({"UserId": external_id}))
+                .await
+                .map(|_| ()),
+        )
+    }
+
     async fn get_account_by_login(&self, login: &str) -> AResult<Option<RemoteAccount>> {
         let out: ListUsersOut = self
             .call_as(

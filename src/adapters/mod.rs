@@ -195,6 +195,11 @@ pub trait Adapter: Send + Sync {
     async fn suspend_account(&self, _external_id: &str) -> AResult<()> {
         Err(AdapterError::unsupported(self.system(), "suspend"))
     }
+    /// Delete the account for good (a leaver policy of `delete`). An account that is
+    /// already gone counts as deleted. Not every vendor allows it.
+    async fn delete_account(&self, _external_id: &str) -> AResult<()> {
+        Err(AdapterError::unsupported(self.system(), "delete"))
+    }
     async fn get_account_by_login(&self, login: &str) -> AResult<Option<RemoteAccount>>;
     async fn get_account(&self, external_id: &str) -> AResult<Option<RemoteAccount>>;
 

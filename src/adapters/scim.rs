@@ -1735,6 +1735,21 @@ impl Adapter for ScimAdapter {
         self.set_active(external_id, true).await
     }
 
+    /// `DELETE /Users/{id}` (RFC 7644 §3.6); 404 means it is already gone.
+    async fn delete_account(&self, external_id: &str) -> AResult<()> {
+        let c = self.capabilities().await?;
+        let path = Self::user_path(&c, external_id);
+        match self
+            .http
+            .send(Req::delete(path).header(ACCEPT, ACCEPT_VALUE))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.class == ErrorClass::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn get_account_by_login(&self, login: &str) -> AResult<Option<RemoteAccount>> {
         let c = self.capabilities().await?;
         let mut found: Vec<RemoteAccount> = Vec::new();

@@ -162,6 +162,7 @@ pub fn run(people: usize, runs: usize, seconds: u64) -> Result<BenchReport> {
                         plan_id: None,
                         cause: "bench",
                         depends_on: &[],
+                        not_before: None,
                     },
                     "bench",
                 )?;

@@ -85,7 +85,11 @@ pub fn run(people: usize, runs: usize) -> Result<BenchReport> {
     for _ in 0..runs.max(1) {
         let store = Store::open(&path)?;
         let t = std::time::Instant::now();
-        let (ops, _inputs, timing) = compute(&store, &Scope::default())?;
+        let (ops, _inputs, timing) = compute(
+            &store,
+            &Scope::default(),
+            &crate::engine::plan::Settings::from_catalog(&Default::default()),
+        )?;
         totals.push(t.elapsed().as_secs_f64());
         reads.push(timing.read.as_secs_f64());
         diffs.push(timing.diff.as_secs_f64());

@@ -9,7 +9,6 @@ use crate::engine::plan::Scope;
 use crate::engine::workers::{Engine, EngineConfig};
 use crate::model::OperationStatus;
 use crate::store::Store;
-use crate::store::queue::status_from_str;
 use crate::{Error, Result};
 use std::sync::{Arc, Mutex};
 
@@ -75,16 +74,19 @@ pub fn plan(ctx: &Ctx, system: Option<String>, person: Option<String>, all: bool
             crate::model::OperationKind::UpdateAttributes => "~",
             _ => "+",
         };
+        let note = match (o.requires_approval, o.not_before) {
+            (true, _) => "  (needs approval)".to_string(),
+            (false, Some(t)) => format!(
+                "  (scheduled: {}, the day after their end date)",
+                t.format("%Y-%m-%d %H:%M UTC")
+            ),
+            _ => String::new(),
+        };
         println!(
-            "    {sign} {:<18} {:<12} {}{}",
+            "    {sign} {:<18} {:<12} {}{note}",
             o.kind.as_str(),
             o.system,
             o.entitlement.as_deref().unwrap_or(""),
-            if o.requires_approval {
-                "  (needs approval)"
-            } else {
-                ""
-            }
         );
     }
     if shown < plan.ops.len() {
@@ -156,7 +158,37 @@ impl crate::adapters::registry::SecretSource for Secrets {
     }
 }
 
+/// Resolve every configured system's credential before any work starts: a missing one
+/// stops `apply` and `run` (exit 1) naming the system and the credential reference,
+/// rather than leaving operations queued behind a success.
+pub fn preflight(cfg: &SystemsConfig) -> Result<()> {
+    use crate::adapters::registry::SecretSource;
+    let secrets = match crate::secrets::Keychain::from_env() {
+        Ok(k) => Secrets::Keychain(k),
+        Err(e) => Secrets::EnvOnly(e.to_string()),
+    };
+    let mut problems = Vec::new();
+    for (name, entry) in &cfg.catalog.systems {
+        if let Some(cred) = &entry.credential
+            && let Err(e) = secrets.resolve(cred)
+        {
+            problems.push(format!(
+                "system {name}: credential {cred} cannot be resolved: {e}"
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Failed(format!(
+            "{}; nothing was applied or run (set the credential with `accessdesk secret set NAME` or export the variable)",
+            problems.join("; ")
+        )))
+    }
+}
+
 fn drive(ctx: &Ctx, cfg: &SystemsConfig) -> Result<i32> {
+    preflight(cfg)?;
     let store = ctx.store()?;
     let (engine, problems) = build_engine(cfg, store)?;
     for p in &problems {
@@ -197,6 +229,9 @@ pub fn apply(
         ));
     }
     let approval = if approve { reason.as_deref() } else { None };
+    if !no_run {
+        preflight(&cfg)?;
+    }
     let report = apply_plan(&mut store, &cfg.catalog, plan, &super::actor(), approval)?;
     if !ctx.json {
         println!(
@@ -222,11 +257,12 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
 pub fn queue(ctx: &Ctx, cmd: QueueCmd) -> Result<i32> {
     let mut store = ctx.store()?;
     match cmd {
-        QueueCmd::List { status, limit } => {
+        QueueCmd::List { status, limit, all } => {
             let statuses: Vec<OperationStatus> = if status.is_empty() {
                 use OperationStatus::*;
                 vec![
                     PendingApproval,
+                    Scheduled,
                     Queued,
                     Running,
                     RetryWait,
@@ -237,14 +273,20 @@ pub fn queue(ctx: &Ctx, cmd: QueueCmd) -> Result<i32> {
             } else {
                 status
                     .iter()
-                    .map(|s| status_from_str(s).ok_or_else(|| Error::usage(format!("unknown status {s:?}"), "pending_approval, queued, running, retry_wait, verifying, blocked, succeeded, failed, cancelled")))
+                    .map(|s| {
+                        s.parse::<OperationStatus>()
+                            .map_err(|e| Error::usage(e, ""))
+                    })
                     .collect::<Result<_>>()?
             };
-            let ops = store.ops_with_status(&statuses, limit)?;
+            let ops = store.ops_with_status(&statuses, usize::MAX >> 1)?;
             if ctx.json {
+                // Never cut: scripts get every match.
                 ctx.print_json(&ops)?;
             } else {
-                for o in ops {
+                let total = ops.len();
+                let shown = if all { total } else { limit.min(total) };
+                for o in ops.into_iter().take(shown) {
                     println!(
                         "#{:<6} {:<16} {:<18} {:<12} {:<10} {:<28} {}",
                         o.id,
@@ -258,6 +300,7 @@ pub fn queue(ctx: &Ctx, cmd: QueueCmd) -> Result<i32> {
                             .unwrap_or_default()
                     );
                 }
+                super::say_cut(shown, total, "operations");
             }
             Ok(0)
         }

@@ -157,8 +157,12 @@ pub enum PeopleCmd {
         /// Only people whose id, name, email or department contains this text.
         #[arg(long)]
         filter: Option<String>,
+        /// How many to show (text output; --json lists every match).
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Show every match.
+        #[arg(long)]
+        all: bool,
     },
     /// Show one person (HRIS id or email).
     Show { person: String },
@@ -170,8 +174,12 @@ pub enum QueueCmd {
     List {
         #[arg(long)]
         status: Vec<String>,
+        /// How many to show (text output; --json lists every match).
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Show every match.
+        #[arg(long)]
+        all: bool,
     },
     /// One operation with its attempts and dependencies.
     Show { id: i64 },
@@ -373,6 +381,45 @@ accessdesk: this home has no configuration yet, so there is nothing for the cons
   accessdesk apply PLAN_ID             apply it and run the queue
   accessdesk demo --headless --for 30s the demo scenario without the console, for scripts
   accessdesk --help                    everything else";
+
+/// Pad `s` with spaces to `width` terminal columns (CJK and emoji count double), or cut
+/// it with an ellipsis when it is wider.
+pub fn pad(s: &str, width: usize) -> String {
+    use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+    let w = s.width();
+    if w <= width {
+        return format!("{s}{}", " ".repeat(width - w));
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let cw = c.width().unwrap_or(0);
+        if used + cw + 1 > width {
+            break;
+        }
+        out.push(c);
+        used += cw;
+    }
+    out.push('…');
+    used += 1;
+    format!("{out}{}", " ".repeat(width.saturating_sub(used)))
+}
+
+/// Say on stderr that a list was cut, and how to see all of it.
+pub fn say_cut(shown: usize, total: usize, what: &str) {
+    if shown < total {
+        eprintln!("{shown} of {total} {what} shown; --all for all");
+    }
+}
+
+/// Whether the command takes over the terminal (the console, the demo's console).
+pub fn owns_terminal(cli: &Cli) -> bool {
+    match &cli.command {
+        None | Some(Command::Console(_)) => true,
+        Some(Command::Demo(a)) => !a.headless,
+        _ => false,
+    }
+}
 
 /// Run a parsed command line. Returns the process exit code.
 pub fn run(cli: Cli) -> i32 {

@@ -67,7 +67,7 @@ pub fn run(ctx: &Ctx, cmd: PeopleCmd) -> Result<i32> {
             }
             Ok(0)
         }
-        PeopleCmd::List { filter, limit } => {
+        PeopleCmd::List { filter, limit, all } => {
             let store = ctx.store()?;
             let needle = filter.as_deref().map(str::to_lowercase);
             let people: Vec<Person> = store
@@ -85,21 +85,27 @@ pub fn run(ctx: &Ctx, cmd: PeopleCmd) -> Result<i32> {
                     .iter()
                     .any(|f| f.to_lowercase().contains(n.as_str())),
                 })
-                .take(limit)
                 .collect();
             if ctx.json {
+                // Never cut: scripts get every match.
                 ctx.print_json(&people)?;
             } else {
-                for p in &people {
+                let shown = if all {
+                    people.len()
+                } else {
+                    limit.min(people.len())
+                };
+                for p in &people[..shown] {
                     println!(
-                        "{:<10} {:<28} {:<32} {:<16} {}",
-                        p.hris_id,
-                        format!("{} {}", p.given_name, p.family_name),
-                        p.email,
-                        p.department,
+                        "{} {} {} {} {}",
+                        super::pad(&p.hris_id, 10),
+                        super::pad(&format!("{} {}", p.given_name, p.family_name), 28),
+                        super::pad(&p.email, 32),
+                        super::pad(&p.department, 16),
                         p.status
                     );
                 }
+                super::say_cut(shown, people.len(), "people");
             }
             Ok(0)
         }

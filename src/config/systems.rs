@@ -54,6 +54,9 @@ struct RawSystem {
     /// The login template (`"{email_local}"`, `"{given}.{family}"`, ...).
     #[serde(default)]
     login: Option<Spanned<String>>,
+    /// What happens to a leaver's account here.
+    #[serde(default)]
+    on_leave: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,6 +182,62 @@ pub struct SystemEntry {
     pub verify: bool,
     /// How a person's login here is made, once (model/login.rs).
     pub login: crate::model::login::LoginTemplate,
+    /// What happens to a leaver's account here.
+    pub on_leave: OnLeave,
+}
+
+/// A system's leaver policy (`on_leave` in systems.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnLeave {
+    /// Deactivate the account; memberships stay (sign-in is what stops).
+    Deactivate,
+    /// Deactivate, and remove every membership the account holds.
+    DeactivateAndRemoveGroups,
+    /// Deactivate, remove memberships, then delete the account where the vendor allows it.
+    Delete,
+}
+
+impl OnLeave {
+    pub const NAMES: [&'static str; 3] = ["deactivate", "deactivate_and_remove_groups", "delete"];
+
+    /// Safe defaults per kind. SCIM apps often keep group-granted access for inactive
+    /// users, so SCIM removes memberships too; AWS IAM's and the identity store's
+    /// deactivation already remove group memberships themselves.
+    pub fn default_for(kind: SystemKind) -> OnLeave {
+        match kind {
+            SystemKind::Scim => OnLeave::DeactivateAndRemoveGroups,
+            _ => OnLeave::Deactivate,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    /// Kinds whose adapter can delete an account.
+    pub fn can_delete(kind: SystemKind) -> bool {
+        matches!(kind, SystemKind::Scim | SystemKind::AwsIdentityStore)
+    }
+
+    pub fn removes_memberships(self) -> bool {
+        self != OnLeave::Deactivate
+    }
+}
+
+impl std::str::FromStr for OnLeave {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "deactivate" => Ok(OnLeave::Deactivate),
+            "deactivate_and_remove_groups" => Ok(OnLeave::DeactivateAndRemoveGroups),
+            "delete" => Ok(OnLeave::Delete),
+            other => Err(format!(
+                "unknown on_leave {other:?}; expected one of {}",
+                Self::NAMES.join(", ")
+            )),
+        }
+    }
 }
 
 /// The systems and entitlements a policy may refer to.
@@ -188,6 +247,14 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// A system's leaver policy (its kind's default for systems not configured here).
+    pub fn on_leave(&self, system: &str) -> OnLeave {
+        self.systems
+            .get(system)
+            .map(|e| e.on_leave)
+            .unwrap_or(OnLeave::Deactivate)
+    }
+
     pub fn entitlement(
         &self,
         system: &str,
@@ -396,6 +463,34 @@ impl SystemsConfig {
                     }
                 },
             };
+            let on_leave = match &rs.on_leave {
+                None => OnLeave::default_for(kind),
+                Some(v) => match v.get_ref().parse::<OnLeave>() {
+                    Ok(OnLeave::Delete) if !OnLeave::can_delete(kind) => {
+                        problems.push(problem_at(
+                            path,
+                            text,
+                            Some(v.span()),
+                            format!("{key}.on_leave"),
+                            format!("on_leave = \"delete\" is not supported for {kind} systems"),
+                            "use \"deactivate\" or \"deactivate_and_remove_groups\"",
+                        ));
+                        OnLeave::default_for(kind)
+                    }
+                    Ok(p) => p,
+                    Err(msg) => {
+                        problems.push(problem_at(
+                            path,
+                            text,
+                            Some(v.span()),
+                            format!("{key}.on_leave"),
+                            msg,
+                            "",
+                        ));
+                        OnLeave::default_for(kind)
+                    }
+                },
+            };
             let api_version = rs
                 .api_version
                 .clone()
@@ -418,6 +513,7 @@ impl SystemsConfig {
                     guard: rs.guard,
                     verify: rs.verify,
                     login,
+                    on_leave,
                 },
             );
         }

@@ -165,6 +165,7 @@ fn engine_config() -> EngineConfig {
         verify_poll: Duration::from_millis(500),
         idle_poll: Duration::from_millis(50),
         actor: ACTOR.into(),
+        ..EngineConfig::default()
     }
 }
 

@@ -98,7 +98,14 @@ pub fn act(store: &mut Store, id: i64, action: Action, actor: &str, why: &str) -
             }
             Action::Skip => tx.transition(
                 id,
-                &[Failed, Blocked, Queued, RetryWait, PendingApproval],
+                &[
+                    Failed,
+                    Blocked,
+                    Queued,
+                    Scheduled,
+                    RetryWait,
+                    PendingApproval,
+                ],
                 Cancelled,
                 Change {
                     why: Some(&format!("skipped: {why}")),
@@ -109,7 +116,14 @@ pub fn act(store: &mut Store, id: i64, action: Action, actor: &str, why: &str) -
             Action::Cancel => {
                 let ok = tx.transition(
                     id,
-                    &[Failed, Blocked, Queued, RetryWait, PendingApproval],
+                    &[
+                        Failed,
+                        Blocked,
+                        Queued,
+                        Scheduled,
+                        RetryWait,
+                        PendingApproval,
+                    ],
                     Cancelled,
                     Change {
                         why: Some(&format!("cancelled: {why}")),
@@ -121,7 +135,7 @@ pub fn act(store: &mut Store, id: i64, action: Action, actor: &str, why: &str) -
                     for d in tx.dependents(id)? {
                         tx.transition(
                             d,
-                            &[Blocked, Queued, RetryWait, PendingApproval],
+                            &[Blocked, Queued, Scheduled, RetryWait, PendingApproval],
                             Cancelled,
                             Change {
                                 why: Some(&format!("cancelled with #{id}")),

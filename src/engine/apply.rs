@@ -5,7 +5,7 @@
 //! the same set of operations, the world changed since the plan was made and the apply is
 //! refused. A plan the guard held is applied only with an explicit approval and reason.
 
-use super::plan::{PlannedOp, Scope, compute, kind_from_str};
+use super::plan::{PlannedOp, Scope, Settings, compute};
 use crate::config::Catalog;
 use crate::config::systems::GuardThresholds;
 use crate::model::{OperationKind, OperationStatus, RiskLevel};
@@ -142,7 +142,7 @@ pub fn make_plan(
     scope: &Scope,
     actor: &str,
 ) -> Result<StoredPlan> {
-    let (ops, inputs, _timing) = compute(store, scope)?;
+    let (ops, inputs, _timing) = compute(store, scope, &Settings::from_catalog(catalog))?;
     let reasons = guard(&ops, &inputs.account_counts(), catalog, defaults);
     let held = (!reasons.is_empty()).then(|| reasons.join("; "));
     let id = new_plan_id();
@@ -157,10 +157,10 @@ pub fn make_plan(
         )?;
         {
             let mut stmt = tx.conn().prepare_cached(
-                "INSERT INTO plan_ops (plan_id, seq, kind, system, person_id, entitlement, requires_approval) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO plan_ops (plan_id, seq, kind, system, person_id, entitlement, requires_approval, not_before) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             for (i, o) in ops.iter().enumerate() {
-                stmt.execute(params![id, i as i64, o.kind.as_str(), &*o.system, &*o.person_id, o.entitlement.as_deref(), o.requires_approval])?;
+                stmt.execute(params![id, i as i64, o.kind.as_str(), &*o.system, &*o.person_id, o.entitlement.as_deref(), o.requires_approval, o.not_before.map(crate::store::queue::ts)])?;
             }
         }
         tx.audit(NewAuditEvent {
@@ -196,7 +196,7 @@ pub fn load_plan(store: &Store, id: &str) -> Result<StoredPlan> {
             "run `accessdesk plan` to make one",
         ));
     };
-    let mut stmt = store.conn().prepare("SELECT kind, system, person_id, entitlement, requires_approval FROM plan_ops WHERE plan_id = ?1 ORDER BY seq")?;
+    let mut stmt = store.conn().prepare("SELECT kind, system, person_id, entitlement, requires_approval, not_before FROM plan_ops WHERE plan_id = ?1 ORDER BY seq")?;
     let rows = stmt.query_map([id], |r| {
         Ok((
             r.get::<_, String>(0)?,
@@ -204,12 +204,13 @@ pub fn load_plan(store: &Store, id: &str) -> Result<StoredPlan> {
             r.get::<_, String>(2)?,
             r.get::<_, Option<String>>(3)?,
             r.get::<_, bool>(4)?,
+            r.get::<_, Option<String>>(5)?,
         ))
     })?;
     let mut ops = Vec::new();
     for row in rows {
-        let (k, s, p, e, a) = row?;
-        let Some(kind) = kind_from_str(&k) else {
+        let (k, s, p, e, a, nb) = row?;
+        let Ok(kind) = k.parse::<crate::model::OperationKind>() else {
             continue;
         };
         ops.push(PlannedOp {
@@ -218,6 +219,9 @@ pub fn load_plan(store: &Store, id: &str) -> Result<StoredPlan> {
             person_id: Arc::from(p),
             entitlement: e.map(Arc::from),
             requires_approval: a,
+            not_before: nb
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.with_timezone(&chrono::Utc)),
         });
     }
     Ok(StoredPlan {
@@ -237,7 +241,13 @@ pub struct ApplyReport {
     pub pending_approval: usize,
 }
 
-type OpKey = (OperationKind, Arc<str>, Arc<str>, Option<Arc<str>>);
+type OpKey = (
+    OperationKind,
+    Arc<str>,
+    Arc<str>,
+    Option<Arc<str>>,
+    Option<chrono::DateTime<chrono::Utc>>,
+);
 
 fn keys(ops: &[PlannedOp]) -> HashSet<OpKey> {
     ops.iter()
@@ -247,6 +257,7 @@ fn keys(ops: &[PlannedOp]) -> HashSet<OpKey> {
                 o.system.clone(),
                 o.person_id.clone(),
                 o.entitlement.clone(),
+                o.not_before,
             )
         })
         .collect()
@@ -277,7 +288,7 @@ pub fn apply_plan(
             }
         }
     }
-    let (now_ops, _, _) = compute(store, &plan.scope)?;
+    let (now_ops, _, _) = compute(store, &plan.scope, &Settings::from_catalog(catalog))?;
     let (was, is) = (keys(&plan.ops), keys(&now_ops));
     if was != is {
         let gone = was.difference(&is).count();
@@ -322,7 +333,7 @@ pub fn apply_plan(
                     }
                 }
             }
-            let op_id = tx.enqueue(&NewOp { kind: o.kind, system: &o.system, person_id: &o.person_id, entitlement: None, status: OperationStatus::Queued, priority: PRIORITY_NORMAL, plan_id: Some(id), cause: &cause, depends_on: &deps }, actor)?;
+            let op_id = tx.enqueue(&NewOp { kind: o.kind, system: &o.system, person_id: &o.person_id, entitlement: None, status: OperationStatus::Queued, priority: PRIORITY_NORMAL, plan_id: Some(id), cause: &cause, depends_on: &deps, not_before: None }, actor)?;
             creates.insert((o.person_id.clone(), o.system.clone()), op_id);
             report.queued += 1;
         }
@@ -335,9 +346,15 @@ pub fn apply_plan(
                     deps.push(c);
                 }
             }
-            let status = if o.requires_approval { OperationStatus::PendingApproval } else { OperationStatus::Queued };
+            let status = if o.requires_approval {
+                OperationStatus::PendingApproval
+            } else if o.not_before.is_some() {
+                OperationStatus::Scheduled
+            } else {
+                OperationStatus::Queued
+            };
             let priority = if o.kind == OperationKind::Deactivate { PRIORITY_LEAVER } else { PRIORITY_NORMAL };
-            let op_id = tx.enqueue(&NewOp { kind: o.kind, system: &o.system, person_id: &o.person_id, entitlement: o.entitlement.as_deref(), status, priority, plan_id: Some(id), cause: &cause, depends_on: &deps }, actor)?;
+            let op_id = tx.enqueue(&NewOp { kind: o.kind, system: &o.system, person_id: &o.person_id, entitlement: o.entitlement.as_deref(), status, priority, plan_id: Some(id), cause: &cause, depends_on: &deps, not_before: o.not_before }, actor)?;
             if o.requires_approval {
                 tx.conn().execute(
                     "INSERT INTO approvals (person_id, entitlement, rule, status, requested_at, op_id)

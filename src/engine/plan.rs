@@ -10,6 +10,7 @@ use crate::Result;
 use crate::model::{EmploymentStatus, OperationKind};
 use crate::store::Store;
 use crate::store::scan::{Interner, text};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -30,6 +31,51 @@ pub struct PlannedOp {
     pub person_id: Arc<str>,
     pub entitlement: Option<Arc<str>>,
     pub requires_approval: bool,
+    /// Not before this time (a leaver's deactivation, scheduled for their end date).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<DateTime<Utc>>,
+}
+
+impl PlannedOp {
+    fn new(
+        kind: OperationKind,
+        system: &Arc<str>,
+        person: &Arc<str>,
+        entitlement: Option<&Arc<str>>,
+    ) -> PlannedOp {
+        PlannedOp {
+            kind,
+            system: system.clone(),
+            person_id: person.clone(),
+            entitlement: entitlement.cloned(),
+            requires_approval: false,
+            not_before: None,
+        }
+    }
+}
+
+/// What the diff needs to know about the configuration: each system's leaver policy,
+/// and the time "now" is.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub now: DateTime<Utc>,
+    /// Systems whose leavers also lose their memberships (`on_leave` other than
+    /// `deactivate`).
+    pub remove_on_leave: HashSet<String>,
+}
+
+impl Settings {
+    pub fn from_catalog(catalog: &crate::config::Catalog) -> Settings {
+        Settings {
+            now: Utc::now(),
+            remove_on_leave: catalog
+                .systems
+                .iter()
+                .filter(|(_, e)| e.on_leave.removes_memberships())
+                .map(|(n, _)| n.clone())
+                .collect(),
+        }
+    }
 }
 
 /// How long the planner spent reading and diffing.
@@ -46,8 +92,11 @@ pub type AccountCounts = HashMap<Arc<str>, usize>;
 /// (kind, system, person, entitlement) of an operation not yet finished.
 type InflightKey = (OperationKind, Arc<str>, Arc<str>, Option<Arc<str>>);
 
+/// A person as the diff sees them: id, and when they leave (None: not leaving).
+type PersonRow = (Arc<str>, Option<DateTime<Utc>>);
+
 pub struct Inputs {
-    people: Vec<(Arc<str>, EmploymentStatus)>,
+    people: Vec<PersonRow>,
     intended: Vec<(Arc<str>, Arc<str>, bool)>,
     observed: Vec<(Arc<str>, Arc<str>)>,
     accounts: Vec<(Arc<str>, Arc<str>, bool)>,
@@ -64,18 +113,6 @@ fn person_arc(last: &mut Option<Arc<str>>, pid: &str, people: &mut Interner) -> 
             p
         }
     }
-}
-
-pub fn kind_from_str(s: &str) -> Option<OperationKind> {
-    Some(match s {
-        "create_account" => OperationKind::CreateAccount,
-        "update_attributes" => OperationKind::UpdateAttributes,
-        "add_membership" => OperationKind::AddMembership,
-        "remove_membership" => OperationKind::RemoveMembership,
-        "deactivate" => OperationKind::Deactivate,
-        "reactivate" => OperationKind::Reactivate,
-        _ => return None,
-    })
 }
 
 type Observed = Vec<(Arc<str>, Arc<str>)>;
@@ -128,11 +165,20 @@ pub fn read_inputs(store: &Store) -> Result<Inputs> {
         let mut systems = Interner::default();
         let mut people = Vec::new();
         {
-            let mut stmt = conn.prepare("SELECT hris_id, status FROM people ORDER BY hris_id")?;
+            let mut stmt =
+                conn.prepare("SELECT hris_id, status, end_date FROM people ORDER BY hris_id")?;
             let mut rows = stmt.query([])?;
             while let Some(r) = rows.next()? {
                 let status = text(r, 1)?.parse().unwrap_or(EmploymentStatus::Pending);
-                people.push((people_i.get(text(r, 0)?), status));
+                let mut p = crate::model::Person::new("", "", "", "");
+                p.status = status;
+                p.end_date = match r.get_ref(2)? {
+                    rusqlite::types::ValueRef::Text(t) => std::str::from_utf8(t)
+                        .ok()
+                        .and_then(|d| d.parse::<NaiveDate>().ok()),
+                    _ => None,
+                };
+                people.push((people_i.get(text(r, 0)?), p.leaves_at()));
             }
         }
         let mut intended = Vec::new();
@@ -157,7 +203,7 @@ pub fn read_inputs(store: &Store) -> Result<Inputs> {
             )?;
             let mut rows = stmt.query([])?;
             while let Some(r) = rows.next()? {
-                let Some(kind) = kind_from_str(text(r, 0)?) else {
+                let Ok(kind) = text(r, 0)?.parse::<OperationKind>() else {
                     continue;
                 };
                 let ent = match r.get_ref(3)? {
@@ -233,7 +279,12 @@ fn take_run<'a, T>(
 
 /// The diff. Operations come out grouped by person, in person order; within a person,
 /// deactivations and account creations before memberships.
-pub fn diff(inputs: &Inputs, scope: &Scope) -> Vec<PlannedOp> {
+///
+/// A leaver (terminated, or past their end date) intends nothing: every active account is
+/// deactivated, and on systems whose leaver policy removes memberships, every membership
+/// still observed is removed. Someone with a future end date keeps their access until
+/// then, and their deactivations are planned now, scheduled for that time.
+pub fn diff(inputs: &Inputs, scope: &Scope, settings: &Settings) -> Vec<PlannedOp> {
     let mut out = Vec::new();
     let (mut ii, mut oi, mut ai) = (0usize, 0usize, 0usize);
     let inflight = |k: OperationKind, s: &Arc<str>, p: &Arc<str>, e: Option<&Arc<str>>| {
@@ -242,7 +293,7 @@ pub fn diff(inputs: &Inputs, scope: &Scope) -> Vec<PlannedOp> {
             .contains(&(k, s.clone(), p.clone(), e.cloned()))
     };
     let mut interned_systems: HashMap<&str, Arc<str>> = HashMap::new();
-    for (person, status) in &inputs.people {
+    for (person, leaves_at) in &inputs.people {
         let intended = take_run(&inputs.intended, &mut ii, person, |r| &r.0);
         let observed = take_run(&inputs.observed, &mut oi, person, |r| &r.0);
         let accounts = take_run(&inputs.accounts, &mut ai, person, |r| &r.0);
@@ -252,19 +303,36 @@ pub fn diff(inputs: &Inputs, scope: &Scope) -> Vec<PlannedOp> {
             continue;
         }
         let in_scope = |sys: &str| scope.system.as_deref().is_none_or(|s| s == sys);
-        if *status == EmploymentStatus::Terminated {
+        let leaver = leaves_at.is_some_and(|t| t <= settings.now);
+        if let Some(t) = leaves_at {
             for (_, sys, active) in accounts {
                 if *active
                     && in_scope(sys)
                     && !inflight(OperationKind::Deactivate, sys, person, None)
                 {
-                    out.push(PlannedOp {
-                        kind: OperationKind::Deactivate,
-                        system: sys.clone(),
-                        person_id: person.clone(),
-                        entitlement: None,
-                        requires_approval: false,
-                    });
+                    let mut op = PlannedOp::new(OperationKind::Deactivate, sys, person, None);
+                    op.not_before = (!leaver).then_some(*t);
+                    out.push(op);
+                }
+            }
+        }
+        if leaver {
+            for (_, ent) in observed {
+                let sys = system_of(ent);
+                if !in_scope(sys) || !settings.remove_on_leave.contains(sys) {
+                    continue;
+                }
+                let sys_arc = interned_systems
+                    .entry(sys)
+                    .or_insert_with(|| Arc::from(sys))
+                    .clone();
+                if !inflight(OperationKind::RemoveMembership, &sys_arc, person, Some(ent)) {
+                    out.push(PlannedOp::new(
+                        OperationKind::RemoveMembership,
+                        &sys_arc,
+                        person,
+                        Some(ent),
+                    ));
                 }
             }
             continue;
@@ -284,24 +352,17 @@ pub fn diff(inputs: &Inputs, scope: &Scope) -> Vec<PlannedOp> {
             match accounts.iter().find(|(_, s, _)| &**s == sys) {
                 None => {
                     if !inflight(OperationKind::CreateAccount, &sys_arc, person, None) {
-                        out.push(PlannedOp {
-                            kind: OperationKind::CreateAccount,
-                            system: sys_arc,
-                            person_id: person.clone(),
-                            entitlement: None,
-                            requires_approval: false,
-                        });
+                        out.push(PlannedOp::new(
+                            OperationKind::CreateAccount,
+                            &sys_arc,
+                            person,
+                            None,
+                        ));
                     }
                 }
                 Some((_, s, false)) => {
                     if !inflight(OperationKind::Reactivate, s, person, None) {
-                        out.push(PlannedOp {
-                            kind: OperationKind::Reactivate,
-                            system: s.clone(),
-                            person_id: person.clone(),
-                            entitlement: None,
-                            requires_approval: false,
-                        });
+                        out.push(PlannedOp::new(OperationKind::Reactivate, s, person, None));
                     }
                 }
                 Some(_) => {}
@@ -315,53 +376,35 @@ pub fn diff(inputs: &Inputs, scope: &Scope) -> Vec<PlannedOp> {
                 (Some(_), None) => std::cmp::Ordering::Less,
                 (None, _) => std::cmp::Ordering::Greater,
             };
-            match ord {
+            let (kind, ent, approval) = match ord {
                 std::cmp::Ordering::Equal => {
                     a += 1;
                     b += 1;
+                    continue;
                 }
                 std::cmp::Ordering::Less => {
                     let (_, ent, approval) = &intended[a];
                     a += 1;
-                    let sys = system_of(ent);
-                    if !in_scope(sys) {
-                        continue;
-                    }
-                    let sys_arc = interned_systems
-                        .entry(sys)
-                        .or_insert_with(|| Arc::from(sys))
-                        .clone();
-                    if !inflight(OperationKind::AddMembership, &sys_arc, person, Some(ent)) {
-                        out.push(PlannedOp {
-                            kind: OperationKind::AddMembership,
-                            system: sys_arc,
-                            person_id: person.clone(),
-                            entitlement: Some(ent.clone()),
-                            requires_approval: *approval,
-                        });
-                    }
+                    (OperationKind::AddMembership, ent, *approval)
                 }
                 std::cmp::Ordering::Greater => {
                     let (_, ent) = &observed[b];
                     b += 1;
-                    let sys = system_of(ent);
-                    if !in_scope(sys) {
-                        continue;
-                    }
-                    let sys_arc = interned_systems
-                        .entry(sys)
-                        .or_insert_with(|| Arc::from(sys))
-                        .clone();
-                    if !inflight(OperationKind::RemoveMembership, &sys_arc, person, Some(ent)) {
-                        out.push(PlannedOp {
-                            kind: OperationKind::RemoveMembership,
-                            system: sys_arc,
-                            person_id: person.clone(),
-                            entitlement: Some(ent.clone()),
-                            requires_approval: false,
-                        });
-                    }
+                    (OperationKind::RemoveMembership, ent, false)
                 }
+            };
+            let sys = system_of(ent);
+            if !in_scope(sys) {
+                continue;
+            }
+            let sys_arc = interned_systems
+                .entry(sys)
+                .or_insert_with(|| Arc::from(sys))
+                .clone();
+            if !inflight(kind, &sys_arc, person, Some(ent)) {
+                let mut op = PlannedOp::new(kind, &sys_arc, person, Some(ent));
+                op.requires_approval = approval;
+                out.push(op);
             }
         }
     }
@@ -369,12 +412,16 @@ pub fn diff(inputs: &Inputs, scope: &Scope) -> Vec<PlannedOp> {
 }
 
 /// Read and diff, timing both.
-pub fn compute(store: &Store, scope: &Scope) -> Result<(Vec<PlannedOp>, Inputs, Timing)> {
+pub fn compute(
+    store: &Store,
+    scope: &Scope,
+    settings: &Settings,
+) -> Result<(Vec<PlannedOp>, Inputs, Timing)> {
     let t = Instant::now();
     let inputs = read_inputs(store)?;
     let read = t.elapsed();
     let t = Instant::now();
-    let ops = diff(&inputs, scope);
+    let ops = diff(&inputs, scope, settings);
     let diff_t = t.elapsed();
     let rows = inputs.rows();
     Ok((
@@ -404,11 +451,18 @@ mod tests {
         }
     }
 
+    fn settings() -> Settings {
+        Settings {
+            now: Utc::now(),
+            remove_on_leave: HashSet::new(),
+        }
+    }
+
     fn ops_of(
         store: &Store,
         scope: &Scope,
     ) -> Vec<(OperationKind, String, String, Option<String>)> {
-        let (ops, _, _) = compute(store, scope).unwrap();
+        let (ops, _, _) = compute(store, scope, &settings()).unwrap();
         ops.into_iter()
             .map(|o| {
                 (
@@ -508,7 +562,7 @@ mod tests {
             (Deactivate, "github".into(), "E3".into(), None),
         ];
         assert_eq!(ops, expect);
-        let (planned, _, _) = compute(&s, &Scope::default()).unwrap();
+        let (planned, _, _) = compute(&s, &Scope::default(), &settings()).unwrap();
         assert!(
             planned
                 .iter()
@@ -565,6 +619,88 @@ mod tests {
             },
         );
         assert_eq!(only_e2.len(), 1);
+    }
+
+    #[test]
+    fn end_dates_make_leavers_and_schedule_deactivations() {
+        let mut s = world();
+        let today = Utc::now().date_naive();
+        s.write(|tx| {
+            // E1 leaves next week: still gets their access, deactivation scheduled.
+            let mut soon = Person::new("E1", "A", "B", "a@x.io");
+            soon.end_date = today.checked_add_days(chrono::Days::new(7));
+            tx.upsert_person(&soon, "t")?;
+            tx.upsert_account(
+                &AccountRow {
+                    system: "okta".into(),
+                    person_id: Some("E1".into()),
+                    login: "a@x.io".into(),
+                    external_id: Some("00u1".into()),
+                    active: true,
+                },
+                "t",
+            )?;
+            // E2's end date is past although HR still says active: a leaver.
+            let mut gone = Person::new("E2", "B", "C", "b@x.io");
+            gone.end_date = today.checked_sub_days(chrono::Days::new(1));
+            tx.upsert_person(&gone, "t")
+        })
+        .unwrap();
+        let mut st = settings();
+        st.remove_on_leave.insert("okta".into());
+        let (ops, _, _) = compute(&s, &Scope::default(), &st).unwrap();
+        let e1: Vec<_> = ops.iter().filter(|o| &*o.person_id == "E1").collect();
+        let d = e1
+            .iter()
+            .find(|o| o.kind == OperationKind::Deactivate)
+            .expect("E1's deactivation is planned");
+        let due = today
+            .checked_add_days(chrono::Days::new(8))
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc();
+        assert_eq!(d.not_before, Some(due));
+        assert!(
+            e1.iter().any(|o| o.kind == OperationKind::AddMembership),
+            "until then E1 keeps getting their access: {e1:?}"
+        );
+        // E2: deactivated now, the observed membership removed (okta removes on leave),
+        // and the intended grant not added.
+        let e2: Vec<_> = ops
+            .iter()
+            .filter(|o| &*o.person_id == "E2")
+            .map(|o| {
+                (
+                    o.kind,
+                    o.entitlement.as_deref().map(str::to_string),
+                    o.not_before,
+                )
+            })
+            .collect();
+        assert_eq!(
+            e2,
+            vec![
+                (OperationKind::Deactivate, None, None),
+                (
+                    OperationKind::RemoveMembership,
+                    Some("okta:group:eng".to_string()),
+                    None
+                ),
+                (
+                    OperationKind::RemoveMembership,
+                    Some("okta:group:sales".to_string()),
+                    None
+                ),
+            ]
+        );
+        // Without the removal policy only the deactivation is planned.
+        let (ops, _, _) = compute(&s, &Scope::default(), &settings()).unwrap();
+        assert_eq!(
+            ops.iter().filter(|o| &*o.person_id == "E2").count(),
+            1,
+            "{ops:?}"
+        );
     }
 
     #[test]

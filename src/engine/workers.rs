@@ -22,6 +22,7 @@ use crate::adapters::{
     AccountSpec, Adapter, AdapterError, EntitlementTarget, ErrorClass, RemoteAccount,
 };
 use crate::config::Catalog;
+use crate::config::systems::OnLeave;
 use crate::model::{EntitlementRef, OperationKind, OperationStatus};
 use crate::store::Store;
 use crate::store::access::AccountRow;
@@ -46,6 +47,9 @@ pub struct EngineConfig {
     /// How often an idle scheduler looks for new work.
     pub idle_poll: Duration,
     pub actor: String,
+    /// Added to the wall clock wherever the engine decides what is due or who has left
+    /// (tests use it to reach a scheduled time without waiting; zero otherwise).
+    pub clock_offset: chrono::Duration,
 }
 
 impl Default for EngineConfig {
@@ -58,6 +62,7 @@ impl Default for EngineConfig {
             verify_poll: Duration::from_secs(2),
             idle_poll: Duration::from_millis(50),
             actor: "engine".into(),
+            clock_offset: chrono::Duration::zero(),
         }
     }
 }
@@ -127,6 +132,8 @@ enum Outcome {
     Verify,
     Retry(AdapterError),
     Fail(AdapterError),
+    /// Not to be run after all (the person left, or is no longer leaving); nothing was sent.
+    Cancel(String),
 }
 
 fn info(e: &AdapterError) -> ErrorInfo {
@@ -210,6 +217,11 @@ impl Engine {
     pub fn with_events(mut self, tx: tokio::sync::mpsc::UnboundedSender<EngineEvent>) -> Self {
         self.events = Some(tx);
         self
+    }
+
+    /// The engine's clock: the wall clock plus the configured offset.
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.cfg.clock_offset
     }
 
     pub(crate) fn db<T>(&self, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
@@ -335,7 +347,7 @@ impl Engine {
                     Err(e) => return Err(Error::Failed(format!("a worker task failed: {e}"))),
                 }
             }
-            let now = Utc::now();
+            let now = self.now();
             let mut dispatched = 0;
             for (name, rt) in &self.systems {
                 let free = rt.permits.available_permits();
@@ -352,7 +364,11 @@ impl Engine {
                         s.write(|tx| {
                             tx.transition(
                                 op.id,
-                                &[OperationStatus::Queued, OperationStatus::RetryWait],
+                                &[
+                                    OperationStatus::Queued,
+                                    OperationStatus::RetryWait,
+                                    OperationStatus::Scheduled,
+                                ],
                                 OperationStatus::Running,
                                 Change {
                                     count_attempt: true,
@@ -397,7 +413,7 @@ impl Engine {
                 let wait = match next.and_then(|t| parse_ts(&t)) {
                     None if keep_polling => longest / 4,
                     None => break,
-                    Some(t) => (t - Utc::now())
+                    Some(t) => (t - self.now())
                         .to_std()
                         .unwrap_or(Duration::ZERO)
                         .min(longest),
@@ -541,6 +557,42 @@ impl Engine {
                 self.emit(op, OperationStatus::RetryWait, Some(e.to_string()));
             }
             Outcome::Fail(e) => return self.fail(op, e, summary, "").await,
+            Outcome::Cancel(why) => {
+                self.db(|s| {
+                    s.write(|tx| {
+                        tx.transition(
+                            op.id,
+                            &[OperationStatus::Running],
+                            OperationStatus::Cancelled,
+                            Change {
+                                why: Some(&why),
+                                ..Default::default()
+                            },
+                            &actor,
+                        )?;
+                        for d in tx.dependents(op.id)? {
+                            tx.transition(
+                                d,
+                                &[
+                                    OperationStatus::Queued,
+                                    OperationStatus::Scheduled,
+                                    OperationStatus::RetryWait,
+                                    OperationStatus::PendingApproval,
+                                    OperationStatus::Blocked,
+                                ],
+                                OperationStatus::Cancelled,
+                                Change {
+                                    why: Some(&format!("cancelled with #{}: {why}", op.id)),
+                                    ..Default::default()
+                                },
+                                &actor,
+                            )?;
+                        }
+                        Ok(())
+                    })
+                })?;
+                self.emit(op, OperationStatus::Cancelled, Some(why));
+            }
         }
         Ok(())
     }
@@ -694,8 +746,41 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether the op still makes sense for its person right now: nothing is granted to a
+    /// leaver, and nobody who is no longer leaving is deactivated.
+    fn still_wanted(&self, op: &OpRow) -> Result<Option<String>> {
+        let person = self.person(op)?;
+        let leaver = person.is_leaver(self.now());
+        Ok(if op.kind.grants() && leaver {
+            Some(format!(
+                "cancelled before it ran: {} is a leaver (status {}{})",
+                op.person_id,
+                person.status,
+                person
+                    .end_date
+                    .map(|d| format!(", end date {d}"))
+                    .unwrap_or_default()
+            ))
+        } else if op.kind == OperationKind::Deactivate && !leaver {
+            Some(format!(
+                "cancelled before it ran: {} is no longer leaving (status {}{})",
+                op.person_id,
+                person.status,
+                person
+                    .end_date
+                    .map(|d| format!(", end date {d}"))
+                    .unwrap_or_default()
+            ))
+        } else {
+            None
+        })
+    }
+
     async fn execute(&self, op: &OpRow) -> Result<Outcome> {
         let rt = self.runtime(&op.system)?;
+        if let Some(why) = self.still_wanted(op)? {
+            return Ok(Outcome::Cancel(why));
+        }
         let r: std::result::Result<(), AdapterError> = async {
             match op.kind {
                 OperationKind::CreateAccount => {
@@ -749,7 +834,11 @@ impl Engine {
                         };
                     };
                     if op.kind == OperationKind::Deactivate {
-                        rt.adapter.deactivate_account(&acc).await
+                        rt.adapter.deactivate_account(&acc).await?;
+                        if self.catalog.on_leave(&op.system) == OnLeave::Delete {
+                            rt.adapter.delete_account(&acc).await?;
+                        }
+                        Ok(())
                     } else {
                         rt.adapter.reactivate_account(&acc).await
                     }

@@ -91,6 +91,23 @@ pub struct Person {
 }
 
 impl Person {
+    /// When this person stops working here: now-or-earlier for a terminated status, else
+    /// the start of the day after their `end_date` (UTC). None: not leaving.
+    pub fn leaves_at(&self) -> Option<DateTime<Utc>> {
+        if self.status == EmploymentStatus::Terminated {
+            return Some(DateTime::<Utc>::MIN_UTC);
+        }
+        let end = self.end_date?;
+        end.succ_opt()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc())
+    }
+
+    /// A leaver: terminated in HR, or past their end date.
+    pub fn is_leaver(&self, now: DateTime<Utc>) -> bool {
+        self.leaves_at().is_some_and(|t| t <= now)
+    }
+
     /// A minimal active person, for tests and fixtures.
     pub fn new(hris_id: &str, given: &str, family: &str, email: &str) -> Self {
         Person {
@@ -381,6 +398,15 @@ pub enum OperationKind {
 }
 
 impl OperationKind {
+    pub const ALL: [OperationKind; 6] = [
+        OperationKind::CreateAccount,
+        OperationKind::UpdateAttributes,
+        OperationKind::AddMembership,
+        OperationKind::RemoveMembership,
+        OperationKind::Deactivate,
+        OperationKind::Reactivate,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             OperationKind::CreateAccount => "create_account",
@@ -391,12 +417,37 @@ impl OperationKind {
             OperationKind::Reactivate => "reactivate",
         }
     }
+
+    /// Whether running it gives the person something (an account, access, attributes):
+    /// the kinds a leaver must never get.
+    pub fn grants(self) -> bool {
+        matches!(
+            self,
+            OperationKind::CreateAccount
+                | OperationKind::AddMembership
+                | OperationKind::Reactivate
+                | OperationKind::UpdateAttributes
+        )
+    }
+}
+
+impl FromStr for OperationKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OperationKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown operation kind {s:?}"))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OperationStatus {
     PendingApproval,
+    /// Waiting for its time (a leaver's deactivation on their end date).
+    Scheduled,
     Queued,
     Running,
     RetryWait,
@@ -408,9 +459,23 @@ pub enum OperationStatus {
 }
 
 impl OperationStatus {
+    pub const ALL: [OperationStatus; 10] = [
+        OperationStatus::PendingApproval,
+        OperationStatus::Scheduled,
+        OperationStatus::Queued,
+        OperationStatus::Running,
+        OperationStatus::RetryWait,
+        OperationStatus::Verifying,
+        OperationStatus::Blocked,
+        OperationStatus::Succeeded,
+        OperationStatus::Failed,
+        OperationStatus::Cancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             OperationStatus::PendingApproval => "pending_approval",
+            OperationStatus::Scheduled => "scheduled",
             OperationStatus::Queued => "queued",
             OperationStatus::Running => "running",
             OperationStatus::RetryWait => "retry_wait",
@@ -420,6 +485,20 @@ impl OperationStatus {
             OperationStatus::Failed => "failed",
             OperationStatus::Cancelled => "cancelled",
         }
+    }
+}
+
+impl FromStr for OperationStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OperationStatus::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = OperationStatus::ALL.iter().map(|k| k.as_str()).collect();
+                format!("unknown status {s:?}; expected one of {}", names.join(", "))
+            })
     }
 }
 
@@ -459,6 +538,30 @@ mod tests {
             "okta:group:",
         ] {
             assert!(bad.parse::<EntitlementRef>().is_err(), "{bad} should fail");
+        }
+    }
+
+    #[test]
+    fn leavers_by_status_or_past_end_date() {
+        let now = "2026-06-10T12:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let mut p = Person::new("E1", "A", "B", "a@x.io");
+        assert!(!p.is_leaver(now));
+        p.end_date = NaiveDate::from_ymd_opt(2026, 6, 10);
+        assert!(!p.is_leaver(now), "their last day is today");
+        assert_eq!(
+            p.leaves_at().unwrap().to_rfc3339(),
+            "2026-06-11T00:00:00+00:00"
+        );
+        p.end_date = NaiveDate::from_ymd_opt(2026, 6, 9);
+        assert!(p.is_leaver(now));
+        let mut t = Person::new("E2", "A", "B", "a@x.io");
+        t.status = EmploymentStatus::Terminated;
+        assert!(t.is_leaver(now));
+        for k in OperationKind::ALL {
+            assert_eq!(k.as_str().parse::<OperationKind>(), Ok(k));
+        }
+        for st in OperationStatus::ALL {
+            assert_eq!(st.as_str().parse::<OperationStatus>(), Ok(st));
         }
     }
 

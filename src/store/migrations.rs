@@ -236,6 +236,8 @@ CREATE TABLE identity_conflicts (
     resolution    TEXT,
     UNIQUE (system, person_id, login)
 );
+-- A planned operation may wait for its time (a leaver's deactivation on their end date).
+ALTER TABLE plan_ops ADD COLUMN not_before TEXT;
 "#,
 ];
 

@@ -129,6 +129,15 @@ impl Tx<'_> {
             subject: &p.hris_id,
             details,
         })?;
+        // A leaver's onboarding must never run: whatever would still give them something
+        // is cancelled in this same transaction (the workers also re-check before running).
+        if p.is_leaver(self.now) {
+            self.cancel_granting_ops(
+                &p.hris_id,
+                "cancelled: the person is a leaver (terminated, or past their end date)",
+                actor,
+            )?;
+        }
         Ok(outcome)
     }
 }

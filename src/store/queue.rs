@@ -27,6 +27,8 @@ pub struct NewOp<'a> {
     /// What caused it: `plan:ID`, `event:...`, `reconcile:RUN`.
     pub cause: &'a str,
     pub depends_on: &'a [i64],
+    /// Not before this time (status `scheduled`); None: as soon as it is ready.
+    pub not_before: Option<DateTime<Utc>>,
 }
 
 /// A stored operation.
@@ -66,19 +68,7 @@ pub struct ErrorInfo {
 }
 
 pub fn status_from_str(s: &str) -> Option<OperationStatus> {
-    use OperationStatus::*;
-    Some(match s {
-        "pending_approval" => PendingApproval,
-        "queued" => Queued,
-        "running" => Running,
-        "retry_wait" => RetryWait,
-        "verifying" => Verifying,
-        "blocked" => Blocked,
-        "succeeded" => Succeeded,
-        "failed" => Failed,
-        "cancelled" => Cancelled,
-        _ => return None,
-    })
+    s.parse().ok()
 }
 
 pub fn is_terminal(s: OperationStatus) -> bool {
@@ -104,7 +94,10 @@ fn row_to_op(r: &rusqlite::Row<'_>) -> rusqlite::Result<OpRow> {
     Ok(OpRow {
         id: r.get(0)?,
         idempotency_key: r.get(1)?,
-        kind: crate::engine::plan::kind_from_str(&kind).ok_or_else(|| bad(2, "operation kind"))?,
+        kind: kind
+            .parse::<crate::model::OperationKind>()
+            .ok()
+            .ok_or_else(|| bad(2, "operation kind"))?,
         system: r.get(3)?,
         person_id: r.get(4)?,
         entitlement: r.get(5)?,
@@ -163,9 +156,9 @@ impl Tx<'_> {
         self.tx.prepare_cached(
             "INSERT INTO operations (idempotency_key, kind, system, person_id, entitlement, status, attempts, next_attempt_at,
                priority, cause, plan_id, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?7, ?7)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?11, ?8, ?9, ?10, ?7, ?7)",
         )?
-        .execute(params![key, op.kind.as_str(), op.system, op.person_id, op.entitlement, op.status.as_str(), now, op.priority, op.cause, op.plan_id])?;
+        .execute(params![key, op.kind.as_str(), op.system, op.person_id, op.entitlement, op.status.as_str(), now, op.priority, op.cause, op.plan_id, op.not_before.map(ts).unwrap_or_else(|| now.clone())])?;
         let id = self.tx.last_insert_rowid();
         for d in op.depends_on {
             self.tx
@@ -267,6 +260,45 @@ impl Tx<'_> {
         Ok(true)
     }
 
+    /// Cancel every operation that would still give `person` something (create, add,
+    /// reactivate, update) and has not started: queued, scheduled, waiting to retry,
+    /// waiting for approval or blocked. Each is audited with `why`. Used in the same
+    /// transaction as the change that makes them a leaver.
+    pub fn cancel_granting_ops(&mut self, person: &str, why: &str, actor: &str) -> Result<usize> {
+        use OperationStatus::*;
+        let pending = [Queued, Scheduled, RetryWait, PendingApproval, Blocked];
+        let ids: Vec<(i64, String)> = {
+            let mut stmt = self.tx.prepare_cached(
+                "SELECT id, kind FROM operations WHERE person_id = ?1
+                 AND status IN ('queued', 'scheduled', 'retry_wait', 'pending_approval', 'blocked')",
+            )?;
+            let rows = stmt.query_map([person], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        let mut n = 0;
+        for (id, kind) in ids {
+            if !kind
+                .parse::<crate::model::OperationKind>()
+                .is_ok_and(|k| k.grants())
+            {
+                continue;
+            }
+            if self.transition(
+                id,
+                &pending,
+                Cancelled,
+                Change {
+                    why: Some(why),
+                    ..Default::default()
+                },
+                actor,
+            )? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Reschedule a look at a `verifying` operation (not a status change).
     pub fn set_next_attempt(&mut self, id: i64, next: DateTime<Utc>, _actor: &str) -> Result<()> {
         self.tx
@@ -342,7 +374,7 @@ impl Store {
     pub fn ready_ops(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OpRow>> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {OP_COLUMNS} FROM operations o
-             WHERE (o.status = 'queued' OR (o.status = 'retry_wait' AND o.next_attempt_at <= ?1))
+             WHERE (o.status = 'queued' OR (o.status IN ('retry_wait', 'scheduled') AND o.next_attempt_at <= ?1))
                AND NOT EXISTS (SELECT 1 FROM op_deps d JOIN operations p ON p.id = d.depends_on
                                WHERE d.op_id = o.id AND p.status != 'succeeded')
              ORDER BY o.priority, o.id LIMIT ?2"
@@ -365,7 +397,7 @@ impl Store {
         // stopping at the limit, merged here. One query with `status = .. OR status = ..`
         // made SQLite scan and sort every queued row of the system on every call.
         let mut out = Vec::with_capacity(limit * 2);
-        for (status, due_only) in [("queued", false), ("retry_wait", true)] {
+        for (status, due_only) in [("queued", false), ("retry_wait", true), ("scheduled", true)] {
             let mut stmt = self.conn.prepare_cached(&format!(
                 "SELECT {OP_COLUMNS} FROM operations o INDEXED BY operations_ready
                  WHERE o.system = ?3 AND o.status = ?4 AND (?5 = 0 OR o.next_attempt_at <= ?1)
@@ -404,6 +436,8 @@ impl Store {
     /// When the scheduler next has something to do that is waiting for its time.
     pub fn next_wakeup(&self) -> Result<Option<String>> {
         Ok(self.conn.query_row(
+            // Scheduled operations (days away, typically) are not waited for: a scheduler
+            // that keeps polling picks them up when due; one running until idle stops.
             "SELECT min(next_attempt_at) FROM operations WHERE status IN ('retry_wait', 'verifying')",
             [],
             |r| r.get(0),
@@ -475,6 +509,82 @@ mod tests {
     use super::*;
     use crate::model::Person;
 
+    #[test]
+    fn becoming_a_leaver_cancels_granting_work_in_the_same_transaction() {
+        let mut s = Store::open_in_memory().unwrap();
+        let mut p = Person::new("E1", "A", "B", "a@x.io");
+        s.write(|tx| tx.upsert_person(&p, "t")).unwrap();
+        let ids = s
+            .write(|tx| {
+                let create =
+                    tx.enqueue(&op(OperationKind::CreateAccount, "iam", None, &[]), "t")?;
+                let add = tx.enqueue(
+                    &op(
+                        OperationKind::AddMembership,
+                        "iam",
+                        Some("iam:group:eng"),
+                        &[create],
+                    ),
+                    "t",
+                )?;
+                let mut pending = op(
+                    OperationKind::AddMembership,
+                    "iam",
+                    Some("iam:group:adm"),
+                    &[],
+                );
+                pending.status = OperationStatus::PendingApproval;
+                let approval = tx.enqueue(&pending, "t")?;
+                let remove = tx.enqueue(
+                    &op(
+                        OperationKind::RemoveMembership,
+                        "okta",
+                        Some("okta:group:x"),
+                        &[],
+                    ),
+                    "t",
+                )?;
+                Ok([create, add, approval, remove])
+            })
+            .unwrap();
+        // A retry in flight keeps its place until the change.
+        s.write(|tx| {
+            tx.transition(
+                ids[0],
+                &[OperationStatus::Queued],
+                OperationStatus::RetryWait,
+                Change::default(),
+                "t",
+            )
+        })
+        .unwrap();
+        p.status = crate::model::EmploymentStatus::Terminated;
+        let audit_before = s.audit_count().unwrap();
+        s.write(|tx| tx.upsert_person(&p, "import")).unwrap();
+        let status = |id: i64| -> String {
+            s.conn()
+                .query_row("SELECT status FROM operations WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .unwrap()
+        };
+        assert_eq!(status(ids[0]), "cancelled");
+        assert_eq!(status(ids[1]), "cancelled");
+        assert_eq!(status(ids[2]), "cancelled");
+        assert_eq!(status(ids[3]), "queued", "a removal is not a grant");
+        // One person.updated event and one op.status event per cancelled operation.
+        assert_eq!(s.audit_count().unwrap(), audit_before + 1 + 3);
+        let why: String = s
+            .conn()
+            .query_row(
+                "SELECT details FROM audit_events WHERE action = 'op.status' ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(why.contains("leaver"), "{why}");
+    }
+
     fn op<'a>(
         kind: OperationKind,
         sys: &'a str,
@@ -491,6 +601,7 @@ mod tests {
             plan_id: None,
             cause: "test",
             depends_on: deps,
+            not_before: None,
         }
     }
 

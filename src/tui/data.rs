@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Every status, in the order the console shows them.
-pub const STATUSES: [OperationStatus; 9] = [
+pub const STATUSES: [OperationStatus; 10] = [
     OperationStatus::Running,
     OperationStatus::RetryWait,
     OperationStatus::Verifying,
@@ -29,6 +29,7 @@ pub const STATUSES: [OperationStatus; 9] = [
     OperationStatus::Failed,
     OperationStatus::Succeeded,
     OperationStatus::Cancelled,
+    OperationStatus::Scheduled,
 ];
 
 pub fn status_index(s: OperationStatus) -> usize {
@@ -37,7 +38,7 @@ pub fn status_index(s: OperationStatus) -> usize {
 
 /// Operation counts by status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StatusCounts(pub [u64; 9]);
+pub struct StatusCounts(pub [u64; 10]);
 
 impl StatusCounts {
     pub fn get(&self, s: OperationStatus) -> u64 {
@@ -219,7 +220,7 @@ impl CellState {
         use OperationStatus as S;
         match op {
             Some(S::Running | S::Verifying) => return Some(CellState::Running),
-            Some(S::Queued | S::RetryWait) => return Some(CellState::Queued),
+            Some(S::Queued | S::RetryWait | S::Scheduled) => return Some(CellState::Queued),
             Some(S::PendingApproval) => return Some(CellState::AwaitingApproval),
             Some(S::Blocked) => return Some(CellState::Blocked),
             Some(S::Failed) if intended != actual => return Some(CellState::Failed),
@@ -559,6 +560,7 @@ impl Loader {
                 RetryWait,
                 Verifying,
                 Queued,
+                Scheduled,
                 PendingApproval,
                 Blocked,
                 Failed,

@@ -96,7 +96,11 @@ fn system(name: &str, kind: &str, counts: [u64; 9], rate: Option<LimiterSnapshot
     SystemRow {
         name: name.into(),
         kind: kind.into(),
-        counts: StatusCounts(counts),
+        counts: StatusCounts({
+            let mut all = [0; 10];
+            all[..9].copy_from_slice(&counts);
+            all
+        }),
         failed_last_hour: counts[6],
         succeeded_last_minute: 30,
         last_sync: Some(ts(120)),

@@ -62,6 +62,7 @@ pub fn entry(base_url: &str, settings: &[(&str, toml::Value)]) -> SystemEntry {
         verify: false,
         line: 1,
         login: accessdesk::model::login::LoginTemplate::default_for(SystemKind::Okta),
+        on_leave: accessdesk::config::systems::OnLeave::Deactivate,
     }
 }
 

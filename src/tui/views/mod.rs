@@ -305,7 +305,7 @@ pub(super) fn duration(secs: u64) -> String {
 pub(super) fn status_role(st: OperationStatus) -> Role {
     match st {
         OperationStatus::PendingApproval => Role::OpPendingApproval,
-        OperationStatus::Queued => Role::OpQueued,
+        OperationStatus::Scheduled | OperationStatus::Queued => Role::OpQueued,
         OperationStatus::Running => Role::OpRunning,
         OperationStatus::RetryWait => Role::OpRetryWait,
         OperationStatus::Verifying => Role::OpVerifying,
@@ -488,6 +488,7 @@ fn input_dialog(f: &mut Frame, s: &AppState, area: Rect, title: &str, input: &tu
 pub(super) fn status_word(st: OperationStatus) -> &'static str {
     match st {
         OperationStatus::PendingApproval => "approval",
+        OperationStatus::Scheduled => "scheduled",
         OperationStatus::Queued => "queued",
         OperationStatus::Running => "running",
         OperationStatus::RetryWait => "retrying",
