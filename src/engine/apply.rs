@@ -50,14 +50,17 @@ pub fn guard(
     catalog: &Catalog,
     defaults: &GuardThresholds,
 ) -> Vec<String> {
-    let mut per: BTreeMap<(&str, OperationKind), usize> = BTreeMap::new();
+    // Per system and kind: the accounts affected (people), and the operations.
+    let mut per: BTreeMap<(&str, OperationKind), (HashSet<&str>, usize)> = BTreeMap::new();
     let mut privileged: BTreeMap<&str, usize> = BTreeMap::new();
     for o in ops {
         if matches!(
             o.kind,
             OperationKind::Deactivate | OperationKind::RemoveMembership
         ) {
-            *per.entry((&o.system, o.kind)).or_default() += 1;
+            let e = per.entry((&o.system, o.kind)).or_default();
+            e.0.insert(&o.person_id);
+            e.1 += 1;
         }
         if o.kind == OperationKind::RemoveMembership
             && let Some(e) = o
@@ -72,7 +75,8 @@ pub fn guard(
         }
     }
     let mut reasons = Vec::new();
-    for ((system, kind), n) in per {
+    for ((system, kind), (people, n_ops)) in per {
+        let n = people.len();
         let t = catalog
             .systems
             .get(system)
@@ -89,11 +93,6 @@ pub fn guard(
                 .max(t.min_ops as f64) as usize
         });
         if n > limit {
-            let what = if kind == OperationKind::Deactivate {
-                "deactivate"
-            } else {
-                "remove memberships from"
-            };
             let share = if accounts > 0 {
                 format!(
                     " ({:.0}% of its {accounts} accounts)",
@@ -102,8 +101,13 @@ pub fn guard(
             } else {
                 String::new()
             };
+            let what = if kind == OperationKind::Deactivate {
+                format!("deactivate {n} accounts{share}")
+            } else {
+                format!("remove {n_ops} memberships from {n} accounts{share}")
+            };
             reasons.push(format!(
-                "{system}: the plan would {what} {n} accounts{share}; the limit is {limit}{}",
+                "{system}: the plan would {what}; the limit is {limit} accounts{}",
                 if abs.is_some() {
                     " (absolute)".to_string()
                 } else {
@@ -415,4 +419,60 @@ pub fn system_order(catalog: &Catalog) -> HashMap<String, usize> {
         depth(name, catalog, &mut order, 0);
     }
     order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(kind: OperationKind, person: &str, ent: Option<&str>) -> PlannedOp {
+        PlannedOp {
+            kind,
+            system: Arc::from("okta"),
+            person_id: Arc::from(person),
+            entitlement: ent.map(Arc::from),
+            requires_approval: false,
+            not_before: None,
+        }
+    }
+
+    /// The guard counts accounts against the account threshold, and says how many
+    /// memberships those are (it once called 775 memberships "775 accounts").
+    #[test]
+    fn the_guard_counts_accounts_and_says_what_it_counted() {
+        let mut ops = Vec::new();
+        for p in 0..30 {
+            for g in ["a", "b", "c"] {
+                ops.push(op(
+                    OperationKind::RemoveMembership,
+                    &format!("E{p}"),
+                    Some(&format!("okta:group:{g}")),
+                ));
+            }
+        }
+        let counts: HashMap<Arc<str>, usize> = [(Arc::from("okta"), 100)].into();
+        let reasons = guard(
+            &ops,
+            &counts,
+            &Catalog::default(),
+            &GuardThresholds::default(),
+        );
+        assert_eq!(
+            reasons,
+            vec![
+                "okta: the plan would remove 90 memberships from 30 accounts (30% of its 100 accounts); the limit is 10 accounts (10% of accounts, at least 5)"
+                    .to_string()
+            ]
+        );
+        // 3 memberships of 3 people: 3 accounts, under the limit of 10.
+        assert!(
+            guard(
+                &ops[..9],
+                &counts,
+                &Catalog::default(),
+                &GuardThresholds::default()
+            )
+            .is_empty()
+        );
+    }
 }
