@@ -107,6 +107,21 @@ impl AccountSpec {
         }
     }
 
+    /// The attributes accessdesk keeps in sync on the account (everything but the login,
+    /// which is assigned once): a change in any of them is a mover's update.
+    pub fn synced_attributes(&self) -> BTreeMap<String, String> {
+        let mut m = self.attributes.clone();
+        for (k, v) in [
+            ("email", &self.email),
+            ("givenName", &self.given_name),
+            ("familyName", &self.family_name),
+            ("displayName", &self.display_name),
+        ] {
+            m.insert(k.to_string(), v.clone());
+        }
+        m
+    }
+
     /// Shape a person with the kind's default login template (tests, previews).
     pub fn from_person(p: &crate::model::Person, kind: crate::model::SystemKind) -> Self {
         let login = crate::model::login::LoginTemplate::default_for(kind).render(p, kind);

@@ -75,6 +75,7 @@ pub fn plan(ctx: &Ctx, system: Option<String>, person: Option<String>, all: bool
             _ => "+",
         };
         let note = match (o.requires_approval, o.not_before) {
+            _ if o.detail.is_some() => format!("  {}", o.detail.as_deref().unwrap_or("")),
             (true, _) => "  (needs approval)".to_string(),
             (false, Some(t)) => format!(
                 "  (scheduled: {}, the day after their end date)",

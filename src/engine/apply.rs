@@ -161,10 +161,10 @@ pub fn make_plan(
         )?;
         {
             let mut stmt = tx.conn().prepare_cached(
-                "INSERT INTO plan_ops (plan_id, seq, kind, system, person_id, entitlement, requires_approval, not_before) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO plan_ops (plan_id, seq, kind, system, person_id, entitlement, requires_approval, not_before, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
             for (i, o) in ops.iter().enumerate() {
-                stmt.execute(params![id, i as i64, o.kind.as_str(), &*o.system, &*o.person_id, o.entitlement.as_deref(), o.requires_approval, o.not_before.map(crate::store::queue::ts)])?;
+                stmt.execute(params![id, i as i64, o.kind.as_str(), &*o.system, &*o.person_id, o.entitlement.as_deref(), o.requires_approval, o.not_before.map(crate::store::queue::ts), o.detail.as_deref()])?;
             }
         }
         tx.audit(NewAuditEvent {
@@ -200,7 +200,7 @@ pub fn load_plan(store: &Store, id: &str) -> Result<StoredPlan> {
             "run `accessdesk plan` to make one",
         ));
     };
-    let mut stmt = store.conn().prepare("SELECT kind, system, person_id, entitlement, requires_approval, not_before FROM plan_ops WHERE plan_id = ?1 ORDER BY seq")?;
+    let mut stmt = store.conn().prepare("SELECT kind, system, person_id, entitlement, requires_approval, not_before, detail FROM plan_ops WHERE plan_id = ?1 ORDER BY seq")?;
     let rows = stmt.query_map([id], |r| {
         Ok((
             r.get::<_, String>(0)?,
@@ -209,11 +209,12 @@ pub fn load_plan(store: &Store, id: &str) -> Result<StoredPlan> {
             r.get::<_, Option<String>>(3)?,
             r.get::<_, bool>(4)?,
             r.get::<_, Option<String>>(5)?,
+            r.get::<_, Option<String>>(6)?,
         ))
     })?;
     let mut ops = Vec::new();
     for row in rows {
-        let (k, s, p, e, a, nb) = row?;
+        let (k, s, p, e, a, nb, detail) = row?;
         let Ok(kind) = k.parse::<crate::model::OperationKind>() else {
             continue;
         };
@@ -226,6 +227,7 @@ pub fn load_plan(store: &Store, id: &str) -> Result<StoredPlan> {
             not_before: nb
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
                 .map(|t| t.with_timezone(&chrono::Utc)),
+            detail: detail.map(Arc::from),
         });
     }
     Ok(StoredPlan {
@@ -433,6 +435,7 @@ mod tests {
             entitlement: ent.map(Arc::from),
             requires_approval: false,
             not_before: None,
+            detail: None,
         }
     }
 

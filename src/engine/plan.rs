@@ -34,6 +34,9 @@ pub struct PlannedOp {
     /// Not before this time (a leaver's deactivation, scheduled for their end date).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_before: Option<DateTime<Utc>>,
+    /// What an attribute update changes: `department: "Sales" -> "Engineering"; ...`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Arc<str>>,
 }
 
 impl PlannedOp {
@@ -50,6 +53,7 @@ impl PlannedOp {
             entitlement: entitlement.cloned(),
             requires_approval: false,
             not_before: None,
+            detail: None,
         }
     }
 }
@@ -62,6 +66,8 @@ pub struct Settings {
     /// Systems whose leavers also lose their memberships (`on_leave` other than
     /// `deactivate`).
     pub remove_on_leave: HashSet<String>,
+    /// Each system's kind, to shape a mover's attributes the way the adapter writes them.
+    pub kinds: HashMap<String, crate::model::SystemKind>,
 }
 
 impl Settings {
@@ -73,6 +79,11 @@ impl Settings {
                 .iter()
                 .filter(|(_, e)| e.on_leave.removes_memberships())
                 .map(|(n, _)| n.clone())
+                .collect(),
+            kinds: catalog
+                .systems
+                .iter()
+                .map(|(n, e)| (n.clone(), e.system.kind))
                 .collect(),
         }
     }
@@ -101,6 +112,64 @@ pub struct Inputs {
     observed: Vec<(Arc<str>, Arc<str>)>,
     accounts: Vec<(Arc<str>, Arc<str>, bool)>,
     inflight: HashSet<InflightKey>,
+    /// Movers: (person, system) whose account's attributes differ from what accessdesk
+    /// last wrote there, with what changes.
+    updates: Updates,
+}
+
+/// (person, system) -> what an attribute update changes.
+type Updates = HashMap<(Arc<str>, Arc<str>), Arc<str>>;
+
+/// Accounts whose person changed since accessdesk last wrote the account's attributes,
+/// compared attribute by attribute. Only people updated since are read and shaped, so an
+/// import that changes nothing costs one indexed query.
+fn read_movers(
+    store: &Store,
+    settings: &Settings,
+) -> Result<Updates> {
+    let mut out = HashMap::new();
+    let rows: Vec<(String, String, String)> = {
+        let mut stmt = store.conn().prepare(
+            "SELECT a.person_id, a.system, a.attrs FROM accounts a JOIN people p ON p.hris_id = a.person_id
+             WHERE a.active = 1 AND a.attrs IS NOT NULL AND p.updated_at > a.attrs_at",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (pid, system, attrs) in rows {
+        let Some(kind) = settings.kinds.get(&system) else {
+            continue;
+        };
+        let Some(person) = store.find_person(&pid)? else {
+            continue;
+        };
+        let old: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(&attrs).unwrap_or_default();
+        let new = crate::adapters::AccountSpec::for_person(&person, *kind, "").synced_attributes();
+        let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+        let mut changes = Vec::new();
+        for k in keys {
+            let (a, b) = (old.get(k), new.get(k));
+            if a.map(String::as_str).unwrap_or("") != b.map(String::as_str).unwrap_or("") {
+                let mut c = format!(
+                    "{k}: {:?} -> {:?}",
+                    a.map(String::as_str).unwrap_or(""),
+                    b.map(String::as_str).unwrap_or("")
+                );
+                if k == "email" {
+                    c.push_str(" (the login stays as assigned)");
+                }
+                changes.push(c);
+            }
+        }
+        if !changes.is_empty() {
+            out.insert(
+                (Arc::from(pid.as_str()), Arc::from(system.as_str())),
+                Arc::from(changes.join("; ").as_str()),
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// Reuse the previous row's person id when it is the same (rows come sorted by person).
@@ -155,7 +224,8 @@ fn read_actual(conn: &rusqlite::Connection) -> Result<(Observed, Accounts)> {
 /// Read everything the diff needs. With a database file, actual access is read on a
 /// second thread through its own connection while this one reads people, intended grants
 /// and the queue.
-pub fn read_inputs(store: &Store) -> Result<Inputs> {
+pub fn read_inputs(store: &Store, settings: &Settings) -> Result<Inputs> {
+    let updates = read_movers(store, settings)?;
     let reader = store.open_reader()?;
     std::thread::scope(|scope| {
         let actual = reader.map(|c| scope.spawn(move || read_actual(&c)));
@@ -232,6 +302,7 @@ pub fn read_inputs(store: &Store) -> Result<Inputs> {
             observed,
             accounts,
             inflight,
+            updates,
         })
     })
 }
@@ -368,6 +439,19 @@ pub fn diff(inputs: &Inputs, scope: &Scope, settings: &Settings) -> Vec<PlannedO
                 Some(_) => {}
             }
         }
+        // Movers: attributes that changed since accessdesk last wrote them.
+        for (_, sys, active) in accounts {
+            if !*active || !in_scope(sys) {
+                continue;
+            }
+            if let Some(detail) = inputs.updates.get(&(person.clone(), sys.clone()))
+                && !inflight(OperationKind::UpdateAttributes, sys, person, None)
+            {
+                let mut op = PlannedOp::new(OperationKind::UpdateAttributes, sys, person, None);
+                op.detail = Some(detail.clone());
+                out.push(op);
+            }
+        }
         // Memberships: a sorted merge of intended against observed.
         let (mut a, mut b) = (0usize, 0usize);
         while a < intended.len() || b < observed.len() {
@@ -418,7 +502,7 @@ pub fn compute(
     settings: &Settings,
 ) -> Result<(Vec<PlannedOp>, Inputs, Timing)> {
     let t = Instant::now();
-    let inputs = read_inputs(store)?;
+    let inputs = read_inputs(store, settings)?;
     let read = t.elapsed();
     let t = Instant::now();
     let ops = diff(&inputs, scope, settings);
@@ -455,6 +539,7 @@ mod tests {
         Settings {
             now: Utc::now(),
             remove_on_leave: HashSet::new(),
+            kinds: HashMap::new(),
         }
     }
 

@@ -746,6 +746,14 @@ impl Engine {
         Ok(())
     }
 
+    fn remember_attrs(
+        &self,
+        op: &OpRow,
+        attrs: &std::collections::BTreeMap<String, String>,
+    ) -> Result<()> {
+        self.db(|s| s.write(|tx| tx.set_account_attrs(&op.system, &op.person_id, attrs)))
+    }
+
     /// Whether the op still makes sense for its person right now: nothing is granted to a
     /// leaver, and nobody who is no longer leaving is deactivated.
     fn still_wanted(&self, op: &OpRow) -> Result<Option<String>> {
@@ -787,13 +795,24 @@ impl Engine {
                     let person = self.person(op).map_err(|e| {
                         AdapterError::new(ErrorClass::Permanent, &op.system, e.to_string())
                     })?;
-                    let acc = match self.assign_login(op, rt, &person).await? {
-                        Login::Adopt(acc) => acc,
-                        Login::Assigned(login) => self.create(op, rt, &person, &login).await?,
+                    let (acc, written) = match self.assign_login(op, rt, &person).await? {
+                        // An adopted account's attributes are not known to be current: the
+                        // next plan compares and updates them.
+                        Login::Adopt(acc) => (acc, None),
+                        Login::Assigned(login) => {
+                            let spec = AccountSpec::for_person(&person, rt.kind, &login);
+                            let acc = self.create(op, rt, &person, &login).await?;
+                            (acc, Some(spec.synced_attributes()))
+                        }
                     };
-                    self.remember_account(op, &acc).map_err(|e| {
-                        AdapterError::new(ErrorClass::Transient, &op.system, e.to_string())
-                    })
+                    self.remember_account(op, &acc)
+                        .and_then(|_| match written {
+                            Some(a) => self.remember_attrs(op, &a),
+                            None => Ok(()),
+                        })
+                        .map_err(|e| {
+                            AdapterError::new(ErrorClass::Transient, &op.system, e.to_string())
+                        })
                 }
                 OperationKind::AddMembership | OperationKind::RemoveMembership => {
                     let target = self.target(op)?;
@@ -858,7 +877,11 @@ impl Engine {
                         .map(|l| l.login)
                         .unwrap_or_default();
                     let spec = AccountSpec::for_person(&person, rt.kind, &login);
-                    rt.adapter.update_account(&acc, &spec).await.map(|_| ())
+                    rt.adapter.update_account(&acc, &spec).await?;
+                    self.remember_attrs(op, &spec.synced_attributes())
+                        .map_err(|e| {
+                            AdapterError::new(ErrorClass::Transient, &op.system, e.to_string())
+                        })
                 }
             }
         }

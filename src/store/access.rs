@@ -153,6 +153,24 @@ impl Tx<'_> {
     }
 }
 
+impl Tx<'_> {
+    /// Record the attributes just written to a person's account in a system.
+    pub fn set_account_attrs(
+        &mut self,
+        system: &str,
+        person: &str,
+        attrs: &std::collections::BTreeMap<String, String>,
+    ) -> Result<()> {
+        let json = serde_json::to_string(attrs).unwrap_or_else(|_| "{}".into());
+        self.tx
+            .prepare_cached(
+                "UPDATE accounts SET attrs = ?3, attrs_at = ?4 WHERE system = ?1 AND person_id = ?2",
+            )?
+            .execute(params![system, person, json, self.now.to_rfc3339()])?;
+        Ok(())
+    }
+}
+
 impl Store {
     pub fn account_for(&self, system: &str, person_id: &str) -> Result<Option<AccountRow>> {
         account_for(&self.conn, system, person_id)

@@ -236,8 +236,14 @@ CREATE TABLE identity_conflicts (
     resolution    TEXT,
     UNIQUE (system, person_id, login)
 );
--- A planned operation may wait for its time (a leaver's deactivation on their end date).
+-- A planned operation may wait for its time (a leaver's deactivation on their end date),
+-- and an attribute update says what changes (old -> new).
 ALTER TABLE plan_ops ADD COLUMN not_before TEXT;
+ALTER TABLE plan_ops ADD COLUMN detail TEXT;
+-- The attributes accessdesk last wrote to each account, and when: a person changed since
+-- then (a mover) is compared against them to plan an update.
+ALTER TABLE accounts ADD COLUMN attrs TEXT;
+ALTER TABLE accounts ADD COLUMN attrs_at TEXT;
 "#,
 ];
 
