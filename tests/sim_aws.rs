@@ -364,6 +364,12 @@ async fn identity_store_errors_visibility_and_throttling() {
         .await
         .unwrap_err();
     assert!(other.excerpt.contains("IDENTITY_STORE"), "{other}");
+    // ... which is a configuration error naming the setting, not a missing user.
+    assert_eq!(other.class, ErrorClass::Permanent, "{other}");
+    assert!(
+        other.message.contains("settings.identity_store_id"),
+        "{other}"
+    );
     // A rejected user.
     let e = a
         .create_account(&person("E1", "blocked", "B", "U"))

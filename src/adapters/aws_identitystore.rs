@@ -421,6 +421,29 @@ impl AwsIdentityStore {
                     .json(body),
             )
             .await
+            .map_err(|e| self.store_not_found(e))
+    }
+
+    /// "Not found" about the identity store itself is a configuration error, not a
+    /// missing user or group: say which setting is wrong.
+    fn store_not_found(&self, mut e: AdapterError) -> AdapterError {
+        let about_store = e.vendor_code.as_deref() == Some("ResourceNotFoundException")
+            && serde_json::from_str::<Value>(&e.excerpt)
+                .ok()
+                .and_then(|v| {
+                    v.get("ResourceType")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .is_some_and(|t| t == "IDENTITY_STORE");
+        if about_store {
+            e.class = ErrorClass::Permanent;
+            e.message = format!(
+                "settings.identity_store_id {:?} names no identity store this credential can reach ({}); check the id in the IAM Identity Center console (Settings > Identity source)",
+                self.store_id, e.message
+            );
+        }
+        e
     }
 
     async fn call_as<T: DeserializeOwned>(&self, op: &str, body: Value) -> AResult<T> {

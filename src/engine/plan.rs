@@ -123,10 +123,7 @@ type Updates = HashMap<(Arc<str>, Arc<str>), Arc<str>>;
 /// Accounts whose person changed since accessdesk last wrote the account's attributes,
 /// compared attribute by attribute. Only people updated since are read and shaped, so an
 /// import that changes nothing costs one indexed query.
-fn read_movers(
-    store: &Store,
-    settings: &Settings,
-) -> Result<Updates> {
+fn read_movers(store: &Store, settings: &Settings) -> Result<Updates> {
     let mut out = HashMap::new();
     let rows: Vec<(String, String, String)> = {
         let mut stmt = store.conn().prepare(
