@@ -27,20 +27,7 @@ pub fn run(ctx: &Ctx, cmd: AccountCmd) -> Result<i32> {
 
 /// Read the account from the target: by login, else by the vendor's id.
 fn read_remote(ctx: &Ctx, system: &str, account: &str) -> Result<RemoteAccount> {
-    let cfg = ctx.systems()?;
-    let entry = cfg.catalog.systems.get(system).ok_or_else(|| {
-        let names: Vec<&str> = cfg.catalog.systems.keys().map(String::as_str).collect();
-        Error::usage(
-            format!("no system named {system:?}"),
-            format!("configured systems: {}", names.join(", ")),
-        )
-    })?;
-    let keychain = crate::secrets::Keychain::from_env()?;
-    let adapter = crate::adapters::registry::build(entry, &keychain)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("starting the async runtime", e))?;
+    let (adapter, rt) = super::one_adapter(ctx, system)?;
     let found = rt.block_on(async {
         match adapter.get_account_by_login(account).await? {
             Some(a) => Ok(Some(a)),

@@ -533,7 +533,15 @@ pub fn actor() -> String {
     }
 }
 
-fn system_test(ctx: &Ctx, name: &str) -> Result<i32> {
+/// One system's adapter (credential from the keychain) and a runtime to drive it, for
+/// commands that talk to a single system.
+pub fn one_adapter(
+    ctx: &Ctx,
+    name: &str,
+) -> Result<(
+    std::sync::Arc<dyn crate::adapters::Adapter>,
+    tokio::runtime::Runtime,
+)> {
     let cfg = ctx.systems()?;
     let entry = cfg.catalog.systems.get(name).ok_or_else(|| {
         let names: Vec<&str> = cfg.catalog.systems.keys().map(String::as_str).collect();
@@ -548,6 +556,11 @@ fn system_test(ctx: &Ctx, name: &str) -> Result<i32> {
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the async runtime", e))?;
+    Ok((adapter, rt))
+}
+
+fn system_test(ctx: &Ctx, name: &str) -> Result<i32> {
+    let (adapter, rt) = one_adapter(ctx, name)?;
     match rt.block_on(adapter.authenticate()) {
         Ok(id) => {
             if ctx.json {

@@ -22,7 +22,7 @@
 //!
 //! Uniqueness is case-insensitive: Okta logins, SCIM userNames and IAM user names all are.
 
-use super::names::{ascii_fold, clean};
+use super::names::{ascii_fold, login_given};
 use super::{Person, SystemKind};
 use std::fmt;
 use std::str::FromStr;
@@ -142,12 +142,7 @@ impl LoginTemplate {
     pub fn render(&self, person: &Person, kind: SystemKind) -> String {
         let email = person.email.trim().to_lowercase();
         let local = email.split('@').next().unwrap_or("").to_string();
-        let given_src = person
-            .preferred_name
-            .as_deref()
-            .filter(|p| !clean(p).is_empty())
-            .unwrap_or(&person.given_name);
-        let given = ascii_fold(given_src);
+        let given = ascii_fold(login_given(person));
         let family = ascii_fold(&person.family_name);
         let initial = |s: &str| s.chars().next().map(String::from).unwrap_or_default();
         let mut out = String::new();

@@ -176,14 +176,18 @@ fn is_combining_mark(c: char) -> bool {
         0x0300..=0x036F | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x20D0..=0x20FF | 0xFE20..=0xFE2F)
 }
 
-/// The login local part for a person: `given.family`, ASCII only.
-pub fn login_for(person: &Person) -> String {
-    let given_src = person
+/// The given name a login is made from: the preferred name when HR has one.
+pub fn login_given(person: &Person) -> &str {
+    person
         .preferred_name
         .as_deref()
         .filter(|p| !clean(p).is_empty())
-        .unwrap_or(&person.given_name);
-    let given = ascii_fold(given_src);
+        .unwrap_or(&person.given_name)
+}
+
+/// The login local part for a person: `given.family`, ASCII only.
+pub fn login_for(person: &Person) -> String {
+    let given = ascii_fold(login_given(person));
     let family = ascii_fold(&person.family_name);
     match (given.is_empty(), family.is_empty()) {
         (false, false) => format!("{given}.{family}"),
