@@ -324,6 +324,84 @@ pub struct ImportReport {
     #[serde(skip)]
     pub changed_ids: Vec<String>,
     pub dry_run: bool,
+    /// Leavers this file makes active again: applied when the record carries a new start
+    /// date after their end date, or an admin approved it; otherwise held (not applied).
+    pub rehires: Vec<Rehire>,
+}
+
+/// A terminated person the file makes active again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rehire {
+    pub person: String,
+    pub name: String,
+    pub applied: bool,
+    /// Why it was applied, or what would let it through.
+    pub why: String,
+}
+
+/// Whether `new` brings back a leaver (`old`), and if so on what grounds.
+/// What an admin approved for one import, each with their reason.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Approvals<'a> {
+    /// Go ahead with a feed the mass-change guard holds.
+    pub mass_change: Option<&'a str>,
+    /// Leavers (HRIS id or e-mail) allowed back without a new start date, and why.
+    pub rehires: &'a [String],
+    pub rehire_reason: Option<&'a str>,
+}
+
+fn rehire_of(
+    old: &Person,
+    new: &Person,
+    approvals: &Approvals<'_>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Rehire> {
+    let approved = approvals.rehires;
+    if !old.is_leaver(now) || new.is_leaver(now) {
+        return None;
+    }
+    let name = format!("{} {}", new.given_name, new.family_name);
+    let fresh_start = match (new.start_date, old.end_date) {
+        (Some(s), Some(e)) => s > e,
+        (Some(s), None) => old.start_date.is_none_or(|o| s > o),
+        _ => false,
+    };
+    let (applied, why) = if fresh_start {
+        (
+            true,
+            format!(
+                "new start date {} after the end of their last employment",
+                new.start_date.map(|d| d.to_string()).unwrap_or_default()
+            ),
+        )
+    } else if approved
+        .iter()
+        .any(|a| a == &new.hris_id || a.eq_ignore_ascii_case(&new.email))
+    {
+        (
+            true,
+            format!(
+                "approved by an admin: {}",
+                approvals.rehire_reason.unwrap_or("")
+            ),
+        )
+    } else {
+        (
+            false,
+            format!(
+                "held: {} was a leaver and this record has no new start date after their end date{}; if this is a rehire, give them a new start date or re-run with --approve-rehire {} --reason \"...\"; if this is an old export, do not import it",
+                new.hris_id,
+                old.end_date.map(|d| format!(" ({d})")).unwrap_or_default(),
+                new.hris_id
+            ),
+        )
+    };
+    Some(Rehire {
+        person: new.hris_id.clone(),
+        name,
+        applied,
+        why,
+    })
 }
 
 /// Upsert validated people in one transaction. With `dry_run`, report without writing.
@@ -344,7 +422,7 @@ pub fn import_people(
         actor,
         dry_run,
         &GuardThresholds::default(),
-        None,
+        &Approvals::default(),
     )
 }
 
@@ -387,13 +465,28 @@ pub fn import_people_guarded(
     actor: &str,
     dry_run: bool,
     guard: &GuardThresholds,
-    mass_change_approval: Option<&str>,
+    approvals: &Approvals<'_>,
 ) -> Result<ImportReport> {
+    let mass_change_approval = approvals.mass_change;
     let mut report = ImportReport {
         rows: people.len(),
         dry_run,
         ..Default::default()
     };
+    // A leaver comes back only on purpose: terminated -> active is a rehire, applied only
+    // with a new start date after the end date, or an admin's approval.
+    let now = chrono::Utc::now();
+    let mut held: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for p in people {
+        if let Some(old) = store.find_person(&p.hris_id)?
+            && let Some(r) = rehire_of(&old, p, approvals, now)
+        {
+            if !r.applied {
+                held.insert(p.hris_id.as_str());
+            }
+            report.rehires.push(r);
+        }
+    }
     if let Some(problem) = leaver_surge(store, people, guard)? {
         match mass_change_approval {
             Some(why) if !why.trim().is_empty() => {
@@ -415,6 +508,10 @@ pub fn import_people_guarded(
     }
     if dry_run {
         for p in people {
+            if held.contains(p.hris_id.as_str()) {
+                report.unchanged += 1;
+                continue;
+            }
             match store.find_person(&p.hris_id)? {
                 None => report.created += 1,
                 Some(old) if old == *p => report.unchanged += 1,
@@ -424,7 +521,23 @@ pub fn import_people_guarded(
         return Ok(report);
     }
     store.write(|tx| {
+        for r in &report.rehires {
+            tx.audit(crate::store::NewAuditEvent {
+                actor,
+                action: if r.applied {
+                    "person.rehired"
+                } else {
+                    "person.rehire_held"
+                },
+                subject: &r.person,
+                details: serde_json::json!({"why": r.why}),
+            })?;
+        }
         for p in people {
+            if held.contains(p.hris_id.as_str()) {
+                report.unchanged += 1;
+                continue;
+            }
             match tx.upsert_person(p, actor)? {
                 Upsert::Created => report.created += 1,
                 Upsert::Updated(_) => report.updated += 1,
@@ -583,5 +696,78 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("x.csv:2") && e.contains("UTF-8"), "{e}");
+    }
+
+    /// An older export (or a mistaken row) must not silently bring a leaver back: a
+    /// terminated -> active change is a rehire, held unless the record has a new start date
+    /// after the end date or an admin approves it.
+    #[test]
+    fn a_leaver_comes_back_only_on_purpose() {
+        let mut store = Store::open_in_memory().unwrap();
+        let mut left = Person::new("E5", "Ada", "Lovelace", "ada@example.com");
+        left.status = EmploymentStatus::Terminated;
+        left.start_date = chrono::NaiveDate::from_ymd_opt(2020, 1, 6);
+        left.end_date = chrono::NaiveDate::from_ymd_opt(2026, 1, 31);
+        import_people(&mut store, std::slice::from_ref(&left), None, "t", false).unwrap();
+
+        // Yesterday's file: active again, same dates. Held; nothing changes.
+        let mut stale = left.clone();
+        stale.status = EmploymentStatus::Active;
+        stale.end_date = None;
+        let r = import_people(&mut store, std::slice::from_ref(&stale), None, "t", false).unwrap();
+        assert_eq!(r.rehires.len(), 1);
+        assert!(!r.rehires[0].applied);
+        assert!(
+            r.rehires[0].why.contains("--approve-rehire E5"),
+            "{:?}",
+            r.rehires
+        );
+        assert_eq!(r.unchanged, 1);
+        let now = store.find_person("E5").unwrap().unwrap();
+        assert_eq!(now.status, EmploymentStatus::Terminated);
+
+        // Approved by an admin: applied, with the reason on record.
+        let approvals = Approvals {
+            rehires: &["ada@example.com".to_string()],
+            rehire_reason: Some("returning contractor, HR ticket 42"),
+            ..Default::default()
+        };
+        let r = import_people_guarded(
+            &mut store,
+            std::slice::from_ref(&stale),
+            None,
+            "admin",
+            false,
+            &GuardThresholds::default(),
+            &approvals,
+        )
+        .unwrap();
+        assert!(r.rehires[0].applied, "{:?}", r.rehires);
+        assert!(r.rehires[0].why.contains("HR ticket 42"));
+        assert_eq!(
+            store.find_person("E5").unwrap().unwrap().status,
+            EmploymentStatus::Active
+        );
+
+        // Leaves again; comes back with a new start date after the end date: no approval.
+        import_people(&mut store, std::slice::from_ref(&left), None, "t", false).unwrap();
+        let mut rehired = stale.clone();
+        rehired.start_date = chrono::NaiveDate::from_ymd_opt(2026, 3, 2);
+        let r =
+            import_people(&mut store, std::slice::from_ref(&rehired), None, "t", false).unwrap();
+        assert!(r.rehires[0].applied, "{:?}", r.rehires);
+        assert!(r.rehires[0].why.contains("new start date 2026-03-02"));
+        let actions: Vec<String> = store
+            .conn()
+            .prepare("SELECT action FROM audit_events WHERE subject = 'E5' AND action LIKE 'person.rehire%' ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            actions,
+            ["person.rehire_held", "person.rehired", "person.rehired"]
+        );
     }
 }

@@ -149,6 +149,10 @@ pub enum PeopleCmd {
         /// Go ahead with a feed the mass-change guard held (needs --reason).
         #[arg(long)]
         approve_mass_change: bool,
+        /// Let this leaver (HRIS id or e-mail) come back although the record has no new
+        /// start date after their end date (needs --reason). Repeat for several.
+        #[arg(long, value_name = "PERSON")]
+        approve_rehire: Vec<String>,
         #[arg(long)]
         reason: Option<String>,
     },

@@ -14,7 +14,14 @@ pub fn run(ctx: &Ctx, cmd: PeopleCmd) -> Result<i32> {
             dry_run,
             approve_mass_change,
             reason,
+            approve_rehire,
         } => {
+            if !approve_rehire.is_empty() && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+                return Err(Error::usage(
+                    "--approve-rehire needs --reason",
+                    "say why this leaver is coming back",
+                ));
+            }
             if approve_mass_change && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
                 return Err(Error::usage(
                     "--approve-mass-change needs --reason",
@@ -33,10 +40,10 @@ pub fn run(ctx: &Ctx, cmd: PeopleCmd) -> Result<i32> {
             if !dry_run {
                 store.write(|tx| tx.sync_catalog(&systems.catalog, &super::actor()))?;
             }
-            let approval = if approve_mass_change {
-                reason.as_deref()
-            } else {
-                None
+            let approvals = crate::import::Approvals {
+                mass_change: reason.as_deref().filter(|_| approve_mass_change),
+                rehires: &approve_rehire,
+                rehire_reason: reason.as_deref(),
             };
             let report = import_people_guarded(
                 &mut store,
@@ -45,7 +52,7 @@ pub fn run(ctx: &Ctx, cmd: PeopleCmd) -> Result<i32> {
                 &super::actor(),
                 dry_run,
                 &systems.guard,
-                approval,
+                &approvals,
             )?;
             if ctx.json {
                 ctx.print_json(&report)?;
@@ -62,6 +69,15 @@ pub fn run(ctx: &Ctx, cmd: PeopleCmd) -> Result<i32> {
                     println!(
                         "intended grants: {} added, {} withdrawn",
                         report.grants_added, report.grants_removed
+                    );
+                }
+                for r in &report.rehires {
+                    println!(
+                        "rehire {} ({}): {}{}",
+                        r.person,
+                        r.name,
+                        if r.applied { "applied: " } else { "" },
+                        r.why
                     );
                 }
             }

@@ -298,7 +298,7 @@ impl Demo {
             ACTOR,
             false,
             &config.guard,
-            None,
+            &crate::import::Approvals::default(),
         )?;
         let (wave, held) = apply_wave(&mut store, &config)?;
         if let Some(reason) = &held {

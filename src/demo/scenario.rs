@@ -459,7 +459,7 @@ async fn leaver(shared: &Shared, mut stop: watch::Receiver<bool>) -> Result<()> 
             HR_FEED_ACTOR,
             false,
             &shared.config.guard,
-            None,
+            &crate::import::Approvals::default(),
         )?;
         let scope = Scope {
             system: None,
