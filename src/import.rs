@@ -550,6 +550,7 @@ pub fn import_people_guarded(
             if let Some(policies) = policies {
                 let grants = policies.evaluate(p, tx.now);
                 let (added, removed) = tx.replace_intended_grants(&p.hris_id, &grants, actor)?;
+                tx.set_grant_inputs(policies, p, &grants)?;
                 report.grants_added += added;
                 report.grants_removed += removed;
             }

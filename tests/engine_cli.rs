@@ -338,3 +338,76 @@ fn an_unresolvable_credential_stops_apply_and_run_before_any_work() {
     let q = h.json(&["queue", "list"]);
     assert!(q.as_array().unwrap().is_empty(), "{q}");
 }
+
+/// A rejected grant is not requested again on every plan: it stays rejected until the
+/// rule's inputs change (an attribute the rule reads), or an admin reopens it.
+#[test]
+fn a_rejected_grant_sticks_until_its_inputs_change() {
+    let h = Home::new();
+    h.write(
+        "systems.toml",
+        "[systems.okta]\nkind = \"okta\"\ncredential = \"env:UNUSED\"\n[[systems.okta.entitlements]]\nkind = \"group\"\nname = \"admins\"\nrequires_approval = true\n",
+    );
+    h.write(
+        "policies.toml",
+        "[[rule]]\nname = \"engineering-admins\"\nwhen = \"person.department == 'Engineering' || person.title == 'Admin'\"\ngrant = [\"okta:group:admins\"]\n",
+    );
+    let import = |title: &str, location: &str| {
+        let csv = h.write(
+            "hr.csv",
+            &format!(
+                "{HEADER}E1,Ada,L,,ada@example.com,Engineering,{title},,{location},C,active,,\n"
+            ),
+        );
+        let o = h.run(&["people", "import", csv.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", text(&o));
+    };
+    let adds = |h: &Home| -> usize {
+        h.json(&["plan"])["ops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["kind"] == "add_membership")
+            .count()
+    };
+    let request_and_reject = |h: &Home| -> String {
+        let plan = h.json(&["plan"]);
+        let id = plan["id"].as_str().unwrap().to_string();
+        assert!(h.run(&["apply", &id, "--no-run"]).status.success());
+        let pending = h.json(&["approvals", "list"]);
+        let aid = pending[0]["id"].as_i64().unwrap().to_string();
+        let o = h.run(&[
+            "approvals",
+            "reject",
+            &aid,
+            "--reason",
+            "not without a ticket",
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        aid
+    };
+    import("Engineer", "London");
+    let aid = request_and_reject(&h);
+    // Asked once, answered: the next plans do not ask again.
+    assert_eq!(adds(&h), 0);
+    // An attribute the rule does not read changes: still rejected.
+    import("Engineer", "Berlin");
+    assert_eq!(adds(&h), 0);
+    assert_eq!(
+        h.json(&["approvals", "list", "--rejected"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // An admin reopens it: requested again.
+    let o = h.run(&["approvals", "reopen", &aid, "--reason", "ticket filed"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(adds(&h), 1);
+    // Rejected again; then an attribute the rule reads changes (the title): asked again.
+    request_and_reject(&h);
+    assert_eq!(adds(&h), 0);
+    import("Admin", "Berlin");
+    assert_eq!(adds(&h), 1, "the rule's inputs changed");
+    assert!(h.run(&["audit", "verify"]).status.success());
+}

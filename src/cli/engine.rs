@@ -375,12 +375,23 @@ fn act(ctx: &Ctx, store: &mut Store, a: ActArgs, action: Action) -> Result<i32> 
 pub fn approvals(ctx: &Ctx, cmd: ApprovalsCmd) -> Result<i32> {
     let mut store = ctx.store()?;
     match cmd {
-        ApprovalsCmd::List => {
-            let p = admin::pending_approvals(&store)?;
+        ApprovalsCmd::List { rejected } => {
+            let p = if rejected {
+                admin::rejected_approvals(&store)?
+            } else {
+                admin::pending_approvals(&store)?
+            };
             if ctx.json {
                 ctx.print_json(&p)?;
             } else if p.is_empty() {
-                println!("no pending approvals");
+                println!(
+                    "no {} approvals",
+                    if rejected {
+                        "standing rejected"
+                    } else {
+                        "pending"
+                    }
+                );
             } else {
                 for a in p {
                     println!(
@@ -398,7 +409,14 @@ pub fn approvals(ctx: &Ctx, cmd: ApprovalsCmd) -> Result<i32> {
         }
         ApprovalsCmd::Reject { id, reason } => {
             admin::decide(&mut store, id, false, &super::actor(), &reason)?;
-            println!("rejected #{id}");
+            println!(
+                "rejected #{id}; it will not be asked for again until its rule or an attribute the rule reads changes (or `approvals reopen {id}`)"
+            );
+            Ok(0)
+        }
+        ApprovalsCmd::Reopen { id, reason } => {
+            admin::reopen(&mut store, id, &super::actor(), &reason)?;
+            println!("reopened #{id}: the next plan asks for it again");
             Ok(0)
         }
     }

@@ -209,7 +209,17 @@ pub struct ActArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ApprovalsCmd {
-    List,
+    /// Pending approvals; with --rejected, rejected grants that still stick.
+    List {
+        #[arg(long)]
+        rejected: bool,
+    },
+    /// Let a rejected grant be requested again at the next plan.
+    Reopen {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
     Approve {
         id: i64,
         #[arg(long)]

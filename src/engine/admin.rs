@@ -203,6 +203,54 @@ pub fn pending_approvals(store: &Store) -> Result<Vec<PendingApproval>> {
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
+/// Rejected grants that still stick (the grant rests on the same inputs), newest first.
+pub fn rejected_approvals(store: &Store) -> Result<Vec<PendingApproval>> {
+    let mut stmt = store.conn().prepare(
+        "SELECT id, op_id, person_id, entitlement, rule, requested_at FROM approvals a
+         WHERE status = 'rejected' AND inputs IS NOT NULL ORDER BY id DESC",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(PendingApproval {
+            id: r.get(0)?,
+            op_id: r.get(1)?,
+            person_id: r.get(2)?,
+            entitlement: r.get(3)?,
+            rule: r.get(4)?,
+            requested_at: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Let a rejected grant be requested again at the next plan. Audited with the reason.
+pub fn reopen(store: &mut Store, approval_id: i64, actor: &str, reason: &str) -> Result<()> {
+    if reason.trim().is_empty() {
+        return Err(Error::usage(
+            "a reason is required",
+            "pass --reason \"...\"",
+        ));
+    }
+    store.write(|tx| {
+        let n = tx.conn().execute(
+            "UPDATE approvals SET inputs = NULL WHERE id = ?1 AND status = 'rejected' AND inputs IS NOT NULL",
+            [approval_id],
+        )?;
+        if n == 0 {
+            return Err(Error::usage(
+                format!("no rejected approval #{approval_id} to reopen"),
+                "see `accessdesk approvals list --rejected`",
+            ));
+        }
+        tx.audit(NewAuditEvent {
+            actor,
+            action: "approval.reopened",
+            subject: &approval_id.to_string(),
+            details: json!({"approval": approval_id, "reason": reason}),
+        })?;
+        Ok(())
+    })
+}
+
 /// Approve or reject a pending grant. A reason is required.
 pub fn decide(
     store: &mut Store,
@@ -226,8 +274,13 @@ pub fn decide(
     };
     store.write(|tx| {
         let status = if approve { "approved" } else { "rejected" };
+        // A rejection keeps what the grant rested on, so the planner does not ask again
+        // until the rule or an attribute it reads changes.
         tx.conn().execute(
-            "UPDATE approvals SET status = ?2, decided_at = ?3, decided_by = ?4, reason = ?5 WHERE id = ?1",
+            "UPDATE approvals SET status = ?2, decided_at = ?3, decided_by = ?4, reason = ?5,
+               inputs = CASE ?2 WHEN 'rejected' THEN (SELECT inputs FROM intended_grants g
+                 WHERE g.person_id = approvals.person_id AND g.entitlement = approvals.entitlement) END
+             WHERE id = ?1",
             params![approval_id, status, crate::store::queue::ts(tx.now), actor, reason],
         )?;
         tx.audit(NewAuditEvent {

@@ -250,9 +250,15 @@ pub fn read_inputs(store: &Store, settings: &Settings) -> Result<Inputs> {
         }
         let mut intended = Vec::new();
         {
+            // A grant an approver rejected is not asked for again while it rests on the
+            // same inputs (the rule and the attributes it reads): it is left out here.
             let mut stmt = conn.prepare(
-                "SELECT person_id, entitlement, requires_approval FROM intended_grants
-                 WHERE expires_at IS NULL OR expires_at > ?1 ORDER BY person_id, entitlement",
+                "SELECT person_id, entitlement, requires_approval FROM intended_grants g
+                 WHERE (expires_at IS NULL OR expires_at > ?1)
+                   AND NOT (g.inputs IS NOT NULL AND EXISTS (SELECT 1 FROM approvals a
+                       WHERE a.person_id = g.person_id AND a.entitlement = g.entitlement
+                         AND a.status = 'rejected' AND a.inputs = g.inputs))
+                 ORDER BY person_id, entitlement",
             )?;
             // A time-bound grant past its expiry is no longer intended: the diff removes it.
             let mut rows = stmt.query([chrono::Utc::now().to_rfc3339()])?;

@@ -280,10 +280,57 @@ impl PolicySet {
         }
     }
 
+    /// What a grant from `rule` to `person` rests on: the rule's condition and the values
+    /// of the person attributes it reads, hashed. A rejected approval stays rejected while
+    /// this stays the same (a change of the rule, or of an attribute it reads, reopens it).
+    pub fn grant_inputs(&self, rule: &str, person: &Person) -> Option<String> {
+        use sha2::{Digest, Sha256};
+        let r = self.rules.iter().find(|r| r.name == rule)?;
+        let mut ids = std::collections::BTreeSet::new();
+        attrs_of(&r.condition, &mut ids);
+        let mut h = Sha256::new();
+        h.update(r.name.as_bytes());
+        h.update([0]);
+        h.update(r.when.as_bytes());
+        for id in ids {
+            h.update([0]);
+            h.update(self.schema.field(id).path.as_bytes());
+            h.update(b"=");
+            h.update(self.schema.value(id, person).to_string().as_bytes());
+        }
+        Some(hex::encode(&h.finalize()[..16]))
+    }
+
     /// Why `person` gets what they get, and why the other rules did not match.
     /// Uses the slow, tree-walking evaluator so that it can report values.
     pub fn explain(&self, person: &Person) -> Explanation {
         explain::explain(self, person)
+    }
+}
+
+/// The attributes a condition reads.
+fn attrs_of(e: &check::TExpr, out: &mut std::collections::BTreeSet<usize>) {
+    use check::TExpr::*;
+    match e {
+        Attr(id, _) => {
+            out.insert(*id);
+        }
+        Bool(_) | Int(_) | Str(_) | Date(_) => {}
+        List(v) | And(v) | Or(v) => v.iter().for_each(|x| attrs_of(x, out)),
+        Not(x) | Size(x) | Matches(x, _) => attrs_of(x, out),
+        Cmp(_, a, b) | StrFn(_, a, b) => {
+            attrs_of(a, out);
+            attrs_of(b, out);
+        }
+        In(a, v) => {
+            attrs_of(a, out);
+            v.iter().for_each(|x| attrs_of(x, out));
+        }
+        Cond(a, b, c) => {
+            attrs_of(a, out);
+            attrs_of(b, out);
+            attrs_of(c, out);
+        }
     }
 }
 
@@ -304,7 +351,11 @@ pub fn recompute_person(
     now: DateTime<Utc>,
 ) -> Result<(usize, usize)> {
     let grants = policies.evaluate(person, now);
-    store.write(|tx| tx.replace_intended_grants(&person.hris_id, &grants, actor))
+    store.write(|tx| {
+        let n = tx.replace_intended_grants(&person.hris_id, &grants, actor)?;
+        tx.set_grant_inputs(policies, person, &grants)?;
+        Ok(n)
+    })
 }
 
 #[cfg(test)]

@@ -54,6 +54,24 @@ fn read_intended(
 impl Tx<'_> {
     /// Make `grants` the complete set of intended grants for one person. Each added or
     /// removed grant is audited. Returns (added, removed).
+    /// Record what each approval-needing grant rests on (see `PolicySet::grant_inputs`).
+    pub fn set_grant_inputs(
+        &mut self,
+        policies: &crate::policy::PolicySet,
+        person: &crate::model::Person,
+        grants: &[Grant],
+    ) -> Result<()> {
+        for g in grants.iter().filter(|g| g.requires_approval) {
+            let inputs = policies.grant_inputs(&g.rule, person);
+            self.tx
+                .prepare_cached(
+                    "UPDATE intended_grants SET inputs = ?3 WHERE person_id = ?1 AND entitlement = ?2",
+                )?
+                .execute(rusqlite::params![person.hris_id, g.entitlement.to_string(), inputs])?;
+        }
+        Ok(())
+    }
+
     pub fn replace_intended_grants(
         &mut self,
         person_id: &str,

@@ -244,6 +244,11 @@ ALTER TABLE plan_ops ADD COLUMN detail TEXT;
 -- then (a mover) is compared against them to plan an update.
 ALTER TABLE accounts ADD COLUMN attrs TEXT;
 ALTER TABLE accounts ADD COLUMN attrs_at TEXT;
+-- What an approval-needing grant rests on (policy/mod.rs grant_inputs), and the same at
+-- the time an approval was rejected: a rejection sticks while the two are equal.
+ALTER TABLE intended_grants ADD COLUMN inputs TEXT;
+ALTER TABLE approvals ADD COLUMN inputs TEXT;
+CREATE INDEX approvals_by_grant ON approvals(person_id, entitlement, status);
 "#,
 ];
 
