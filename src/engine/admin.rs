@@ -187,28 +187,22 @@ pub struct PendingApproval {
 }
 
 pub fn pending_approvals(store: &Store) -> Result<Vec<PendingApproval>> {
-    let mut stmt = store.conn().prepare(
-        "SELECT id, op_id, person_id, entitlement, rule, requested_at FROM approvals WHERE status = 'pending' ORDER BY id",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(PendingApproval {
-            id: r.get(0)?,
-            op_id: r.get(1)?,
-            person_id: r.get(2)?,
-            entitlement: r.get(3)?,
-            rule: r.get(4)?,
-            requested_at: r.get(5)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    approvals_where(store, "status = 'pending' ORDER BY id")
 }
 
 /// Rejected grants that still stick (the grant rests on the same inputs), newest first.
 pub fn rejected_approvals(store: &Store) -> Result<Vec<PendingApproval>> {
-    let mut stmt = store.conn().prepare(
-        "SELECT id, op_id, person_id, entitlement, rule, requested_at FROM approvals a
-         WHERE status = 'rejected' AND inputs IS NOT NULL ORDER BY id DESC",
-    )?;
+    approvals_where(
+        store,
+        "status = 'rejected' AND inputs IS NOT NULL ORDER BY id DESC",
+    )
+}
+
+/// Approvals matching a fixed condition (`filter` is ours, never user input).
+fn approvals_where(store: &Store, filter: &str) -> Result<Vec<PendingApproval>> {
+    let mut stmt = store.conn().prepare(&format!(
+        "SELECT id, op_id, person_id, entitlement, rule, requested_at FROM approvals WHERE {filter}"
+    ))?;
     let rows = stmt.query_map([], |r| {
         Ok(PendingApproval {
             id: r.get(0)?,
