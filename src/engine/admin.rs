@@ -113,40 +113,20 @@ pub fn act(store: &mut Store, id: i64, action: Action, actor: &str, why: &str) -
                 },
                 actor,
             )?,
-            Action::Cancel => {
-                let ok = tx.transition(
-                    id,
-                    &[
-                        Failed,
-                        Blocked,
-                        Queued,
-                        Scheduled,
-                        RetryWait,
-                        PendingApproval,
-                    ],
-                    Cancelled,
-                    Change {
-                        why: Some(&format!("cancelled: {why}")),
-                        ..Default::default()
-                    },
-                    actor,
-                )?;
-                if ok {
-                    for d in tx.dependents(id)? {
-                        tx.transition(
-                            d,
-                            &[Blocked, Queued, Scheduled, RetryWait, PendingApproval],
-                            Cancelled,
-                            Change {
-                                why: Some(&format!("cancelled with #{id}")),
-                                ..Default::default()
-                            },
-                            actor,
-                        )?;
-                    }
-                }
-                ok
-            }
+            Action::Cancel => tx.cancel_with_dependents(
+                id,
+                &[
+                    Failed,
+                    Blocked,
+                    Queued,
+                    Scheduled,
+                    RetryWait,
+                    PendingApproval,
+                ],
+                &format!("cancelled: {why}"),
+                &format!("cancelled with #{id}"),
+                actor,
+            )?,
         };
         Ok(changed)
     })

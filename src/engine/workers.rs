@@ -560,35 +560,13 @@ impl Engine {
             Outcome::Cancel(why) => {
                 self.db(|s| {
                     s.write(|tx| {
-                        tx.transition(
+                        tx.cancel_with_dependents(
                             op.id,
                             &[OperationStatus::Running],
-                            OperationStatus::Cancelled,
-                            Change {
-                                why: Some(&why),
-                                ..Default::default()
-                            },
+                            &why,
+                            &format!("cancelled with #{}: {why}", op.id),
                             &actor,
-                        )?;
-                        for d in tx.dependents(op.id)? {
-                            tx.transition(
-                                d,
-                                &[
-                                    OperationStatus::Queued,
-                                    OperationStatus::Scheduled,
-                                    OperationStatus::RetryWait,
-                                    OperationStatus::PendingApproval,
-                                    OperationStatus::Blocked,
-                                ],
-                                OperationStatus::Cancelled,
-                                Change {
-                                    why: Some(&format!("cancelled with #{}: {why}", op.id)),
-                                    ..Default::default()
-                                },
-                                &actor,
-                            )?;
-                        }
-                        Ok(())
+                        )
                     })
                 })?;
                 self.emit(op, OperationStatus::Cancelled, Some(why));

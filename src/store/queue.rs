@@ -67,6 +67,15 @@ pub struct ErrorInfo {
     pub request: String,
 }
 
+/// Operations that have not started and may still be cancelled without touching a target.
+pub const NOT_STARTED: [OperationStatus; 5] = [
+    OperationStatus::Queued,
+    OperationStatus::Scheduled,
+    OperationStatus::RetryWait,
+    OperationStatus::PendingApproval,
+    OperationStatus::Blocked,
+];
+
 pub fn status_from_str(s: &str) -> Option<OperationStatus> {
     s.parse().ok()
 }
@@ -265,8 +274,6 @@ impl Tx<'_> {
     /// waiting for approval or blocked. Each is audited with `why`. Used in the same
     /// transaction as the change that makes them a leaver.
     pub fn cancel_granting_ops(&mut self, person: &str, why: &str, actor: &str) -> Result<usize> {
-        use OperationStatus::*;
-        let pending = [Queued, Scheduled, RetryWait, PendingApproval, Blocked];
         let ids: Vec<(i64, String)> = {
             let mut stmt = self.tx.prepare_cached(
                 "SELECT id, kind FROM operations WHERE person_id = ?1
@@ -285,8 +292,8 @@ impl Tx<'_> {
             }
             if self.transition(
                 id,
-                &pending,
-                Cancelled,
+                &NOT_STARTED,
+                OperationStatus::Cancelled,
                 Change {
                     why: Some(why),
                     ..Default::default()
@@ -332,6 +339,44 @@ impl Tx<'_> {
     }
 
     /// Every operation waiting (directly or through others) on `id`, which are not finished.
+    /// Move one operation from one of `from` to cancelled with `why`, and with it every
+    /// not-yet-started operation that depends on it ("cancelled with #ID: why"). Returns
+    /// whether the operation itself was cancelled (its dependents are left alone if not).
+    pub fn cancel_with_dependents(
+        &mut self,
+        id: i64,
+        from: &[OperationStatus],
+        why: &str,
+        dependents_why: &str,
+        actor: &str,
+    ) -> Result<bool> {
+        let ok = self.transition(
+            id,
+            from,
+            OperationStatus::Cancelled,
+            Change {
+                why: Some(why),
+                ..Default::default()
+            },
+            actor,
+        )?;
+        if ok {
+            for d in self.dependents(id)? {
+                self.transition(
+                    d,
+                    &NOT_STARTED,
+                    OperationStatus::Cancelled,
+                    Change {
+                        why: Some(dependents_why),
+                        ..Default::default()
+                    },
+                    actor,
+                )?;
+            }
+        }
+        Ok(ok)
+    }
+
     pub fn dependents(&mut self, id: i64) -> Result<Vec<i64>> {
         let mut stmt = self.tx.prepare_cached(
             "WITH RECURSIVE deps(id) AS (SELECT op_id FROM op_deps WHERE depends_on = ?1

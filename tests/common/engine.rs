@@ -190,15 +190,8 @@ impl Run {
             Ok(())
         })
         .unwrap();
-        let plan = make_plan(
-            &mut s,
-            &self.cfg.catalog,
-            &GuardThresholds::default(),
-            &Scope::default(),
-            "test",
-        )
-        .unwrap();
-        apply_plan(&mut s, &self.cfg.catalog, &plan.id, "test", None).unwrap();
+        drop(s);
+        self.plan_apply();
     }
 
     /// Store these people with exactly these intended entitlements each
