@@ -7,6 +7,7 @@ pub mod policy;
 use serde::Serialize;
 
 pub mod console;
+pub mod engine;
 pub mod leaver;
 pub mod limiter;
 pub mod plan;

@@ -23,12 +23,19 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<()> {
             a.runs,
             a.window_secs.unwrap_or(20),
         )?,
+        "engine" => crate::bench::engine::run(
+            a.people.unwrap_or(10_000),
+            a.company.unwrap_or(100_000),
+            a.runs,
+        )?,
+        // The child process `engine` measures `apply --no-run` in.
+        "engine-enqueue" => return crate::bench::engine::enqueue_child(),
         // The child process `console` measures its first frame and memory in.
         "console-frame" => return crate::bench::console::frame_child(),
         other => {
             return Err(Error::usage(
                 format!("unknown benchmark {other:?}"),
-                "benchmarks: policy, store, limiter, plan, wave, leaver, console",
+                "benchmarks: policy, store, limiter, plan, wave, leaver, console, engine",
             ));
         }
     };

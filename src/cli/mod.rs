@@ -344,6 +344,9 @@ pub struct BenchArgs {
     /// Number of rules (policy bench).
     #[arg(long)]
     pub rules: Option<usize>,
+    /// Engine bench: people in the company-scale enqueue (default 100,000; 0 skips it).
+    #[arg(long)]
+    pub company: Option<usize>,
     /// Limiter bench: window length in seconds (default 5) and number of windows (default 6).
     #[arg(long)]
     pub window_secs: Option<u64>,

@@ -14,20 +14,24 @@
 //!
 //! **Logins.** The first create for a person in a system assigns their login there: the
 //! system's template (model/login.rs) rendered, then the first of `login`, `login2`, ...
-//! that no other person holds in the store (leavers' logins stay reserved) and that no
-//! account in the target holds without proof that it is this person's. A hand-made
-//! account found that way is reported as a conflict and left untouched; one that proves
-//! it is theirs (a rehire whose record was lost) is adopted. The assigned login is stored
-//! and never recomputed, so later name changes never move anyone onto another account.
+//! that no other person holds in the store (leavers' logins stay reserved), claimed in the
+//! same transaction that claims the create. The create is then sent; "already exists" is
+//! read back: an account that proves it is theirs (a rehire whose record was lost, or a
+//! retry whose answer was lost) is adopted; a hand-made one is reported as a conflict,
+//! left untouched, and the person moves to the next free candidate (their create made
+//! nothing under the first). The assigned login is stored and never recomputed, so later
+//! name changes never move anyone onto another account.
 
 use super::workers::{Engine, SystemRuntime};
 use crate::adapters::{AdapterError, ErrorClass, RemoteAccount};
 use crate::model::Person;
 use crate::model::login::{LoginTemplate, with_suffix};
+use crate::store::Tx;
+use crate::store::identity::LoginRow;
 use crate::store::queue::OpRow;
 
 /// How many suffixed candidates are tried before giving up on a login.
-const MAX_SUFFIX: u32 = 100;
+pub(crate) const MAX_SUFFIX: u32 = 100;
 
 /// Whose an existing account is, as far as the target proves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,14 +50,6 @@ pub fn prove(acc: &RemoteAccount, person: &str, ours: bool) -> Proof {
         None if ours => Proof::Theirs,
         None => Proof::NotTheirs(None),
     }
-}
-
-/// The person's login in a system, as the create needs it.
-pub(crate) enum Login {
-    /// Assigned (now or earlier); no account proven theirs was found while assigning.
-    Assigned(String),
-    /// While assigning, the target already held an account that proves it is theirs.
-    Adopt(RemoteAccount),
 }
 
 fn transient(op: &OpRow, e: impl std::fmt::Display) -> AdapterError {
@@ -131,70 +127,93 @@ impl Engine {
         .with_code("identity_conflict")
     }
 
-    /// The person's login in the op's system: theirs if assigned, else assigned now.
-    pub(crate) async fn assign_login(
+    /// In the transaction that claims a create (engine/workers.rs `dispatch`): the login
+    /// to create `person`'s account in `system` under. Theirs if one was assigned before;
+    /// else the first of the template's candidates that no other person holds (leavers'
+    /// logins stay reserved) and that no unproven account in the target is known to hold
+    /// (an open identity conflict), claimed now. None when every candidate is taken.
+    ///
+    /// On targets that store the HR id our record of sending the create is written here
+    /// too (it is only a record there; the HR id on the account is the proof). Where the
+    /// target cannot hold an HR id it is the proof, so the worker writes it just before
+    /// the request goes out.
+    pub(crate) fn assign_login_in(
         &self,
-        op: &OpRow,
-        rt: &SystemRuntime,
+        tx: &mut Tx<'_>,
+        system: &str,
         person: &Person,
-    ) -> Result<Login, AdapterError> {
-        if let Some(row) = self
-            .db(|s| s.login_of(&op.system, &op.person_id))
-            .map_err(|e| transient(op, e))?
-        {
-            return Ok(Login::Assigned(row.login));
+    ) -> crate::Result<Option<LoginRow>> {
+        if let Some(row) = tx.login_of(system, &person.hris_id)? {
+            return Ok(Some(row));
         }
+        let Some(rt) = self.runtime_of(system) else {
+            return Ok(None);
+        };
         let template = self
             .catalog
             .systems
-            .get(&op.system)
+            .get(system)
             .map(|e| e.login.clone())
             .unwrap_or_else(|| LoginTemplate::default_for(rt.kind));
         let base = template.render(person, rt.kind);
-        let actor = self.cfg.actor.clone();
+        let actor = self.cfg.actor.as_str();
         for n in 1..=MAX_SUFFIX {
             let candidate = with_suffix(rt.kind, &base, n);
-            let held = self
-                .db(|s| s.login_holder(&op.system, &candidate, &op.person_id))
-                .map_err(|e| transient(op, e))?;
-            if held.is_some() {
+            if tx
+                .login_holder(system, &candidate, &person.hris_id)?
+                .is_some()
+                || tx.login_in_conflict(system, &candidate)?
+            {
                 continue;
             }
-            // An account the store does not know may hold it in the target (made by hand,
-            // or by another tool): look before creating.
-            if let Some(acc) = rt.adapter.get_account_by_login(&candidate).await? {
-                match prove(&acc, &op.person_id, false) {
-                    Proof::Theirs => {
-                        self.db(|s| {
-                            s.write(|tx| {
-                                tx.claim_login(&op.system, &op.person_id, &acc.login, &actor)
-                            })
-                        })
-                        .map_err(|e| transient(op, e))?;
-                        return Ok(Login::Adopt(acc));
-                    }
-                    Proof::NotTheirs(owner) => {
-                        let _ = self.conflict(op, &acc, owner);
-                        continue;
-                    }
+            if tx
+                .claim_login(system, &person.hris_id, &candidate, actor)?
+                .is_some()
+            {
+                if rt.adapter.stores_hris_id() {
+                    tx.mark_create_sent(system, &person.hris_id)?;
                 }
-            }
-            let claimed = self
-                .db(|s| s.write(|tx| tx.claim_login(&op.system, &op.person_id, &candidate, &actor)))
-                .map_err(|e| transient(op, e))?;
-            if let Some(login) = claimed {
-                return Ok(Login::Assigned(login));
+                return tx.login_of(system, &person.hris_id);
             }
         }
-        Err(AdapterError::new(
-            ErrorClass::Permanent,
-            &op.system,
-            format!(
-                "no free login for {} in {}: {base:?} and {MAX_SUFFIX} suffixed forms are all taken",
-                op.person_id, op.system
-            ),
-        ))
+        Ok(None)
     }
+
+    /// The target holds an account under `login` that is not the op's person's (the
+    /// conflict is already stored): their create made nothing under it, so take the login
+    /// back and assign the next free one. Err when none is left.
+    pub(crate) fn reassign_login(
+        &self,
+        op: &OpRow,
+        person: &Person,
+        login: &str,
+    ) -> Result<LoginRow, AdapterError> {
+        let actor = self.cfg.actor.clone();
+        let why = format!(
+            "{login} is held in {} by an account that is not theirs",
+            op.system
+        );
+        self.db(|s| {
+            s.write(|tx| {
+                tx.release_login(&op.system, &op.person_id, login, &why, &actor)?;
+                self.assign_login_in(tx, &op.system, person)
+            })
+        })
+        .map_err(|e| transient(op, e))?
+        .ok_or_else(|| no_free_login(op))
+    }
+}
+
+/// Every candidate login is taken.
+pub(crate) fn no_free_login(op: &OpRow) -> AdapterError {
+    AdapterError::new(
+        ErrorClass::Permanent,
+        &op.system,
+        format!(
+            "no free login for {} in {}: the template's login and {MAX_SUFFIX} suffixed forms are all taken",
+            op.person_id, op.system
+        ),
+    )
 }
 
 #[cfg(test)]

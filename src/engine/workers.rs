@@ -17,7 +17,6 @@
 //!   if the effect is there they succeed, otherwise they are retried. Creation looks the
 //!   account up before creating, so a retry never duplicates an account.
 
-use super::identity::Login;
 use crate::adapters::{
     AccountSpec, Adapter, AdapterError, EntitlementTarget, ErrorClass, RemoteAccount,
 };
@@ -122,14 +121,38 @@ pub struct Engine {
     events: Option<tokio::sync::mpsc::UnboundedSender<EngineEvent>>,
 }
 
+/// After the first of several running operations finishes, how long the scheduler waits
+/// for more before settling them together (group commit), and the most it gathers.
+const GATHER_WAIT: Duration = Duration::from_micros(500);
+const GATHER_MAX: usize = 1024;
+
+type Attrs = std::collections::BTreeMap<String, String>;
+
+/// What the claiming transaction read for an operation (its person, their account and
+/// login in the op's system), so the task starts without going back to the store.
+#[derive(Default)]
+struct Known {
+    person: Option<crate::model::Person>,
+    account: Option<AccountRow>,
+    login: Option<crate::store::identity::LoginRow>,
+    /// The login was assigned by this claim (no create was ever sent under it).
+    fresh_login: bool,
+}
+
 enum Outcome {
     /// The effect is in place. `write_through`: record it in the store as the operation
     /// is marked succeeded (one transaction).
     Done {
         write_through: bool,
+        /// The account a create made or adopted, with the attributes it was written
+        /// with (None when adopted: not known to be current), recorded in the same
+        /// transaction as the success.
+        account: Option<(RemoteAccount, Option<Attrs>)>,
     },
     /// Written; waiting to be observed.
     Verify,
+    /// Verifying, not observed yet: look again after the poll interval.
+    LookAgain,
     Retry(AdapterError),
     Fail(AdapterError),
     /// Not to be run after all (the person left, or is no longer leaving); nothing was sent.
@@ -242,6 +265,10 @@ impl Engine {
         }
     }
 
+    pub(crate) fn runtime_of(&self, system: &str) -> Option<&SystemRuntime> {
+        self.systems.get(system)
+    }
+
     fn runtime(&self, system: &str) -> Result<&SystemRuntime> {
         self.systems
             .get(system)
@@ -320,6 +347,12 @@ impl Engine {
 
     /// The scheduler loop behind [`Engine::run_until_idle`] and
     /// [`Engine::run_until_stopped`]; `keep_polling` decides what happens when it is idle.
+    ///
+    /// Group commit: the loop is the one writer of operation transitions. Each turn it
+    /// settles every finished operation in one transaction, then claims every runnable
+    /// one (over all systems) in another, so a busy queue costs two commits per turn
+    /// rather than two per operation. A claim is still committed before its request is
+    /// sent, and an outcome after it, so crash recovery is unchanged.
     async fn run(
         self: &Arc<Self>,
         stop: Option<tokio::sync::watch::Receiver<bool>>,
@@ -333,79 +366,23 @@ impl Engine {
             tokio::task::JoinSet::new();
         // Verifying operations being looked at right now (they stay `verifying` meanwhile).
         let mut looking: std::collections::HashSet<i64> = std::collections::HashSet::new();
+        let mut finished: Vec<(Arc<OpRow>, Result<Outcome>)> = Vec::new();
         loop {
             if stop.as_ref().is_some_and(|s| *s.borrow()) {
                 break;
             }
-            // Reap finished work.
+            // Reap finished work, and settle it all in one transaction.
             while let Some(done) = tasks.try_join_next() {
                 match done {
-                    Ok((op, outcome)) => {
-                        looking.remove(&op.id);
-                        self.settle(&op, outcome, &mut summary).await?
-                    }
+                    Ok(d) => finished.push(d),
                     Err(e) => return Err(Error::Failed(format!("a worker task failed: {e}"))),
                 }
             }
-            let now = self.now();
-            let mut dispatched = 0;
-            for (name, rt) in &self.systems {
-                let free = rt.permits.available_permits();
-                if free == 0 {
-                    continue;
-                }
-                let ready = self.db(|s| s.ready_ops_for(name, now, free))?;
-                for op in ready {
-                    let Ok(permit) = rt.permits.clone().try_acquire_owned() else {
-                        break;
-                    };
-                    let actor = self.cfg.actor.clone();
-                    let claimed = self.db(|s| {
-                        s.write(|tx| {
-                            tx.transition(
-                                op.id,
-                                &[
-                                    OperationStatus::Queued,
-                                    OperationStatus::RetryWait,
-                                    OperationStatus::Scheduled,
-                                ],
-                                OperationStatus::Running,
-                                Change {
-                                    count_attempt: true,
-                                    ..Default::default()
-                                },
-                                &actor,
-                            )
-                        })
-                    })?;
-                    if !claimed {
-                        continue;
-                    }
-                    self.emit(&op, OperationStatus::Running, None);
-                    let me = self.clone();
-                    let op = Arc::new(op);
-                    tasks.spawn(async move {
-                        let out = me.execute(&op).await;
-                        drop(permit);
-                        (op, out)
-                    });
-                    dispatched += 1;
-                }
-                // Verifying operations that are due for a look.
-                let due = self.db(|s| s.verifying_due(name, now, 64))?;
-                for op in due {
-                    if !looking.insert(op.id) {
-                        continue;
-                    }
-                    let me = self.clone();
-                    let op = Arc::new(op);
-                    tasks.spawn(async move {
-                        let out = me.verify(&op).await;
-                        (op, out)
-                    });
-                    dispatched += 1;
-                }
+            for (op, _) in &finished {
+                looking.remove(&op.id);
             }
+            self.settle_all(std::mem::take(&mut finished), &mut summary)?;
+            let dispatched = self.dispatch(&mut tasks, &mut looking)?;
             if tasks.is_empty() && dispatched == 0 {
                 // Nothing running. Is anything waiting for its time?
                 let next = self.db(|s| s.next_wakeup())?;
@@ -421,15 +398,22 @@ impl Engine {
                 tokio::time::sleep(wait.max(Duration::from_millis(5))).await;
                 continue;
             }
-            // Wait for a task to finish or a short poll, whichever is first.
+            // Wait for a task to finish or a short poll, whichever is first; then gather
+            // what else finishes within a moment, so one commit settles many.
             tokio::select! {
                 Some(done) = tasks.join_next() => {
                     match done {
-                        Ok((op, outcome)) => {
-                            looking.remove(&op.id);
-                            self.settle(&op, outcome, &mut summary).await?
-                        }
+                        Ok(d) => finished.push(d),
                         Err(e) => return Err(Error::Failed(format!("a worker task failed: {e}"))),
+                    }
+                    while finished.len() < GATHER_MAX {
+                        match tokio::time::timeout(GATHER_WAIT, tasks.join_next()).await {
+                            Ok(Some(Ok(d))) => finished.push(d),
+                            Ok(Some(Err(e))) => {
+                                return Err(Error::Failed(format!("a worker task failed: {e}")))
+                            }
+                            Ok(None) | Err(_) => break,
+                        }
                     }
                 }
                 _ = tokio::time::sleep(self.cfg.idle_poll) => {}
@@ -437,21 +421,171 @@ impl Engine {
         }
         // Let in-flight work finish and be recorded.
         while let Some(done) = tasks.join_next().await {
-            if let Ok((op, outcome)) = done {
-                self.settle(&op, outcome, &mut summary).await?;
+            if let Ok(d) = done {
+                finished.push(d);
             }
         }
+        self.settle_all(finished, &mut summary)?;
         Ok(summary)
     }
 
-    /// Write an operation's outcome.
-    async fn settle(
+    /// Claim what may run now, on every system with free capacity, in one transaction,
+    /// and start it; start looks at verifying operations that are due. Returns how many
+    /// tasks were started.
+    fn dispatch(
+        self: &Arc<Self>,
+        tasks: &mut tokio::task::JoinSet<(Arc<OpRow>, Result<Outcome>)>,
+        looking: &mut std::collections::HashSet<i64>,
+    ) -> Result<usize> {
+        let now = self.now();
+        let actor = self.cfg.actor.clone();
+        let (claimed, due) = self.db(|s| {
+            let mut wanted = Vec::new();
+            let mut due = Vec::new();
+            for (name, rt) in &self.systems {
+                let free = rt.permits.available_permits();
+                if free > 0 {
+                    for op in s.ready_ops_for(name, now, free)? {
+                        let Ok(permit) = rt.permits.clone().try_acquire_owned() else {
+                            break;
+                        };
+                        wanted.push((op, permit));
+                    }
+                }
+                due.extend(s.verifying_due(name, now, 64)?);
+            }
+            if wanted.is_empty() {
+                return Ok((Vec::new(), due));
+            }
+            let claimed = s.write(|tx| {
+                let mut claimed = Vec::with_capacity(wanted.len());
+                for (op, permit) in wanted {
+                    if tx.transition(
+                        op.id,
+                        &[
+                            OperationStatus::Queued,
+                            OperationStatus::RetryWait,
+                            OperationStatus::Scheduled,
+                        ],
+                        OperationStatus::Running,
+                        Change {
+                            count_attempt: true,
+                            audited_by_caller: true,
+                            ..Default::default()
+                        },
+                        &actor,
+                    )? {
+                        let person = tx.person_by_id(&op.person_id)?;
+                        let mut login = tx.login_of(&op.system, &op.person_id)?;
+                        let mut fresh_login = false;
+                        // A create's login is assigned as it is claimed (engine/identity.rs);
+                        // not for a leaver, whose create is about to be cancelled.
+                        if let Some(p) = &person
+                            && login.is_none()
+                            && op.kind == OperationKind::CreateAccount
+                            && !p.is_leaver(now)
+                        {
+                            login = self.assign_login_in(tx, &op.system, p)?;
+                            fresh_login = login.is_some();
+                        }
+                        let known = Known {
+                            account: tx.account_for(&op.system, &op.person_id)?,
+                            person,
+                            login,
+                            fresh_login,
+                        };
+                        claimed.push((op, permit, known));
+                    }
+                }
+                // One audit event for the batch: which operations started, and how.
+                if !claimed.is_empty() {
+                    let ops: Vec<serde_json::Value> = claimed
+                        .iter()
+                        .map(|(o, _, _)| {
+                            serde_json::json!({"op": o.id, "system": o.system, "person": o.person_id,
+                                               "from": o.status.as_str(), "attempt": o.attempts + 1})
+                        })
+                        .collect();
+                    tx.audit(crate::store::NewAuditEvent {
+                        actor: &actor,
+                        action: "op.claimed",
+                        subject: "queue",
+                        details: serde_json::json!({"to": "running", "ops": ops}),
+                    })?;
+                }
+                Ok(claimed)
+            })?;
+            Ok((claimed, due))
+        })?;
+        let mut started = 0;
+        for (op, permit, known) in claimed {
+            self.emit(&op, OperationStatus::Running, None);
+            let me = self.clone();
+            let op = Arc::new(op);
+            tasks.spawn(async move {
+                let out = me.execute(&op, known).await;
+                drop(permit);
+                (op, out)
+            });
+            started += 1;
+        }
+        for op in due {
+            if !looking.insert(op.id) {
+                continue;
+            }
+            let me = self.clone();
+            let op = Arc::new(op);
+            tasks.spawn(async move {
+                let out = me.verify(&op).await;
+                (op, out)
+            });
+            started += 1;
+        }
+        Ok(started)
+    }
+
+    /// Write the outcomes of finished operations, all in one transaction, then tell the
+    /// watchers.
+    fn settle_all(
         &self,
+        done: Vec<(Arc<OpRow>, Result<Outcome>)>,
+        summary: &mut RunSummary,
+    ) -> Result<()> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let mut counts = RunSummary::default();
+        let told = self.db(|s| {
+            s.write(|tx| {
+                let mut told = Vec::with_capacity(done.len());
+                for (op, outcome) in done {
+                    let (status, message) = self.settle_in(tx, &op, outcome, &mut counts)?;
+                    told.push((op, status, message));
+                }
+                Ok(told)
+            })
+        })?;
+        summary.succeeded += counts.succeeded;
+        summary.failed += counts.failed;
+        summary.retried += counts.retried;
+        summary.blocked += counts.blocked;
+        for (op, status, message) in told {
+            if let Some(status) = status {
+                self.emit(&op, status, message);
+            }
+        }
+        Ok(())
+    }
+
+    /// Write one operation's outcome in `tx`. Returns the status to announce, if any.
+    fn settle_in(
+        &self,
+        tx: &mut crate::store::Tx<'_>,
         op: &OpRow,
         outcome: Result<Outcome>,
         summary: &mut RunSummary,
-    ) -> Result<()> {
-        let actor = self.cfg.actor.clone();
+    ) -> Result<(Option<OperationStatus>, Option<String>)> {
+        let actor = self.cfg.actor.as_str();
         let from = [OperationStatus::Running, OperationStatus::Verifying];
         let outcome = match outcome {
             Ok(o) => o,
@@ -461,72 +595,68 @@ impl Engine {
                 e.to_string(),
             )),
         };
-        match outcome {
-            Outcome::Done { write_through } => {
-                let attempted = op.status != OperationStatus::Verifying;
-                self.db(|s| {
-                    s.write(|tx| {
-                        if attempted {
-                            tx.record_attempt(op.id, op.attempts + 1, Utc::now(), "ok", None)?;
-                        }
-                        if write_through {
-                            effect_in_tx(tx, op, &actor)?;
-                        }
-                        tx.transition(
-                            op.id,
-                            &from,
-                            OperationStatus::Succeeded,
-                            Change {
-                                clear_error: true,
-                                ..Default::default()
-                            },
-                            &actor,
-                        )
-                    })
-                })?;
+        let now = Utc::now();
+        Ok(match outcome {
+            Outcome::Done {
+                write_through,
+                account,
+            } => {
+                if op.status != OperationStatus::Verifying {
+                    tx.record_attempt(op.id, op.attempts + 1, now, "ok", None)?;
+                }
+                if let Some((acc, attrs)) = account {
+                    remember_in_tx(tx, op, &acc, attrs.as_ref(), actor)?;
+                }
+                if write_through {
+                    effect_in_tx(tx, op, actor)?;
+                }
+                tx.transition(
+                    op.id,
+                    &from,
+                    OperationStatus::Succeeded,
+                    Change {
+                        clear_error: true,
+                        ..Default::default()
+                    },
+                    actor,
+                )?;
                 summary.succeeded += 1;
-                self.emit(op, OperationStatus::Succeeded, None);
+                (Some(OperationStatus::Succeeded), None)
             }
             Outcome::Verify => {
-                self.db(|s| {
-                    s.write(|tx| tx.record_attempt(op.id, op.attempts + 1, Utc::now(), "ok", None))
-                })?;
-                let until = Utc::now()
-                    + chrono::Duration::from_std(self.cfg.verify_deadline).unwrap_or_default();
-                let next = Utc::now()
-                    + chrono::Duration::from_std(self.cfg.verify_poll).unwrap_or_default();
-                self.db(|s| {
-                    s.write(|tx| {
-                        tx.transition(
-                            op.id,
-                            &[OperationStatus::Running],
-                            OperationStatus::Verifying,
-                            Change {
-                                verify_until: Some(until),
-                                next_attempt_at: Some(next),
-                                ..Default::default()
-                            },
-                            &actor,
-                        )
-                    })
-                })?;
-                self.emit(op, OperationStatus::Verifying, None);
+                tx.record_attempt(op.id, op.attempts + 1, now, "ok", None)?;
+                let until =
+                    now + chrono::Duration::from_std(self.cfg.verify_deadline).unwrap_or_default();
+                let next =
+                    now + chrono::Duration::from_std(self.cfg.verify_poll).unwrap_or_default();
+                tx.transition(
+                    op.id,
+                    &[OperationStatus::Running],
+                    OperationStatus::Verifying,
+                    Change {
+                        verify_until: Some(until),
+                        next_attempt_at: Some(next),
+                        ..Default::default()
+                    },
+                    actor,
+                )?;
+                (Some(OperationStatus::Verifying), None)
+            }
+            Outcome::LookAgain => {
+                let next =
+                    now + chrono::Duration::from_std(self.cfg.verify_poll).unwrap_or_default();
+                tx.set_next_attempt(op.id, next, actor)?;
+                (None, None)
             }
             Outcome::Retry(e) => {
-                let first = self
-                    .db(|s| s.first_attempt_at(op.id))?
+                let first = tx
+                    .first_attempt_at(op.id)?
                     .and_then(|t| parse_ts(&t))
-                    .unwrap_or_else(Utc::now);
-                let elapsed = (Utc::now() - first).to_std().unwrap_or_default();
+                    .unwrap_or(now);
+                let elapsed = (now - first).to_std().unwrap_or_default();
                 if elapsed >= self.cfg.retry_window {
-                    return self
-                        .fail(
-                            op,
-                            e,
-                            summary,
-                            &format!("still failing after {} s of retries", elapsed.as_secs()),
-                        )
-                        .await;
+                    let extra = format!("still failing after {} s of retries", elapsed.as_secs());
+                    return self.fail_in(tx, op, e, summary, &extra);
                 }
                 let exp = self
                     .cfg
@@ -535,54 +665,47 @@ impl Engine {
                     .min(self.cfg.retry_cap);
                 let jitter = Duration::from_secs_f64(rand::random::<f64>() * exp.as_secs_f64());
                 let delay = e.class.retry_after().map_or(jitter, |ra| ra.max(jitter));
-                let next = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                let next = now + chrono::Duration::from_std(delay).unwrap_or_default();
                 let err = info(&e);
-                self.db(|s| {
-                    s.write(|tx| {
-                        tx.record_attempt(op.id, op.attempts + 1, Utc::now(), "retry", Some(&err))?;
-                        tx.transition(
-                            op.id,
-                            &[OperationStatus::Running],
-                            OperationStatus::RetryWait,
-                            Change {
-                                next_attempt_at: Some(next),
-                                error: Some(&err),
-                                ..Default::default()
-                            },
-                            &actor,
-                        )
-                    })
-                })?;
+                tx.record_attempt(op.id, op.attempts + 1, now, "retry", Some(&err))?;
+                tx.transition(
+                    op.id,
+                    &[OperationStatus::Running],
+                    OperationStatus::RetryWait,
+                    Change {
+                        next_attempt_at: Some(next),
+                        error: Some(&err),
+                        ..Default::default()
+                    },
+                    actor,
+                )?;
                 summary.retried += 1;
-                self.emit(op, OperationStatus::RetryWait, Some(e.to_string()));
+                (Some(OperationStatus::RetryWait), Some(e.to_string()))
             }
-            Outcome::Fail(e) => return self.fail(op, e, summary, "").await,
+            Outcome::Fail(e) => return self.fail_in(tx, op, e, summary, ""),
             Outcome::Cancel(why) => {
-                self.db(|s| {
-                    s.write(|tx| {
-                        tx.cancel_with_dependents(
-                            op.id,
-                            &[OperationStatus::Running],
-                            &why,
-                            &format!("cancelled with #{}: {why}", op.id),
-                            &actor,
-                        )
-                    })
-                })?;
-                self.emit(op, OperationStatus::Cancelled, Some(why));
+                tx.cancel_with_dependents(
+                    op.id,
+                    &[OperationStatus::Running],
+                    &why,
+                    &format!("cancelled with #{}: {why}", op.id),
+                    actor,
+                )?;
+                (Some(OperationStatus::Cancelled), Some(why))
             }
-        }
-        Ok(())
+        })
     }
 
-    async fn fail(
+    /// Fail an operation in `tx` and block everything waiting on it, with the reason.
+    fn fail_in(
         &self,
+        tx: &mut crate::store::Tx<'_>,
         op: &OpRow,
         e: AdapterError,
         summary: &mut RunSummary,
         extra: &str,
-    ) -> Result<()> {
-        let actor = self.cfg.actor.clone();
+    ) -> Result<(Option<OperationStatus>, Option<String>)> {
+        let actor = self.cfg.actor.as_str();
         let mut err = info(&e);
         if !extra.is_empty() {
             err.message = format!("{} ({extra})", err.message);
@@ -595,62 +718,60 @@ impl Engine {
             op.person_id,
             err.message
         );
-        let blocked = self.db(|s| {
-            s.write(|tx| {
-                tx.record_attempt(op.id, op.attempts + 1, Utc::now(), "failed", Some(&err))?;
-                tx.transition(
-                    op.id,
-                    &[OperationStatus::Running, OperationStatus::Verifying],
-                    OperationStatus::Failed,
-                    Change {
-                        error: Some(&err),
-                        ..Default::default()
-                    },
-                    &actor,
-                )?;
-                let deps = tx.dependents(op.id)?;
-                let mut n = 0;
-                for d in deps {
-                    if tx.transition(
-                        d,
-                        &[
-                            OperationStatus::Queued,
-                            OperationStatus::RetryWait,
-                            OperationStatus::PendingApproval,
-                        ],
-                        OperationStatus::Blocked,
-                        Change {
-                            blocked_reason: Some(&reason),
-                            ..Default::default()
-                        },
-                        &actor,
-                    )? {
-                        n += 1;
-                    }
-                }
-                Ok(n)
-            })
-        })?;
+        tx.record_attempt(op.id, op.attempts + 1, Utc::now(), "failed", Some(&err))?;
+        tx.transition(
+            op.id,
+            &[OperationStatus::Running, OperationStatus::Verifying],
+            OperationStatus::Failed,
+            Change {
+                error: Some(&err),
+                ..Default::default()
+            },
+            actor,
+        )?;
+        for d in tx.dependents(op.id)? {
+            if tx.transition(
+                d,
+                &[
+                    OperationStatus::Queued,
+                    OperationStatus::RetryWait,
+                    OperationStatus::PendingApproval,
+                ],
+                OperationStatus::Blocked,
+                Change {
+                    blocked_reason: Some(&reason),
+                    ..Default::default()
+                },
+                actor,
+            )? {
+                summary.blocked += 1;
+            }
+        }
         summary.failed += 1;
-        summary.blocked += blocked;
-        self.emit(op, OperationStatus::Failed, Some(err.message));
-        Ok(())
+        Ok((Some(OperationStatus::Failed), Some(err.message)))
     }
 
-    fn classify(&self, op: &OpRow, r: std::result::Result<(), AdapterError>) -> Outcome {
+    fn classify(
+        &self,
+        op: &OpRow,
+        r: std::result::Result<Option<(RemoteAccount, Option<Attrs>)>, AdapterError>,
+    ) -> Outcome {
         match r {
-            Ok(()) => Outcome::Done {
+            Ok(account) => Outcome::Done {
                 write_through: true,
+                account,
             },
             Err(e) => match (&e.class, op.kind) {
                 (ErrorClass::Conflict, _) => Outcome::Done {
                     write_through: true,
+                    account: None,
                 },
                 (
                     ErrorClass::NotFound,
                     OperationKind::RemoveMembership | OperationKind::Deactivate,
                 ) => Outcome::Done {
                     write_through: true,
+                    account: None,
                 },
                 (c, _) if c.is_retryable() => Outcome::Retry(e),
                 _ => Outcome::Fail(e),
@@ -658,8 +779,10 @@ impl Engine {
         }
     }
 
-    fn person(&self, op: &OpRow) -> Result<crate::model::Person> {
-        self.db(|s| s.find_person(&op.person_id))?
+    fn person(&self, op: &OpRow, known: &Known) -> Result<crate::model::Person> {
+        known
+            .person
+            .clone()
             .ok_or_else(|| Error::Failed(format!("person {} is no longer known", op.person_id)))
     }
 
@@ -686,20 +809,13 @@ impl Engine {
         &self,
         op: &OpRow,
         rt: &SystemRuntime,
+        known: &Known,
     ) -> std::result::Result<Option<String>, AdapterError> {
-        let (stored, login) = self
-            .db(|s| {
-                Ok((
-                    s.account_for(&op.system, &op.person_id)?,
-                    s.login_of(&op.system, &op.person_id)?,
-                ))
-            })
-            .map_err(|e| AdapterError::new(ErrorClass::Transient, &op.system, e.to_string()))?;
-        if let Some(a) = stored.and_then(|a| a.external_id) {
+        if let Some(a) = known.account.as_ref().and_then(|a| a.external_id.clone()) {
             return Ok(Some(a));
         }
         // No login assigned: accessdesk never created an account for them here.
-        let Some(login) = login else {
+        let Some(login) = &known.login else {
             return Ok(None);
         };
         let Some(found) = rt.adapter.get_account_by_login(&login.login).await? else {
@@ -712,13 +828,7 @@ impl Engine {
     }
 
     fn remember_account(&self, op: &OpRow, acc: &RemoteAccount) -> Result<()> {
-        let row = AccountRow {
-            system: op.system.clone(),
-            person_id: Some(op.person_id.clone()),
-            login: acc.login.clone(),
-            external_id: Some(acc.external_id.clone()),
-            active: acc.active,
-        };
+        let row = account_row(op, acc);
         let actor = self.cfg.actor.clone();
         self.db(|s| s.write(|tx| tx.upsert_account(&row, &actor)))?;
         Ok(())
@@ -734,8 +844,8 @@ impl Engine {
 
     /// Whether the op still makes sense for its person right now: nothing is granted to a
     /// leaver, and nobody who is no longer leaving is deactivated.
-    fn still_wanted(&self, op: &OpRow) -> Result<Option<String>> {
-        let person = self.person(op)?;
+    fn still_wanted(&self, op: &OpRow, known: &Known) -> Result<Option<String>> {
+        let person = self.person(op, known)?;
         let leaver = person.is_leaver(self.now());
         Ok(if op.kind.grants() && leaver {
             Some(format!(
@@ -762,39 +872,25 @@ impl Engine {
         })
     }
 
-    async fn execute(&self, op: &OpRow) -> Result<Outcome> {
+    async fn execute(&self, op: &OpRow, known: Known) -> Result<Outcome> {
         let rt = self.runtime(&op.system)?;
-        if let Some(why) = self.still_wanted(op)? {
+        if let Some(why) = self.still_wanted(op, &known)? {
             return Ok(Outcome::Cancel(why));
         }
-        let r: std::result::Result<(), AdapterError> = async {
+        let r: std::result::Result<Option<(RemoteAccount, Option<Attrs>)>, AdapterError> = async {
             match op.kind {
                 OperationKind::CreateAccount => {
-                    let person = self.person(op).map_err(|e| {
+                    let person = self.person(op, &known).map_err(|e| {
                         AdapterError::new(ErrorClass::Permanent, &op.system, e.to_string())
                     })?;
-                    let (acc, written) = match self.assign_login(op, rt, &person).await? {
-                        // An adopted account's attributes are not known to be current: the
-                        // next plan compares and updates them.
-                        Login::Adopt(acc) => (acc, None),
-                        Login::Assigned(login) => {
-                            let spec = AccountSpec::for_person(&person, rt.kind, &login);
-                            let acc = self.create(op, rt, &person, &login).await?;
-                            (acc, Some(spec.synced_attributes()))
-                        }
-                    };
-                    self.remember_account(op, &acc)
-                        .and_then(|_| match written {
-                            Some(a) => self.remember_attrs(op, &a),
-                            None => Ok(()),
-                        })
-                        .map_err(|e| {
-                            AdapterError::new(ErrorClass::Transient, &op.system, e.to_string())
-                        })
+                    let (acc, attrs) = self
+                        .create(op, rt, &person, known.login.clone(), known.fresh_login)
+                        .await?;
+                    Ok(Some((acc, attrs)))
                 }
                 OperationKind::AddMembership | OperationKind::RemoveMembership => {
                     let target = self.target(op)?;
-                    let acc = self.account(op, rt).await?.ok_or_else(|| {
+                    let acc = self.account(op, rt, &known).await?.ok_or_else(|| {
                         AdapterError::new(
                             ErrorClass::Permanent,
                             &op.system,
@@ -807,21 +903,21 @@ impl Engine {
                         rt.adapter.remove_membership(&acc, &target).await
                     };
                     match res {
-                        Ok(()) => Ok(()),
-                        Err(e) if e.class == ErrorClass::Conflict => Ok(()),
+                        Ok(()) => Ok(None),
+                        Err(e) if e.class == ErrorClass::Conflict => Ok(None),
                         Err(e)
                             if e.class == ErrorClass::NotFound
                                 && op.kind == OperationKind::RemoveMembership =>
                         {
-                            Ok(())
+                            Ok(None)
                         }
                         Err(e) => Err(e),
                     }
                 }
                 OperationKind::Deactivate | OperationKind::Reactivate => {
-                    let Some(acc) = self.account(op, rt).await? else {
+                    let Some(acc) = self.account(op, rt, &known).await? else {
                         return if op.kind == OperationKind::Deactivate {
-                            Ok(())
+                            Ok(None)
                         } else {
                             Err(AdapterError::new(
                                 ErrorClass::NotFound,
@@ -835,16 +931,16 @@ impl Engine {
                         if self.catalog.on_leave(&op.system) == OnLeave::Delete {
                             rt.adapter.delete_account(&acc).await?;
                         }
-                        Ok(())
+                        Ok(None)
                     } else {
-                        rt.adapter.reactivate_account(&acc).await
+                        rt.adapter.reactivate_account(&acc).await.map(|()| None)
                     }
                 }
                 OperationKind::UpdateAttributes => {
-                    let person = self.person(op).map_err(|e| {
+                    let person = self.person(op, &known).map_err(|e| {
                         AdapterError::new(ErrorClass::Permanent, &op.system, e.to_string())
                     })?;
-                    let acc = self.account(op, rt).await?.ok_or_else(|| {
+                    let acc = self.account(op, rt, &known).await?.ok_or_else(|| {
                         AdapterError::new(ErrorClass::NotFound, &op.system, "no account to update")
                     })?;
                     let login = self
@@ -859,7 +955,8 @@ impl Engine {
                     self.remember_attrs(op, &spec.synced_attributes())
                         .map_err(|e| {
                             AdapterError::new(ErrorClass::Transient, &op.system, e.to_string())
-                        })
+                        })?;
+                    Ok(None)
                 }
             }
         }
@@ -929,53 +1026,84 @@ impl Engine {
         }
     }
 
-    /// Create the person's account under their assigned login. On a retry the first
-    /// attempt may have created it before its answer was lost, so look first; "already
-    /// exists" is read back and adopted only with proof that it is theirs.
+    /// Create the person's account under their assigned login (assigned as the operation
+    /// was claimed). On a retry the first attempt may have created it before its answer
+    /// was lost, so look first. "Already exists" is read back and adopted only with proof
+    /// that it is theirs. Otherwise the conflict is stored and nothing is attached to that
+    /// account; under a login assigned by this claim (`fresh`: nothing was ever created
+    /// under it for them) the person moves to the next free login, as if the account had
+    /// been found before the login was given; under one assigned earlier the operation
+    /// fails `identity_conflict` for an admin to settle. Returns the account, with the
+    /// attributes it was written with (None when adopted).
     async fn create(
         &self,
         op: &OpRow,
         rt: &SystemRuntime,
         person: &crate::model::Person,
-        login: &str,
-    ) -> std::result::Result<RemoteAccount, AdapterError> {
-        let spec = AccountSpec::for_person(person, rt.kind, login);
+        login: Option<crate::store::identity::LoginRow>,
+        fresh: bool,
+    ) -> std::result::Result<(RemoteAccount, Option<Attrs>), AdapterError> {
+        let mut login = login.ok_or_else(|| super::identity::no_free_login(op))?;
         // A first attempt was never sent before (attempts are counted when an operation
         // is claimed, before the call; one left running by a crash is settled by
         // `recover`), so it creates straight away.
-        if op.attempts > 0
-            && let Some(a) = rt.adapter.get_account_by_login(login).await?
-        {
-            return self.require_proof(op, rt, a);
-        }
-        self.db(|s| s.write(|tx| tx.mark_create_sent(&op.system, &op.person_id)))
-            .map_err(|e| AdapterError::new(ErrorClass::Transient, &op.system, e.to_string()))?;
-        match rt.adapter.create_account(&spec).await {
-            Ok(a) => Ok(a),
-            Err(e) if e.class == ErrorClass::Conflict => {
-                match rt.adapter.get_account_by_login(login).await? {
-                    Some(a) => self.require_proof(op, rt, a),
-                    // "Already exists" but not readable yet (the vendor is eventually
-                    // consistent): look again later rather than count the create as done
-                    // without knowing the account.
-                    None => {
-                        let mut later = AdapterError::new(
-                            ErrorClass::Transient,
-                            &op.system,
-                            format!(
-                                "{login} already exists in {} but cannot be read yet ({}); looking again",
-                                op.system, e.message
-                            ),
-                        );
-                        later.status = e.status;
-                        later.vendor_code = e.vendor_code.clone();
-                        later.request = e.request.clone();
-                        Err(later)
+        let mut look_first = op.attempts > 0;
+        for _ in 0..=super::identity::MAX_SUFFIX {
+            let existing = if look_first {
+                rt.adapter.get_account_by_login(&login.login).await?
+            } else {
+                None
+            };
+            look_first = false;
+            let found = match existing {
+                Some(a) => a,
+                None => {
+                    // Our record of creating it goes in before the request where it is the
+                    // proof (targets that cannot hold the HR id).
+                    if login.create_sent_at.is_none() && !rt.adapter.stores_hris_id() {
+                        self.db(|s| s.write(|tx| tx.mark_create_sent(&op.system, &op.person_id)))
+                            .map_err(|e| {
+                                AdapterError::new(ErrorClass::Transient, &op.system, e.to_string())
+                            })?;
+                    }
+                    let spec = AccountSpec::for_person(person, rt.kind, &login.login);
+                    match rt.adapter.create_account(&spec).await {
+                        Ok(a) => return Ok((a, Some(spec.synced_attributes()))),
+                        Err(e) if e.class == ErrorClass::Conflict => {
+                            match rt.adapter.get_account_by_login(&login.login).await? {
+                                Some(a) => a,
+                                // "Already exists" but not readable yet (the vendor is
+                                // eventually consistent): look again later rather than
+                                // count the create as done without knowing the account.
+                                None => {
+                                    let mut later = AdapterError::new(
+                                        ErrorClass::Transient,
+                                        &op.system,
+                                        format!(
+                                            "{} already exists in {} but cannot be read yet ({}); looking again",
+                                            login.login, op.system, e.message
+                                        ),
+                                    );
+                                    later.status = e.status;
+                                    later.vendor_code = e.vendor_code.clone();
+                                    later.request = e.request.clone();
+                                    return Err(later);
+                                }
+                            }
+                        }
+                        Err(e) => return Err(e),
                     }
                 }
+            };
+            match self.require_proof(op, rt, found) {
+                Ok(a) => return Ok((a, None)),
+                Err(e) if fresh && e.class == ErrorClass::IdentityConflict => {
+                    login = self.reassign_login(op, person, &login.login)?;
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => Err(e),
         }
+        Err(super::identity::no_free_login(op))
     }
 
     async fn verify(&self, op: &OpRow) -> Result<Outcome> {
@@ -987,6 +1115,7 @@ impl Engine {
         match self.effect_present(op).await {
             Ok(true) => Ok(Outcome::Done {
                 write_through: false,
+                account: None,
             }),
             Ok(false) | Err(_) if Utc::now() >= until => Ok(Outcome::Fail(AdapterError::new(
                 ErrorClass::Permanent,
@@ -996,14 +1125,34 @@ impl Engine {
                     self.cfg.verify_deadline.as_secs()
                 ),
             ))),
-            _ => {
-                let next = Utc::now()
-                    + chrono::Duration::from_std(self.cfg.verify_poll).unwrap_or_default();
-                let actor = self.cfg.actor.clone();
-                self.db(|s| s.write(|tx| tx.set_next_attempt(op.id, next, &actor)))?;
-                Ok(Outcome::Verify)
-            }
+            _ => Ok(Outcome::LookAgain),
         }
+    }
+}
+
+/// Record the account an operation made or adopted for its person (and the attributes
+/// it was written with).
+fn remember_in_tx(
+    tx: &mut crate::store::Tx<'_>,
+    op: &OpRow,
+    acc: &RemoteAccount,
+    attrs: Option<&Attrs>,
+    actor: &str,
+) -> Result<()> {
+    tx.upsert_account(&account_row(op, acc), actor)?;
+    if let Some(a) = attrs {
+        tx.set_account_attrs(&op.system, &op.person_id, a)?;
+    }
+    Ok(())
+}
+
+fn account_row(op: &OpRow, acc: &RemoteAccount) -> AccountRow {
+    AccountRow {
+        system: op.system.clone(),
+        person_id: Some(op.person_id.clone()),
+        login: acc.login.clone(),
+        external_id: Some(acc.external_id.clone()),
+        active: acc.active,
     }
 }
 

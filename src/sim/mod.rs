@@ -15,6 +15,7 @@ pub mod aws_identitystore;
 pub mod fault;
 pub mod filter;
 pub mod log;
+pub mod memory;
 pub mod okta;
 pub mod proxy;
 pub mod ratelimit;

@@ -21,11 +21,12 @@ impl Tx<'_> {
     pub fn upsert_account(&mut self, a: &AccountRow, actor: &str) -> Result<bool> {
         let old: Option<(Option<String>, Option<String>, bool)> = self
             .tx
-            .query_row(
+            .prepare_cached(
                 "SELECT person_id, external_id, active FROM accounts WHERE system = ?1 AND login = ?2",
-                params![a.system, a.login],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            )?
+            .query_row(params![a.system, a.login], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()?;
         if let Some((p, e, act)) = &old
             && *p == a.person_id
@@ -190,8 +191,10 @@ fn account_for(
 ) -> Result<Option<AccountRow>> {
     {
         Ok(conn
-            .query_row(
+            .prepare_cached(
                 "SELECT system, person_id, login, external_id, active FROM accounts WHERE system = ?1 AND person_id = ?2 LIMIT 1",
+            )?
+            .query_row(
                 params![system, person_id],
                 |r| Ok(AccountRow { system: r.get(0)?, person_id: r.get(1)?, login: r.get(2)?, external_id: r.get(3)?, active: r.get(4)? }),
             )

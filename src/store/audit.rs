@@ -70,34 +70,44 @@ pub fn event_hash(
 impl Tx<'_> {
     /// Append one audit event in this transaction. Returns its sequence number.
     pub fn audit(&mut self, ev: NewAuditEvent<'_>) -> Result<i64> {
-        let (last_seq, prev): (i64, String) = self
-            .tx
-            .query_row(
-                "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?
-            .unwrap_or((0, GENESIS.to_string()));
+        let (last_seq, prev) = match self.audit_head.take() {
+            Some(h) => h,
+            None => self
+                .tx
+                .prepare_cached("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")?
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?
+                .unwrap_or((0, GENESIS.to_string())),
+        };
         let seq = last_seq + 1;
         let ts = self
             .now
             .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let details = ev.details.to_string();
         let hash = event_hash(&prev, seq, &ts, ev.actor, ev.action, ev.subject, &details);
-        self.tx.execute(
-            "INSERT INTO audit_events (seq, ts, actor, action, subject, details, prev_hash, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
+        self.tx
+            .prepare_cached(
+                "INSERT INTO audit_events (seq, ts, actor, action, subject, details, prev_hash, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
                 seq, ts, ev.actor, ev.action, ev.subject, details, prev, hash
-            ],
-        )?;
-        self.tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('audit_head', ?1)
-             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![format!("{seq}:{hash}")],
-        )?;
+            ])?;
+        self.audit_head = Some((seq, hash));
         Ok(seq)
+    }
+
+    /// Write the chain's head to `meta.audit_head` (once per transaction, before commit).
+    pub(crate) fn flush_audit_head(&mut self) -> Result<()> {
+        if let Some((seq, hash)) = &self.audit_head {
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO meta (key, value) VALUES ('audit_head', ?1)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                )?
+                .execute(params![format!("{seq}:{hash}")])?;
+        }
+        Ok(())
     }
 }
 

@@ -190,6 +190,47 @@ impl Tx<'_> {
         Ok(Some(login.to_string()))
     }
 
+    /// Whether an account the target holds under `login` was found not to be provably
+    /// anyone's (an open identity conflict): no one is given that login.
+    pub fn login_in_conflict(&self, system: &str, login: &str) -> Result<bool> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT 1 FROM identity_conflicts
+                 WHERE system = ?1 AND lower(login) = ?2 AND resolved_at IS NULL LIMIT 1",
+            )?
+            .query_row(params![system, login_key(login)], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Take back a login assigned to `person` that was never used: the target already
+    /// held an account under it that is not theirs, so their create made nothing. Audited.
+    pub fn release_login(
+        &mut self,
+        system: &str,
+        person: &str,
+        login: &str,
+        why: &str,
+        actor: &str,
+    ) -> Result<bool> {
+        let n = self
+            .tx
+            .prepare_cached(
+                "DELETE FROM logins WHERE system = ?1 AND person_id = ?2 AND login = ?3",
+            )?
+            .execute(params![system, person, login])?;
+        if n > 0 {
+            self.audit(NewAuditEvent {
+                actor,
+                action: "login.released",
+                subject: person,
+                details: json!({"system": system, "login": login, "why": why}),
+            })?;
+        }
+        Ok(n > 0)
+    }
+
     /// Record that the create for the person's assigned login is about to be sent.
     pub fn mark_create_sent(&mut self, system: &str, person: &str) -> Result<()> {
         self.tx

@@ -250,6 +250,20 @@ ALTER TABLE intended_grants ADD COLUMN inputs TEXT;
 ALTER TABLE approvals ADD COLUMN inputs TEXT;
 CREATE INDEX approvals_by_grant ON approvals(person_id, entitlement, status);
 "#,
+    r#"
+-- Readiness kept incrementally: how many of an operation's dependencies have not yet
+-- succeeded. Enqueue sets it; the transition into `succeeded` decrements its dependents'.
+-- The scheduler then reads only runnable rows (unmet_deps = 0) instead of testing every
+-- queued row's dependencies on every turn.
+ALTER TABLE operations ADD COLUMN unmet_deps INTEGER NOT NULL DEFAULT 0;
+UPDATE operations SET unmet_deps = (
+    SELECT count(*) FROM op_deps d JOIN operations p ON p.id = d.depends_on
+    WHERE d.op_id = operations.id AND p.status != 'succeeded')
+WHERE id IN (SELECT op_id FROM op_deps);
+DROP INDEX operations_ready;
+CREATE INDEX operations_runnable ON operations(system, status, unmet_deps, priority, person_id, id);
+CREATE INDEX operations_due ON operations(system, status, unmet_deps, next_attempt_at);
+"#,
 ];
 
 /// The schema version this build writes.

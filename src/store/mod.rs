@@ -21,6 +21,9 @@ use std::path::{Path, PathBuf};
 
 pub use audit::{AuditEvent, AuditProblem, NewAuditEvent};
 
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 128;
+
 pub struct Store {
     conn: Connection,
     path: PathBuf,
@@ -46,6 +49,9 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // The engine's hot path uses a few dozen distinct statements; rusqlite's default
+        // cache of 16 would re-prepare them over and over.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         tune_for_scans(&conn)?;
         let mut store = Store {
             conn,
@@ -112,8 +118,10 @@ impl Store {
         let mut w = Tx {
             tx,
             now: chrono::Utc::now(),
+            audit_head: None,
         };
         let out = f(&mut w)?;
+        w.flush_audit_head()?;
         w.tx.commit()?;
         Ok(out)
     }
@@ -157,6 +165,9 @@ pub struct Tx<'c> {
     pub(crate) tx: rusqlite::Transaction<'c>,
     /// The timestamp all writes in this transaction carry.
     pub now: chrono::DateTime<chrono::Utc>,
+    /// The audit chain's head as this transaction last appended it (seq, hash): read once,
+    /// then carried, and written to `meta.audit_head` once, at commit.
+    pub(crate) audit_head: Option<(i64, String)>,
 }
 
 impl Tx<'_> {

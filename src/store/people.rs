@@ -142,6 +142,17 @@ impl Tx<'_> {
     }
 }
 
+impl Tx<'_> {
+    /// A person by HRIS id, read in this transaction.
+    pub fn person_by_id(&self, hris_id: &str) -> Result<Option<Person>> {
+        Ok(self
+            .tx
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM people WHERE hris_id = ?1"))?
+            .query_row([hris_id], row_to_person)
+            .optional()?)
+    }
+}
+
 impl Store {
     /// Look a person up by HRIS id, or by work email (case-insensitive).
     pub fn find_person(&self, key: &str) -> Result<Option<Person>> {

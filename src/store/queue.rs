@@ -152,11 +152,8 @@ impl Tx<'_> {
         let key = idempotency_key(op.kind, op.system, op.person_id, op.entitlement, op.cause);
         if let Some(id) = self
             .tx
-            .query_row(
-                "SELECT id FROM operations WHERE idempotency_key = ?1",
-                [&key],
-                |r| r.get::<_, i64>(0),
-            )
+            .prepare_cached("SELECT id FROM operations WHERE idempotency_key = ?1")?
+            .query_row([&key], |r| r.get::<_, i64>(0))
             .optional()?
         {
             return Ok(id);
@@ -175,6 +172,16 @@ impl Tx<'_> {
                     "INSERT OR IGNORE INTO op_deps (op_id, depends_on) VALUES (?1, ?2)",
                 )?
                 .execute(params![id, d])?;
+        }
+        if !op.depends_on.is_empty() {
+            self.tx
+                .prepare_cached(
+                    "UPDATE operations SET unmet_deps = (
+                        SELECT count(*) FROM op_deps d JOIN operations p ON p.id = d.depends_on
+                        WHERE d.op_id = ?1 AND p.status != 'succeeded')
+                     WHERE id = ?1",
+                )?
+                .execute([id])?;
         }
         self.audit(NewAuditEvent {
             actor,
@@ -198,11 +205,8 @@ impl Tx<'_> {
     ) -> Result<bool> {
         let current: Option<(String, String, Option<String>)> = self
             .tx
-            .query_row(
-                "SELECT status, person_id, system FROM operations WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            .prepare_cached("SELECT status, person_id, system FROM operations WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
         let Some((status, person, system)) = current else {
             return Err(Error::usage(
@@ -234,9 +238,12 @@ impl Tx<'_> {
         );
         let e = change.error.cloned().unwrap_or_default();
         let none = change.clear_error && change.error.is_none();
-        self.tx.execute(
-            &format!("UPDATE operations SET {} WHERE id = ?1", sets.join(", ")),
-            params![
+        self.tx
+            .prepare_cached(&format!(
+                "UPDATE operations SET {} WHERE id = ?1",
+                sets.join(", ")
+            ))?
+            .execute(params![
                 id,
                 to.as_str(),
                 now,
@@ -248,8 +255,28 @@ impl Tx<'_> {
                 if none { None } else { e.code.clone() },
                 if none { None } else { Some(e.message.clone()) },
                 change.error.is_some() || change.clear_error,
-            ],
-        )?;
+            ])?;
+        // Readiness: dependents wait for one fewer dependency once this one has succeeded
+        // (and one more, should it ever leave `succeeded`).
+        let delta = match (
+            cur == OperationStatus::Succeeded,
+            to == OperationStatus::Succeeded,
+        ) {
+            (false, true) => -1,
+            (true, false) => 1,
+            _ => 0,
+        };
+        if delta != 0 {
+            self.tx
+                .prepare_cached(
+                    "UPDATE operations SET unmet_deps = max(0, unmet_deps + ?2)
+                     WHERE id IN (SELECT op_id FROM op_deps WHERE depends_on = ?1)",
+                )?
+                .execute(params![id, delta])?;
+        }
+        if change.audited_by_caller {
+            return Ok(true);
+        }
         let mut details = json!({"op": id, "system": system, "from": status, "to": to.as_str()});
         if let Some(err) = change.error {
             details["error"] = json!({"class": err.class, "status": err.status, "code": err.code, "message": err.message});
@@ -304,6 +331,14 @@ impl Tx<'_> {
             }
         }
         Ok(n)
+    }
+
+    /// When the first recorded attempt of an operation started.
+    pub fn first_attempt_at(&self, op_id: i64) -> Result<Option<String>> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT min(started_at) FROM op_attempts WHERE op_id = ?1")?
+            .query_row([op_id], |r| r.get(0))?)
     }
 
     /// Reschedule a look at a `verifying` operation (not a status change).
@@ -400,6 +435,9 @@ pub struct Change<'a> {
     pub verify_until: Option<DateTime<Utc>>,
     /// Who asked and why (admin actions, approvals).
     pub why: Option<&'a str>,
+    /// The caller audits this transition itself, with others in one event (the
+    /// scheduler's claims: one `op.claimed` event per batch).
+    pub audited_by_caller: bool,
 }
 
 impl Store {
@@ -414,14 +452,13 @@ impl Store {
             .optional()?)
     }
 
-    /// Operations that may run now: queued, or waiting to retry and due, with every
-    /// dependency succeeded. Leavers first, then oldest first.
+    /// Operations that may run now: queued, or waiting to retry (or scheduled) and due,
+    /// with every dependency succeeded. Leavers first, then oldest first.
     pub fn ready_ops(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OpRow>> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {OP_COLUMNS} FROM operations o
-             WHERE (o.status = 'queued' OR (o.status IN ('retry_wait', 'scheduled') AND o.next_attempt_at <= ?1))
-               AND NOT EXISTS (SELECT 1 FROM op_deps d JOIN operations p ON p.id = d.depends_on
-                               WHERE d.op_id = o.id AND p.status != 'succeeded')
+             WHERE o.unmet_deps = 0
+               AND (o.status = 'queued' OR (o.status IN ('retry_wait', 'scheduled') AND o.next_attempt_at <= ?1))
              ORDER BY o.priority, o.id LIMIT ?2"
         ))?;
         let rows = stmt.query_map(params![ts(now), limit as i64], row_to_op)?;
@@ -432,29 +469,35 @@ impl Store {
     /// come together (their membership right after their account), so a system's
     /// rate-limit buckets (accounts, groups) are used side by side rather than one after
     /// the other.
+    ///
+    /// Each read is an index range over runnable rows only (`unmet_deps = 0`, kept by
+    /// [`Tx::transition`]), so its cost does not grow with the operations still waiting
+    /// on others: queued ones in priority order, then retries and scheduled ones that are
+    /// due, oldest due first.
     pub fn ready_ops_for(
         &self,
         system: &str,
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<OpRow>> {
-        // Two index range scans (queued; retry_wait and due), each already in order and
-        // stopping at the limit, merged here. One query with `status = .. OR status = ..`
-        // made SQLite scan and sort every queued row of the system on every call.
         let mut out = Vec::with_capacity(limit * 2);
-        for (status, due_only) in [("queued", false), ("retry_wait", true), ("scheduled", true)] {
+        {
             let mut stmt = self.conn.prepare_cached(&format!(
-                "SELECT {OP_COLUMNS} FROM operations o INDEXED BY operations_ready
-                 WHERE o.system = ?3 AND o.status = ?4 AND (?5 = 0 OR o.next_attempt_at <= ?1)
-                   AND NOT EXISTS (SELECT 1 FROM op_deps d JOIN operations p ON p.id = d.depends_on
-                                   WHERE d.op_id = o.id AND p.status != 'succeeded')
+                "SELECT {OP_COLUMNS} FROM operations o INDEXED BY operations_runnable
+                 WHERE o.system = ?1 AND o.status = 'queued' AND o.unmet_deps = 0
                  ORDER BY o.priority, o.person_id, o.id LIMIT ?2"
             ))?;
-            let rows = stmt.query_map(
-                params![ts(now), limit as i64, system, status, due_only],
-                row_to_op,
-            )?;
-            for r in rows {
+            for r in stmt.query_map(params![system, limit as i64], row_to_op)? {
+                out.push(r?);
+            }
+        }
+        for status in ["retry_wait", "scheduled"] {
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT {OP_COLUMNS} FROM operations o INDEXED BY operations_due
+                 WHERE o.system = ?1 AND o.status = ?2 AND o.unmet_deps = 0 AND o.next_attempt_at <= ?3
+                 ORDER BY o.next_attempt_at LIMIT ?4"
+            ))?;
+            for r in stmt.query_map(params![system, status, ts(now), limit as i64], row_to_op)? {
                 out.push(r?);
             }
         }
@@ -480,13 +523,14 @@ impl Store {
 
     /// When the scheduler next has something to do that is waiting for its time.
     pub fn next_wakeup(&self) -> Result<Option<String>> {
-        Ok(self.conn.query_row(
-            // Scheduled operations (days away, typically) are not waited for: a scheduler
-            // that keeps polling picks them up when due; one running until idle stops.
-            "SELECT min(next_attempt_at) FROM operations WHERE status IN ('retry_wait', 'verifying')",
-            [],
-            |r| r.get(0),
-        )?)
+        // Scheduled operations (days away, typically) are not waited for: a scheduler
+        // that keeps polling picks them up when due; one running until idle stops.
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT min(next_attempt_at) FROM operations WHERE status IN ('retry_wait', 'verifying')",
+            )?
+            .query_row([], |r| r.get(0))?)
     }
 
     /// When the first recorded attempt of an operation started.

@@ -1,0 +1,276 @@
+//! An in-process directory: a stateful target that implements the [`Adapter`] contract
+//! directly, with no HTTP, no rate limit and no latency.
+//!
+//! It exists to measure the engine's own ceiling (`accessdesk bench engine`): with every
+//! vendor cost removed, what is left is the scheduler, the store and the identity checks.
+//! It keeps real state (accounts by id and by case-folded login, the HR id on each account,
+//! memberships per group) and answers like a directory that stores the HR id: "already
+//! exists" on a duplicate login, NotFound for unknown accounts, Conflict for a membership
+//! already there. It counts creates per login, so a bench can assert nothing happened twice.
+
+use crate::adapters::{
+    AResult, AccountSpec, Adapter, AdapterError, EntitlementTarget, ErrorClass, Identity, Page,
+    RemoteAccount, RemoteMembership,
+};
+use async_trait::async_trait;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+
+#[derive(Default)]
+struct State {
+    next_id: u64,
+    accounts: HashMap<String, RemoteAccount>,
+    by_login: HashMap<String, String>,
+    /// group name -> account ids
+    members: HashMap<String, HashSet<String>>,
+    creates: HashMap<String, u32>,
+}
+
+/// See the module docs.
+pub struct MemoryDirectory {
+    system: String,
+    state: Mutex<State>,
+}
+
+impl MemoryDirectory {
+    pub fn new(system: &str) -> Self {
+        MemoryDirectory {
+            system: system.to_string(),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many accounts exist.
+    pub fn account_count(&self) -> usize {
+        self.state().accounts.len()
+    }
+
+    /// How many memberships exist, over all groups.
+    pub fn membership_count(&self) -> usize {
+        self.state().members.values().map(HashSet::len).sum()
+    }
+
+    /// The highest number of creates sent for one login (more than 1 is a duplicate).
+    pub fn max_creates(&self) -> u32 {
+        self.state().creates.values().copied().max().unwrap_or(0)
+    }
+
+    fn not_found(&self, id: &str) -> AdapterError {
+        AdapterError::new(
+            ErrorClass::NotFound,
+            &self.system,
+            format!("no account {id}"),
+        )
+    }
+}
+
+#[async_trait]
+impl Adapter for MemoryDirectory {
+    fn system(&self) -> &str {
+        &self.system
+    }
+
+    fn api_version(&self) -> &str {
+        "memory"
+    }
+
+    async fn authenticate(&self) -> AResult<Identity> {
+        Ok(Identity {
+            principal: "bench".into(),
+            scopes: vec![],
+            details: BTreeMap::new(),
+        })
+    }
+
+    async fn create_account(&self, spec: &AccountSpec) -> AResult<RemoteAccount> {
+        let mut s = self.state();
+        let key = spec.login.to_lowercase();
+        *s.creates.entry(key.clone()).or_insert(0) += 1;
+        if s.by_login.contains_key(&key) {
+            return Err(AdapterError::new(
+                ErrorClass::Conflict,
+                &self.system,
+                format!("{} already exists", spec.login),
+            ));
+        }
+        s.next_id += 1;
+        let acc = RemoteAccount {
+            external_id: format!("m{}", s.next_id),
+            login: spec.login.clone(),
+            email: Some(spec.email.clone()),
+            active: true,
+            hris_id: Some(spec.hris_id.clone()),
+        };
+        s.by_login.insert(key, acc.external_id.clone());
+        s.accounts.insert(acc.external_id.clone(), acc.clone());
+        Ok(acc)
+    }
+
+    async fn update_account(
+        &self,
+        external_id: &str,
+        spec: &AccountSpec,
+    ) -> AResult<RemoteAccount> {
+        let mut s = self.state();
+        let acc = s
+            .accounts
+            .get_mut(external_id)
+            .ok_or_else(|| self.not_found(external_id))?;
+        acc.email = Some(spec.email.clone());
+        Ok(acc.clone())
+    }
+
+    async fn deactivate_account(&self, external_id: &str) -> AResult<()> {
+        let mut s = self.state();
+        let acc = s
+            .accounts
+            .get_mut(external_id)
+            .ok_or_else(|| self.not_found(external_id))?;
+        acc.active = false;
+        Ok(())
+    }
+
+    async fn reactivate_account(&self, external_id: &str) -> AResult<()> {
+        let mut s = self.state();
+        let acc = s
+            .accounts
+            .get_mut(external_id)
+            .ok_or_else(|| self.not_found(external_id))?;
+        acc.active = true;
+        Ok(())
+    }
+
+    async fn get_account_by_login(&self, login: &str) -> AResult<Option<RemoteAccount>> {
+        let s = self.state();
+        Ok(s.by_login
+            .get(&login.to_lowercase())
+            .and_then(|id| s.accounts.get(id))
+            .cloned())
+    }
+
+    async fn get_account(&self, external_id: &str) -> AResult<Option<RemoteAccount>> {
+        Ok(self.state().accounts.get(external_id).cloned())
+    }
+
+    async fn add_membership(&self, account_id: &str, target: &EntitlementTarget) -> AResult<()> {
+        let mut s = self.state();
+        if !s.accounts.contains_key(account_id) {
+            return Err(self.not_found(account_id));
+        }
+        let fresh = s
+            .members
+            .entry(target.name.clone())
+            .or_default()
+            .insert(account_id.to_string());
+        if fresh {
+            Ok(())
+        } else {
+            Err(AdapterError::new(
+                ErrorClass::Conflict,
+                &self.system,
+                "already a member",
+            ))
+        }
+    }
+
+    async fn remove_membership(&self, account_id: &str, target: &EntitlementTarget) -> AResult<()> {
+        let mut s = self.state();
+        let gone = s
+            .members
+            .get_mut(&target.name)
+            .is_some_and(|m| m.remove(account_id));
+        if gone {
+            Ok(())
+        } else {
+            Err(AdapterError::new(
+                ErrorClass::NotFound,
+                &self.system,
+                "not a member",
+            ))
+        }
+    }
+
+    async fn list_memberships(&self, account_id: &str) -> AResult<Vec<RemoteMembership>> {
+        let s = self.state();
+        let mut out: Vec<RemoteMembership> = s
+            .members
+            .iter()
+            .filter(|(_, m)| m.contains(account_id))
+            .map(|(g, _)| RemoteMembership {
+                kind: crate::model::EntitlementKind::Group,
+                name: g.clone(),
+                external_id: g.clone(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn list_accounts(&self, _cursor: Option<String>) -> AResult<Page<RemoteAccount>> {
+        let s = self.state();
+        let mut items: Vec<RemoteAccount> = s.accounts.values().cloned().collect();
+        items.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+        Ok(Page { items, next: None })
+    }
+
+    async fn list_members(
+        &self,
+        target: &EntitlementTarget,
+        _cursor: Option<String>,
+    ) -> AResult<Page<RemoteAccount>> {
+        let s = self.state();
+        let mut items: Vec<RemoteAccount> = s
+            .members
+            .get(&target.name)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| s.accounts.get(id).cloned())
+            .collect();
+        items.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+        Ok(Page { items, next: None })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{EntitlementKind, Person, SystemKind};
+
+    #[tokio::test]
+    async fn keeps_state_and_answers_like_a_directory() {
+        let d = MemoryDirectory::new("m");
+        let p = Person::new("E1", "Ada", "Lovelace", "ada@x.io");
+        let spec = AccountSpec::for_person(&p, SystemKind::Scim, "ada@x.io");
+        let a = d.create_account(&spec).await.unwrap();
+        assert_eq!(a.hris_id.as_deref(), Some("E1"));
+        let again = d.create_account(&spec).await.unwrap_err();
+        assert_eq!(again.class, ErrorClass::Conflict);
+        assert_eq!(d.max_creates(), 2);
+        let found = d.get_account_by_login("ADA@x.io").await.unwrap().unwrap();
+        assert_eq!(found.external_id, a.external_id);
+        let g = EntitlementTarget {
+            kind: EntitlementKind::Group,
+            name: "eng".into(),
+            external_id: "eng".into(),
+        };
+        d.add_membership(&a.external_id, &g).await.unwrap();
+        assert_eq!(
+            d.add_membership(&a.external_id, &g)
+                .await
+                .unwrap_err()
+                .class,
+            ErrorClass::Conflict
+        );
+        assert_eq!(d.list_memberships(&a.external_id).await.unwrap().len(), 1);
+        d.remove_membership(&a.external_id, &g).await.unwrap();
+        assert_eq!(d.membership_count(), 0);
+        assert_eq!(
+            d.add_membership("nobody", &g).await.unwrap_err().class,
+            ErrorClass::NotFound
+        );
+    }
+}
