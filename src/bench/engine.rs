@@ -137,6 +137,7 @@ fn throughput_once(people: usize, concurrency: usize) -> Result<ThroughputRun> {
         .enable_all()
         .build()
         .map_err(|e| Error::io("runtime", e))?;
+    eprintln!("bench engine: running {ops} operations");
     let t = Instant::now();
     let summary = rt.block_on(engine.run_until_idle(None))?;
     let secs = t.elapsed().as_secs_f64();
@@ -217,6 +218,7 @@ fn enqueue_once(people: usize) -> Result<EnqueueRun> {
         )?;
         (plan.id.clone(), plan.ops.len(), t.elapsed().as_secs_f64())
     };
+    eprintln!("bench engine: enqueueing {ops} operations for {people} people (apply --no-run)");
     let exe = std::env::current_exe().map_err(|e| Error::io("finding our own binary", e))?;
     let out = std::process::Command::new(&exe)
         .args(["bench", "engine-enqueue"])

@@ -1166,14 +1166,7 @@ fn effect_in_tx(tx: &mut crate::store::Tx<'_>, op: &OpRow, actor: &str) -> Resul
                 .unwrap_or_else(|| op.person_id.clone());
             let ent = op.entitlement.clone().unwrap_or_default();
             let present = op.kind == OperationKind::AddMembership;
-            tx.set_observed(
-                &op.system,
-                &login,
-                Some(&op.person_id),
-                &ent,
-                present,
-                actor,
-            )?;
+            tx.write_through_access(&op.system, &login, Some(&op.person_id), &ent, present)?;
         }
         OperationKind::Deactivate | OperationKind::Reactivate => {
             if let Some(mut a) = acct {

@@ -73,18 +73,8 @@ impl Tx<'_> {
         present: bool,
         actor: &str,
     ) -> Result<bool> {
-        let changed = if present {
-            self.tx.prepare_cached(
-                "INSERT INTO observed_access (system, account_login, person_id, entitlement, observed_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(system, account_login, entitlement) DO NOTHING",
-            )?
-            .execute(params![system, login, person_id, entitlement, self.now.to_rfc3339()])?
-        } else {
-            self.tx
-                .prepare_cached("DELETE FROM observed_access WHERE system = ?1 AND account_login = ?2 AND entitlement = ?3")?
-                .execute(params![system, login, entitlement])?
-        };
-        if changed > 0 {
+        let changed = self.write_through_access(system, login, person_id, entitlement, present)?;
+        if changed {
             self.audit(NewAuditEvent {
                 actor,
                 action: if present {
@@ -96,6 +86,31 @@ impl Tx<'_> {
                 details: json!({"system": system, "login": login, "entitlement": entitlement}),
             })?;
         }
+        Ok(changed)
+    }
+
+    /// The effect of an operation that just succeeded, written through so the next plan
+    /// sees it. Not audited on its own: the operation's `succeeded` event, in the same
+    /// transaction, names it. Returns whether anything changed.
+    pub fn write_through_access(
+        &mut self,
+        system: &str,
+        login: &str,
+        person_id: Option<&str>,
+        entitlement: &str,
+        present: bool,
+    ) -> Result<bool> {
+        let changed = if present {
+            self.tx.prepare_cached(
+                "INSERT INTO observed_access (system, account_login, person_id, entitlement, observed_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(system, account_login, entitlement) DO NOTHING",
+            )?
+            .execute(params![system, login, person_id, entitlement, self.now.to_rfc3339()])?
+        } else {
+            self.tx
+                .prepare_cached("DELETE FROM observed_access WHERE system = ?1 AND account_login = ?2 AND entitlement = ?3")?
+                .execute(params![system, login, entitlement])?
+        };
         Ok(changed > 0)
     }
 

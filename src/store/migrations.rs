@@ -262,7 +262,6 @@ UPDATE operations SET unmet_deps = (
 WHERE id IN (SELECT op_id FROM op_deps);
 DROP INDEX operations_ready;
 CREATE INDEX operations_runnable ON operations(system, status, unmet_deps, priority, person_id, id);
-CREATE INDEX operations_due ON operations(system, status, unmet_deps, next_attempt_at);
 "#,
 ];
 

@@ -473,7 +473,8 @@ impl Store {
     /// Each read is an index range over runnable rows only (`unmet_deps = 0`, kept by
     /// [`Tx::transition`]), so its cost does not grow with the operations still waiting
     /// on others: queued ones in priority order, then retries and scheduled ones that are
-    /// due, oldest due first.
+    /// due (over every system, through the status index, so only due rows are read),
+    /// oldest due first.
     pub fn ready_ops_for(
         &self,
         system: &str,
@@ -493,8 +494,8 @@ impl Store {
         }
         for status in ["retry_wait", "scheduled"] {
             let mut stmt = self.conn.prepare_cached(&format!(
-                "SELECT {OP_COLUMNS} FROM operations o INDEXED BY operations_due
-                 WHERE o.system = ?1 AND o.status = ?2 AND o.unmet_deps = 0 AND o.next_attempt_at <= ?3
+                "SELECT {OP_COLUMNS} FROM operations o INDEXED BY operations_status
+                 WHERE o.status = ?2 AND o.next_attempt_at <= ?3 AND o.system = ?1 AND o.unmet_deps = 0
                  ORDER BY o.next_attempt_at LIMIT ?4"
             ))?;
             for r in stmt.query_map(params![system, status, ts(now), limit as i64], row_to_op)? {
