@@ -15,6 +15,7 @@ use crate::{Error, Result};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -27,6 +28,9 @@ pub struct StoredPlan {
     pub status: String,
     /// Why the mass-change guard held it, in plain words.
     pub held_reason: Option<String>,
+    /// The audit chain's head right after the plan was stored.
+    #[serde(skip)]
+    pub audit_seq: Option<i64>,
     pub ops: Vec<PlannedOp>,
 }
 
@@ -167,34 +171,38 @@ pub fn make_plan(
                 stmt.execute(params![id, i as i64, o.kind.as_str(), &*o.system, &*o.person_id, o.entitlement.as_deref(), o.requires_approval, o.not_before.map(crate::store::queue::ts), o.detail.as_deref()])?;
             }
         }
-        tx.audit(NewAuditEvent {
+        let seq = tx.audit(NewAuditEvent {
             actor,
             action: if held.is_some() { "plan.held" } else { "plan.created" },
             subject: &id,
             details: json!({"operations": ops.len(), "scope": scope, "held_reason": held}),
         })?;
+        tx.conn()
+            .execute("UPDATE plans SET audit_seq = ?2 WHERE id = ?1", params![id, seq])?;
         Ok(())
     })?;
+    let audit_seq = Some(store.audit_head_seq()?);
     Ok(StoredPlan {
         id,
         created_at,
         scope: scope.clone(),
         status: status.into(),
         held_reason: held,
+        audit_seq,
         ops,
     })
 }
 
 pub fn load_plan(store: &Store, id: &str) -> Result<StoredPlan> {
-    let row: Option<(String, String, String, Option<String>)> = store
+    let row: Option<(String, String, String, Option<String>, Option<i64>)> = store
         .conn()
         .query_row(
-            "SELECT created_at, scope, status, held_reason FROM plans WHERE id = ?1",
+            "SELECT created_at, scope, status, held_reason, audit_seq FROM plans WHERE id = ?1",
             [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
         .optional()?;
-    let Some((created_at, scope, status, held_reason)) = row else {
+    let Some((created_at, scope, status, held_reason, audit_seq)) = row else {
         return Err(Error::usage(
             format!("no plan {id:?}"),
             "run `accessdesk plan` to make one",
@@ -213,6 +221,19 @@ pub fn load_plan(store: &Store, id: &str) -> Result<StoredPlan> {
         ))
     })?;
     let mut ops = Vec::new();
+    // A plan for a whole company repeats a few systems and entitlements and each person
+    // several times: share one copy of each string.
+    let mut strings: HashSet<Arc<str>> = HashSet::new();
+    let mut intern = |v: String| -> Arc<str> {
+        match strings.get(v.as_str()) {
+            Some(a) => a.clone(),
+            None => {
+                let a: Arc<str> = Arc::from(v);
+                strings.insert(a.clone());
+                a
+            }
+        }
+    };
     for row in rows {
         let (k, s, p, e, a, nb, detail) = row?;
         let Ok(kind) = k.parse::<crate::model::OperationKind>() else {
@@ -220,9 +241,9 @@ pub fn load_plan(store: &Store, id: &str) -> Result<StoredPlan> {
         };
         ops.push(PlannedOp {
             kind,
-            system: Arc::from(s),
-            person_id: Arc::from(p),
-            entitlement: e.map(Arc::from),
+            system: intern(s),
+            person_id: intern(p),
+            entitlement: e.map(&mut intern),
             requires_approval: a,
             not_before: nb
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
@@ -236,6 +257,7 @@ pub fn load_plan(store: &Store, id: &str) -> Result<StoredPlan> {
         scope: serde_json::from_str(&scope).unwrap_or_default(),
         status,
         held_reason,
+        audit_seq,
         ops,
     })
 }
@@ -255,8 +277,10 @@ type OpKey = (
     Option<chrono::DateTime<chrono::Utc>>,
 );
 
-fn keys(ops: &[PlannedOp]) -> HashSet<OpKey> {
-    ops.iter()
+/// The operations' identities, sorted (a plan of 700,000 compares in a few tens of MB).
+fn sorted_keys(ops: &[PlannedOp]) -> Vec<OpKey> {
+    let mut k: Vec<OpKey> = ops
+        .iter()
         .map(|o| {
             (
                 o.kind,
@@ -266,10 +290,41 @@ fn keys(ops: &[PlannedOp]) -> HashSet<OpKey> {
                 o.not_before,
             )
         })
-        .collect()
+        .collect();
+    k.sort_unstable();
+    k.dedup();
+    k
+}
+
+/// How many keys are only in `was` (no longer needed) and only in `is` (newly needed).
+fn differences(was: &[OpKey], is: &[OpKey]) -> (usize, usize) {
+    let (mut i, mut j, mut gone, mut new) = (0, 0, 0, 0);
+    while i < was.len() && j < is.len() {
+        match was[i].cmp(&is[j]) {
+            std::cmp::Ordering::Less => {
+                gone += 1;
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                new += 1;
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    (gone + was.len() - i, new + is.len() - j)
 }
 
 /// Apply exactly the stored plan. `mass_change_approval` is (who, why) for a held plan.
+///
+/// The world must not have changed since the plan was made. When nothing at all was
+/// written since (the audit chain's head is where the plan left it) that is known without
+/// recomputing; otherwise the diff is recomputed and compared. The operations are
+/// enqueued in one transaction and audited by one `plan.applied` event carrying their
+/// count, id range and a SHA-256 over each one's id, kind, system, person and entitlement.
 pub fn apply_plan(
     store: &mut Store,
     catalog: &Catalog,
@@ -294,24 +349,27 @@ pub fn apply_plan(
             }
         }
     }
-    let (now_ops, _, _) = compute(store, &plan.scope, &Settings::from_catalog(catalog))?;
-    let (was, is) = (keys(&plan.ops), keys(&now_ops));
-    if was != is {
-        let gone = was.difference(&is).count();
-        let new = is.difference(&was).count();
-        store.write(|tx| {
-            tx.conn()
-                .execute("UPDATE plans SET status = 'refused' WHERE id = ?1", [id])?;
-            tx.audit(NewAuditEvent {
-                actor,
-                action: "plan.refused",
-                subject: id,
-                details: json!({"no_longer_needed": gone, "newly_needed": new}),
-            })
-        })?;
-        return Err(Error::Failed(format!(
-            "the world changed since plan {id} was made: {gone} of its operations are no longer needed and {new} new ones are; run `accessdesk plan` again"
-        )));
+    let untouched = plan.audit_seq.is_some() && plan.audit_seq == Some(store.audit_head_seq()?);
+    if !untouched {
+        let (now_ops, _, _) = compute(store, &plan.scope, &Settings::from_catalog(catalog))?;
+        let is = sorted_keys(&now_ops);
+        drop(now_ops);
+        let (gone, new) = differences(&sorted_keys(&plan.ops), &is);
+        if gone + new > 0 {
+            store.write(|tx| {
+                tx.conn()
+                    .execute("UPDATE plans SET status = 'refused' WHERE id = ?1", [id])?;
+                tx.audit(NewAuditEvent {
+                    actor,
+                    action: "plan.refused",
+                    subject: id,
+                    details: json!({"no_longer_needed": gone, "newly_needed": new}),
+                })
+            })?;
+            return Err(Error::Failed(format!(
+                "the world changed since plan {id} was made: {gone} of its operations are no longer needed and {new} new ones are; run `accessdesk plan` again"
+            )));
+        }
     }
     let cause = format!("plan:{id}");
     let mut report = ApplyReport {
@@ -322,6 +380,19 @@ pub fn apply_plan(
         if let (Some(reason), Some(why)) = (&plan.held_reason, mass_change_approval) {
             tx.audit(NewAuditEvent { actor, action: "plan.mass_change_approved", subject: id, details: json!({"held_reason": reason, "why": why}) })?;
         }
+        // Creations already queued (by earlier plans) that this plan's operations wait on.
+        let inflight = inflight_creates(tx.conn())?;
+        let mut digest = Sha256::new();
+        let (mut first, mut last) = (None, None);
+        let mut enqueue = |tx: &mut crate::store::Tx<'_>, op: &NewOp<'_>| -> Result<i64> {
+            let (op_id, fresh) = tx.enqueue_unaudited(op)?;
+            if fresh {
+                digest.update(format!("{op_id}|{}|{}|{}|{}\n", op.kind.as_str(), op.system, op.person_id, op.entitlement.unwrap_or("-")));
+                first.get_or_insert(op_id);
+                last = Some(op_id);
+            }
+            Ok(op_id)
+        };
         // Account creations first, in system-dependency order, so their ids exist for the
         // operations that wait on them.
         let order = system_order(catalog);
@@ -332,24 +403,26 @@ pub fn apply_plan(
             let mut deps = Vec::new();
             if let Some(entry) = catalog.systems.get(&*o.system) {
                 for d in &entry.system.depends_on {
-                    if let Some(id) = creates.get(&(o.person_id.clone(), Arc::from(d.as_str()))) {
+                    let d: Arc<str> = Arc::from(d.as_str());
+                    let key = (o.person_id.clone(), d);
+                    if let Some(id) = creates.get(&key).or_else(|| inflight.get(&key)) {
                         deps.push(*id);
-                    } else if let Some(id) = inflight_create(tx.conn(), &o.person_id, d)? {
-                        deps.push(id);
                     }
                 }
             }
-            let op_id = tx.enqueue(&NewOp { kind: o.kind, system: &o.system, person_id: &o.person_id, entitlement: None, status: OperationStatus::Queued, priority: PRIORITY_NORMAL, plan_id: Some(id), cause: &cause, depends_on: &deps, not_before: None }, actor)?;
+            let op_id = enqueue(tx, &NewOp { kind: o.kind, system: &o.system, person_id: &o.person_id, entitlement: None, status: OperationStatus::Queued, priority: PRIORITY_NORMAL, plan_id: Some(id), cause: &cause, depends_on: &deps, not_before: None })?;
             creates.insert((o.person_id.clone(), o.system.clone()), op_id);
             report.queued += 1;
         }
-        for o in plan.ops.iter().filter(|o| o.kind != OperationKind::CreateAccount) {
+        // The rest person by person, so each index grows in order.
+        let mut rest: Vec<&PlannedOp> = plan.ops.iter().filter(|o| o.kind != OperationKind::CreateAccount).collect();
+        rest.sort_by(|a, b| (&a.system, &a.person_id).cmp(&(&b.system, &b.person_id)));
+        for o in rest {
             let mut deps = Vec::new();
             if matches!(o.kind, OperationKind::AddMembership | OperationKind::Reactivate | OperationKind::UpdateAttributes) {
-                if let Some(c) = creates.get(&(o.person_id.clone(), o.system.clone())) {
+                let key = (o.person_id.clone(), o.system.clone());
+                if let Some(c) = creates.get(&key).or_else(|| inflight.get(&key)) {
                     deps.push(*c);
-                } else if let Some(c) = inflight_create(tx.conn(), &o.person_id, &o.system)? {
-                    deps.push(c);
                 }
             }
             let status = if o.requires_approval {
@@ -360,34 +433,49 @@ pub fn apply_plan(
                 OperationStatus::Queued
             };
             let priority = if o.kind == OperationKind::Deactivate { PRIORITY_LEAVER } else { PRIORITY_NORMAL };
-            let op_id = tx.enqueue(&NewOp { kind: o.kind, system: &o.system, person_id: &o.person_id, entitlement: o.entitlement.as_deref(), status, priority, plan_id: Some(id), cause: &cause, depends_on: &deps, not_before: o.not_before }, actor)?;
+            let op_id = enqueue(tx, &NewOp { kind: o.kind, system: &o.system, person_id: &o.person_id, entitlement: o.entitlement.as_deref(), status, priority, plan_id: Some(id), cause: &cause, depends_on: &deps, not_before: o.not_before })?;
             if o.requires_approval {
-                tx.conn().execute(
+                tx.conn().prepare_cached(
                     "INSERT INTO approvals (person_id, entitlement, rule, status, requested_at, op_id)
                      SELECT ?1, ?2, COALESCE((SELECT rule FROM intended_grants WHERE person_id = ?1 AND entitlement = ?2), ''), 'pending', ?3, ?4",
-                    params![&*o.person_id, o.entitlement.as_deref(), crate::store::queue::ts(tx.now), op_id],
-                )?;
+                )?
+                .execute(params![&*o.person_id, o.entitlement.as_deref(), crate::store::queue::ts(tx.now), op_id])?;
                 report.pending_approval += 1;
             } else {
                 report.queued += 1;
             }
         }
         tx.conn().execute("UPDATE plans SET status = 'applied' WHERE id = ?1", [id])?;
-        tx.audit(NewAuditEvent { actor, action: "plan.applied", subject: id, details: json!({"queued": report.queued, "pending_approval": report.pending_approval}) })?;
+        tx.audit(NewAuditEvent {
+            actor,
+            action: "plan.applied",
+            subject: id,
+            details: json!({"queued": report.queued, "pending_approval": report.pending_approval,
+                            "first_op": first, "last_op": last,
+                            "ops_sha256": hex::encode(digest.finalize()),
+                            "digest_of": "each new operation as \"id|kind|system|person|entitlement\\n\", in id order"}),
+        })?;
         Ok(())
     })?;
     Ok(report)
 }
 
-fn inflight_create(conn: &rusqlite::Connection, person: &str, system: &str) -> Result<Option<i64>> {
-    Ok(conn
-        .query_row(
-            "SELECT id FROM operations WHERE kind = 'create_account' AND person_id = ?1 AND system = ?2
-             AND status NOT IN ('succeeded','failed','cancelled') ORDER BY id DESC LIMIT 1",
-            params![person, system],
-            |r| r.get(0),
-        )
-        .optional()?)
+/// Every account creation not yet finished, by (person, system).
+fn inflight_creates(conn: &rusqlite::Connection) -> Result<HashMap<(Arc<str>, Arc<str>), i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT person_id, system, max(id) FROM operations WHERE kind = 'create_account'
+         AND status NOT IN ('succeeded','failed','cancelled') GROUP BY person_id, system",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            (
+                Arc::from(r.get::<_, String>(0)?),
+                Arc::from(r.get::<_, String>(1)?),
+            ),
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<HashMap<_, _>>>()?)
 }
 
 /// Systems in dependency order (dependencies first). The config loader refuses cycles.

@@ -214,6 +214,14 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
+    /// The newest event's sequence number (0 for an empty log).
+    pub fn audit_head_seq(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT COALESCE(max(seq), 0) FROM audit_events")?
+            .query_row([], |r| r.get(0))?)
+    }
+
     pub fn audit_count(&self) -> Result<i64> {
         Ok(self
             .conn

@@ -260,6 +260,9 @@ UPDATE operations SET unmet_deps = (
     SELECT count(*) FROM op_deps d JOIN operations p ON p.id = d.depends_on
     WHERE d.op_id = operations.id AND p.status != 'succeeded')
 WHERE id IN (SELECT op_id FROM op_deps);
+-- The audit chain's head when a plan was stored: applying it while the head is still there
+-- (nothing was written since) needs no recompute to know the world did not change.
+ALTER TABLE plans ADD COLUMN audit_seq INTEGER;
 DROP INDEX operations_ready;
 CREATE INDEX operations_runnable ON operations(system, status, unmet_deps, priority, person_id, id);
 "#,

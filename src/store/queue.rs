@@ -149,22 +149,39 @@ impl Tx<'_> {
     /// Enqueue one operation. An operation with the same idempotency key is not enqueued
     /// twice: the existing id is returned.
     pub fn enqueue(&mut self, op: &NewOp<'_>, actor: &str) -> Result<i64> {
-        let key = idempotency_key(op.kind, op.system, op.person_id, op.entitlement, op.cause);
-        if let Some(id) = self
-            .tx
-            .prepare_cached("SELECT id FROM operations WHERE idempotency_key = ?1")?
-            .query_row([&key], |r| r.get::<_, i64>(0))
-            .optional()?
-        {
-            return Ok(id);
+        let (id, new) = self.enqueue_unaudited(op)?;
+        if new {
+            self.audit(NewAuditEvent {
+                actor,
+                action: "op.enqueued",
+                subject: op.person_id,
+                details: json!({"op": id, "kind": op.kind.as_str(), "system": op.system, "entitlement": op.entitlement,
+                                "status": op.status.as_str(), "cause": op.cause, "depends_on": op.depends_on}),
+            })?;
         }
+        Ok(id)
+    }
+
+    /// Enqueue one operation without its own audit event, for a caller that audits many
+    /// at once (applying a plan: one `plan.applied` event carrying a digest of every
+    /// operation it enqueued). Returns the id and whether it is new.
+    pub fn enqueue_unaudited(&mut self, op: &NewOp<'_>) -> Result<(i64, bool)> {
+        let key = idempotency_key(op.kind, op.system, op.person_id, op.entitlement, op.cause);
         let now = ts(self.now);
-        self.tx.prepare_cached(
+        let inserted = self.tx.prepare_cached(
             "INSERT INTO operations (idempotency_key, kind, system, person_id, entitlement, status, attempts, next_attempt_at,
                priority, cause, plan_id, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?11, ?8, ?9, ?10, ?7, ?7)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?11, ?8, ?9, ?10, ?7, ?7)
+             ON CONFLICT(idempotency_key) DO NOTHING",
         )?
         .execute(params![key, op.kind.as_str(), op.system, op.person_id, op.entitlement, op.status.as_str(), now, op.priority, op.cause, op.plan_id, op.not_before.map(ts).unwrap_or_else(|| now.clone())])?;
+        if inserted == 0 {
+            let id = self
+                .tx
+                .prepare_cached("SELECT id FROM operations WHERE idempotency_key = ?1")?
+                .query_row([&key], |r| r.get::<_, i64>(0))?;
+            return Ok((id, false));
+        }
         let id = self.tx.last_insert_rowid();
         for d in op.depends_on {
             self.tx
@@ -183,14 +200,7 @@ impl Tx<'_> {
                 )?
                 .execute([id])?;
         }
-        self.audit(NewAuditEvent {
-            actor,
-            action: "op.enqueued",
-            subject: op.person_id,
-            details: json!({"op": id, "kind": op.kind.as_str(), "system": op.system, "entitlement": op.entitlement,
-                            "status": op.status.as_str(), "cause": op.cause, "depends_on": op.depends_on}),
-        })?;
-        Ok(id)
+        Ok((id, true))
     }
 
     /// Move an operation from one of `from` to `to`. Returns false (and writes nothing) if it
