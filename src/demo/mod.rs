@@ -319,7 +319,11 @@ impl Demo {
         if !problems.is_empty() {
             return Err(Error::Failed(format!(
                 "the demo could not build its adapters: {}",
-                problems.join("; ")
+                problems
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
             )));
         }
         let (tx, rx) = mpsc::unbounded_channel();
