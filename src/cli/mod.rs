@@ -368,7 +368,7 @@ impl Ctx {
     }
 
     pub fn policies(&self, systems: &SystemsConfig) -> Result<PolicySet> {
-        PolicySet::load(&self.home.policies_path(), &systems.catalog)
+        PolicySet::load(&self.home.policies_path(), systems)
     }
 
     pub fn store(&self) -> Result<Store> {

@@ -17,7 +17,7 @@ pub async fn run_demo(demo: Demo, args: &ConsoleArgs) -> Result<i32> {
     let scenario = demo.spawn_scenario(stop_rx);
     let policies = crate::policy::PolicySet::load(
         &crate::config::Home::new(&demo.home).policies_path(),
-        &demo.config.catalog,
+        &demo.config,
     )
     .ok()
     .map(Arc::new);
