@@ -16,6 +16,7 @@ pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod import;
+pub mod logging;
 pub mod model;
 pub mod policy;
 pub mod secrets;

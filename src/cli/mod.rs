@@ -8,10 +8,12 @@ pub mod console;
 pub mod demo;
 pub mod engine;
 pub mod init;
-pub mod logging;
 pub mod people;
 pub mod policy;
 pub mod secret;
+
+/// Logging moved to [`crate::logging`] (the console uses it too); kept here for callers.
+pub use crate::logging;
 
 use crate::config::{Home, SystemsConfig};
 use crate::policy::PolicySet;

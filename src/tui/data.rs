@@ -5,8 +5,8 @@
 //! is read (one person's matrix, one operation's attempts, one page of audit events); the
 //! people list is read once and re-read only when the people table changes.
 
-use crate::adapters::http::LimiterSnapshot;
 use crate::config::Catalog;
+use crate::engine::status::LimiterSnapshot;
 use crate::model::{EntitlementRef, OperationKind, OperationStatus, Person};
 use crate::policy::PolicySet;
 use crate::store::Store;
