@@ -40,9 +40,22 @@ fn runs(effects: &[Effect]) -> Vec<Job> {
 }
 
 fn render(s: &AppState) -> String {
+    render_with_hits(s).0
+}
+
+/// Draw into a TestBackend; the screen and the layout `draw` returned.
+fn render_with_hits(s: &AppState) -> (String, HitMap) {
     let mut t = Terminal::new(TestBackend::new(s.size.0, s.size.1)).unwrap();
-    t.draw(|f| views::draw(f, s)).unwrap();
-    format!("{}", t.backend())
+    let mut hits = HitMap::default();
+    t.draw(|f| hits = views::draw(f, s)).unwrap();
+    (format!("{}", t.backend()), hits)
+}
+
+/// Draw, and keep the layout as the app does after every frame.
+fn draw_frame(s: &mut AppState) -> String {
+    let (screen, hits) = render_with_hits(s);
+    s.hits = hits;
+    screen
 }
 
 fn selected_person(s: &AppState) -> String {
@@ -416,11 +429,27 @@ fn the_help_lists_the_same_bindings_as_the_hints_bar() {
     assert!(s.modal.is_none());
 }
 
+/// Where `text` first appears on screen: (column, row), counted in cells.
+fn find_on_screen(screen: &str, text: &str) -> (u16, u16) {
+    for (row, line) in screen.lines().enumerate() {
+        // The TestBackend prints each row quoted.
+        let line = line.strip_prefix('"').unwrap_or(line);
+        if let Some(i) = line.find(text) {
+            let col = unicode_width::UnicodeWidthStr::width(&line[..i]);
+            return (col as u16, row as u16);
+        }
+    }
+    panic!("{text:?} is not on screen:\n{screen}");
+}
+
 #[test]
 fn clicking_a_tab_opens_it_and_clicking_a_row_selects_it() {
     let mut s = state(120, 40);
     s.mouse = true;
-    let click = |col, row| {
+    // Notices push the lists down; the tabs carry counts ("3 Queue (5)"): the clicks are
+    // hit-tested against the layout the frame was drawn with, whatever it is.
+    s.notices = vec!["one notice".into(), "another".into()];
+    let click = |(col, row): (u16, u16)| {
         Msg::Mouse(MouseEvent {
             kind: MouseEventKind::Down(MouseButton::Left),
             column: col,
@@ -428,17 +457,40 @@ fn clicking_a_tab_opens_it_and_clicking_a_row_selects_it() {
             modifiers: KeyModifiers::NONE,
         })
     };
-    let x = render(&s)
-        .lines()
-        .nth(views::TABS_ROW as usize)
-        .unwrap()
-        .find("Approvals")
-        .unwrap() as u16;
-    update(&mut s, click(x - 1, views::TABS_ROW), t0());
+    let screen = draw_frame(&mut s);
+    update(
+        &mut s,
+        click(find_on_screen(&screen, "Approvals (3)")),
+        t0(),
+    );
     assert_eq!(s.view(), ViewId::Approvals);
-    let row = views::first_list_row(&s) + 2;
-    update(&mut s, click(10, row), t0());
+    let screen = draw_frame(&mut s);
+    update(&mut s, click(find_on_screen(&screen, "#3")), t0());
     assert_eq!(s.cursor(PageKey::Approvals).key.as_deref(), Some("3"));
+
+    // The Queue: its operations are drawn below the ETAs and the failure groups.
+    let screen = draw_frame(&mut s);
+    update(&mut s, click(find_on_screen(&screen, "Queue (5)")), t0());
+    assert_eq!(s.view(), ViewId::Queue);
+    let screen = draw_frame(&mut s);
+    update(&mut s, click(find_on_screen(&screen, "107")), t0());
+    assert_eq!(s.queue_pane, QueuePane::Ops);
+    assert_eq!(s.cursor(PageKey::Queue).key.as_deref(), Some("107"));
+    // A click on a failure group focuses that pane and selects the group.
+    let screen = draw_frame(&mut s);
+    update(&mut s, click(find_on_screen(&screen, "E0000006")), t0());
+    assert_eq!(s.queue_pane, QueuePane::Groups);
+    assert_eq!(
+        s.cursor(PageKey::Groups).key.as_deref(),
+        Some("okta/unauthorized/E0000006")
+    );
+    // Below the last row, on a border, or on the title: nothing changes.
+    let before = s.cursors.clone();
+    for at in [(5, 38), (0, 12), (3, 0)] {
+        update(&mut s, click(at), t0());
+    }
+    assert_eq!(s.cursors, before);
+    assert_eq!(s.view(), ViewId::Queue);
 }
 
 #[test]

@@ -205,9 +205,11 @@ async fn event_loop(
     loop {
         // Draw, then wait for the next message and take everything that is already there.
         let t0 = Instant::now();
+        let mut hits = Default::default();
         terminal
-            .draw(|f| super::views::draw(f, state))
+            .draw(|f| hits = super::views::draw(f, state))
             .map_err(|e| Error::io("drawing the console", e))?;
+        state.hits = hits;
         if let Some(log) = frame_log.as_mut() {
             let _ = writeln!(
                 log,

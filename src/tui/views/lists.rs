@@ -46,7 +46,7 @@ fn eta(r: &SystemRow) -> String {
     }
 }
 
-pub fn overview(f: &mut Frame, s: &AppState, area: Rect) {
+pub fn overview(f: &mut Frame, s: &AppState, area: Rect, hits: &mut HitMap) {
     let t = &s.theme;
     let held: Vec<&SystemRow> = s
         .snapshot
@@ -173,6 +173,7 @@ pub fn overview(f: &mut Frame, s: &AppState, area: Rect) {
         .header(Row::new(header).style(t.style(Role::Header)))
         .block(block(s, format!(" Systems ({len}) "), true));
     f.render_widget(table, table_area);
+    hits.list(PageKey::Overview, table_rows(table_area), start);
     let tot = &s.snapshot.totals;
     let mut lines = vec![Line::from(vec![
         Span::styled(" Queue: ", t.style(Role::Header)),
@@ -233,7 +234,7 @@ pub fn overview(f: &mut Frame, s: &AppState, area: Rect) {
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), foot);
 }
 
-pub fn approvals(f: &mut Frame, s: &AppState, area: Rect) {
+pub fn approvals(f: &mut Frame, s: &AppState, area: Rect, hits: &mut HitMap) {
     let t = &s.theme;
     let rows_all = s.approval_rows();
     let marks = s.marks(ViewId::Approvals);
@@ -298,9 +299,10 @@ pub fn approvals(f: &mut Frame, s: &AppState, area: Rect) {
         true,
     ));
     f.render_widget(table, area);
+    hits.list(PageKey::Approvals, table_rows(area), start);
 }
 
-pub fn audit(f: &mut Frame, s: &AppState, area: Rect) {
+pub fn audit(f: &mut Frame, s: &AppState, area: Rect, hits: &mut HitMap) {
     let t = &s.theme;
     let rows_all = s.audit_rows();
     let [list, detail] = Layout::vertical([Constraint::Min(3), Constraint::Length(5)]).areas(area);
@@ -345,6 +347,7 @@ pub fn audit(f: &mut Frame, s: &AppState, area: Rect) {
     .header(header)
     .block(block(s, shown, list_key(s) == PageKey::Audit));
     f.render_widget(table, list);
+    hits.list(PageKey::Audit, table_rows(list), start);
     let text = rows_all
         .get(c.index.min(rows_all.len().saturating_sub(1)))
         .map(|a| a.details.clone())
@@ -359,7 +362,7 @@ pub fn audit(f: &mut Frame, s: &AppState, area: Rect) {
     );
 }
 
-pub fn systems(f: &mut Frame, s: &AppState, area: Rect) {
+pub fn systems(f: &mut Frame, s: &AppState, area: Rect, hits: &mut HitMap) {
     let t = &s.theme;
     let names = s.system_names();
     let [list, detail] = Layout::vertical([Constraint::Min(3), Constraint::Length(9)]).areas(area);
@@ -439,6 +442,7 @@ pub fn systems(f: &mut Frame, s: &AppState, area: Rect) {
     .header(header)
     .block(block(s, format!(" Systems ({}) ", names.len()), true));
     f.render_widget(table, list);
+    hits.list(PageKey::Systems, table_rows(list), start);
     let selected = names.get(c.index.min(names.len().saturating_sub(1)));
     let lines = match selected.and_then(|n| s.system_info.get(*n)) {
         Some(info) => {

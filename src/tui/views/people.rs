@@ -4,7 +4,7 @@ use super::*;
 use crate::tui::data::Matrix;
 use ratatui::widgets::{Row, Table};
 
-pub fn list(f: &mut Frame, s: &AppState, area: Rect) {
+pub fn list(f: &mut Frame, s: &AppState, area: Rect, hits: &mut HitMap) {
     let t = &s.theme;
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(area);
@@ -52,6 +52,7 @@ pub fn list(f: &mut Frame, s: &AppState, area: Rect) {
     .header(Row::new(vec!["Name", "Department", "Status"]).style(t.style(Role::Header)))
     .block(block(s, title, true));
     f.render_widget(table, left);
+    hits.list(PageKey::People, table_rows(left), start);
     let selected = s
         .people_view
         .get(c.index)

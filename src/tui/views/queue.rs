@@ -4,7 +4,7 @@ use super::*;
 use crate::tui::data::AttemptRow;
 use ratatui::widgets::{Row, Table};
 
-pub fn queue(f: &mut Frame, s: &AppState, area: Rect) {
+pub fn queue(f: &mut Frame, s: &AppState, area: Rect, hits: &mut HitMap) {
     let t = &s.theme;
     let groups = &s.snapshot.groups;
     let busy: Vec<&crate::tui::data::SystemRow> = s
@@ -106,6 +106,7 @@ pub fn queue(f: &mut Frame, s: &AppState, area: Rect) {
             focused,
         ));
         f.render_widget(table, groups_area);
+        hits.list(PageKey::Groups, table_rows(groups_area), start);
     }
 
     let ops = s.queue_rows();
@@ -184,6 +185,7 @@ pub fn queue(f: &mut Frame, s: &AppState, area: Rect) {
     )
     .block(block(s, title, focused));
     f.render_widget(table, ops_area);
+    hits.list(PageKey::Queue, table_rows(ops_area), start);
 }
 
 /// One attempt, on one line.
