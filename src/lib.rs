@@ -22,6 +22,7 @@ pub mod policy;
 pub mod secrets;
 pub mod sim;
 pub mod store;
+pub mod text;
 pub mod tui;
 
 pub use error::{Error, Result};

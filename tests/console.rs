@@ -522,6 +522,8 @@ fn the_theme_key_cycles_through_the_available_themes() {
 
 #[test]
 fn eta_comes_from_measured_throughput_capped_by_the_limiter() {
+    use accessdesk::tui::data::Eta;
+    use std::time::Duration;
     let s = state(80, 24);
     let okta = s
         .snapshot
@@ -529,19 +531,131 @@ fn eta_comes_from_measured_throughput_capped_by_the_limiter() {
         .iter()
         .find(|r| r.name == "okta")
         .unwrap();
+    let secs = |e: Eta| match e {
+        Eta::In(d) => d.as_secs(),
+        other => panic!("no ETA: {other:?}"),
+    };
     // 127 to do at 30/min measured (0.5/s) = 254 s.
-    assert_eq!(okta.eta().unwrap().as_secs(), 254);
+    assert_eq!(secs(okta.eta()), 254);
+    // The first completions of a wave say nothing about its pace: 2 in the first second
+    // would promise 127 / (2/60 s) = over an hour. Until a few have been measured over a
+    // few seconds, the ETA is being measured.
+    let mut early = okta.clone();
+    early.succeeded_last_minute = 2;
+    early.measured_over = Duration::from_secs(1);
+    assert_eq!(early.eta(), Eta::Measuring);
+    early.succeeded_last_minute = 20;
+    assert_eq!(early.eta(), Eta::Measuring, "one second is too short");
+    early.measured_over = Duration::from_secs(4);
+    assert_eq!(early.eta(), Eta::Measuring);
+    // 20 in 5 s: 4/s, capped by nothing (the limiter allows 8.5/s): 127 / 4 = 31 s.
+    early.measured_over = Duration::from_secs(5);
+    assert_eq!(secs(early.eta()), 31);
+    // Running, nothing finished yet: measuring. Nothing moving at all: unknown.
     let mut idle = okta.clone();
     idle.succeeded_last_minute = 0;
-    // Nothing measured yet: the limiter's 8.5/s.
-    assert_eq!(idle.eta().unwrap().as_secs(), 14);
+    assert_eq!(idle.eta(), Eta::Measuring);
+    idle.counts.0[0] = 0; // running
+    idle.counts.0[2] = 0; // verifying
+    assert_eq!(idle.eta(), Eta::Unknown);
     let zoom = s
         .snapshot
         .systems
         .iter()
         .find(|r| r.name == "zoom")
         .unwrap();
-    assert_eq!(zoom.eta().unwrap().as_secs(), 0, "nothing left");
+    assert_eq!(zoom.eta(), Eta::Done, "nothing left");
+}
+
+/// Column widths come from what the visible rows hold (the Kind column is as wide as
+/// "aws_identity_store", not a fixed 10); the Queue names people; an ETA that has not been
+/// measured long enough says so.
+#[test]
+fn columns_fit_content_the_queue_names_people_and_an_early_eta_is_measuring() {
+    use std::time::Duration;
+    let mut s = state(120, 40);
+    let mut sso = s.snapshot.systems[0].clone();
+    sso.name = "aws-sso".into();
+    sso.kind = "aws_identity_store".into();
+    // A wave just started: two done in its first second.
+    sso.succeeded_last_minute = 2;
+    sso.measured_over = Duration::from_secs(1);
+    s.snapshot.systems.insert(1, sso);
+    let screen = render(&s);
+    let row = screen
+        .lines()
+        .find(|l| l.contains("aws-sso"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(row.contains(" aws_identity_store "), "{row}");
+    assert!(row.contains(" measuring "), "{row}");
+    // The header lines up with it.
+    let header = screen.lines().find(|l| l.contains("Kind")).unwrap();
+    assert_eq!(
+        header.find("Kind"),
+        row.find("aws_identity_store"),
+        "{screen}"
+    );
+
+    // The Queue shows who each operation is for, by name.
+    ch(&mut s, '3');
+    let screen = render(&s);
+    let row = screen.lines().find(|l| l.contains("101")).unwrap();
+    assert!(row.contains("Grace Hopper"), "{row}");
+    assert!(
+        screen.contains("aws-sso") && screen.contains("ETA measuring"),
+        "{screen}"
+    );
+}
+
+/// The Queue asks the loader for the names of the people on its page (and a page either
+/// side), never the whole queue's.
+#[test]
+fn the_queue_reads_names_for_its_page_only() {
+    let mut s = state(120, 40);
+    let mut snap = snapshot();
+    let ops: Vec<_> = (0..5_000)
+        .map(|i| {
+            op(
+                1000 + i,
+                "okta",
+                accessdesk::model::OperationKind::CreateAccount,
+                &format!("P{i:05}"),
+                None,
+                OperationStatus::Queued,
+            )
+        })
+        .collect();
+    snap.queue = Arc::new(ops);
+    snap.groups.clear();
+    update(&mut s, Msg::Data(Box::new(snap)), t0());
+    ch(&mut s, '3');
+    for _ in 0..3 {
+        press(&mut s, KeyCode::PageDown);
+    }
+    let (screen, hits) = render_with_hits(&s);
+    s.hits = hits;
+    let list = s
+        .hits
+        .lists
+        .iter()
+        .find(|l| l.key == PageKey::Queue)
+        .unwrap();
+    let (first, height) = (list.first, list.rows.height as usize);
+    assert!(first > 0, "scrolled");
+    let q = accessdesk::tui::reducer::query(&s);
+    assert_eq!(
+        q.names.len(),
+        3 * height,
+        "a page either side: {:?}",
+        q.names
+    );
+    let shown = s.queue_rows()[first].person_id.clone();
+    assert!(screen.contains(&shown), "{screen}");
+    assert!(q.names.contains(&shown));
+    assert!(
+        !q.names.contains(&"P00000".to_string()),
+        "not the whole queue"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

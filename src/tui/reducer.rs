@@ -137,6 +137,9 @@ pub fn query(s: &AppState) -> Query {
         // The detail pane shows the selected person's access matrix.
         q.person = key_at(s, PageKey::People, s.cursor(PageKey::People).index);
     }
+    if s.stack.len() == 1 && s.view() == ViewId::Queue {
+        q.names = queue_people_in_view(s);
+    }
     if s.view() == ViewId::Audit {
         let f = s.filter(ViewId::Audit);
         q.audit = Some(AuditQuery {
@@ -163,6 +166,26 @@ pub fn query(s: &AppState) -> Query {
         }
     }
     q
+}
+
+/// The people on the Queue's rows on screen, and a page either side (so that scrolling
+/// shows names at once), each once: the loader reads only their names.
+fn queue_people_in_view(s: &AppState) -> Vec<String> {
+    let (first, height) = match s.hits.lists.iter().find(|l| l.key == PageKey::Queue) {
+        Some(l) => (l.first, l.rows.height as usize),
+        // Not drawn yet: where the cursor says the page is.
+        None => (s.cursor(PageKey::Queue).offset, s.list_height()),
+    };
+    let rows = s.queue_rows();
+    let start = first.saturating_sub(height).min(rows.len());
+    let end = first.saturating_add(2 * height).min(rows.len());
+    let mut seen = std::collections::HashSet::new();
+    rows[start..end]
+        .iter()
+        .filter(|o| seen.insert(o.person_id.as_str()))
+        .map(|o| o.person_id.clone())
+        .take(super::data::MAX_NAMES)
+        .collect()
 }
 
 fn query_with_credentials(s: &AppState) -> Query {

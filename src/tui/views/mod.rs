@@ -2,6 +2,7 @@
 //! only the rows that are on screen, and returns where it put what a click can land on
 //! ([`HitMap`]), so that the reducer hit-tests against the layout actually drawn.
 
+mod columns;
 mod lists;
 mod people;
 mod queue;
@@ -12,6 +13,7 @@ use super::state::*;
 use super::theme::Role;
 use crate::model::OperationStatus;
 use chrono::{DateTime, Utc};
+use columns::{col, fill};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
