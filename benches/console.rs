@@ -72,7 +72,10 @@ fn draw_benches(c: &mut Criterion) {
         );
         c.bench_function(&format!("draw {name} 200x60 (100k people, 20k ops)"), |b| {
             b.iter(|| {
-                term.draw(|f| views::draw(f, &s)).unwrap();
+                term.draw(|f| {
+                    views::draw(f, &s);
+                })
+                .unwrap();
             })
         });
     }

@@ -16,11 +16,13 @@ pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod import;
+pub mod logging;
 pub mod model;
 pub mod policy;
 pub mod secrets;
 pub mod sim;
 pub mod store;
+pub mod text;
 pub mod tui;
 
 pub use error::{Error, Result};

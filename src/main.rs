@@ -13,6 +13,6 @@ fn main() {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
-    let _guard = accessdesk::cli::logging::init(cli.verbose, cli.log_file.as_deref());
+    let _guard = accessdesk::logging::init(cli.verbose, cli.log_file.as_deref());
     std::process::exit(accessdesk::cli::run(cli));
 }

@@ -40,9 +40,22 @@ fn runs(effects: &[Effect]) -> Vec<Job> {
 }
 
 fn render(s: &AppState) -> String {
+    render_with_hits(s).0
+}
+
+/// Draw into a TestBackend; the screen and the layout `draw` returned.
+fn render_with_hits(s: &AppState) -> (String, HitMap) {
     let mut t = Terminal::new(TestBackend::new(s.size.0, s.size.1)).unwrap();
-    t.draw(|f| views::draw(f, s)).unwrap();
-    format!("{}", t.backend())
+    let mut hits = HitMap::default();
+    t.draw(|f| hits = views::draw(f, s)).unwrap();
+    (format!("{}", t.backend()), hits)
+}
+
+/// Draw, and keep the layout as the app does after every frame.
+fn draw_frame(s: &mut AppState) -> String {
+    let (screen, hits) = render_with_hits(s);
+    s.hits = hits;
+    screen
 }
 
 fn selected_person(s: &AppState) -> String {
@@ -416,11 +429,27 @@ fn the_help_lists_the_same_bindings_as_the_hints_bar() {
     assert!(s.modal.is_none());
 }
 
+/// Where `text` first appears on screen: (column, row), counted in cells.
+fn find_on_screen(screen: &str, text: &str) -> (u16, u16) {
+    for (row, line) in screen.lines().enumerate() {
+        // The TestBackend prints each row quoted.
+        let line = line.strip_prefix('"').unwrap_or(line);
+        if let Some(i) = line.find(text) {
+            let col = unicode_width::UnicodeWidthStr::width(&line[..i]);
+            return (col as u16, row as u16);
+        }
+    }
+    panic!("{text:?} is not on screen:\n{screen}");
+}
+
 #[test]
 fn clicking_a_tab_opens_it_and_clicking_a_row_selects_it() {
     let mut s = state(120, 40);
     s.mouse = true;
-    let click = |col, row| {
+    // Notices push the lists down; the tabs carry counts ("3 Queue (5)"): the clicks are
+    // hit-tested against the layout the frame was drawn with, whatever it is.
+    s.notices = vec!["one notice".into(), "another".into()];
+    let click = |(col, row): (u16, u16)| {
         Msg::Mouse(MouseEvent {
             kind: MouseEventKind::Down(MouseButton::Left),
             column: col,
@@ -428,17 +457,40 @@ fn clicking_a_tab_opens_it_and_clicking_a_row_selects_it() {
             modifiers: KeyModifiers::NONE,
         })
     };
-    let x = render(&s)
-        .lines()
-        .nth(views::TABS_ROW as usize)
-        .unwrap()
-        .find("Approvals")
-        .unwrap() as u16;
-    update(&mut s, click(x - 1, views::TABS_ROW), t0());
+    let screen = draw_frame(&mut s);
+    update(
+        &mut s,
+        click(find_on_screen(&screen, "Approvals (3)")),
+        t0(),
+    );
     assert_eq!(s.view(), ViewId::Approvals);
-    let row = views::first_list_row(&s) + 2;
-    update(&mut s, click(10, row), t0());
+    let screen = draw_frame(&mut s);
+    update(&mut s, click(find_on_screen(&screen, "#3")), t0());
     assert_eq!(s.cursor(PageKey::Approvals).key.as_deref(), Some("3"));
+
+    // The Queue: its operations are drawn below the ETAs and the failure groups.
+    let screen = draw_frame(&mut s);
+    update(&mut s, click(find_on_screen(&screen, "Queue (5)")), t0());
+    assert_eq!(s.view(), ViewId::Queue);
+    let screen = draw_frame(&mut s);
+    update(&mut s, click(find_on_screen(&screen, "107")), t0());
+    assert_eq!(s.queue_pane, QueuePane::Ops);
+    assert_eq!(s.cursor(PageKey::Queue).key.as_deref(), Some("107"));
+    // A click on a failure group focuses that pane and selects the group.
+    let screen = draw_frame(&mut s);
+    update(&mut s, click(find_on_screen(&screen, "E0000006")), t0());
+    assert_eq!(s.queue_pane, QueuePane::Groups);
+    assert_eq!(
+        s.cursor(PageKey::Groups).key.as_deref(),
+        Some("okta/unauthorized/E0000006")
+    );
+    // Below the last row, on a border, or on the title: nothing changes.
+    let before = s.cursors.clone();
+    for at in [(5, 38), (0, 12), (3, 0)] {
+        update(&mut s, click(at), t0());
+    }
+    assert_eq!(s.cursors, before);
+    assert_eq!(s.view(), ViewId::Queue);
 }
 
 #[test]
@@ -470,6 +522,8 @@ fn the_theme_key_cycles_through_the_available_themes() {
 
 #[test]
 fn eta_comes_from_measured_throughput_capped_by_the_limiter() {
+    use accessdesk::tui::data::Eta;
+    use std::time::Duration;
     let s = state(80, 24);
     let okta = s
         .snapshot
@@ -477,19 +531,131 @@ fn eta_comes_from_measured_throughput_capped_by_the_limiter() {
         .iter()
         .find(|r| r.name == "okta")
         .unwrap();
+    let secs = |e: Eta| match e {
+        Eta::In(d) => d.as_secs(),
+        other => panic!("no ETA: {other:?}"),
+    };
     // 127 to do at 30/min measured (0.5/s) = 254 s.
-    assert_eq!(okta.eta().unwrap().as_secs(), 254);
+    assert_eq!(secs(okta.eta()), 254);
+    // The first completions of a wave say nothing about its pace: 2 in the first second
+    // would promise 127 / (2/60 s) = over an hour. Until a few have been measured over a
+    // few seconds, the ETA is being measured.
+    let mut early = okta.clone();
+    early.succeeded_last_minute = 2;
+    early.measured_over = Duration::from_secs(1);
+    assert_eq!(early.eta(), Eta::Measuring);
+    early.succeeded_last_minute = 20;
+    assert_eq!(early.eta(), Eta::Measuring, "one second is too short");
+    early.measured_over = Duration::from_secs(4);
+    assert_eq!(early.eta(), Eta::Measuring);
+    // 20 in 5 s: 4/s, capped by nothing (the limiter allows 8.5/s): 127 / 4 = 31 s.
+    early.measured_over = Duration::from_secs(5);
+    assert_eq!(secs(early.eta()), 31);
+    // Running, nothing finished yet: measuring. Nothing moving at all: unknown.
     let mut idle = okta.clone();
     idle.succeeded_last_minute = 0;
-    // Nothing measured yet: the limiter's 8.5/s.
-    assert_eq!(idle.eta().unwrap().as_secs(), 14);
+    assert_eq!(idle.eta(), Eta::Measuring);
+    idle.counts.0[0] = 0; // running
+    idle.counts.0[2] = 0; // verifying
+    assert_eq!(idle.eta(), Eta::Unknown);
     let zoom = s
         .snapshot
         .systems
         .iter()
         .find(|r| r.name == "zoom")
         .unwrap();
-    assert_eq!(zoom.eta().unwrap().as_secs(), 0, "nothing left");
+    assert_eq!(zoom.eta(), Eta::Done, "nothing left");
+}
+
+/// Column widths come from what the visible rows hold (the Kind column is as wide as
+/// "aws_identity_store", not a fixed 10); the Queue names people; an ETA that has not been
+/// measured long enough says so.
+#[test]
+fn columns_fit_content_the_queue_names_people_and_an_early_eta_is_measuring() {
+    use std::time::Duration;
+    let mut s = state(120, 40);
+    let mut sso = s.snapshot.systems[0].clone();
+    sso.name = "aws-sso".into();
+    sso.kind = "aws_identity_store".into();
+    // A wave just started: two done in its first second.
+    sso.succeeded_last_minute = 2;
+    sso.measured_over = Duration::from_secs(1);
+    s.snapshot.systems.insert(1, sso);
+    let screen = render(&s);
+    let row = screen
+        .lines()
+        .find(|l| l.contains("aws-sso"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(row.contains(" aws_identity_store "), "{row}");
+    assert!(row.contains(" measuring "), "{row}");
+    // The header lines up with it.
+    let header = screen.lines().find(|l| l.contains("Kind")).unwrap();
+    assert_eq!(
+        header.find("Kind"),
+        row.find("aws_identity_store"),
+        "{screen}"
+    );
+
+    // The Queue shows who each operation is for, by name.
+    ch(&mut s, '3');
+    let screen = render(&s);
+    let row = screen.lines().find(|l| l.contains("101")).unwrap();
+    assert!(row.contains("Grace Hopper"), "{row}");
+    assert!(
+        screen.contains("aws-sso") && screen.contains("ETA measuring"),
+        "{screen}"
+    );
+}
+
+/// The Queue asks the loader for the names of the people on its page (and a page either
+/// side), never the whole queue's.
+#[test]
+fn the_queue_reads_names_for_its_page_only() {
+    let mut s = state(120, 40);
+    let mut snap = snapshot();
+    let ops: Vec<_> = (0..5_000)
+        .map(|i| {
+            op(
+                1000 + i,
+                "okta",
+                accessdesk::model::OperationKind::CreateAccount,
+                &format!("P{i:05}"),
+                None,
+                OperationStatus::Queued,
+            )
+        })
+        .collect();
+    snap.queue = Arc::new(ops);
+    snap.groups.clear();
+    update(&mut s, Msg::Data(Box::new(snap)), t0());
+    ch(&mut s, '3');
+    for _ in 0..3 {
+        press(&mut s, KeyCode::PageDown);
+    }
+    let (screen, hits) = render_with_hits(&s);
+    s.hits = hits;
+    let list = s
+        .hits
+        .lists
+        .iter()
+        .find(|l| l.key == PageKey::Queue)
+        .unwrap();
+    let (first, height) = (list.first, list.rows.height as usize);
+    assert!(first > 0, "scrolled");
+    let q = accessdesk::tui::reducer::query(&s);
+    assert_eq!(
+        q.names.len(),
+        3 * height,
+        "a page either side: {:?}",
+        q.names
+    );
+    let shown = s.queue_rows()[first].person_id.clone();
+    assert!(screen.contains(&shown), "{screen}");
+    assert!(q.names.contains(&shown));
+    assert!(
+        !q.names.contains(&"P00000".to_string()),
+        "not the whole queue"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

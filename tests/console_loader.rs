@@ -217,6 +217,22 @@ fn the_matrix_failure_groups_and_credentials_come_from_the_store() {
         .unwrap();
     assert!(again.people.is_none());
     assert!(again.changed.is_empty());
+    assert!(again.names.is_empty(), "names only when asked for");
+
+    // The Queue page asks for the names of the people on its rows, and gets only those.
+    let named = loader
+        .load(
+            &Query {
+                names: vec!["E2".into(), "E404".into()],
+                ..Default::default()
+            },
+            Utc::now(),
+        )
+        .unwrap();
+    assert_eq!(
+        named.names,
+        std::collections::HashMap::from([("E2".to_string(), "Alan Turing".to_string())])
+    );
     let mut w = Store::open(&dir.path().join("a.db")).unwrap();
     w.write(|tx| {
         tx.transition(

@@ -411,3 +411,112 @@ fn a_rejected_grant_sticks_until_its_inputs_change() {
     assert_eq!(adds(&h), 1, "the rule's inputs changed");
     assert!(h.run(&["audit", "verify"]).status.success());
 }
+
+/// Operations that could not run are reported, not only those that did: `apply --json`
+/// and `run --json` list each system the engine has no adapter for (no adapter for its
+/// kind, no credential configured) with the reason, how many of its operations stay
+/// queued and their first ids; the exit code is 1.
+#[test]
+fn run_and_apply_report_the_operations_that_could_not_run() {
+    let h = Home::new();
+    h.write(
+        "systems.toml",
+        "[systems.gh]\nkind = \"github\"\ncredential = \"env:ACCESSDESK_TEST_GH_TOKEN\"\n[[systems.gh.entitlements]]\nkind = \"team\"\nname = \"eng\"\n\
+         [systems.okta]\nkind = \"okta\"\nbase_url = \"http://127.0.0.1:9\"\n[[systems.okta.entitlements]]\nkind = \"group\"\nname = \"everyone\"\n",
+    );
+    h.write(
+        "policies.toml",
+        "[[rule]]\nname = \"all\"\nwhen = \"person.status == 'active'\"\ngrant = [\"gh:team:eng\", \"okta:group:everyone\"]\n",
+    );
+    let mut csv = HEADER.to_string();
+    for i in 0..15 {
+        csv.push_str(&format!(
+            "E{i},Ada,L{i},,ada{i}@example.com,Eng,T,,L,C,active,,\n"
+        ));
+    }
+    let csv = h.write("hr.csv", &csv);
+    assert!(
+        h.run(&["people", "import", csv.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let plan = h.json(&["plan"]);
+    let id = plan["id"].as_str().unwrap().to_string();
+    let with_token = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_accessdesk"))
+            .arg("--home")
+            .arg(h.path())
+            .args(args)
+            .env_remove("ACCESSDESK_HOME")
+            .env("USER", "tester")
+            .env("ACCESSDESK_TEST_GH_TOKEN", "t0ken")
+            .output()
+            .unwrap()
+    };
+    let check = |o: &Output, what: &str| -> serde_json::Value {
+        assert_eq!(o.status.code(), Some(1), "{what}: {}", text(o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{what}: {e}: {}", text(o)));
+        assert_eq!(v["ran"], true, "{what}: {v}");
+        assert_eq!(v["succeeded"], 0, "{what}: {v}");
+        let not_run = v["not_run"].as_array().unwrap();
+        assert_eq!(not_run.len(), 2, "{what}: {v}");
+        let by = |s: &str| not_run.iter().find(|n| n["system"] == s).unwrap();
+        let gh = by("gh");
+        assert!(
+            gh["reason"]
+                .as_str()
+                .unwrap()
+                .contains("no adapter for kind github"),
+            "{what}: {gh}"
+        );
+        let okta = by("okta");
+        assert!(
+            okta["reason"]
+                .as_str()
+                .unwrap()
+                .contains("okta has no credential"),
+            "{what}: {okta}"
+        );
+        for n in [gh, okta] {
+            // 15 accounts and 15 memberships each; the ids are capped, the count is not.
+            assert_eq!(n["operations"], 30, "{what}: {n}");
+            assert_eq!(n["ids"].as_array().unwrap().len(), 20, "{what}: {n}");
+            assert_eq!(n["more"], 10, "{what}: {n}");
+        }
+        v
+    };
+    let v = check(&with_token(&["--json", "apply", &id]), "apply");
+    assert_eq!(v["applied"]["queued"], 60, "{v}");
+    let v = check(&with_token(&["--json", "run"]), "run");
+    assert!(v.get("applied").is_none(), "{v}");
+    // The queue still holds every one of them.
+    let q = h.json(&["queue", "list"]);
+    assert_eq!(q.as_array().unwrap().len(), 60);
+    // In text, too.
+    let o = with_token(&["run"]);
+    assert_eq!(o.status.code(), Some(1));
+    let t = text(&o);
+    assert!(
+        t.contains("not run: 30 operation(s) for gh stay queued"),
+        "{t}"
+    );
+
+    // A credential that cannot be resolved stops the run before any work; --json still
+    // says which system and how much waits for it.
+    let o = h.run(&["--json", "run"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ran"], false, "{v}");
+    let not_run = v["not_run"].as_array().unwrap();
+    assert_eq!(not_run.len(), 1, "{v}");
+    assert_eq!(not_run[0]["system"], "gh");
+    assert!(
+        not_run[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("env:ACCESSDESK_TEST_GH_TOKEN"),
+        "{v}"
+    );
+    assert_eq!(not_run[0]["operations"], 30, "{v}");
+}

@@ -47,8 +47,10 @@ pub fn peak_rss_mib() -> Option<f64> {
 
 fn draw(term: &mut Terminal<TestBackend>, s: &AppState) -> Result<Duration> {
     let t = Instant::now();
-    term.draw(|f| crate::tui::views::draw(f, s))
-        .map_err(|e| Error::Failed(format!("drawing: {e}")))?;
+    term.draw(|f| {
+        crate::tui::views::draw(f, s);
+    })
+    .map_err(|e| Error::Failed(format!("drawing: {e}")))?;
     Ok(t.elapsed())
 }
 

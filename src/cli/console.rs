@@ -87,17 +87,7 @@ impl ConsoleArgs {
     }
 }
 
-/// Refuse to start a full-screen UI where there is no terminal.
-pub fn require_terminal() -> Result<()> {
-    use std::io::IsTerminal;
-    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        return Err(Error::usage(
-            "the console needs an interactive terminal",
-            "run it in a terminal, or use the subcommands (accessdesk --help) in scripts",
-        ));
-    }
-    Ok(())
-}
+pub use crate::tui::app::require_terminal;
 
 pub fn run(ctx: &Ctx, args: ConsoleArgs) -> Result<i32> {
     let cfg = ctx.systems()?;

@@ -4,12 +4,13 @@ use super::{ActArgs, ApprovalsCmd, Ctx, QueueCmd};
 use crate::adapters::http::Timeouts;
 use crate::config::SystemsConfig;
 use crate::engine::admin::{self, Action};
-use crate::engine::apply::{apply_plan, make_plan};
+use crate::engine::apply::{ApplyReport, apply_plan, make_plan};
 use crate::engine::plan::Scope;
-use crate::engine::workers::{Engine, EngineConfig};
+use crate::engine::workers::{Engine, EngineConfig, RunSummary, Unavailable};
 use crate::model::OperationStatus;
 use crate::store::Store;
 use crate::{Error, Result};
+use serde::Serialize;
 use std::sync::{Arc, Mutex};
 
 pub fn plan(ctx: &Ctx, system: Option<String>, person: Option<String>, all: bool) -> Result<i32> {
@@ -110,16 +111,11 @@ pub fn plan(ctx: &Ctx, system: Option<String>, person: Option<String>, all: bool
 
 /// Build the engine from systems.toml: one adapter per system, credentials from the keychain.
 /// Systems whose adapter cannot be built are reported; their operations stay queued.
-pub fn build_engine(cfg: &SystemsConfig, store: Store) -> Result<(Arc<Engine>, Vec<String>)> {
-    // A headless server may hold every credential in env:VAR and have no keychain at all.
-    let secrets = match crate::secrets::Keychain::from_env() {
-        Ok(k) => Secrets::Keychain(k),
-        Err(e) => Secrets::EnvOnly(e.to_string()),
-    };
+pub fn build_engine(cfg: &SystemsConfig, store: Store) -> Result<(Arc<Engine>, Vec<Unavailable>)> {
     let (engine, problems) = Engine::from_config(
         cfg,
         Arc::new(Mutex::new(store)),
-        &secrets,
+        &Secrets::open(),
         Timeouts::default(),
         EngineConfig {
             actor: super::actor(),
@@ -133,6 +129,16 @@ pub fn build_engine(cfg: &SystemsConfig, store: Store) -> Result<(Arc<Engine>, V
 enum Secrets {
     Keychain(crate::secrets::Keychain),
     EnvOnly(String),
+}
+
+impl Secrets {
+    /// A headless server may hold every credential in env:VAR and have no keychain at all.
+    fn open() -> Secrets {
+        match crate::secrets::Keychain::from_env() {
+            Ok(k) => Secrets::Keychain(k),
+            Err(e) => Secrets::EnvOnly(e.to_string()),
+        }
+    }
 }
 
 impl crate::adapters::registry::SecretSource for Secrets {
@@ -159,37 +165,96 @@ impl crate::adapters::registry::SecretSource for Secrets {
     }
 }
 
-/// Resolve every configured system's credential before any work starts: a missing one
-/// stops `apply` and `run` (exit 1) naming the system and the credential reference,
-/// rather than leaving operations queued behind a success.
-pub fn preflight(cfg: &SystemsConfig) -> Result<()> {
+/// Every configured system whose credential cannot be resolved, and why.
+pub fn preflight(cfg: &SystemsConfig) -> Vec<Unavailable> {
     use crate::adapters::registry::SecretSource;
-    let secrets = match crate::secrets::Keychain::from_env() {
-        Ok(k) => Secrets::Keychain(k),
-        Err(e) => Secrets::EnvOnly(e.to_string()),
-    };
+    let secrets = Secrets::open();
     let mut problems = Vec::new();
     for (name, entry) in &cfg.catalog.systems {
         if let Some(cred) = &entry.credential
             && let Err(e) = secrets.resolve(cred)
         {
-            problems.push(format!(
-                "system {name}: credential {cred} cannot be resolved: {e}"
+            problems.push(Unavailable::new(
+                name,
+                format!("system {name}: credential {cred} cannot be resolved: {e}"),
             ));
         }
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Failed(format!(
-            "{}; nothing was applied or run (set the credential with `accessdesk secret set NAME` or export the variable)",
-            problems.join("; ")
-        )))
-    }
+    problems
 }
 
-fn drive(ctx: &Ctx, cfg: &SystemsConfig) -> Result<i32> {
-    preflight(cfg)?;
+/// How many ids of unrun operations a report lists per system (the count is always there).
+const NOT_RUN_IDS: usize = 20;
+
+/// A system the run could not drive, and what it left waiting.
+#[derive(Debug, Serialize)]
+struct NotRun {
+    system: String,
+    reason: String,
+    /// Its operations left queued (queued, waiting to retry, running, verifying).
+    operations: u64,
+    /// The first of them, oldest first.
+    ids: Vec<i64>,
+    /// How many more there are than `ids` lists.
+    more: u64,
+}
+
+/// What `run` and `apply` report: what ran, and what could not.
+#[derive(Debug, Serialize)]
+struct RunReport {
+    /// Whether the workers ran at all (false: a credential was missing; nothing ran).
+    ran: bool,
+    /// `apply` only: what the plan put on the queue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    applied: Option<ApplyReport>,
+    #[serde(flatten)]
+    summary: RunSummary,
+    not_run: Vec<NotRun>,
+}
+
+fn not_run(store: &Store, problems: &[Unavailable]) -> Result<Vec<NotRun>> {
+    problems
+        .iter()
+        .map(|p| {
+            let (operations, ids) = store.waiting_ops(&p.system, NOT_RUN_IDS)?;
+            Ok(NotRun {
+                system: p.system.clone(),
+                reason: p.reason.clone(),
+                more: operations.saturating_sub(ids.len() as u64),
+                operations,
+                ids,
+            })
+        })
+        .collect()
+}
+
+/// A missing credential stops `apply` and `run` (exit 1) before any work, naming the
+/// system and the credential reference, rather than leaving operations queued behind a
+/// success; with --json the same report is printed, with `ran: false`.
+fn refuse_unresolved(ctx: &Ctx, cfg: &SystemsConfig) -> Result<()> {
+    let problems = preflight(cfg);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    if ctx.json {
+        let store = ctx.store()?;
+        ctx.print_json(&RunReport {
+            ran: false,
+            applied: None,
+            summary: RunSummary::default(),
+            not_run: not_run(&store, &problems)?,
+        })?;
+    }
+    let reasons: Vec<String> = problems.iter().map(|p| p.reason.clone()).collect();
+    Err(Error::Failed(format!(
+        "{}; nothing was applied or run (set the credential with `accessdesk secret set NAME` or export the variable)",
+        reasons.join("; ")
+    )))
+}
+
+/// Run the queue until it settles. Exit 1 when an operation failed or was left unrun
+/// because its system has no adapter.
+fn drive(ctx: &Ctx, cfg: &SystemsConfig, applied: Option<ApplyReport>) -> Result<i32> {
     let store = ctx.store()?;
     let (engine, problems) = build_engine(cfg, store)?;
     for p in &problems {
@@ -200,18 +265,33 @@ fn drive(ctx: &Ctx, cfg: &SystemsConfig) -> Result<i32> {
         .build()
         .map_err(|e| Error::io("starting the async runtime", e))?;
     let summary = rt.block_on(engine.run_until_idle(None))?;
+    drop(engine);
+    let not_run = not_run(&ctx.store()?, &problems)?;
+    let left: u64 = not_run.iter().map(|n| n.operations).sum();
+    let failed = summary.failed > 0 || left > 0;
     if ctx.json {
-        ctx.print_json(&summary)?;
+        ctx.print_json(&RunReport {
+            ran: true,
+            applied,
+            summary,
+            not_run,
+        })?;
     } else {
         println!(
             "run finished: {} succeeded, {} failed, {} blocked, {} retries, {} recovered after a restart",
             summary.succeeded, summary.failed, summary.blocked, summary.retried, summary.recovered
         );
+        for n in not_run.iter().filter(|n| n.operations > 0) {
+            println!(
+                "not run: {} operation(s) for {} stay queued: {}",
+                n.operations, n.system, n.reason
+            );
+        }
         if summary.failed > 0 {
             println!("see `accessdesk queue failures`");
         }
     }
-    Ok(if summary.failed > 0 { 1 } else { 0 })
+    Ok(if failed { 1 } else { 0 })
 }
 
 pub fn apply(
@@ -231,7 +311,7 @@ pub fn apply(
     }
     let approval = if approve { reason.as_deref() } else { None };
     if !no_run {
-        preflight(&cfg)?;
+        refuse_unresolved(ctx, &cfg)?;
     }
     let report = apply_plan(&mut store, &cfg.catalog, plan, &super::actor(), approval)?;
     if !ctx.json {
@@ -247,12 +327,13 @@ pub fn apply(
         }
         return Ok(0);
     }
-    drive(ctx, &cfg)
+    drive(ctx, &cfg, Some(report))
 }
 
 pub fn run(ctx: &Ctx) -> Result<i32> {
     let cfg = ctx.systems()?;
-    drive(ctx, &cfg)
+    refuse_unresolved(ctx, &cfg)?;
+    drive(ctx, &cfg, None)
 }
 
 pub fn queue(ctx: &Ctx, cmd: QueueCmd) -> Result<i32> {

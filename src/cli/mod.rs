@@ -8,10 +8,12 @@ pub mod console;
 pub mod demo;
 pub mod engine;
 pub mod init;
-pub mod logging;
 pub mod people;
 pub mod policy;
 pub mod secret;
+
+/// Logging moved to [`crate::logging`] (the console uses it too); kept here for callers.
+pub use crate::logging;
 
 use crate::config::{Home, SystemsConfig};
 use crate::policy::PolicySet;
@@ -371,7 +373,7 @@ impl Ctx {
     }
 
     pub fn policies(&self, systems: &SystemsConfig) -> Result<PolicySet> {
-        PolicySet::load(&self.home.policies_path(), &systems.catalog)
+        PolicySet::load(&self.home.policies_path(), systems)
     }
 
     pub fn store(&self) -> Result<Store> {
@@ -399,28 +401,7 @@ accessdesk: this home has no configuration yet, so there is nothing for the cons
   accessdesk demo --headless --for 30s the demo scenario without the console, for scripts
   accessdesk --help                    everything else";
 
-/// Pad `s` with spaces to `width` terminal columns (CJK and emoji count double), or cut
-/// it with an ellipsis when it is wider.
-pub fn pad(s: &str, width: usize) -> String {
-    use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
-    let w = s.width();
-    if w <= width {
-        return format!("{s}{}", " ".repeat(width - w));
-    }
-    let mut out = String::new();
-    let mut used = 0;
-    for c in s.chars() {
-        let cw = c.width().unwrap_or(0);
-        if used + cw + 1 > width {
-            break;
-        }
-        out.push(c);
-        used += cw;
-    }
-    out.push('…');
-    used += 1;
-    format!("{out}{}", " ".repeat(width.saturating_sub(used)))
-}
+pub use crate::text::pad;
 
 /// Say on stderr that a list was cut, and how to see all of it.
 pub fn say_cut(shown: usize, total: usize, what: &str) {

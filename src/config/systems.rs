@@ -295,6 +295,18 @@ pub const IMPORT_FIELDS: &[&str] = &[
     "end_date",
 ];
 
+/// The person attribute an import field fills, as conditions name it: `employee_id` is
+/// `hris_id`, `first_name` `given_name`, `last_name` `family_name`; the others (and
+/// `custom.NAME`) keep their names.
+pub fn person_attribute(field: &str) -> &str {
+    match field {
+        "employee_id" => "hris_id",
+        "first_name" => "given_name",
+        "last_name" => "family_name",
+        other => other,
+    }
+}
+
 impl Default for ImportMapping {
     fn default() -> Self {
         // The default reads a typical HRIS export, whose headers equal our field names.

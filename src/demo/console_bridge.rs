@@ -3,21 +3,21 @@
 
 use super::Demo;
 use crate::Result;
-use crate::cli::console::{ConsoleArgs, require_terminal};
+use crate::tui::app::{ConsoleOptions, require_terminal};
 use crate::tui::core::{Backend, KeychainProbe};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Run the console on a started demo. Returns the exit code.
-pub async fn run_demo(demo: Demo, args: &ConsoleArgs) -> Result<i32> {
-    let opts = args.options(None)?;
+/// Run the console on a started demo, acting as `actor` (who the audit log names for the
+/// admin's actions). Returns the exit code.
+pub async fn run_demo(demo: Demo, opts: ConsoleOptions, actor: String) -> Result<i32> {
     require_terminal()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let engine = demo.spawn_engine(stop_rx.clone());
     let scenario = demo.spawn_scenario(stop_rx);
     let policies = crate::policy::PolicySet::load(
         &crate::config::Home::new(&demo.home).policies_path(),
-        &demo.config.catalog,
+        &demo.config,
     )
     .ok()
     .map(Arc::new);
@@ -28,7 +28,7 @@ pub async fn run_demo(demo: Demo, args: &ConsoleArgs) -> Result<i32> {
         engine: Some(demo.engine.clone()),
         probe: Some(Arc::new(KeychainProbe(Some(demo.keychain().clone())))),
         notices: demo.notices.clone(),
-        actor: crate::cli::actor(),
+        actor,
         theme_dir: None,
         feed: Some(demo.event_feed()),
     };

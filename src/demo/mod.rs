@@ -246,7 +246,7 @@ impl Demo {
                 .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
         }
         let config = SystemsConfig::load(&home.systems_path())?;
-        let policies = PolicySet::load(&home.policies_path(), &config.catalog)?;
+        let policies = PolicySet::load(&home.policies_path(), &config)?;
 
         // The credentials.
         let (keychain, fell_back) = Keychain::from_env_or_memory(Some(KEYRING_SERVICE));
@@ -319,7 +319,11 @@ impl Demo {
         if !problems.is_empty() {
             return Err(Error::Failed(format!(
                 "the demo could not build its adapters: {}",
-                problems.join("; ")
+                problems
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
             )));
         }
         let (tx, rx) = mpsc::unbounded_channel();

@@ -2,8 +2,11 @@
 //! the live rate-limit state, and whether a credential is accepted right now.
 
 use super::workers::Engine;
-use crate::adapters::http::LimiterSnapshot;
 use crate::{Error, Result};
+
+/// A system's rate-limit state as the limiter sees it. Re-exported here so that the
+/// console reads it from the engine and never names the adapters.
+pub use crate::adapters::http::LimiterSnapshot;
 
 impl Engine {
     /// The rate limiter's current view of a system (used/limit, reset, rate).

@@ -103,6 +103,37 @@ pub struct EngineEvent {
     pub message: Option<String>,
 }
 
+/// A configured system the engine has no adapter for (its credential is missing, no
+/// adapter exists for its kind, its settings are incomplete): its operations stay queued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unavailable {
+    pub system: String,
+    /// Why, as one sentence that names the system.
+    pub reason: String,
+}
+
+impl Unavailable {
+    pub fn new(system: &str, reason: impl Into<String>) -> Unavailable {
+        let reason = reason.into();
+        // Most errors already name the system ("system okta: ..."); say it once.
+        let reason = if reason.contains(system) {
+            reason
+        } else {
+            format!("{system}: {reason}")
+        };
+        Unavailable {
+            system: system.to_string(),
+            reason,
+        }
+    }
+}
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
 /// A summary of one run.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct RunSummary {
@@ -195,7 +226,7 @@ impl Engine {
     /// Build an engine for every system in systems.toml: one adapter each (its credential
     /// from `secrets`, its own rate limiter, HTTP `timeouts`), with the system's configured
     /// concurrency and verification. Systems whose adapter cannot be built are returned as
-    /// problems (`name: why`); their operations stay queued. The CLI passes the keychain
+    /// [`Unavailable`]; their operations stay queued. The CLI passes the keychain
     /// and the default timeouts; the demo its own keychain and shorter timeouts.
     pub fn from_config(
         cfg: &crate::config::SystemsConfig,
@@ -203,7 +234,7 @@ impl Engine {
         secrets: &dyn crate::adapters::registry::SecretSource,
         timeouts: crate::adapters::http::Timeouts,
         engine_config: EngineConfig,
-    ) -> (Engine, Vec<String>) {
+    ) -> (Engine, Vec<Unavailable>) {
         use crate::adapters::registry::{AdapterContext, build_with, limiter_for};
         let mut systems = HashMap::new();
         let mut problems = Vec::new();
@@ -225,11 +256,7 @@ impl Engine {
                         SystemRuntime::new(adapter, entry.system.kind, concurrency, entry.verify),
                     );
                 }
-                // Most errors already name the system ("system okta: ..."); say it once.
-                Err(e) => problems.push(match e.to_string() {
-                    t if t.contains(name.as_str()) => t,
-                    t => format!("{name}: {t}"),
-                }),
+                Err(e) => problems.push(Unavailable::new(name, e.to_string())),
             }
         }
         let engine = Engine::new(store, Arc::new(cfg.catalog.clone()), systems, engine_config);

@@ -603,10 +603,21 @@ impl Checker<'_> {
             "declare custom attributes in policies.toml under [attributes], e.g. clearance = \"string\""
                 .to_string()
         } else {
-            "person attributes are hris_id, given_name, family_name, preferred_name, display_name, \
-             email, department, title, manager_id, location, cost_center, status, start_date, \
-             end_date, and custom.NAME for attributes declared under [attributes]"
-                .to_string()
+            let aliases: Vec<&str> = self
+                .schema
+                .aliases()
+                .filter_map(|(a, _)| a.strip_prefix("person."))
+                .collect();
+            let also = if aliases.is_empty() {
+                String::new()
+            } else {
+                format!("; the HR export's names work too: {}", aliases.join(", "))
+            };
+            format!(
+                "person attributes are hris_id, given_name, family_name, preferred_name, display_name, \
+                 email, department, title, manager_id, location, cost_center, status, start_date, \
+                 end_date, and custom.NAME for attributes declared under [attributes]{also}"
+            )
         };
         self.problem(at, message, hint);
         None

@@ -4,8 +4,9 @@
 
 use super::check::{self, TExpr};
 use super::schema::{Schema, Ty};
-use crate::config::Catalog;
+use crate::config::systems::{IMPORT_FIELDS, person_attribute};
 use crate::config::toml_errors::{from_toml_error, problem_at};
+use crate::config::{Catalog, ImportMapping};
 use crate::error::InputProblem;
 use crate::model::EntitlementRef;
 use crate::{Error, Result};
@@ -56,8 +57,15 @@ const MAX_DURATION_DAYS: i64 = 36_600;
 const FORMAT_HINT: &str = "each rule is a [[rule]] table with name, when, grant and optional \
     description, requires_approval and duration";
 
-/// Parse and validate policies.toml text against the catalogue.
-pub fn parse(path: &Path, text: &str, catalog: &Catalog) -> Result<(Schema, Vec<LoadedRule>)> {
+/// Parse and validate policies.toml text against the catalogue. Conditions may also name
+/// a field by the HR export's own column name (`columns`, systems.toml's
+/// `[import.columns]`) or by its import field name (`person.employee_id`).
+pub fn parse(
+    path: &Path,
+    text: &str,
+    catalog: &Catalog,
+    columns: &ImportMapping,
+) -> Result<(Schema, Vec<LoadedRule>)> {
     let raw: RawFile = toml::from_str(text)
         .map_err(|e| Error::input(vec![from_toml_error(path, text, &e, FORMAT_HINT)]))?;
     let mut problems: Vec<InputProblem> = Vec::new();
@@ -91,7 +99,8 @@ pub fn parse(path: &Path, text: &str, catalog: &Catalog) -> Result<(Schema, Vec<
             )),
         }
     }
-    let schema = Schema::new(&custom);
+    let mut schema = Schema::new(&custom);
+    add_import_aliases(&mut schema, columns);
 
     let mut rules = Vec::new();
     let mut seen: HashMap<String, (usize, usize)> = HashMap::new();
@@ -203,6 +212,21 @@ pub fn parse(path: &Path, text: &str, catalog: &Catalog) -> Result<(Schema, Vec<
         return Err(Error::input(problems));
     }
     Ok((schema, rules))
+}
+
+/// `person.FIELD` for every HR import field (`person.employee_id` is `person.hris_id`), and
+/// `person.HEADER` for every column header the mapping names that a condition can spell.
+fn add_import_aliases(schema: &mut Schema, columns: &ImportMapping) {
+    let target = |field: &str| format!("person.{}", person_attribute(field));
+    for field in IMPORT_FIELDS {
+        schema.add_alias(field, &target(field));
+    }
+    for (field, header) in &columns.columns {
+        let header = header.trim();
+        if valid_ident(header) {
+            schema.add_alias(header, &target(field));
+        }
+    }
 }
 
 fn valid_ident(s: &str) -> bool {

@@ -51,7 +51,7 @@ pub mod golden;
 pub mod load;
 pub mod schema;
 
-use crate::config::Catalog;
+use crate::config::{Catalog, ImportMapping, SystemsConfig};
 use crate::model::{EntitlementRef, Grant, Person};
 use crate::store::Store;
 use crate::{Error, Result};
@@ -102,7 +102,9 @@ pub struct PolicySet {
 }
 
 impl PolicySet {
-    pub fn load(path: &Path, catalog: &Catalog) -> Result<PolicySet> {
+    /// Read policies.toml and check it against systems.toml: its catalogue, and its HR
+    /// column mapping (conditions may name fields by the export's column names).
+    pub fn load(path: &Path, systems: &SystemsConfig) -> Result<PolicySet> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::usage(
@@ -113,13 +115,25 @@ impl PolicySet {
                 Error::io(format!("reading {}", path.display()), e)
             }
         })?;
-        Self::parse(path, &text, catalog)
+        Self::parse_mapped(path, &text, &systems.catalog, &systems.import)
     }
 
-    /// Parse, check every rule against the catalogue, and compile. All problems are
-    /// reported together as [`Error::Input`].
+    /// [`PolicySet::parse_mapped`] with the default column mapping (the HR export's
+    /// headers are the import field names).
     pub fn parse(path: &Path, text: &str, catalog: &Catalog) -> Result<PolicySet> {
-        let (schema, loaded) = load::parse(path, text, catalog)?;
+        Self::parse_mapped(path, text, catalog, &ImportMapping::default())
+    }
+
+    /// Parse, check every rule against the catalogue (conditions may name a field by its
+    /// column in `columns` too), and compile. All problems are reported together as
+    /// [`Error::Input`].
+    pub fn parse_mapped(
+        path: &Path,
+        text: &str,
+        catalog: &Catalog,
+        columns: &ImportMapping,
+    ) -> Result<PolicySet> {
+        let (schema, loaded) = load::parse(path, text, catalog, columns)?;
         let mut refs: BTreeMap<EntitlementRef, bool> = BTreeMap::new();
         for r in &loaded {
             for g in &r.grants {
@@ -550,8 +564,75 @@ grant = ["okta:group:sales"]
             "policies.toml:3:38: rule[0].when: unknown attribute person.departmnt; did you mean person.department? \
              (hint: person attributes are hris_id, given_name, family_name, preferred_name, display_name, email, \
              department, title, manager_id, location, cost_center, status, start_date, end_date, and custom.NAME \
-             for attributes declared under [attributes])"
+             for attributes declared under [attributes]; the HR export's names work too: employee_id, \
+             first_name, last_name)"
         );
+    }
+
+    /// Rules may name a field by the HR export's own column (systems.toml's
+    /// [import.columns]) or by its import field name; a misspelt one is refused at load
+    /// time, located, with a "did you mean".
+    #[test]
+    fn conditions_may_use_the_hr_exports_column_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let systems = SystemsConfig::parse(
+            Path::new("systems.toml"),
+            &format!(
+                "{SYSTEMS}\n[import.columns]\nemployee_id = \"Emp ID\"\ndepartment = \"dept\"\n\
+                 first_name = \"First\"\nlast_name = \"Last\"\nemail = \"email\"\n\
+                 \"custom.clearance\" = \"Clearance\"\n"
+            ),
+        )
+        .unwrap();
+        let path = dir.path().join("policies.toml");
+        std::fs::write(
+            &path,
+            "[attributes]\nclearance = \"string\"\n\
+             [[rule]]\nname = \"sales\"\nwhen = 'person.dept == \"Sales\" && person.employee_id != \"\"'\n\
+             grant = [\"okta:group:sales\"]\n\
+             [[rule]]\nname = \"cleared\"\nwhen = 'person.Clearance == \"high\" && person.First == \"Ada\"'\n\
+             grant = [\"okta:group:engineering\"]\n",
+        )
+        .unwrap();
+        let ps = PolicySet::load(&path, &systems).unwrap();
+        let mut p = Person::new("E1", "Ada", "L", "ada@x.io");
+        p.department = "Sales".into();
+        p.custom.insert("clearance".into(), "high".into());
+        let ents = |p: &Person| -> Vec<String> {
+            ps.evaluate(p, now())
+                .iter()
+                .map(|g| g.entitlement.to_string())
+                .collect()
+        };
+        assert_eq!(ents(&p), vec!["okta:group:engineering", "okta:group:sales"]);
+        p.department = "Engineering".into();
+        p.given_name = "Bo".into();
+        assert!(ents(&p).is_empty());
+
+        std::fs::write(
+            &path,
+            "[[rule]]\nname = \"r\"\nwhen = 'person.departmnt == \"Sales\"'\ngrant = [\"okta:group:sales\"]\n\
+             [[rule]]\nname = \"s\"\nwhen = 'person.dpet == \"Sales\"'\ngrant = [\"okta:group:sales\"]\n",
+        )
+        .unwrap();
+        let e = PolicySet::load(&path, &systems).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let e = e.to_string();
+        let lines: Vec<&str> = e.lines().collect();
+        assert!(
+            lines[0].starts_with(&format!(
+                "{}:3:9: rule[0].when: unknown attribute person.departmnt; did you mean person.department?",
+                path.display()
+            )),
+            "{e}"
+        );
+        assert!(
+            lines[1].contains(
+                ":7:9: rule[1].when: unknown attribute person.dpet; did you mean person.dept?"
+            ),
+            "{e}"
+        );
+        assert!(lines[1].contains("the HR export's names work too: employee_id, first_name, last_name, dept, First, Last)"), "{e}");
     }
 
     #[test]
@@ -692,7 +773,11 @@ duration = "3 months"
     #[test]
     fn a_missing_file_is_a_usage_error() {
         let dir = tempfile::tempdir().unwrap();
-        let e = PolicySet::load(&dir.path().join("policies.toml"), &catalog()).unwrap_err();
+        let systems = SystemsConfig {
+            catalog: catalog(),
+            ..Default::default()
+        };
+        let e = PolicySet::load(&dir.path().join("policies.toml"), &systems).unwrap_err();
         assert_eq!(e.exit_code(), 2);
         assert!(
             e.to_string().ends_with("policies.toml does not exist"),

@@ -105,6 +105,9 @@ pub struct Field {
 pub struct Schema {
     pub fields: Vec<Field>,
     by_path: HashMap<String, usize>,
+    /// Other names for attributes (`person.dept` for `person.department`), in the order
+    /// added: (alias path, field index).
+    aliases: Vec<(String, usize)>,
     /// Custom attributes by type, in slot order: (key in `person.custom`).
     custom_strs: Vec<String>,
     custom_dates: Vec<String>,
@@ -141,6 +144,7 @@ impl Schema {
         let mut s = Schema {
             fields,
             by_path: HashMap::new(),
+            aliases: Vec::new(),
             custom_strs: Vec::new(),
             custom_dates: Vec::new(),
             custom_ints: Vec::new(),
@@ -172,7 +176,30 @@ impl Schema {
         s
     }
 
-    /// The attribute written `path` (`person.department`), if there is one.
+    /// Let conditions name the attribute written `path` as `person.ALIAS` too (the HR
+    /// export's own column names). Ignored, returning false, when `person.ALIAS` already
+    /// names an attribute (an attribute's own name always wins, and the first alias) or
+    /// `path` names none.
+    pub fn add_alias(&mut self, alias: &str, path: &str) -> bool {
+        let alias_path = format!("person.{alias}");
+        match (self.by_path.get(&alias_path), self.by_path.get(path)) {
+            (None, Some(&id)) => {
+                self.by_path.insert(alias_path.clone(), id);
+                self.aliases.push((alias_path, id));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The aliases added with [`Schema::add_alias`]: (alias path, the attribute's path).
+    pub fn aliases(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.aliases
+            .iter()
+            .map(|(a, id)| (a.as_str(), self.fields[*id].path.as_str()))
+    }
+
+    /// The attribute written `path` (`person.department`, or an alias), if there is one.
     pub fn lookup(&self, path: &str) -> Option<(usize, &Field)> {
         self.by_path.get(path).map(|&i| (i, &self.fields[i]))
     }
@@ -195,13 +222,18 @@ impl Schema {
     pub fn suggest(&self, path: &str) -> Option<&str> {
         let last = path.rsplit('.').next().unwrap_or(path);
         let mut best: Option<(usize, &str)> = None;
-        for f in &self.fields {
-            let flast = f.path.rsplit('.').next().unwrap_or(&f.path);
+        let names = self
+            .fields
+            .iter()
+            .map(|f| f.path.as_str())
+            .chain(self.aliases.iter().map(|(a, _)| a.as_str()));
+        for name in names {
+            let flast = name.rsplit('.').next().unwrap_or(name);
             // Compare the whole path and the last segment: `person.clearance` should find
             // `person.custom.clearance`, and `person.departmnt` `person.department`.
-            let d = levenshtein(path, &f.path).min(levenshtein(last, flast) + 1);
+            let d = levenshtein(path, name).min(levenshtein(last, flast) + 1);
             if best.is_none_or(|(bd, _)| d < bd) {
-                best = Some((d, &f.path));
+                best = Some((d, name));
             }
         }
         let limit = (last.chars().count() / 3).max(2);
@@ -385,6 +417,25 @@ mod tests {
             Some("person.custom.clearance")
         );
         assert_eq!(s.suggest("person.zzzzzzzzz"), None);
+    }
+
+    #[test]
+    fn aliases_name_the_same_attribute_and_are_suggested() {
+        let mut s = Schema::new(&[("clearance".into(), Ty::Str)]);
+        assert!(s.add_alias("dept", "person.department"));
+        assert!(s.add_alias("Clearance", "person.custom.clearance"));
+        // An attribute's own name wins; an alias of nothing is ignored.
+        assert!(!s.add_alias("title", "person.department"));
+        assert!(!s.add_alias("dept", "person.title"));
+        assert!(!s.add_alias("team", "person.custom.team"));
+        assert_eq!(s.lookup("person.dept"), s.lookup("person.department"));
+        assert_eq!(s.lookup("person.title").unwrap().1.path, "person.title");
+        assert_eq!(
+            s.lookup("person.Clearance").unwrap().1.path,
+            "person.custom.clearance"
+        );
+        assert_eq!(s.suggest("person.detp"), Some("person.dept"));
+        assert_eq!(s.suggest("person.departmnt"), Some("person.department"));
     }
 
     #[test]

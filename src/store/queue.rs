@@ -595,6 +595,25 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
+    /// A system's operations that its workers would run now or are in the middle of
+    /// (queued, waiting to retry, running, verifying): how many, and the first `cap` ids.
+    /// What is left when a run could not drive the system.
+    pub fn waiting_ops(&self, system: &str, cap: usize) -> Result<(u64, Vec<i64>)> {
+        const WAITING: &str = "('queued', 'retry_wait', 'running', 'verifying')";
+        let count: i64 = self.conn.query_row(
+            &format!("SELECT count(*) FROM operations WHERE system = ?1 AND status IN {WAITING}"),
+            [system],
+            |r| r.get(0),
+        )?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT id FROM operations WHERE system = ?1 AND status IN {WAITING} ORDER BY id LIMIT ?2"
+        ))?;
+        let ids = stmt
+            .query_map(params![system, cap as i64], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<i64>>>()?;
+        Ok((count.max(0) as u64, ids))
+    }
+
     pub fn dependencies_of(&self, id: i64) -> Result<Vec<i64>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT depends_on FROM op_deps WHERE op_id = ?1 ORDER BY depends_on",

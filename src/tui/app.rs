@@ -36,6 +36,18 @@ pub const TICK: Duration = Duration::from_millis(500);
 
 static MOUSE_ON: AtomicBool = AtomicBool::new(false);
 
+/// Refuse to start a full-screen UI where there is no terminal.
+pub fn require_terminal() -> Result<()> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(Error::usage(
+            "the console needs an interactive terminal",
+            "run it in a terminal, or use the subcommands (accessdesk --help) in scripts",
+        ));
+    }
+    Ok(())
+}
+
 /// Put the terminal back the way we found it. Safe to call more than once.
 pub fn restore_terminal() {
     let mut out = std::io::stdout();
@@ -64,7 +76,7 @@ fn install_panic_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         restore_terminal();
-        crate::cli::logging::pause_stderr(false);
+        crate::logging::pause_stderr(false);
         previous(info);
     }));
 }
@@ -112,11 +124,11 @@ pub async fn run(backend: Backend, opts: ConsoleOptions) -> Result<()> {
     let queries = spawn_loader(loader, tx.clone());
 
     install_panic_hook();
-    crate::cli::logging::pause_stderr(true);
+    crate::logging::pause_stderr(true);
     enter_terminal(opts.mouse)?;
     let result = event_loop(&backend, &opts, &mut state, &tx, &mut rx, &queries).await;
     restore_terminal();
-    crate::cli::logging::pause_stderr(false);
+    crate::logging::pause_stderr(false);
     result
 }
 
@@ -193,9 +205,11 @@ async fn event_loop(
     loop {
         // Draw, then wait for the next message and take everything that is already there.
         let t0 = Instant::now();
+        let mut hits = Default::default();
         terminal
-            .draw(|f| super::views::draw(f, state))
+            .draw(|f| hits = super::views::draw(f, state))
             .map_err(|e| Error::io("drawing the console", e))?;
+        state.hits = hits;
         if let Some(log) = frame_log.as_mut() {
             let _ = writeln!(
                 log,
@@ -256,13 +270,13 @@ async fn event_loop(
 /// Ctrl-Z: give the terminal back, stop, and take it again when continued.
 fn suspend(mouse: bool) {
     restore_terminal();
-    crate::cli::logging::pause_stderr(false);
+    crate::logging::pause_stderr(false);
     #[cfg(unix)]
     // SAFETY: raising SIGTSTP on our own process is how a job-control shell expects a
     // program to stop itself; execution resumes here on SIGCONT.
     unsafe {
         libc::raise(libc::SIGTSTP);
     }
-    crate::cli::logging::pause_stderr(true);
+    crate::logging::pause_stderr(true);
     let _ = enter_terminal(mouse);
 }

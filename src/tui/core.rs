@@ -40,7 +40,7 @@ pub struct Backend {
 struct EngineStatus(Arc<Engine>);
 
 impl LiveStatus for EngineStatus {
-    fn rate(&self, system: &str) -> Option<crate::adapters::http::LimiterSnapshot> {
+    fn rate(&self, system: &str) -> Option<crate::engine::status::LimiterSnapshot> {
         self.0.rate_status(system)
     }
 }

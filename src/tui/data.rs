@@ -5,8 +5,8 @@
 //! is read (one person's matrix, one operation's attempts, one page of audit events); the
 //! people list is read once and re-read only when the people table changes.
 
-use crate::adapters::http::LimiterSnapshot;
 use crate::config::Catalog;
+use crate::engine::status::LimiterSnapshot;
 use crate::model::{EntitlementRef, OperationKind, OperationStatus, Person};
 use crate::policy::PolicySet;
 use crate::store::Store;
@@ -74,7 +74,10 @@ pub struct SystemRow {
     pub kind: String,
     pub counts: StatusCounts,
     pub failed_last_hour: u64,
+    /// Operations that succeeded in the last minute...
     pub succeeded_last_minute: u64,
+    /// ...and the time they span: from the first of them to the snapshot (at most a minute).
+    pub measured_over: Duration,
     pub last_sync: Option<String>,
     pub auth: AuthState,
     pub rate: Option<LimiterSnapshot>,
@@ -84,32 +87,59 @@ pub struct SystemRow {
     pub budget_per_minute: Option<u32>,
 }
 
+/// When a system's queue will be done.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Eta {
+    /// Nothing left to do.
+    Done,
+    /// Work is going on, but not for long enough to tell its pace.
+    Measuring,
+    In(Duration),
+    /// Nothing is moving (all waiting to retry, say): no basis for a guess.
+    Unknown,
+}
+
+/// Throughput is measured over at least this long...
+pub const MIN_MEASURED: Duration = Duration::from_secs(5);
+/// ...and at least this many completions, before an ETA is given.
+pub const MIN_COMPLETIONS: u64 = 3;
+
 impl SystemRow {
+    /// Operations completed per second over the last minute, once there are enough of
+    /// them over a long enough time ([`MIN_COMPLETIONS`], [`MIN_MEASURED`]) to say.
+    pub fn measured_rate(&self) -> Option<f64> {
+        let over = self.measured_over.min(Duration::from_secs(60));
+        (self.succeeded_last_minute >= MIN_COMPLETIONS && over >= MIN_MEASURED)
+            .then(|| self.succeeded_last_minute as f64 / over.as_secs_f64())
+    }
+
     /// An honest estimate of when this system's queue is done: the queue depth over the
-    /// throughput actually achieved in the last minute, or, before anything finished, over
-    /// the rate the limiter allows now. None when there is nothing to go on.
-    pub fn eta(&self) -> Option<Duration> {
+    /// throughput actually achieved (never more than the limiter allows). Until that has
+    /// been measured for a few seconds, `Measuring` (a wave's first completions say
+    /// nothing about its pace).
+    pub fn eta(&self) -> Eta {
         let depth = self.counts.depth();
         if depth == 0 {
-            return Some(Duration::ZERO);
+            return Eta::Done;
         }
-        let measured = self.succeeded_last_minute as f64 / 60.0;
+        let Some(measured) = self.measured_rate() else {
+            let moving = self.succeeded_last_minute > 0
+                || self.counts.get(OperationStatus::Running) > 0
+                || self.counts.get(OperationStatus::Verifying) > 0;
+            return if moving { Eta::Measuring } else { Eta::Unknown };
+        };
         let allowed = self
             .rate
             .as_ref()
             .map(|r| r.rate_per_sec)
             .filter(|r| r.is_finite() && *r > 0.0)
             .or_else(|| self.budget_per_minute.map(|b| b as f64 / 60.0));
-        let per_sec = if measured > 0.0 {
-            // Never promise more than the limiter will allow.
-            allowed.map_or(measured, |a| measured.min(a.max(measured * 0.5)))
-        } else {
-            allowed?
-        };
+        // Never promise more than the limiter will allow.
+        let per_sec = allowed.map_or(measured, |a| measured.min(a.max(measured * 0.5)));
         if per_sec <= 0.0 {
-            return None;
+            return Eta::Unknown;
         }
-        Some(Duration::from_secs_f64(depth as f64 / per_sec))
+        Eta::In(Duration::from_secs_f64(depth as f64 / per_sec))
     }
 }
 
@@ -322,6 +352,9 @@ pub struct Query {
     pub cell: Option<(String, String, Option<String>)>,
     /// Re-read the credential state (slow on some keychains).
     pub credentials: bool,
+    /// People whose names the page shows (the Queue's rows on screen): read with it, so
+    /// that a long queue costs only its visible page.
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -350,6 +383,8 @@ pub struct Snapshot {
     pub op: Option<OpDetail>,
     pub cell: Option<CellExplain>,
     pub credentials: BTreeMap<String, CredentialInfo>,
+    /// Display names of the people `Query::names` asked for, by HRIS id.
+    pub names: HashMap<String, String>,
     /// How long the read took (shown in the status bar; useful when the store is big).
     pub load_time: Duration,
 }
@@ -370,6 +405,13 @@ pub trait CredentialProbe: Send + Sync {
 
 /// The live queue the Queue view shows: everything not yet done, at most this many.
 pub const QUEUE_LIMIT: usize = 20_000;
+
+/// At most this many names are read per snapshot ([`Query::names`]).
+pub const MAX_NAMES: usize = 500;
+
+/// A person's name as the console shows it, in SQL over `people`: the display name, else
+/// the preferred (or given) name and the family name.
+const NAME_SQL: &str = "coalesce(nullif(display_name, ''), coalesce(nullif(preferred_name, ''), given_name) || ' ' || family_name)";
 
 /// Reads snapshots. Owns its own store connection.
 pub struct Loader {
@@ -439,6 +481,9 @@ impl Loader {
         if let Some((p, sys, ent)) = &q.cell {
             snap.cell = Some(self.cell(p, sys, ent.as_deref(), snap.matrix.as_ref())?);
         }
+        if !q.names.is_empty() {
+            snap.names = self.names(&q.names)?;
+        }
         if q.credentials || self.credentials.is_empty() {
             self.credentials = self.credentials()?;
         }
@@ -495,12 +540,24 @@ impl Loader {
         self.store
             .conn()
             .query_row(
-                "SELECT coalesce(nullif(display_name, ''), coalesce(nullif(preferred_name, ''), given_name) || ' ' || family_name)
-                 FROM people WHERE hris_id = ?1",
+                &format!("SELECT {NAME_SQL} FROM people WHERE hris_id = ?1"),
                 [id],
                 |r| r.get(0),
             )
             .unwrap_or_default()
+    }
+
+    /// The names of these people (at most [`MAX_NAMES`]), in one read.
+    fn names(&self, ids: &[String]) -> Result<HashMap<String, String>> {
+        let ids = &ids[..ids.len().min(MAX_NAMES)];
+        let marks = vec!["?"; ids.len()].join(",");
+        let mut stmt = self.store.conn().prepare(&format!(
+            "SELECT hris_id, {NAME_SQL} FROM people WHERE hris_id IN ({marks})"
+        ))?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(ids), |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn overview(&mut self, snap: &mut Snapshot, now: DateTime<Utc>) -> Result<()> {
@@ -519,11 +576,28 @@ impl Loader {
             "SELECT system, count(*) FROM operations WHERE status = 'failed' AND updated_at >= ?1 GROUP BY system",
             &hour_ago,
         )?;
-        let done_minute = grouped(
-            conn,
-            "SELECT system, count(*) FROM operations WHERE status = 'succeeded' AND updated_at >= ?1 GROUP BY system",
-            &minute_ago,
-        )?;
+        // Per system: how many succeeded in the last minute, and since when.
+        let mut done_minute: HashMap<String, (u64, Duration)> = HashMap::new();
+        {
+            let mut stmt = conn.prepare_cached(
+                "SELECT system, count(*), min(updated_at) FROM operations WHERE status = 'succeeded' AND updated_at >= ?1 GROUP BY system",
+            )?;
+            let rows = stmt.query_map([&minute_ago], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })?;
+            for row in rows {
+                let (system, n, first) = row?;
+                let over = first
+                    .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                    .and_then(|t| (now - t.with_timezone(&Utc)).to_std().ok())
+                    .unwrap_or_default();
+                done_minute.insert(system, (n.max(0) as u64, over));
+            }
+        }
         let held = held_reasons(conn)?;
         let mut rows = Vec::new();
         for (name, entry) in &self.catalog.systems {
@@ -540,7 +614,8 @@ impl Loader {
                 kind: entry.system.kind.to_string(),
                 counts: per.get(name).copied().unwrap_or_default(),
                 failed_last_hour: failed_hour.get(name).copied().unwrap_or(0),
-                succeeded_last_minute: done_minute.get(name).copied().unwrap_or(0),
+                succeeded_last_minute: done_minute.get(name).map_or(0, |d| d.0),
+                measured_over: done_minute.get(name).map_or(Duration::ZERO, |d| d.1),
                 last_sync,
                 auth: auth_state(conn, name)?,
                 rate: self.live.as_ref().and_then(|l| l.rate(name)),

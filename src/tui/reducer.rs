@@ -137,6 +137,9 @@ pub fn query(s: &AppState) -> Query {
         // The detail pane shows the selected person's access matrix.
         q.person = key_at(s, PageKey::People, s.cursor(PageKey::People).index);
     }
+    if s.stack.len() == 1 && s.view() == ViewId::Queue {
+        q.names = queue_people_in_view(s);
+    }
     if s.view() == ViewId::Audit {
         let f = s.filter(ViewId::Audit);
         q.audit = Some(AuditQuery {
@@ -163,6 +166,26 @@ pub fn query(s: &AppState) -> Query {
         }
     }
     q
+}
+
+/// The people on the Queue's rows on screen, and a page either side (so that scrolling
+/// shows names at once), each once: the loader reads only their names.
+fn queue_people_in_view(s: &AppState) -> Vec<String> {
+    let (first, height) = match s.hits.lists.iter().find(|l| l.key == PageKey::Queue) {
+        Some(l) => (l.first, l.rows.height as usize),
+        // Not drawn yet: where the cursor says the page is.
+        None => (s.cursor(PageKey::Queue).offset, s.list_height()),
+    };
+    let rows = s.queue_rows();
+    let start = first.saturating_sub(height).min(rows.len());
+    let end = first.saturating_add(2 * height).min(rows.len());
+    let mut seen = std::collections::HashSet::new();
+    rows[start..end]
+        .iter()
+        .filter(|o| seen.insert(o.person_id.as_str()))
+        .map(|o| o.person_id.clone())
+        .take(super::data::MAX_NAMES)
+        .collect()
 }
 
 fn query_with_credentials(s: &AppState) -> Query {
@@ -1050,7 +1073,9 @@ fn on_modal_key(s: &mut AppState, k: KeyEvent, now: DateTime<Utc>) -> Vec<Effect
     }
 }
 
-/// Mouse: the wheel moves the cursor, a click on a tab opens it, a click on a row selects it.
+/// Mouse: the wheel moves the cursor, a click on a tab opens it, a click on a row selects it
+/// (and, on the Queue, focuses its pane). Clicks are hit-tested against the layout the
+/// last frame was drawn with (`s.hits`).
 fn on_mouse(s: &mut AppState, m: MouseEvent, now: DateTime<Utc>) -> Vec<Effect> {
     if !s.mouse || s.modal.is_some() || s.prompt.is_some() {
         return vec![];
@@ -1059,28 +1084,36 @@ fn on_mouse(s: &mut AppState, m: MouseEvent, now: DateTime<Utc>) -> Vec<Effect> 
         MouseEventKind::ScrollDown => act(s, Action::Down, now),
         MouseEventKind::ScrollUp => act(s, Action::Up, now),
         MouseEventKind::Down(MouseButton::Left) => {
-            if m.row == super::views::TABS_ROW {
-                if let Some(v) = super::views::tab_at(m.column) {
-                    return go(s, v);
-                }
-                return vec![];
+            if let Some(v) = s.hits.tab_at(m.column, m.row) {
+                return go(s, v);
             }
-            let first = super::views::first_list_row(s);
-            if m.row >= first && s.stack.len() == 1 {
-                let k = list_key(s);
-                let c = s.cursor(k);
-                let i = c.offset + (m.row - first) as usize;
-                if i < list_len(s, k) {
-                    let key = key_at(s, k, i);
-                    let c = s.cursors.entry(k).or_default();
-                    c.index = i;
-                    c.key = key;
-                }
+            if let Some((k, i)) = s.hits.row_at(m.column, m.row) {
+                select_row(s, k, i);
             }
             vec![]
         }
         _ => vec![],
     }
+}
+
+/// Select row `i` of list `k`, if that list is on the page shown and has such a row.
+fn select_row(s: &mut AppState, k: PageKey, i: usize) {
+    let queue = *s.page() == Page::View(ViewId::Queue);
+    let shown = k == list_key(s) || (queue && matches!(k, PageKey::Queue | PageKey::Groups));
+    if !shown || k == PageKey::Detail || i >= list_len(s, k) {
+        return;
+    }
+    if queue {
+        s.queue_pane = if k == PageKey::Groups {
+            QueuePane::Groups
+        } else {
+            QueuePane::Ops
+        };
+    }
+    let key = key_at(s, k, i);
+    let c = s.cursors.entry(k).or_default();
+    c.index = i;
+    c.key = key;
 }
 
 /// Keys for tests and the e2e driver: a plain key press.

@@ -6,6 +6,7 @@ use super::data::{ApprovalRow, AuditRow, PeopleIndex, Snapshot};
 use super::theme::Theme;
 use crate::store::queue::OpRow;
 use chrono::{DateTime, Utc};
+use ratatui::layout::{Position, Rect};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use tui_input::Input;
@@ -445,6 +446,52 @@ pub struct AppState {
     pub system_info: std::collections::BTreeMap<String, SystemInfo>,
     /// The console shows local time; stored times are UTC.
     pub utc_offset: chrono::FixedOffset,
+    /// Where the last frame drew what a click can land on (from `views::draw`).
+    pub hits: HitMap,
+}
+
+/// The layout a frame was drawn with, as far as the mouse cares: `views::draw` returns it
+/// and the reducer hit-tests clicks against it, so nothing recomputes the layout.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HitMap {
+    /// Each view tab and the cells its label covers.
+    pub tabs: Vec<(ViewId, Rect)>,
+    /// Each list on screen.
+    pub lists: Vec<ListHit>,
+}
+
+/// One list as drawn: its rows' area (one screen row each) and the first row shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListHit {
+    pub key: PageKey,
+    pub rows: Rect,
+    /// Index (into the list) of the row drawn at the top of `rows`.
+    pub first: usize,
+}
+
+impl HitMap {
+    /// The tab at a screen cell.
+    pub fn tab_at(&self, column: u16, row: u16) -> Option<ViewId> {
+        let at = Position::new(column, row);
+        self.tabs
+            .iter()
+            .find(|(_, r)| r.contains(at))
+            .map(|(v, _)| *v)
+    }
+
+    /// The list and the index of its row at a screen cell (which may be past its end).
+    pub fn row_at(&self, column: u16, row: u16) -> Option<(PageKey, usize)> {
+        let at = Position::new(column, row);
+        self.lists
+            .iter()
+            .find(|l| l.rows.contains(at))
+            .map(|l| (l.key, l.first + (row - l.rows.y) as usize))
+    }
+
+    /// Record a list drawn in `rows` starting at row `first`.
+    pub fn list(&mut self, key: PageKey, rows: Rect, first: usize) {
+        self.lists.push(ListHit { key, rows, first });
+    }
 }
 
 /// Cursors are kept per list.
@@ -492,6 +539,7 @@ impl AppState {
             utc_offset: chrono::FixedOffset::east_opt(0).expect("zero offset"),
             system_info: Default::default(),
             events: Vec::new(),
+            hits: HitMap::default(),
         }
     }
 

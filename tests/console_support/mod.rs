@@ -103,6 +103,7 @@ fn system(name: &str, kind: &str, counts: [u64; 9], rate: Option<LimiterSnapshot
         }),
         failed_last_hour: counts[6],
         succeeded_last_minute: 30,
+        measured_over: Duration::from_secs(60),
         last_sync: Some(ts(120)),
         auth: AuthState::Ok,
         rate,
@@ -342,6 +343,8 @@ pub fn snapshot() -> Snapshot {
         op: None,
         cell: None,
         credentials,
+        // The loader reads the names of the people on the Queue's page.
+        names: people().into_iter().map(|p| (p.id, p.name)).collect(),
         load_time: Duration::from_millis(3),
     }
     .with_audit(audit)

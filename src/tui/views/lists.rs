@@ -1,9 +1,9 @@
 //! Overview, Approvals, Audit and Systems.
 
 use super::*;
+use crate::tui::data::Eta;
 use crate::tui::data::{AuthState, SystemRow};
 use crate::tui::reducer::list_key;
-use ratatui::widgets::{Row, Table};
 
 fn gauge(s: &AppState, r: &SystemRow) -> Vec<Span<'static>> {
     let t = &s.theme;
@@ -40,13 +40,14 @@ fn gauge(s: &AppState, r: &SystemRow) -> Vec<Span<'static>> {
 
 fn eta(r: &SystemRow) -> String {
     match r.eta() {
-        Some(d) if d.is_zero() => "done".into(),
-        Some(d) => duration(d.as_secs()),
-        None => "?".into(),
+        Eta::Done => "done".into(),
+        Eta::Measuring => "measuring".into(),
+        Eta::In(d) => duration(d.as_secs()),
+        Eta::Unknown => "?".into(),
     }
 }
 
-pub fn overview(f: &mut Frame, s: &AppState, area: Rect) {
+pub fn overview(f: &mut Frame, s: &AppState, area: Rect, hits: &mut HitMap) {
     let t = &s.theme;
     let held: Vec<&SystemRow> = s
         .snapshot
@@ -89,7 +90,7 @@ pub fn overview(f: &mut Frame, s: &AppState, area: Rect) {
     let len = s.snapshot.systems.len();
     let (start, end) = window(&c, len, height);
     let wide = area.width >= 110;
-    let rows: Vec<Row> = s.snapshot.systems[start..end]
+    let rows: Vec<(Vec<Line>, Style)> = s.snapshot.systems[start..end]
         .iter()
         .enumerate()
         .map(|(i, r)| {
@@ -146,33 +147,31 @@ pub fn overview(f: &mut Frame, s: &AppState, area: Rect) {
                 ));
             }
             cells.push(Line::from(state));
-            Row::new(cells).style(row_style(s, start + i == c.index, false, false))
+            (cells, row_style(s, start + i == c.index, false, false))
         })
         .collect();
-    let mut header = vec!["System"];
-    let mut widths = vec![Constraint::Min(8)];
+    let mut cols = vec![col("System")];
     if wide {
-        header.push("Kind");
-        widths.push(Constraint::Length(10));
+        cols.push(col("Kind"));
     }
-    header.extend(["Auth", "Rate limit", "Queue", "Fail 1h", "ETA"]);
-    widths.extend([
-        Constraint::Length(6),
-        Constraint::Length(if wide { 22 } else { 13 }),
-        Constraint::Length(24),
-        Constraint::Length(7),
-        Constraint::Length(7),
+    cols.extend([
+        col("Auth"),
+        col("Rate limit"),
+        col("Queue"),
+        col("Fail 1h"),
+        col("ETA"),
     ]);
     if wide {
-        header.push("Synced");
-        widths.push(Constraint::Length(7));
+        cols.push(col("Synced"));
     }
-    header.push("Guard");
-    widths.push(Constraint::Length(5));
-    let table = Table::new(rows, widths)
-        .header(Row::new(header).style(t.style(Role::Header)))
-        .block(block(s, format!(" Systems ({len}) "), true));
+    cols.push(col("Guard"));
+    let table = columns::table(s, table_area, &cols, rows).block(block(
+        s,
+        format!(" Systems ({len}) "),
+        true,
+    ));
     f.render_widget(table, table_area);
+    hits.list(PageKey::Overview, table_rows(table_area), start);
     let tot = &s.snapshot.totals;
     let mut lines = vec![Line::from(vec![
         Span::styled(" Queue: ", t.style(Role::Header)),
@@ -233,7 +232,7 @@ pub fn overview(f: &mut Frame, s: &AppState, area: Rect) {
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), foot);
 }
 
-pub fn approvals(f: &mut Frame, s: &AppState, area: Rect) {
+pub fn approvals(f: &mut Frame, s: &AppState, area: Rect, hits: &mut HitMap) {
     let t = &s.theme;
     let rows_all = s.approval_rows();
     let marks = s.marks(ViewId::Approvals);
@@ -247,7 +246,7 @@ pub fn approvals(f: &mut Frame, s: &AppState, area: Rect) {
         empty(f, s, inner, "Nothing is waiting for approval.");
         return;
     }
-    let rows: Vec<Row> = rows_all[start..end]
+    let rows: Vec<(Vec<Line>, Style)> = rows_all[start..end]
         .iter()
         .enumerate()
         .map(|(i, a)| {
@@ -257,7 +256,7 @@ pub fn approvals(f: &mut Frame, s: &AppState, area: Rect) {
                 "medium" => Role::AlertWarn,
                 _ => Role::Base,
             };
-            Row::new(vec![
+            let cells = vec![
                 Line::from(if marked { "●" } else { " " }),
                 Line::from(format!("#{}", a.id)),
                 Line::from(format!("{} ({})", a.person_name, a.person_id)),
@@ -265,64 +264,55 @@ pub fn approvals(f: &mut Frame, s: &AppState, area: Rect) {
                 Line::from(a.rule.clone()),
                 Line::styled(a.risk.clone(), t.style(risk_role)),
                 Line::from(age(s, &a.requested_at)),
-            ])
-            .style(row_style(s, start + i == c.index, marked, false))
+            ];
+            (cells, row_style(s, start + i == c.index, marked, false))
         })
         .collect();
-    let header = Row::new(vec![
-        "",
-        "Id",
-        "Requester",
-        "Entitlement",
-        "Rule",
-        "Risk",
-        "Age",
-    ])
-    .style(t.style(Role::Header));
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(1),
-            Constraint::Length(6),
-            Constraint::Min(16),
-            Constraint::Min(18),
-            Constraint::Min(10),
-            Constraint::Length(10),
-            Constraint::Length(8),
-        ],
-    )
-    .header(header)
-    .block(block(
+    let cols = [
+        col(""),
+        col("Id"),
+        col("Requester"),
+        col("Entitlement"),
+        col("Rule"),
+        col("Risk"),
+        col("Age"),
+    ];
+    let table = columns::table(s, area, &cols, rows).block(block(
         s,
         format!(" Pending approvals ({}) ", rows_all.len()),
         true,
     ));
     f.render_widget(table, area);
+    hits.list(PageKey::Approvals, table_rows(area), start);
 }
 
-pub fn audit(f: &mut Frame, s: &AppState, area: Rect) {
-    let t = &s.theme;
+pub fn audit(f: &mut Frame, s: &AppState, area: Rect, hits: &mut HitMap) {
     let rows_all = s.audit_rows();
     let [list, detail] = Layout::vertical([Constraint::Min(3), Constraint::Length(5)]).areas(area);
     let c = s.cursor(PageKey::Audit);
     let height = list.height.saturating_sub(3) as usize;
     let (start, end) = window(&c, rows_all.len(), height);
-    let rows: Vec<Row> = rows_all[start..end]
+    let rows: Vec<(Vec<Line>, Style)> = rows_all[start..end]
         .iter()
         .enumerate()
         .map(|(i, a)| {
-            Row::new(vec![
+            let cells = vec![
                 Line::from(a.seq.to_string()),
                 Line::from(local(s, &a.ts)),
                 Line::from(a.actor.clone()),
                 Line::from(a.action.clone()),
                 Line::from(a.subject.clone()),
-            ])
-            .style(row_style(s, start + i == c.index, false, false))
+            ];
+            (cells, row_style(s, start + i == c.index, false, false))
         })
         .collect();
-    let header =
-        Row::new(vec!["Seq", "Time", "Actor", "Action", "Subject"]).style(t.style(Role::Header));
+    let cols = [
+        col("Seq"),
+        col("Time"),
+        col("Actor"),
+        col("Action"),
+        fill("Subject"),
+    ];
     let shown = if s.snapshot.audit_total as usize > rows_all.len() {
         format!(
             " Audit log ({} shown of {}, newest first) ",
@@ -332,19 +322,10 @@ pub fn audit(f: &mut Frame, s: &AppState, area: Rect) {
     } else {
         format!(" Audit log ({}) ", rows_all.len())
     };
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(7),
-            Constraint::Length(19),
-            Constraint::Length(12),
-            Constraint::Length(22),
-            Constraint::Min(10),
-        ],
-    )
-    .header(header)
-    .block(block(s, shown, list_key(s) == PageKey::Audit));
+    let table =
+        columns::table(s, list, &cols, rows).block(block(s, shown, list_key(s) == PageKey::Audit));
     f.render_widget(table, list);
+    hits.list(PageKey::Audit, table_rows(list), start);
     let text = rows_all
         .get(c.index.min(rows_all.len().saturating_sub(1)))
         .map(|a| a.details.clone())
@@ -359,14 +340,14 @@ pub fn audit(f: &mut Frame, s: &AppState, area: Rect) {
     );
 }
 
-pub fn systems(f: &mut Frame, s: &AppState, area: Rect) {
+pub fn systems(f: &mut Frame, s: &AppState, area: Rect, hits: &mut HitMap) {
     let t = &s.theme;
     let names = s.system_names();
     let [list, detail] = Layout::vertical([Constraint::Min(3), Constraint::Length(9)]).areas(area);
     let c = s.cursor(PageKey::Systems);
     let height = list.height.saturating_sub(3) as usize;
     let (start, end) = window(&c, names.len(), height);
-    let rows: Vec<Row> = names[start..end]
+    let rows: Vec<(Vec<Line>, Style)> = names[start..end]
         .iter()
         .enumerate()
         .map(|(i, name)| {
@@ -395,7 +376,7 @@ pub fn systems(f: &mut Frame, s: &AppState, area: Rect) {
                 .find(|r| r.name == *name)
                 .map(|r| r.kind.clone())
                 .unwrap_or_default();
-            Row::new(vec![
+            let cells = vec![
                 Line::from(name.to_string()),
                 Line::from(kind),
                 Line::from(cred.reference.clone().unwrap_or_else(|| "—".into())),
@@ -412,33 +393,25 @@ pub fn systems(f: &mut Frame, s: &AppState, area: Rect) {
                         .map(|x| local(s, x))
                         .unwrap_or_else(|| "never".into()),
                 ),
-            ])
-            .style(row_style(s, start + i == c.index, false, false))
+            ];
+            (cells, row_style(s, start + i == c.index, false, false))
         })
         .collect();
-    let header = Row::new(vec![
-        "System",
-        "Kind",
-        "Credential",
-        "Keychain",
-        "Set",
-        "Last auth ok",
-    ])
-    .style(t.style(Role::Header));
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Min(8),
-            Constraint::Length(12),
-            Constraint::Min(14),
-            Constraint::Length(8),
-            Constraint::Length(19),
-            Constraint::Length(19),
-        ],
-    )
-    .header(header)
-    .block(block(s, format!(" Systems ({}) ", names.len()), true));
+    let cols = [
+        col("System"),
+        col("Kind"),
+        col("Credential"),
+        col("Keychain"),
+        col("Set"),
+        col("Last auth ok"),
+    ];
+    let table = columns::table(s, list, &cols, rows).block(block(
+        s,
+        format!(" Systems ({}) ", names.len()),
+        true,
+    ));
     f.render_widget(table, list);
+    hits.list(PageKey::Systems, table_rows(list), start);
     let selected = names.get(c.index.min(names.len().saturating_sub(1)));
     let lines = match selected.and_then(|n| s.system_info.get(*n)) {
         Some(info) => {

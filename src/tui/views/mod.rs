@@ -1,6 +1,8 @@
-//! Drawing. `draw` is a pure function of the state: it reads the last snapshot and builds
-//! only the rows that are on screen.
+//! Drawing. `draw` is a pure function of the state: it reads the last snapshot, builds
+//! only the rows that are on screen, and returns where it put what a click can land on
+//! ([`HitMap`]), so that the reducer hit-tests against the layout actually drawn.
 
+mod columns;
 mod lists;
 mod people;
 mod queue;
@@ -11,35 +13,16 @@ use super::state::*;
 use super::theme::Role;
 use crate::model::OperationStatus;
 use chrono::{DateTime, Utc};
+use columns::{col, fill};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
-
-/// The screen row of the view tabs.
-pub const TABS_ROW: u16 = 1;
-
-/// The screen row of the first list row (below the tabs, notices, the border and the header).
-pub fn first_list_row(s: &AppState) -> u16 {
-    2 + notice_lines(s) as u16 + 2
-}
+use unicode_width::UnicodeWidthStr;
 
 fn notice_lines(s: &AppState) -> usize {
     s.notices.len().min(2)
-}
-
-/// The tab a click at column `x` lands on (tabs are laid out by `tab_spans`).
-pub fn tab_at(x: u16) -> Option<ViewId> {
-    let mut at = 0u16;
-    for v in ViewId::ALL {
-        let w = tab_label(v, None).chars().count() as u16;
-        if x >= at && x < at + w {
-            return Some(v);
-        }
-        at += w + 1;
-    }
-    None
 }
 
 fn tab_label(v: ViewId, count: Option<usize>) -> String {
@@ -50,7 +33,9 @@ fn tab_label(v: ViewId, count: Option<usize>) -> String {
     }
 }
 
-pub fn draw(f: &mut Frame, s: &AppState) {
+/// Draw the state into the frame; returns the layout drawn, for mouse hit-testing.
+pub fn draw(f: &mut Frame, s: &AppState) -> HitMap {
+    let mut hits = HitMap::default();
     let area = f.area();
     let base = s.theme.style(Role::Base);
     f.render_widget(Block::default().style(base), area);
@@ -65,7 +50,7 @@ pub fn draw(f: &mut Frame, s: &AppState) {
     ])
     .areas(area);
     draw_title(f, s, title);
-    draw_tabs(f, s, tabs);
+    draw_tabs(f, s, tabs, &mut hits);
     if notices > 0 {
         let lines: Vec<Line> = s
             .notices
@@ -76,12 +61,12 @@ pub fn draw(f: &mut Frame, s: &AppState) {
         f.render_widget(Paragraph::new(lines), notice);
     }
     match s.page() {
-        Page::View(ViewId::Overview) => lists::overview(f, s, body),
-        Page::View(ViewId::People) => people::list(f, s, body),
-        Page::View(ViewId::Queue) => queue::queue(f, s, body),
-        Page::View(ViewId::Approvals) => lists::approvals(f, s, body),
-        Page::View(ViewId::Audit) => lists::audit(f, s, body),
-        Page::View(ViewId::Systems) => lists::systems(f, s, body),
+        Page::View(ViewId::Overview) => lists::overview(f, s, body, &mut hits),
+        Page::View(ViewId::People) => people::list(f, s, body, &mut hits),
+        Page::View(ViewId::Queue) => queue::queue(f, s, body, &mut hits),
+        Page::View(ViewId::Approvals) => lists::approvals(f, s, body, &mut hits),
+        Page::View(ViewId::Audit) => lists::audit(f, s, body, &mut hits),
+        Page::View(ViewId::Systems) => lists::systems(f, s, body, &mut hits),
         Page::Person(_) => people::matrix_page(f, s, body),
         Page::Cell { .. } => people::cell(f, s, body),
         Page::Operation(_) => queue::operation(f, s, body),
@@ -94,6 +79,11 @@ pub fn draw(f: &mut Frame, s: &AppState) {
         Some(Modal::Input { title, input, .. }) => input_dialog(f, s, area, title, input),
         None => {}
     }
+    // A dialog covers the lists: clicks go nowhere until it is closed.
+    if s.modal.is_some() {
+        hits.lists.clear();
+    }
+    hits
 }
 
 fn crumb(s: &AppState, p: &Page) -> String {
@@ -153,10 +143,11 @@ fn draw_title(f: &mut Frame, s: &AppState, area: Rect) {
     f.render_widget(Paragraph::new(Line::from(right)), r);
 }
 
-fn draw_tabs(f: &mut Frame, s: &AppState, area: Rect) {
+fn draw_tabs(f: &mut Frame, s: &AppState, area: Rect, hits: &mut HitMap) {
     let t = &s.theme;
     let current = s.view();
     let mut spans = Vec::new();
+    let mut x = area.x;
     for v in ViewId::ALL {
         let count = match v {
             ViewId::Approvals => Some(s.snapshot.approvals.len()),
@@ -164,6 +155,12 @@ fn draw_tabs(f: &mut Frame, s: &AppState, area: Rect) {
             _ => None,
         };
         let label = tab_label(v, count);
+        let w = (label.width() as u16).min(area.right().saturating_sub(x));
+        if w > 0 {
+            hits.tabs
+                .push((v, Rect::new(x, area.y, w, area.height.min(1))));
+        }
+        x = x.saturating_add(label.width() as u16 + 1);
         let role = if v == current {
             Role::Selected
         } else {
@@ -248,6 +245,16 @@ fn draw_hints(f: &mut Frame, s: &AppState, area: Rect) {
             }
             f.render_widget(Paragraph::new(Line::from(spans)), area);
         }
+    }
+}
+
+/// Where a bordered table with a one-line header, drawn in `area`, puts its rows.
+pub(super) fn table_rows(area: Rect) -> Rect {
+    let inner = Block::default().borders(Borders::ALL).inner(area);
+    Rect {
+        y: inner.y.saturating_add(1).min(inner.bottom()),
+        height: inner.height.saturating_sub(1),
+        ..inner
     }
 }
 

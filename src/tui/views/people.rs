@@ -4,7 +4,7 @@ use super::*;
 use crate::tui::data::Matrix;
 use ratatui::widgets::{Row, Table};
 
-pub fn list(f: &mut Frame, s: &AppState, area: Rect) {
+pub fn list(f: &mut Frame, s: &AppState, area: Rect, hits: &mut HitMap) {
     let t = &s.theme;
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(area);
@@ -13,7 +13,7 @@ pub fn list(f: &mut Frame, s: &AppState, area: Rect) {
     let len = s.people_view.len();
     let (start, end) = window(&c, len, height);
     // Only the visible rows are built.
-    let rows: Vec<Row> = s.people_view[start..end]
+    let rows: Vec<(Vec<Line>, Style)> = s.people_view[start..end]
         .iter()
         .enumerate()
         .map(|(i, &ix)| {
@@ -24,12 +24,12 @@ pub fn list(f: &mut Frame, s: &AppState, area: Rect) {
                 "leave" => Role::AlertWarn,
                 _ => Role::Base,
             };
-            Row::new(vec![
+            let cells = vec![
                 Line::from(p.name.clone()),
                 Line::from(p.department.clone()),
                 Line::styled(p.status.clone(), t.style(status_role)),
-            ])
-            .style(row_style(s, start + i == c.index, false, false))
+            ];
+            (cells, row_style(s, start + i == c.index, false, false))
         })
         .collect();
     let title = if len == s.people.rows.len() {
@@ -41,17 +41,10 @@ pub fn list(f: &mut Frame, s: &AppState, area: Rect) {
             s.people_sort.label()
         )
     };
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Min(12),
-            Constraint::Length(12),
-            Constraint::Length(10),
-        ],
-    )
-    .header(Row::new(vec!["Name", "Department", "Status"]).style(t.style(Role::Header)))
-    .block(block(s, title, true));
+    let cols = [fill("Name"), col("Department"), col("Status")];
+    let table = columns::table(s, left, &cols, rows).block(block(s, title, true));
     f.render_widget(table, left);
+    hits.list(PageKey::People, table_rows(left), start);
     let selected = s
         .people_view
         .get(c.index)

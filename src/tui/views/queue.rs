@@ -1,10 +1,9 @@
 //! The live queue, failures grouped by root cause, and one operation with its attempts.
 
 use super::*;
-use crate::tui::data::AttemptRow;
-use ratatui::widgets::{Row, Table};
+use crate::tui::data::{AttemptRow, Eta};
 
-pub fn queue(f: &mut Frame, s: &AppState, area: Rect) {
+pub fn queue(f: &mut Frame, s: &AppState, area: Rect, hits: &mut HitMap) {
     let t = &s.theme;
     let groups = &s.snapshot.groups;
     let busy: Vec<&crate::tui::data::SystemRow> = s
@@ -33,13 +32,9 @@ pub fn queue(f: &mut Frame, s: &AppState, area: Rect) {
         ));
     }
     for r in busy.iter().take(4) {
-        let rate = if r.succeeded_last_minute > 0 {
-            format!(
-                "{:.1} ops/s measured",
-                r.succeeded_last_minute as f64 / 60.0
-            )
-        } else {
-            match r
+        let rate = match r.measured_rate() {
+            Some(x) => format!("{x:.1} ops/s measured"),
+            None => match r
                 .rate
                 .as_ref()
                 .map(|x| x.rate_per_sec)
@@ -47,11 +42,13 @@ pub fn queue(f: &mut Frame, s: &AppState, area: Rect) {
             {
                 Some(x) => format!("{x:.1} req/s allowed"),
                 None => "no rate yet".into(),
-            }
+            },
         };
         let eta = match r.eta() {
-            Some(d) => format!("ETA {}", duration(d.as_secs())),
-            None => "ETA unknown".into(),
+            Eta::Done => "done".into(),
+            Eta::Measuring => "ETA measuring".into(),
+            Eta::In(d) => format!("ETA {}", duration(d.as_secs())),
+            Eta::Unknown => "ETA unknown".into(),
         };
         eta_lines.push(Line::from(vec![
             Span::styled(format!(" {:<12}", r.name), t.style(Role::Header)),
@@ -67,45 +64,37 @@ pub fn queue(f: &mut Frame, s: &AppState, area: Rect) {
         let height = groups_area.height.saturating_sub(3) as usize;
         let (start, end) = window(&c, groups.len(), height);
         let focused = s.queue_pane == QueuePane::Groups;
-        let rows: Vec<Row> = groups[start..end]
+        let rows: Vec<(Vec<Line>, Style)> = groups[start..end]
             .iter()
             .enumerate()
             .map(|(i, g)| {
-                Row::new(vec![
+                let cells = vec![
                     Line::styled(g.op_ids.len().to_string(), t.style(Role::OpFailed)),
                     Line::from(g.system.clone()),
                     Line::from(g.class.clone()),
                     Line::from(g.code_or_message.clone()),
                     Line::styled(g.message.clone(), t.style(Role::Muted)),
-                ])
-                .style(row_style(
-                    s,
-                    focused && start + i == c.index,
-                    false,
-                    false,
-                ))
+                ];
+                (
+                    cells,
+                    row_style(s, focused && start + i == c.index, false, false),
+                )
             })
             .collect();
-        let table = Table::new(
-            rows,
-            [
-                Constraint::Length(5),
-                Constraint::Length(10),
-                Constraint::Length(12),
-                Constraint::Length(18),
-                Constraint::Min(10),
-            ],
-        )
-        .header(
-            Row::new(vec!["Count", "System", "Class", "Code", "Message"])
-                .style(t.style(Role::Header)),
-        )
-        .block(block(
+        let cols = [
+            col("Count"),
+            col("System"),
+            col("Class"),
+            col("Code"),
+            fill("Message"),
+        ];
+        let table = columns::table(s, groups_area, &cols, rows).block(block(
             s,
             format!(" Failures by root cause ({}) ", groups.len()),
             focused,
         ));
         f.render_widget(table, groups_area);
+        hits.list(PageKey::Groups, table_rows(groups_area), start);
     }
 
     let ops = s.queue_rows();
@@ -114,7 +103,7 @@ pub fn queue(f: &mut Frame, s: &AppState, area: Rect) {
     let height = ops_area.height.saturating_sub(3) as usize;
     let (start, end) = window(&c, ops.len(), height);
     let focused = s.queue_pane == QueuePane::Ops;
-    let rows: Vec<Row> = ops[start..end]
+    let rows: Vec<(Vec<Line>, Style)> = ops[start..end]
         .iter()
         .enumerate()
         .map(|(i, o)| {
@@ -124,13 +113,20 @@ pub fn queue(f: &mut Frame, s: &AppState, area: Rect) {
                 .clone()
                 .or_else(|| o.blocked_reason.clone())
                 .unwrap_or_default();
-            Row::new(vec![
+            // The loader reads the names of the people on this page only.
+            let person = s
+                .snapshot
+                .names
+                .get(&o.person_id)
+                .unwrap_or(&o.person_id)
+                .clone();
+            let cells = vec![
                 Line::from(if marked { "●" } else { " " }),
                 Line::from(o.id.to_string()),
                 Line::styled(status_word(o.status), t.style(status_role(o.status))),
                 Line::from(o.system.clone()),
                 Line::from(kind_word(o.kind)),
-                Line::from(o.person_id.clone()),
+                Line::from(person),
                 Line::from(
                     o.entitlement
                         .as_deref()
@@ -139,13 +135,14 @@ pub fn queue(f: &mut Frame, s: &AppState, area: Rect) {
                 ),
                 Line::from(o.attempts.to_string()),
                 Line::styled(why, t.style(Role::Muted)),
-            ])
-            .style(row_style(
+            ];
+            let style = row_style(
                 s,
                 focused && start + i == c.index,
                 marked,
                 s.snapshot.changed.contains(&o.id),
-            ))
+            );
+            (cells, style)
         })
         .collect();
     let total = s.snapshot.queue.len();
@@ -154,36 +151,20 @@ pub fn queue(f: &mut Frame, s: &AppState, area: Rect) {
     } else {
         format!(" Operations ({} of {total}) ", ops.len())
     };
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(1),
-            Constraint::Length(6),
-            Constraint::Length(9),
-            Constraint::Length(10),
-            Constraint::Length(10),
-            Constraint::Length(8),
-            Constraint::Length(18),
-            Constraint::Length(3),
-            Constraint::Min(10),
-        ],
-    )
-    .header(
-        Row::new(vec![
-            "",
-            "Id",
-            "Status",
-            "System",
-            "Kind",
-            "Person",
-            "Entitlement",
-            "Try",
-            "Why",
-        ])
-        .style(t.style(Role::Header)),
-    )
-    .block(block(s, title, focused));
+    let cols = [
+        col(""),
+        col("Id"),
+        col("Status"),
+        col("System"),
+        col("Kind"),
+        col("Person"),
+        col("Entitlement"),
+        col("Try"),
+        fill("Why"),
+    ];
+    let table = columns::table(s, ops_area, &cols, rows).block(block(s, title, focused));
     f.render_widget(table, ops_area);
+    hits.list(PageKey::Queue, table_rows(ops_area), start);
 }
 
 /// One attempt, on one line.

@@ -1,0 +1,62 @@
+//! Text measured in terminal cells (CJK and emoji count double, combining marks nothing):
+//! padding and cutting for the CLI's tables and the console's columns.
+
+use std::borrow::Cow;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
+/// How many terminal cells `s` takes.
+pub fn width(s: &str) -> usize {
+    s.width()
+}
+
+/// `s` cut to at most `max` cells, ending in `…` when something was cut.
+pub fn cut(s: &str, max: usize) -> Cow<'_, str> {
+    if s.width() <= max {
+        return Cow::Borrowed(s);
+    }
+    if max == 0 {
+        return Cow::Borrowed("");
+    }
+    let (head, _) = head_before_ellipsis(s, max);
+    Cow::Owned(format!("{head}…"))
+}
+
+/// The longest start of `s` that still leaves room for a `…` within `max` cells, and its
+/// width. All of `s` when it fits with room to spare.
+pub fn head_before_ellipsis(s: &str, max: usize) -> (&str, usize) {
+    let mut used = 0;
+    for (i, c) in s.char_indices() {
+        let cw = c.width().unwrap_or(0);
+        if used + cw + 1 > max {
+            return (&s[..i], used);
+        }
+        used += cw;
+    }
+    (s, used)
+}
+
+/// Pad `s` with spaces to `width` terminal columns, or cut it with an ellipsis when it is
+/// wider.
+pub fn pad(s: &str, width: usize) -> String {
+    let s = cut(s, width);
+    let w = s.width();
+    format!("{s}{}", " ".repeat(width.saturating_sub(w)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn widths_count_terminal_cells() {
+        assert_eq!(width("aws_identity_store"), 18);
+        assert_eq!(width("山田 太郎"), 9);
+        assert_eq!(cut("aws_identity_store", 18), "aws_identity_store");
+        assert_eq!(cut("aws_identity_store", 10), "aws_ident…");
+        assert_eq!(cut("山田 太郎", 4), "山…");
+        assert_eq!(cut("abc", 0), "");
+        assert_eq!(pad("山田", 6), "山田  ");
+        assert_eq!(pad("abcdef", 4), "abc…");
+        assert_eq!(width(&pad("山田 太郎", 4)), 4);
+    }
+}
