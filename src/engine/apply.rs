@@ -194,7 +194,8 @@ pub fn make_plan(
 }
 
 pub fn load_plan(store: &Store, id: &str) -> Result<StoredPlan> {
-    let row: Option<(String, String, String, Option<String>, Option<i64>)> = store
+    type PlanRow = (String, String, String, Option<String>, Option<i64>);
+    let row: Option<PlanRow> = store
         .conn()
         .query_row(
             "SELECT created_at, scope, status, held_reason, audit_seq FROM plans WHERE id = ?1",
@@ -461,7 +462,9 @@ pub fn apply_plan(
 }
 
 /// Every account creation not yet finished, by (person, system).
-fn inflight_creates(conn: &rusqlite::Connection) -> Result<HashMap<(Arc<str>, Arc<str>), i64>> {
+type PersonSystem = (Arc<str>, Arc<str>);
+
+fn inflight_creates(conn: &rusqlite::Connection) -> Result<HashMap<PersonSystem, i64>> {
     let mut stmt = conn.prepare_cached(
         "SELECT person_id, system, max(id) FROM operations WHERE kind = 'create_account'
          AND status NOT IN ('succeeded','failed','cancelled') GROUP BY person_id, system",
