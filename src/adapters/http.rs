@@ -158,6 +158,16 @@ pub struct LimiterSnapshot {
     pub throttled: u64,
 }
 
+/// Two resets within a second of each other name the same vendor window.
+fn same_window(a: Instant, b: Instant) -> bool {
+    a <= b + Duration::from_millis(1000) && a + Duration::from_millis(1000) >= b
+}
+
+/// A window length learned from two resets, when it is believable (1 s to an hour).
+fn plausible_length(learned: Duration) -> Option<Duration> {
+    (learned >= Duration::from_secs(1) && learned <= Duration::from_secs(3600)).then_some(learned)
+}
+
 impl RateLimiter {
     /// `requests_per_minute`: the configured budget (None: only the vendor's signals limit us).
     pub fn new(system: &str, requests_per_minute: Option<u32>, concurrency: u32) -> Arc<Self> {
@@ -319,64 +329,47 @@ impl RateLimiter {
             let reset_at = now + until;
             let reported = remaining.saturating_sub(others);
             match s.window.as_mut() {
-                // We rolled over on a guess; this response is from the window after the
-                // one we rolled from: take its reset as the truth and learn the length.
+                // We rolled over on a guess and the vendor reports a window other than the
+                // guessed one: its reset replaces the guess, and the distance from the reset
+                // we rolled over from teaches the window's length (when plausible). Our count
+                // since the rollover belongs to the window after the one we rolled from, so
+                // it only caps a report from that window; a late answer from the window we
+                // rolled from stands on its own.
                 Some(w)
-                    if w.rolled_from
-                        .is_some_and(|from| reset_at > from + Duration::from_millis(500)) =>
+                    if w.rolled_from.is_some_and(|from| {
+                        reset_at > from + Duration::from_millis(500)
+                            || !same_window(reset_at, w.reset_at)
+                    }) =>
                 {
                     let from = w.rolled_from.unwrap_or(reset_at);
-                    let learned = reset_at.saturating_duration_since(from);
-                    if learned >= Duration::from_secs(1) && learned <= Duration::from_secs(3600) {
-                        w.length = learned;
-                    }
-                    let remaining = w.remaining.min(reported).min(limit);
-                    *w = VendorWindow {
-                        limit,
-                        remaining,
-                        reset_at,
-                        length: w.length,
-                        rolled_from: None,
+                    let length = plausible_length(reset_at.saturating_duration_since(from))
+                        .unwrap_or(w.length);
+                    let ours = if reset_at > from + Duration::from_millis(500) {
+                        w.remaining
+                    } else {
+                        u32::MAX
                     };
-                }
-                // Same window (resets within a second of each other): trust the lower count.
-                Some(w)
-                    if reset_at <= w.reset_at + Duration::from_millis(1000)
-                        && reset_at + Duration::from_millis(1000) >= w.reset_at =>
-                {
-                    w.limit = limit;
-                    w.remaining = w.remaining.min(reported).min(limit);
-                    w.rolled_from = None;
-                }
-                // Our rollover guessed a later reset than the vendor reports (its windows are
-                // shorter than we assumed): the vendor's word wins, and tells us the length.
-                Some(w) if w.rolled_from.is_some() && reset_at < w.reset_at => {
-                    let mut length = w.length;
-                    if let Some(from) = w.rolled_from {
-                        let learned = reset_at.saturating_duration_since(from);
-                        if learned >= Duration::from_secs(1) && learned <= Duration::from_secs(3600)
-                        {
-                            length = learned;
-                        }
-                    }
                     *w = VendorWindow {
                         limit,
-                        remaining: reported.min(limit),
+                        remaining: ours.min(reported).min(limit),
                         reset_at,
                         length,
                         rolled_from: None,
                     };
                 }
+                // Same window: trust the lower count.
+                Some(w) if same_window(reset_at, w.reset_at) => {
+                    w.limit = limit;
+                    w.remaining = w.remaining.min(reported).min(limit);
+                    w.rolled_from = None;
+                }
+                // A newer window than the one we track: the vendor's word, and the length.
                 Some(w) if reset_at > w.reset_at => {
-                    let learned = reset_at - w.reset_at;
-                    if learned >= Duration::from_secs(1) && learned <= Duration::from_secs(3600) {
-                        w.length = learned;
-                    }
                     *w = VendorWindow {
                         limit,
                         remaining: reported.min(limit),
                         reset_at,
-                        length: w.length,
+                        length: plausible_length(reset_at - w.reset_at).unwrap_or(w.length),
                         rolled_from: None,
                     };
                 }
@@ -1313,6 +1306,47 @@ mod tests {
             wait <= Duration::from_millis(5100),
             "waited for a 60 s guess: {wait:?}"
         );
+    }
+
+    #[test]
+    fn limiter_after_rolling_over_takes_a_late_answer_from_the_old_window_on_its_own() {
+        // A response from the window we rolled over from, answered after the rollover,
+        // says nothing about the requests we sent since: its count replaces ours instead
+        // of being capped by it, and its reset (too close to teach a length) replaces the
+        // guess until the next rollover.
+        let l = RateLimiter::new("s", None, 8);
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let sig = |remaining, reset| RateSignal {
+            limit: Some(10),
+            remaining: Some(remaining),
+            reset_at: Some(reset),
+            ..Default::default()
+        };
+        l.observe_at(&sig(10, wall + Duration::from_secs(5)), now, wall);
+        drop_in_flight(&l);
+        for _ in 0..8 {
+            assert_eq!(l.try_take(now), None);
+        }
+        drop_in_flight(&l);
+        // Roll over on our own (guessing 60 s), then spend some of the new window.
+        let later = now + Duration::from_millis(5200);
+        for _ in 0..7 {
+            assert_eq!(l.try_take(later), None);
+        }
+        drop_in_flight(&l);
+        assert_eq!(l.snapshot().remaining, Some(3));
+        // The late answer: the old window, 4 left.
+        l.observe_at(
+            &sig(4, wall + Duration::from_secs(5)),
+            later,
+            wall + Duration::from_millis(5200),
+        );
+        assert_eq!(l.snapshot().remaining, Some(4), "not capped by our count");
+        // Its reset has passed: the next request rolls over again, to a full window.
+        assert_eq!(l.try_take(later + Duration::from_millis(10)), None);
+        drop_in_flight(&l);
+        assert_eq!(l.snapshot().remaining, Some(9));
     }
 
     #[test]
