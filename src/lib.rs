@@ -18,6 +18,7 @@ pub mod error;
 pub mod import;
 pub mod model;
 pub mod policy;
+pub mod redact;
 pub mod secrets;
 pub mod sim;
 pub mod store;

@@ -20,6 +20,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// Redaction lives in the leaf module [`crate::redact`]; re-exported for the adapters.
+pub use crate::redact::{redact_text, redact_url};
+
 // ---------------------------------------------------------------------------------------
 // Rate limiting
 // ---------------------------------------------------------------------------------------
@@ -1000,99 +1003,6 @@ pub fn scim_next_start(start_index: u64, items_on_page: u64, total_results: u64)
     (next <= total_results).then_some(next)
 }
 
-// ---------------------------------------------------------------------------------------
-// Redaction
-// ---------------------------------------------------------------------------------------
-
-const SENSITIVE: &[&str] = &[
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "apikey",
-    "api_key",
-    "authorization",
-    "client_assertion",
-    "signature",
-    "credential",
-    "sessionid",
-    "x-amz-security-token",
-    "privatekey",
-    "private_key",
-    "ssws",
-    "bearer",
-];
-
-fn is_sensitive(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    SENSITIVE.iter().any(|s| n.contains(s))
-}
-
-/// Redact the values of sensitive query parameters in a URL or path.
-pub fn redact_url(u: &str) -> String {
-    let Some((path, query)) = u.split_once('?') else {
-        return u.to_string();
-    };
-    let q: Vec<String> = query
-        .split('&')
-        .map(|kv| match kv.split_once('=') {
-            Some((k, _)) if is_sensitive(k) => format!("{k}=[redacted]"),
-            _ => kv.to_string(),
-        })
-        .collect();
-    format!("{path}?{}", q.join("&"))
-}
-
-/// Redact credential-looking values in free text (body excerpts): `"password": "..."`,
-/// `token=...`, `Bearer ...`, `SSWS ...`.
-pub fn redact_text(s: &str) -> String {
-    let lower = s.to_ascii_lowercase();
-    let bytes = s.as_bytes();
-    let mut out = String::with_capacity(s.len());
-    let mut i = 0;
-    'outer: while i < s.len() {
-        for key in SENSITIVE {
-            if lower[i..].starts_with(key) && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric()) {
-                // Copy the key and any separator (quotes, colon, equals, spaces), then
-                // replace the value up to the next delimiter.
-                let mut j = i + key.len();
-                while j < s.len() && bytes[j].is_ascii_alphanumeric()
-                    || j < s.len() && bytes[j] == b'_'
-                {
-                    j += 1;
-                }
-                let key_end = j;
-                while j < s.len() && matches!(bytes[j], b'"' | b'\'' | b':' | b'=' | b' ') {
-                    j += 1;
-                }
-                if j == key_end {
-                    break; // the word with no value after it
-                }
-                let val_start = j;
-                // An Authorization value is "Scheme credentials": take both words.
-                let spaces_end = *key == "authorization";
-                while j < s.len()
-                    && !matches!(bytes[j], b'"' | b'\'' | b',' | b'&' | b'}' | b';' | b'\n')
-                    && (spaces_end || bytes[j] != b' ')
-                {
-                    j += 1;
-                }
-                if j == val_start {
-                    break;
-                }
-                out.push_str(&s[i..val_start]);
-                out.push_str("[redacted]");
-                i = j;
-                continue 'outer;
-            }
-        }
-        let ch = s[i..].chars().next().unwrap_or(' ');
-        out.push(ch);
-        i += ch.len_utf8();
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1463,21 +1373,5 @@ mod tests {
         assert_eq!(scim_next_start(1, 10, 25), Some(11));
         assert_eq!(scim_next_start(21, 5, 25), None);
         assert_eq!(scim_next_start(1, 0, 25), None);
-    }
-
-    #[test]
-    fn redaction() {
-        assert_eq!(
-            redact_url("/oauth2/v1/token?client_assertion=abc.def&x=1"),
-            "/oauth2/v1/token?client_assertion=[redacted]&x=1"
-        );
-        let t = redact_text(
-            r#"{"password": "hunter2", "name": "ok", "access_token":"eyJabc"} Authorization: SSWS 00abc"#,
-        );
-        assert!(
-            !t.contains("hunter2") && !t.contains("eyJabc") && !t.contains("00abc"),
-            "{t}"
-        );
-        assert!(t.contains("\"name\": \"ok\""), "{t}");
     }
 }
