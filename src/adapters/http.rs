@@ -126,7 +126,15 @@ struct LimiterState {
     /// have one bucket, "").
     windows: HashMap<String, VendorWindow>,
     throttled_count: u64,
+    /// The vendor's concurrent limit, learned from a refusal that reported a limit below
+    /// what we had in flight, and when: at most that many requests in flight until it
+    /// has gone [`CONCURRENCY_CAP_TTL`] without another such refusal.
+    in_flight_cap: Option<(u32, Instant)>,
 }
+
+/// How long a learned concurrent limit holds without a new refusal (then we find out
+/// again whether it still applies).
+const CONCURRENCY_CAP_TTL: Duration = Duration::from_secs(60);
 
 /// One per system, shared by all its workers.
 #[derive(Debug)]
@@ -195,6 +203,7 @@ impl RateLimiter {
                 window: None,
                 windows: HashMap::new(),
                 throttled_count: 0,
+                in_flight_cap: None,
             }),
             concurrency: Arc::new(tokio::sync::Semaphore::new(concurrency.max(1) as usize)),
         })
@@ -258,6 +267,14 @@ impl RateLimiter {
                 return Some(b - now);
             }
             s.blocked_until = None;
+        }
+        if let Some((cap, since)) = s.in_flight_cap {
+            if now.saturating_duration_since(since) >= CONCURRENCY_CAP_TTL {
+                s.in_flight_cap = None;
+            } else if s.in_flight >= cap {
+                // Wait for a request in flight to finish.
+                return Some(Duration::from_millis(10));
+            }
         }
         if let Some(w) = s.window.as_mut() {
             if now >= w.reset_at {
@@ -325,8 +342,20 @@ impl RateLimiter {
         // blocks until the reset. (Subtracting every in-flight request instead wastes up to
         // the concurrency in every window; measured: 93.5% of N instead of 100%.)
         let others = 0u32;
-        if let (Some(limit), Some(remaining), Some(reset)) =
-            (sig.limit, sig.remaining, sig.reset_at)
+        // A refusal reporting a limit below what we have in flight (this request
+        // included) is about concurrency, not the window: Okta's concurrent-limit 429s
+        // carry the concurrent values in the same X-Rate-Limit-* headers, with a reset
+        // that is only an estimate. Keep at most that many in flight; the window we track
+        // is left as it is (the refusal is still a refusal: it blocks until its reset).
+        let concurrency = sig.throttled && sig.limit.is_some_and(|l| l < s.in_flight);
+        if concurrency && let Some(limit) = sig.limit {
+            let cap = limit.max(1);
+            let cap = s.in_flight_cap.map_or(cap, |(c, _)| c.min(cap));
+            s.in_flight_cap = Some((cap, now));
+        }
+        if !concurrency
+            && let (Some(limit), Some(remaining), Some(reset)) =
+                (sig.limit, sig.remaining, sig.reset_at)
         {
             let until = reset.duration_since(wall).unwrap_or(Duration::ZERO);
             let reset_at = now + until;
@@ -1257,6 +1286,54 @@ mod tests {
         assert_eq!(l.try_take(later + Duration::from_millis(10)), None);
         drop_in_flight(&l);
         assert_eq!(l.snapshot().remaining, Some(9));
+    }
+
+    #[test]
+    fn a_refusal_below_what_is_in_flight_caps_concurrency_and_spares_the_window() {
+        let l = RateLimiter::new("s", None, 8);
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        l.observe_at(
+            &RateSignal {
+                limit: Some(600),
+                remaining: Some(500),
+                reset_at: Some(wall + Duration::from_secs(40)),
+                ..Default::default()
+            },
+            now,
+            wall,
+        );
+        drop_in_flight(&l);
+        for _ in 0..5 {
+            assert_eq!(l.try_take(now), None);
+        }
+        // Okta's concurrent limit: 2 in flight at once, come back in about a second.
+        l.observe_at(
+            &RateSignal {
+                limit: Some(2),
+                remaining: Some(0),
+                reset_at: Some(wall + Duration::from_secs(1)),
+                throttled: true,
+                ..Default::default()
+            },
+            now,
+            wall,
+        );
+        let snap = l.snapshot();
+        assert_eq!(
+            (snap.limit, snap.remaining),
+            (Some(600), Some(495)),
+            "the window is not the concurrent limit"
+        );
+        assert!(l.try_take(now).is_some(), "blocked until the estimate");
+        let later = now + Duration::from_millis(1100);
+        assert!(l.try_take(later).is_some(), "5 in flight, 2 allowed");
+        l.state.lock().unwrap().in_flight = 1;
+        assert_eq!(l.try_take(later), None);
+        assert!(l.try_take(later).is_some(), "2 in flight");
+        // The cap lapses after a minute without another refusal.
+        let much_later = now + CONCURRENCY_CAP_TTL + Duration::from_secs(1);
+        assert_eq!(l.try_take(much_later), None);
     }
 
     #[test]
