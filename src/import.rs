@@ -25,6 +25,51 @@ const MAX_PROBLEMS: usize = 50;
 /// Fields the file must have a column for.
 const REQUIRED: &[&str] = &["employee_id", "email", "status"];
 
+/// The longest value each HR field may hold, in characters (after trimming). A longer
+/// value makes its row bad, reported with the line and the field like every other
+/// problem. Generous for real people (names from any script, long job titles) and well
+/// below what would bloat the store, the console or a target system's field.
+pub const FIELD_LIMITS: &[(&str, usize)] = &[
+    ("employee_id", 128),
+    ("manager_id", 128),
+    // RFC 5321 §4.5.3.1.3: a path is at most 256 octets including the angle brackets.
+    ("email", 254),
+    ("first_name", 256),
+    ("last_name", 256),
+    ("preferred_name", 256),
+    ("display_name", 256),
+    ("department", 512),
+    ("title", 512),
+    ("location", 512),
+    ("cost_center", 128),
+    ("status", 64),
+    ("start_date", 64),
+    ("end_date", 64),
+];
+
+/// The limit for custom attributes (`custom.*` columns, and extra columns kept as custom).
+pub const CUSTOM_FIELD_LIMIT: usize = 1024;
+
+/// The longest value `field` may hold (see [`FIELD_LIMITS`]).
+pub fn field_limit(field: &str) -> usize {
+    FIELD_LIMITS
+        .iter()
+        .find(|(f, _)| *f == field)
+        .map_or(CUSTOM_FIELD_LIMIT, |(_, n)| *n)
+}
+
+/// The length of `value` in characters when it is over `limit`.
+fn over_limit(value: &str, limit: usize) -> Option<usize> {
+    if value.len() <= limit {
+        return None; // bytes bound characters
+    }
+    let n = value.chars().count();
+    (n > limit).then_some(n)
+}
+
+const LIMIT_HINT: &str =
+    "shorten it in the HR export; the limits are in FIELD_LIMITS (src/import.rs)";
+
 /// Read and validate a whole CSV file. Nothing is written.
 pub fn read_people_csv(path: &Path, mapping: &ImportMapping) -> Result<Vec<Person>> {
     let bytes =
@@ -139,8 +184,38 @@ pub fn parse_people_csv(path: &Path, bytes: &[u8], mapping: &ImportMapping) -> R
                 .map(str::to_string)
         };
         let mut row_problems = Vec::new();
+        // Lengths first: an over-long value is reported by its length alone (never
+        // quoted) and skips the other checks of its field.
+        let mut too_long: Vec<&str> = Vec::new();
+        for (field, i) in &col {
+            let v = record.get(*i).map(str::trim).unwrap_or("");
+            let limit = field_limit(field);
+            if let Some(n) = over_limit(v, limit) {
+                row_problems.push(problem(
+                    line,
+                    field,
+                    format!("{field} is {n} characters long; the limit is {limit}"),
+                    LIMIT_HINT,
+                ));
+                too_long.push(field);
+            }
+        }
+        for (i, h) in &extra_cols {
+            let v = record.get(*i).map(str::trim).unwrap_or("");
+            if let Some(n) = over_limit(v, CUSTOM_FIELD_LIMIT) {
+                row_problems.push(problem(
+                    line,
+                    h,
+                    format!("{h} is {n} characters long; the limit is {CUSTOM_FIELD_LIMIT}"),
+                    LIMIT_HINT,
+                ));
+            }
+        }
+        let checked = |field: &str| !too_long.contains(&field);
         let id = get("employee_id");
-        if id.is_empty() {
+        if !checked("employee_id") {
+            // Reported by its length.
+        } else if id.is_empty() {
             row_problems.push(problem(
                 line,
                 "employee_id",
@@ -156,7 +231,9 @@ pub fn parse_people_csv(path: &Path, bytes: &[u8], mapping: &ImportMapping) -> R
             ));
         }
         let email = get("email");
-        if !valid_email(email) {
+        if !checked("email") {
+            // Reported by its length.
+        } else if !valid_email(email) {
             row_problems.push(problem(
                 line,
                 "email",
@@ -172,6 +249,7 @@ pub fn parse_people_csv(path: &Path, bytes: &[u8], mapping: &ImportMapping) -> R
             ));
         }
         let status = match get("status").parse::<EmploymentStatus>() {
+            _ if !checked("status") => None,
             Ok(s) => Some(s),
             Err(msg) => {
                 row_problems.push(problem(line, "status", msg, ""));
@@ -180,7 +258,7 @@ pub fn parse_people_csv(path: &Path, bytes: &[u8], mapping: &ImportMapping) -> R
         };
         let mut date = |field: &str| -> Option<NaiveDate> {
             let v = get(field);
-            if v.is_empty() {
+            if v.is_empty() || !checked(field) {
                 return None;
             }
             match NaiveDate::parse_from_str(v, "%Y-%m-%d") {
@@ -616,6 +694,56 @@ mod tests {
         assert!(
             err.contains("hr.csv:6: row has 5 fields but the header has 13"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn over_long_fields_are_bad_rows_named_by_line_and_field() {
+        let title = "T".repeat(1 << 20);
+        let email = format!("{}@example.com", "a".repeat(300));
+        let err = parse(&format!(
+            "E1,Ada,L,,ada@example.com,Eng,{title},,,,active,,\n\
+             E2,Bo,M,,{email},Eng,,,,,active,,\n\
+             E3,Cy,N,,cy@example.com,Eng,,,,,retired,,\n\
+             E4,Di,O,,di@example.com,Eng,{},,,,active,,\n",
+            "é".repeat(512)
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("hr.csv:2: title: title is 1048576 characters long; the limit is 512"),
+            "{}",
+            &err[..err.len().min(2000)]
+        );
+        assert!(
+            err.contains("hr.csv:3: email: email is 312 characters long; the limit is 254"),
+            "{err}"
+        );
+        // The whole file is still validated: the other bad row is reported too.
+        assert!(err.contains("hr.csv:4: status"), "{err}");
+        // Limits count characters, not bytes: 512 two-byte characters are fine.
+        assert!(!err.contains("hr.csv:5"), "{err}");
+        // Over-long values are never quoted back.
+        assert!(err.len() < 2000, "{} bytes", err.len());
+
+        let mut m = ImportMapping::default();
+        m.columns.insert("custom.note".into(), "note".into());
+        let e = parse_people_csv(
+            Path::new("x.csv"),
+            format!(
+                "employee_id,first_name,email,status,note\nE1,A,a@x.io,active,{}\n",
+                "n".repeat(CUSTOM_FIELD_LIMIT + 1)
+            )
+            .as_bytes(),
+            &m,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(
+                "x.csv:2: custom.note: custom.note is 1025 characters long; the limit is 1024"
+            ),
+            "{e}"
         );
     }
 

@@ -19,6 +19,7 @@ pub mod import;
 pub mod logging;
 pub mod model;
 pub mod policy;
+pub mod redact;
 pub mod secrets;
 pub mod sim;
 pub mod store;

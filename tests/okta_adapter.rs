@@ -362,10 +362,11 @@ async fn ten_percent_faults_converge_without_duplicates() {
     assert_eq!(ops_members, want_ops);
     for (i, id) in &results {
         let u = sim.users().into_iter().find(|u| &u.id == id).unwrap();
+        // Created without a password: PROVISIONED (the welcome flow is the user's).
         let want = if i % 4 == 0 {
             "DEPROVISIONED"
         } else {
-            "ACTIVE"
+            "PROVISIONED"
         };
         assert_eq!(u.status, want, "person {i}");
         assert_eq!(u.profile["displayName"], format!("Person {i}"));
@@ -656,6 +657,58 @@ async fn rate_limits_are_paced_and_a_429_waits_for_the_reset() {
         "the retry waited for the next window"
     );
     assert_eq!(limiter.snapshot().throttled, 1, "the limiter saw the 429");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_s_concurrent_limit_is_learned_and_its_429s_are_retried_not_failed() {
+    // Okta lets 2 requests be in flight at once; the adapter may send 8. Every answer
+    // takes a while, so they overlap.
+    let (server, sim) = sim(OktaSimOptions {
+        concurrency_limit: Some(2),
+        faults: FaultProfile {
+            latency: Some((Duration::from_millis(60), Duration::from_millis(120))),
+            ..FaultProfile::none()
+        },
+        ..Default::default()
+    })
+    .await;
+    let limiter = RateLimiter::new("okta", None, 8);
+    let a = adapter_with(&server.base_url(), SSWS_TOKEN, &[], |o| {
+        o.limiter = limiter.clone()
+    });
+    let started = std::time::Instant::now();
+    let results: Vec<Result<_, AdapterError>> = futures::stream::iter(0..16)
+        .map(|i| {
+            let a = &a;
+            async move { a.create_account(&spec(i)).await }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    for r in &results {
+        if let Err(e) = r {
+            panic!("a create failed instead of waiting its turn: {e}");
+        }
+    }
+    let refused = sim.concurrency().refused();
+    assert!(refused > 0, "the limit was reached");
+    assert!(sim.concurrency().peak() <= 2);
+    // The first refusals teach the limiter Okta's limit: no more than the first burst.
+    assert!(
+        refused <= 7,
+        "{refused} refusals: the limit was not learned"
+    );
+    assert_eq!(sim.max_creates_per_login(), 1, "no user created twice");
+    assert_eq!(sim.users().len(), 17);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the refusals did not stall the system: {:?}",
+        started.elapsed()
+    );
+    // After the refusals, ordinary answers: the limiter's view of the users bucket is
+    // Okta's per-minute window again, not the concurrent limit.
+    assert_eq!(limiter.snapshot().limit, Some(600));
     server.stop().await;
 }
 

@@ -25,6 +25,7 @@ mod okta_support;
 
 use accessdesk::adapters::{Adapter, ErrorClass, collect_all};
 use accessdesk::sim::SimServer;
+use accessdesk::sim::fault::FaultProfile;
 use accessdesk::sim::okta::{self, ADMIN_LOGIN, BodyFault, FailRule, OktaHandle, OktaSimOptions};
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -416,8 +417,24 @@ async fn ssws_contract(base: &str, sim: &OktaHandle) {
     );
     assert!(all.iter().any(|u| u.external_id == ids[2] && !u.active));
     a.reactivate_account(&ids[2]).await.expect("reactivate");
-    assert_eq!(sim.user_by_login(&spec(2).login).unwrap().status, "ACTIVE");
+    // Back from DEPROVISIONED through `activate`: PROVISIONED (they set up again), which
+    // the adapter counts as active.
+    assert_eq!(
+        sim.user_by_login(&spec(2).login).unwrap().status,
+        "PROVISIONED"
+    );
+    assert!(a.get_account(&ids[2]).await.unwrap().unwrap().active);
 
+    // Created without a password, the user is PROVISIONED until they finish the welcome
+    // flow; only then can they be suspended.
+    assert_eq!(
+        sim.user_by_login(&spec(3).login).unwrap().status,
+        "PROVISIONED"
+    );
+    a.suspend_account(&ids[3])
+        .await
+        .expect_err("a PROVISIONED user cannot be suspended");
+    sim.set_status(&ids[3], "ACTIVE");
     a.suspend_account(&ids[3]).await.expect("suspend");
     a.suspend_account(&ids[3]).await.expect("suspend again");
     assert_eq!(
@@ -475,6 +492,8 @@ async fn oauth_contract(base: &str, sim_base: &str, sim: &OktaHandle) {
         let page = a.list_accounts(None).await.expect("list with bearer");
         assert_eq!(page.items.len(), 2);
         assert!(page.next.is_some());
+        // PROVISIONED until the user finishes the welcome flow; then suspendable.
+        sim.set_status(&acc.external_id, "ACTIVE");
         a.suspend_account(&acc.external_id).await.expect("suspend");
         a.reactivate_account(&acc.external_id)
             .await
@@ -519,6 +538,31 @@ fn undeclared_401(x: &Exchange) -> bool {
 
 /// A 429 in Okta's shape (declared for every operation): the bucket for user lookups is
 /// cut to nothing for one request, then restored.
+/// Okta's concurrent limit: one request too many in flight gets the same 429, its
+/// X-Rate-Limit-* headers reporting the concurrent values.
+async fn concurrency_limited(base: &str, sim: &OktaHandle) {
+    sim.concurrency().set_limit(1);
+    sim.faults().set_profile(FaultProfile {
+        latency: Some((Duration::from_millis(400), Duration::from_millis(400))),
+        ..FaultProfile::none()
+    });
+    let client = reqwest::Client::new();
+    let get = || {
+        client
+            .get(format!("{base}/api/v1/users/{ADMIN_LOGIN}"))
+            .header("authorization", format!("SSWS {SSWS_TOKEN}"))
+            .header("accept", "application/json")
+            .send()
+    };
+    let (a, b) = tokio::join!(get(), get());
+    sim.concurrency().set_limit(0);
+    sim.faults().set_profile(FaultProfile::none());
+    let mut statuses = [a.expect("first").status(), b.expect("second").status()];
+    statuses.sort();
+    assert_eq!(statuses, [200, 429], "one in flight at a time");
+    assert_eq!(sim.concurrency().refused(), 1);
+}
+
 async fn rate_limited(base: &str, sim: &OktaHandle) {
     sim.limits().set_limit(Some(okta::buckets::USER_GET), 0);
     let r = reqwest::Client::new()
@@ -571,6 +615,7 @@ fn okta_adapter_conforms_to_the_official_spec_through_prism() {
         ssws_contract(&base, &sim).await;
         oauth_contract(&base, &sim_server.base_url(), &sim).await;
         rate_limited(&base, &sim).await;
+        concurrency_limited(&base, &sim).await;
         unauthorized(&base).await;
 
         // Self-check: the recorder must see what Prism objects to. One response that breaks

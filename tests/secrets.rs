@@ -619,3 +619,135 @@ fn secret_value_never_reaches_logs_outputs_database_or_audit() {
 fn sh_quote(p: &Path) -> String {
     format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
 }
+
+/// The id of the key `keyring:NAME@SERVICE` that `keyctl`, in a brand-new session that
+/// has joined the user's persistent keyring, finds: what any process of the user could
+/// read after the demo is gone.
+fn found_from_a_new_session(name: &str, service: &str) -> Option<String> {
+    let out = Command::new("keyctl")
+        .args([
+            "session",
+            "-",
+            "sh",
+            "-c",
+            "keyctl get_persistent @s >/dev/null && keyctl search @s user \"$0\"",
+        ])
+        .arg(format!("keyring:{name}@{service}"))
+        .output()
+        .expect("running keyctl (package keyutils)");
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !id.is_empty()).then_some(id)
+}
+
+/// The id of the key `keyring:NAME@SERVICE` linked directly in this process's session
+/// keyring (not found through the keyrings linked into it, which other runs share).
+fn in_this_session(name: &str, service: &str) -> Option<String> {
+    let keyctl = |args: &[&str]| {
+        Command::new("keyctl")
+            .args(args)
+            .output()
+            .expect("running keyctl (package keyutils)")
+    };
+    let list = keyctl(&["rlist", "@s"]);
+    let want = format!(";keyring:{name}@{service}");
+    String::from_utf8_lossy(&list.stdout)
+        .split_whitespace()
+        .find(|id| {
+            let d = keyctl(&["rdescribe", id]);
+            d.status.success() && String::from_utf8_lossy(&d.stdout).trim().ends_with(&want)
+        })
+        .map(str::to_string)
+}
+
+fn keyutils_env(k: &str) -> Option<OsString> {
+    (k == "ACCESSDESK_KEYCHAIN").then(|| OsString::from("keyutils"))
+}
+
+#[test]
+fn session_scoped_credentials_stay_out_of_the_persistent_keyring() {
+    let service = format!("accessdesk-test-{}", random_hex(6));
+    let value = Secret::new(format!("sk-session-{}", random_hex(12)));
+
+    // The regular kernel-keyring store links keys into the persistent keyring, which a new
+    // session can join: the check below does see such a key.
+    let regular = Keychain::open(BackendChoice::Keyutils, &service).expect(HOW_TO_RUN);
+    regular.set("regular", &value).unwrap();
+    let seen = found_from_a_new_session("regular", &service);
+    regular.remove("regular").unwrap();
+    assert!(seen.is_some(), "the persistent keyring check is meaningful");
+
+    // The keychain for credentials that must not outlive the session: the session keyring
+    // only.
+    let (k, why) = Keychain::session_or_memory_with(&service, keyutils_env);
+    assert!(why.is_none(), "{why:?}: {HOW_TO_RUN}");
+    assert_eq!(k.backend(), BackendKind::Keyutils);
+    k.set("demo-okta-token", &value).unwrap();
+    assert_eq!(k.get("demo-okta-token").unwrap().expose(), value.expose());
+    assert!(in_this_session("demo-okta-token", &service).is_some());
+    let leaked = found_from_a_new_session("demo-okta-token", &service);
+    k.remove("demo-okta-token").unwrap();
+    assert_eq!(
+        leaked, None,
+        "a new session read the credential through the persistent keyring"
+    );
+}
+
+/// The issue as reported: the demo killed with SIGKILL (no clean-up) must not leave its
+/// credentials where a new session can read them.
+#[test]
+fn a_killed_demo_leaves_no_credential_a_new_session_can_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_accessdesk"))
+        .args(["demo", "--headless", "--for", "2m"])
+        .env("ACCESSDESK_KEYCHAIN", "keyutils")
+        .env("TMPDIR", tmp.path())
+        .env_remove("ACCESSDESK_HOME")
+        .env_remove("ACCESSDESK_KEYRING_SERVICE")
+        .env_remove("ACCESSDESK_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting accessdesk demo");
+    let service = accessdesk::demo::KEYRING_SERVICE;
+    let names = [
+        "demo-okta-token",
+        "demo-zoom-token",
+        "demo-aws-keys",
+        "demo-aws-sso-keys",
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let ids: Vec<String> = loop {
+        let ids: Vec<String> = names
+            .iter()
+            .filter_map(|n| in_this_session(n, service))
+            .collect();
+        if ids.len() == names.len() {
+            break ids;
+        }
+        if let Ok(Some(status)) = demo.try_wait() {
+            panic!("the demo exited ({status}) before storing its credentials");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the demo stored no credentials in the session keyring: {HOW_TO_RUN}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    demo.kill().expect("SIGKILL");
+    let _ = demo.wait();
+    // Only these keys count (other runs on the machine may hold keys of the same name).
+    let leaked: Vec<&str> = names
+        .into_iter()
+        .zip(&ids)
+        .filter(|(n, id)| found_from_a_new_session(n, service).as_ref() == Some(*id))
+        .map(|(n, _)| n)
+        .collect();
+    // This session still holds them (it is the demo's session): clean up.
+    for id in &ids {
+        let _ = Command::new("keyctl").args(["invalidate", id]).output();
+    }
+    assert!(
+        leaked.is_empty(),
+        "after kill -9, a new session read {leaked:?} through the persistent keyring"
+    );
+}

@@ -170,7 +170,7 @@ pub fn excerpt(body: &[u8]) -> String {
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    let mut s = super::http::redact_text(&one_line);
+    let mut s = crate::redact::redact_text(&one_line);
     if body.len() > EXCERPT_BYTES {
         s.push('…');
     }

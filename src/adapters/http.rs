@@ -20,6 +20,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// Redaction lives in the leaf module [`crate::redact`]; re-exported for the adapters.
+pub use crate::redact::{redact_text, redact_url};
+
 // ---------------------------------------------------------------------------------------
 // Rate limiting
 // ---------------------------------------------------------------------------------------
@@ -123,7 +126,15 @@ struct LimiterState {
     /// have one bucket, "").
     windows: HashMap<String, VendorWindow>,
     throttled_count: u64,
+    /// The vendor's concurrent limit, learned from a refusal that reported a limit below
+    /// what we had in flight, and when: at most that many requests in flight until it
+    /// has gone [`CONCURRENCY_CAP_TTL`] without another such refusal.
+    in_flight_cap: Option<(u32, Instant)>,
 }
+
+/// How long a learned concurrent limit holds without a new refusal (then we find out
+/// again whether it still applies).
+const CONCURRENCY_CAP_TTL: Duration = Duration::from_secs(60);
 
 /// One per system, shared by all its workers.
 #[derive(Debug)]
@@ -158,6 +169,16 @@ pub struct LimiterSnapshot {
     pub throttled: u64,
 }
 
+/// Two resets within a second of each other name the same vendor window.
+fn same_window(a: Instant, b: Instant) -> bool {
+    a <= b + Duration::from_millis(1000) && a + Duration::from_millis(1000) >= b
+}
+
+/// A window length learned from two resets, when it is believable (1 s to an hour).
+fn plausible_length(learned: Duration) -> Option<Duration> {
+    (learned >= Duration::from_secs(1) && learned <= Duration::from_secs(3600)).then_some(learned)
+}
+
 impl RateLimiter {
     /// `requests_per_minute`: the configured budget (None: only the vendor's signals limit us).
     pub fn new(system: &str, requests_per_minute: Option<u32>, concurrency: u32) -> Arc<Self> {
@@ -182,6 +203,7 @@ impl RateLimiter {
                 window: None,
                 windows: HashMap::new(),
                 throttled_count: 0,
+                in_flight_cap: None,
             }),
             concurrency: Arc::new(tokio::sync::Semaphore::new(concurrency.max(1) as usize)),
         })
@@ -245,6 +267,14 @@ impl RateLimiter {
                 return Some(b - now);
             }
             s.blocked_until = None;
+        }
+        if let Some((cap, since)) = s.in_flight_cap {
+            if now.saturating_duration_since(since) >= CONCURRENCY_CAP_TTL {
+                s.in_flight_cap = None;
+            } else if s.in_flight >= cap {
+                // Wait for a request in flight to finish.
+                return Some(Duration::from_millis(10));
+            }
         }
         if let Some(w) = s.window.as_mut() {
             if now >= w.reset_at {
@@ -312,71 +342,66 @@ impl RateLimiter {
         // blocks until the reset. (Subtracting every in-flight request instead wastes up to
         // the concurrency in every window; measured: 93.5% of N instead of 100%.)
         let others = 0u32;
-        if let (Some(limit), Some(remaining), Some(reset)) =
-            (sig.limit, sig.remaining, sig.reset_at)
+        // A refusal reporting a limit below what we have in flight (this request
+        // included) is about concurrency, not the window: Okta's concurrent-limit 429s
+        // carry the concurrent values in the same X-Rate-Limit-* headers, with a reset
+        // that is only an estimate. Keep at most that many in flight; the window we track
+        // is left as it is (the refusal is still a refusal: it blocks until its reset).
+        let concurrency = sig.throttled && sig.limit.is_some_and(|l| l < s.in_flight);
+        if concurrency && let Some(limit) = sig.limit {
+            let cap = limit.max(1);
+            let cap = s.in_flight_cap.map_or(cap, |(c, _)| c.min(cap));
+            s.in_flight_cap = Some((cap, now));
+        }
+        if !concurrency
+            && let (Some(limit), Some(remaining), Some(reset)) =
+                (sig.limit, sig.remaining, sig.reset_at)
         {
             let until = reset.duration_since(wall).unwrap_or(Duration::ZERO);
             let reset_at = now + until;
             let reported = remaining.saturating_sub(others);
             match s.window.as_mut() {
-                // We rolled over on a guess; this response is from the window after the
-                // one we rolled from: take its reset as the truth and learn the length.
+                // We rolled over on a guess and the vendor reports a window other than the
+                // guessed one: its reset replaces the guess, and the distance from the reset
+                // we rolled over from teaches the window's length (when plausible). Our count
+                // since the rollover belongs to the window after the one we rolled from, so
+                // it only caps a report from that window; a late answer from the window we
+                // rolled from stands on its own.
                 Some(w)
-                    if w.rolled_from
-                        .is_some_and(|from| reset_at > from + Duration::from_millis(500)) =>
+                    if w.rolled_from.is_some_and(|from| {
+                        reset_at > from + Duration::from_millis(500)
+                            || !same_window(reset_at, w.reset_at)
+                    }) =>
                 {
                     let from = w.rolled_from.unwrap_or(reset_at);
-                    let learned = reset_at.saturating_duration_since(from);
-                    if learned >= Duration::from_secs(1) && learned <= Duration::from_secs(3600) {
-                        w.length = learned;
-                    }
-                    let remaining = w.remaining.min(reported).min(limit);
-                    *w = VendorWindow {
-                        limit,
-                        remaining,
-                        reset_at,
-                        length: w.length,
-                        rolled_from: None,
+                    let length = plausible_length(reset_at.saturating_duration_since(from))
+                        .unwrap_or(w.length);
+                    let ours = if reset_at > from + Duration::from_millis(500) {
+                        w.remaining
+                    } else {
+                        u32::MAX
                     };
-                }
-                // Same window (resets within a second of each other): trust the lower count.
-                Some(w)
-                    if reset_at <= w.reset_at + Duration::from_millis(1000)
-                        && reset_at + Duration::from_millis(1000) >= w.reset_at =>
-                {
-                    w.limit = limit;
-                    w.remaining = w.remaining.min(reported).min(limit);
-                    w.rolled_from = None;
-                }
-                // Our rollover guessed a later reset than the vendor reports (its windows are
-                // shorter than we assumed): the vendor's word wins, and tells us the length.
-                Some(w) if w.rolled_from.is_some() && reset_at < w.reset_at => {
-                    let mut length = w.length;
-                    if let Some(from) = w.rolled_from {
-                        let learned = reset_at.saturating_duration_since(from);
-                        if learned >= Duration::from_secs(1) && learned <= Duration::from_secs(3600)
-                        {
-                            length = learned;
-                        }
-                    }
                     *w = VendorWindow {
                         limit,
-                        remaining: reported.min(limit),
+                        remaining: ours.min(reported).min(limit),
                         reset_at,
                         length,
                         rolled_from: None,
                     };
                 }
+                // Same window: trust the lower count.
+                Some(w) if same_window(reset_at, w.reset_at) => {
+                    w.limit = limit;
+                    w.remaining = w.remaining.min(reported).min(limit);
+                    w.rolled_from = None;
+                }
+                // A newer window than the one we track: the vendor's word, and the length.
                 Some(w) if reset_at > w.reset_at => {
-                    let learned = reset_at - w.reset_at;
-                    if learned >= Duration::from_secs(1) && learned <= Duration::from_secs(3600) {
-                        w.length = learned;
-                    }
                     *w = VendorWindow {
                         limit,
                         remaining: reported.min(limit),
                         reset_at,
-                        length: w.length,
+                        length: plausible_length(reset_at - w.reset_at).unwrap_or(w.length),
                         rolled_from: None,
                     };
                 }
@@ -1007,99 +1032,6 @@ pub fn scim_next_start(start_index: u64, items_on_page: u64, total_results: u64)
     (next <= total_results).then_some(next)
 }
 
-// ---------------------------------------------------------------------------------------
-// Redaction
-// ---------------------------------------------------------------------------------------
-
-const SENSITIVE: &[&str] = &[
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "apikey",
-    "api_key",
-    "authorization",
-    "client_assertion",
-    "signature",
-    "credential",
-    "sessionid",
-    "x-amz-security-token",
-    "privatekey",
-    "private_key",
-    "ssws",
-    "bearer",
-];
-
-fn is_sensitive(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    SENSITIVE.iter().any(|s| n.contains(s))
-}
-
-/// Redact the values of sensitive query parameters in a URL or path.
-pub fn redact_url(u: &str) -> String {
-    let Some((path, query)) = u.split_once('?') else {
-        return u.to_string();
-    };
-    let q: Vec<String> = query
-        .split('&')
-        .map(|kv| match kv.split_once('=') {
-            Some((k, _)) if is_sensitive(k) => format!("{k}=[redacted]"),
-            _ => kv.to_string(),
-        })
-        .collect();
-    format!("{path}?{}", q.join("&"))
-}
-
-/// Redact credential-looking values in free text (body excerpts): `"password": "..."`,
-/// `token=...`, `Bearer ...`, `SSWS ...`.
-pub fn redact_text(s: &str) -> String {
-    let lower = s.to_ascii_lowercase();
-    let bytes = s.as_bytes();
-    let mut out = String::with_capacity(s.len());
-    let mut i = 0;
-    'outer: while i < s.len() {
-        for key in SENSITIVE {
-            if lower[i..].starts_with(key) && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric()) {
-                // Copy the key and any separator (quotes, colon, equals, spaces), then
-                // replace the value up to the next delimiter.
-                let mut j = i + key.len();
-                while j < s.len() && bytes[j].is_ascii_alphanumeric()
-                    || j < s.len() && bytes[j] == b'_'
-                {
-                    j += 1;
-                }
-                let key_end = j;
-                while j < s.len() && matches!(bytes[j], b'"' | b'\'' | b':' | b'=' | b' ') {
-                    j += 1;
-                }
-                if j == key_end {
-                    break; // the word with no value after it
-                }
-                let val_start = j;
-                // An Authorization value is "Scheme credentials": take both words.
-                let spaces_end = *key == "authorization";
-                while j < s.len()
-                    && !matches!(bytes[j], b'"' | b'\'' | b',' | b'&' | b'}' | b';' | b'\n')
-                    && (spaces_end || bytes[j] != b' ')
-                {
-                    j += 1;
-                }
-                if j == val_start {
-                    break;
-                }
-                out.push_str(&s[i..val_start]);
-                out.push_str("[redacted]");
-                i = j;
-                continue 'outer;
-            }
-        }
-        let ch = s[i..].chars().next().unwrap_or(' ');
-        out.push(ch);
-        i += ch.len_utf8();
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1316,6 +1248,95 @@ mod tests {
     }
 
     #[test]
+    fn limiter_after_rolling_over_takes_a_late_answer_from_the_old_window_on_its_own() {
+        // A response from the window we rolled over from, answered after the rollover,
+        // says nothing about the requests we sent since: its count replaces ours instead
+        // of being capped by it, and its reset (too close to teach a length) replaces the
+        // guess until the next rollover.
+        let l = RateLimiter::new("s", None, 8);
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let sig = |remaining, reset| RateSignal {
+            limit: Some(10),
+            remaining: Some(remaining),
+            reset_at: Some(reset),
+            ..Default::default()
+        };
+        l.observe_at(&sig(10, wall + Duration::from_secs(5)), now, wall);
+        drop_in_flight(&l);
+        for _ in 0..8 {
+            assert_eq!(l.try_take(now), None);
+        }
+        drop_in_flight(&l);
+        // Roll over on our own (guessing 60 s), then spend some of the new window.
+        let later = now + Duration::from_millis(5200);
+        for _ in 0..7 {
+            assert_eq!(l.try_take(later), None);
+        }
+        drop_in_flight(&l);
+        assert_eq!(l.snapshot().remaining, Some(3));
+        // The late answer: the old window, 4 left.
+        l.observe_at(
+            &sig(4, wall + Duration::from_secs(5)),
+            later,
+            wall + Duration::from_millis(5200),
+        );
+        assert_eq!(l.snapshot().remaining, Some(4), "not capped by our count");
+        // Its reset has passed: the next request rolls over again, to a full window.
+        assert_eq!(l.try_take(later + Duration::from_millis(10)), None);
+        drop_in_flight(&l);
+        assert_eq!(l.snapshot().remaining, Some(9));
+    }
+
+    #[test]
+    fn a_refusal_below_what_is_in_flight_caps_concurrency_and_spares_the_window() {
+        let l = RateLimiter::new("s", None, 8);
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        l.observe_at(
+            &RateSignal {
+                limit: Some(600),
+                remaining: Some(500),
+                reset_at: Some(wall + Duration::from_secs(40)),
+                ..Default::default()
+            },
+            now,
+            wall,
+        );
+        drop_in_flight(&l);
+        for _ in 0..5 {
+            assert_eq!(l.try_take(now), None);
+        }
+        // Okta's concurrent limit: 2 in flight at once, come back in about a second.
+        l.observe_at(
+            &RateSignal {
+                limit: Some(2),
+                remaining: Some(0),
+                reset_at: Some(wall + Duration::from_secs(1)),
+                throttled: true,
+                ..Default::default()
+            },
+            now,
+            wall,
+        );
+        let snap = l.snapshot();
+        assert_eq!(
+            (snap.limit, snap.remaining),
+            (Some(600), Some(495)),
+            "the window is not the concurrent limit"
+        );
+        assert!(l.try_take(now).is_some(), "blocked until the estimate");
+        let later = now + Duration::from_millis(1100);
+        assert!(l.try_take(later).is_some(), "5 in flight, 2 allowed");
+        l.state.lock().unwrap().in_flight = 1;
+        assert_eq!(l.try_take(later), None);
+        assert!(l.try_take(later).is_some(), "2 in flight");
+        // The cap lapses after a minute without another refusal.
+        let much_later = now + CONCURRENCY_CAP_TTL + Duration::from_secs(1);
+        assert_eq!(l.try_take(much_later), None);
+    }
+
+    #[test]
     fn limiter_adapts_to_a_lowered_limit_within_the_window() {
         let l = RateLimiter::new("s", None, 8);
         let now = Instant::now();
@@ -1429,21 +1450,5 @@ mod tests {
         assert_eq!(scim_next_start(1, 10, 25), Some(11));
         assert_eq!(scim_next_start(21, 5, 25), None);
         assert_eq!(scim_next_start(1, 0, 25), None);
-    }
-
-    #[test]
-    fn redaction() {
-        assert_eq!(
-            redact_url("/oauth2/v1/token?client_assertion=abc.def&x=1"),
-            "/oauth2/v1/token?client_assertion=[redacted]&x=1"
-        );
-        let t = redact_text(
-            r#"{"password": "hunter2", "name": "ok", "access_token":"eyJabc"} Authorization: SSWS 00abc"#,
-        );
-        assert!(
-            !t.contains("hunter2") && !t.contains("eyJabc") && !t.contains("00abc"),
-            "{t}"
-        );
-        assert!(t.contains("\"name\": \"ok\""), "{t}");
     }
 }

@@ -1,7 +1,7 @@
 //! systems.toml: target systems, credentials, dependencies, rate budgets and the
 //! entitlement catalogue; plus the optional HR CSV column mapping.
 
-use super::toml_errors::{from_toml_error, problem_at};
+use super::toml_errors::{parse_toml, problem_at};
 use crate::error::InputProblem;
 use crate::model::{Entitlement, EntitlementKind, RiskLevel, System, SystemKind};
 use crate::{Error, Result};
@@ -340,14 +340,12 @@ impl SystemsConfig {
 
     /// Parse and validate. Collects every problem it can find rather than stopping at the first.
     pub fn parse(path: &Path, text: &str) -> Result<Self> {
-        let raw: RawFile = toml::from_str(text).map_err(|e| {
-            Error::input(vec![from_toml_error(
-                path,
-                text,
-                &e,
-                "see the comments in the file written by `accessdesk init`",
-            )])
-        })?;
+        let raw: RawFile = parse_toml(
+            path,
+            text,
+            "see the comments in the file written by `accessdesk init`",
+        )
+        .map_err(|p| Error::input(vec![p]))?;
         let mut problems: Vec<InputProblem> = Vec::new();
         let mut catalog = Catalog::default();
         for (name, rs) in &raw.systems {
@@ -784,6 +782,34 @@ depends_on = ["a"]
         let e = err_text("[import.columns]\nemployee_idd = \"Emp ID\"\n");
         assert!(
             e.contains("systems.toml:2:1: import.columns.employee_idd"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_names_its_real_line_and_key() {
+        // Line 7 leaves an array open; the parser only notices at line 10, where the next
+        // table's key begins.
+        let t = "# accessdesk systems\n\n[systems.okta]\nkind = \"okta\"\nbase_url = \"https://example.okta.com\"\n\ndepends_on = [\"zoom\",\n\n[systems.zoom]\nkind = \"scim\"\n";
+        let e = err_text(t);
+        assert!(
+            e.starts_with(
+                "systems.toml:7:14: systems.okta.depends_on: the array opened here is not closed"
+            ),
+            "{e}"
+        );
+        // A mistake on line 7 itself: its own position, and the key rather than a token.
+        let t = "# accessdesk systems\n\n[systems.okta]\nkind = \"okta\"\nbase_url = \"https://example.okta.com\"\n\nverify = yes\n";
+        let e = err_text(t);
+        assert!(
+            e.starts_with("systems.toml:7:10: systems.okta.verify: string values must be quoted"),
+            "{e}"
+        );
+        // A duplicate key says which.
+        let t = "# accessdesk systems\n\n[systems.okta]\nkind = \"okta\"\nbase_url = \"https://example.okta.com\"\n\nkind = \"scim\"\n";
+        let e = err_text(t);
+        assert!(
+            e.starts_with("systems.toml:7:1: systems.okta.kind: duplicate key"),
             "{e}"
         );
     }

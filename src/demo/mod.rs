@@ -3,8 +3,8 @@
 //! [`Demo::start`] starts an embedded simulator for every system the demo has one for
 //! ([`sims::SIMULATORS`]), creates a temporary home with systems.toml and policies.toml
 //! made from `demo/` (embedded in the binary), stores a fresh credential per simulator in
-//! the OS keychain under the service [`KEYRING_SERVICE`] (in memory, with a notice, when
-//! there is no keychain), imports the seeded company from `demo/people.csv`, and plans
+//! the kernel's session keyring (never the persistent keyring) under the service
+//! [`KEYRING_SERVICE`] (in memory, with a notice, when there is none), imports the seeded company from `demo/people.csv`, and plans
 //! and applies the onboarding wave. The engine and the timed situations of
 //! [`scenario`] are then started by the caller: the console, or [`headless::run`].
 //!
@@ -136,7 +136,7 @@ pub struct Demo {
     pub notices: Vec<String>,
     /// `keyutils`, `secret-service` or `memory`.
     pub keychain_backend: &'static str,
-    /// True when no OS keychain was available and the credentials are in memory.
+    /// True when no session keyring was usable and the credentials are in memory.
     pub keychain_fallback: bool,
     pub seed: u64,
     pub keep_home: bool,
@@ -249,10 +249,12 @@ impl Demo {
         let policies = PolicySet::load(&home.policies_path(), &config)?;
 
         // The credentials.
-        let (keychain, fell_back) = Keychain::from_env_or_memory(Some(KEYRING_SERVICE));
+        // Session-scoped: the session keyring only, never the persistent keyring (nor the
+        // Secret Service), so a killed demo leaves nothing a new session can read.
+        let (keychain, fell_back) = Keychain::session_or_memory(KEYRING_SERVICE);
         match &fell_back {
             Some(why) => notices.push(format!(
-                "No OS keychain available ({why}); demo credentials are kept in memory only"
+                "No session keyring for the demo ({why}); demo credentials are kept in memory only"
             )),
             None if keychain.backend() == BackendKind::Memory => notices.push(
                 "ACCESSDESK_KEYCHAIN=memory: demo credentials are kept in memory only".into(),

@@ -502,6 +502,31 @@ mod tests {
         (cfg, set, policies)
     }
 
+    #[tokio::test]
+    async fn every_demo_world_gets_fresh_aws_keys() {
+        let (cfg, _, _) = load(&["aws"]);
+        let setup = || SimSetup {
+            entry: cfg.catalog.systems["aws"].clone(),
+            faults: FaultProfile::none(),
+            window: Duration::from_secs(10),
+            window_limit: 100,
+            seed: 42,
+        };
+        // Same seed, same configuration: still different keys.
+        let a = aws::spawn(setup(), aws::Service::Iam).await.unwrap();
+        let b = aws::spawn(setup(), aws::Service::Iam).await.unwrap();
+        let (ka, kb) = (a.credential.expose(), b.credential.expose());
+        assert_ne!(ka, kb);
+        for k in [ka, kb] {
+            let (id, secret) = k.split_once(':').expect("ACCESS_KEY_ID:SECRET");
+            assert!(id.starts_with("AKIA") && id.len() == 20, "{id}");
+            assert_ne!(id, "AKIASIMULATOR0ADMIN1", "not the old fixed key");
+            assert_eq!(secret.len(), 40);
+        }
+        a.server.stop().await;
+        b.server.stop().await;
+    }
+
     #[test]
     fn absent_systems_and_their_grants_are_dropped() {
         let (cfg, set, policies) = load(&["okta"]);

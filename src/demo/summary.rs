@@ -16,7 +16,8 @@ use std::fmt::Write as _;
 pub struct KeychainInfo {
     pub backend: String,
     pub service: String,
-    /// No OS keychain was available: the credentials were kept in memory.
+    /// No session keyring was usable (or the Secret Service was asked for, which the
+    /// demo never uses): the credentials were kept in memory.
     pub fallback: bool,
 }
 
@@ -430,7 +431,7 @@ impl DemoSummary {
                 self.keychain.backend,
                 self.keychain.service,
                 if self.keychain.fallback {
-                    ", in memory because no OS keychain was available"
+                    ", in memory because no session keyring was usable"
                 } else {
                     ""
                 }

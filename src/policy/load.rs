@@ -5,7 +5,7 @@
 use super::check::{self, TExpr};
 use super::schema::{Schema, Ty};
 use crate::config::systems::{IMPORT_FIELDS, person_attribute};
-use crate::config::toml_errors::{from_toml_error, problem_at};
+use crate::config::toml_errors::{parse_toml, problem_at};
 use crate::config::{Catalog, ImportMapping};
 use crate::error::InputProblem;
 use crate::model::EntitlementRef;
@@ -66,8 +66,7 @@ pub fn parse(
     catalog: &Catalog,
     columns: &ImportMapping,
 ) -> Result<(Schema, Vec<LoadedRule>)> {
-    let raw: RawFile = toml::from_str(text)
-        .map_err(|e| Error::input(vec![from_toml_error(path, text, &e, FORMAT_HINT)]))?;
+    let raw: RawFile = parse_toml(path, text, FORMAT_HINT).map_err(|p| Error::input(vec![p]))?;
     let mut problems: Vec<InputProblem> = Vec::new();
     let at = |span: Range<usize>, key: &str, msg: String, hint: &str| {
         problem_at(path, text, Some(span), key, msg, hint)

@@ -14,9 +14,18 @@
 //! 3. Otherwise it fails, naming every backend it tried, why each failed and how to fix it.
 //!
 //! `auto` never chooses `memory`: an in-process store that forgets everything at exit. It
-//! exists for demos and tests that want a visible fallback ([`Keychain::from_env_or_memory`]),
+//! exists for demos and tests that want a visible fallback ([`Keychain::session_or_memory`]),
 //! and must be asked for by name. An explicitly named backend is probed as well, so a
 //! missing keychain is reported before any prompt for a value.
+//!
+//! # Credentials that must not outlive the session
+//!
+//! The kernel keyring store links every key into the user's *persistent* keyring as well
+//! as the session keyring, so that `accessdesk secret set` survives a logout for a few
+//! days. The demo's throwaway credentials must not: [`Keychain::session_or_memory`] keeps
+//! them in the session keyring only (a new session, even one that joins the persistent
+//! keyring, cannot find them after the demo is killed), or in memory. It never uses the
+//! Secret Service, which keeps items on disk.
 //!
 //! The selection is made per process, so a secret stored by one backend is not visible
 //! through another; the secrets index records which backend stored each name.
@@ -217,24 +226,62 @@ impl Keychain {
         Self::open_with(choice, service, dbus)
     }
 
-    /// Like [`Keychain::from_env`], but when no keychain can be opened, fall back to a
-    /// memory keychain and return the reason alongside it, so the caller can show that it
-    /// fell back and why. `service` replaces `ACCESSDESK_KEYRING_SERVICE` (the demo keeps
-    /// its credentials under `accessdesk-demo`). The CLI never uses this.
-    pub fn from_env_or_memory(service: Option<&str>) -> (Keychain, Option<Error>) {
-        let env = |k: &str| match service {
-            Some(s) if k == ENV_SERVICE => Some(OsString::from(s)),
-            _ => std::env::var_os(k),
+    /// A keychain for credentials that must not outlive this session (the demo's), under
+    /// `service`: the kernel keyring's session keyring only, never linked into the
+    /// persistent keyring (`ACCESSDESK_KEYCHAIN` `auto` or `keyutils`), or memory when
+    /// asked for (`memory`) or when the session keyring cannot be used. The Secret
+    /// Service is never used: it keeps items on disk. When it falls back to memory, the
+    /// reason comes alongside, so the caller can show it. The CLI never uses this.
+    pub fn session_or_memory(service: &str) -> (Keychain, Option<Error>) {
+        Self::session_or_memory_with(service, |k| std::env::var_os(k))
+    }
+
+    /// [`Keychain::session_or_memory`] reading `ACCESSDESK_KEYCHAIN` through `env`.
+    pub fn session_or_memory_with(
+        service: &str,
+        env: impl Fn(&str) -> Option<OsString>,
+    ) -> (Keychain, Option<Error>) {
+        let fallback = |e: Error| {
+            tracing::warn!(error = %e, "credentials kept in the in-process memory keychain");
+            (Keychain::memory(service), Some(e))
         };
-        match Self::from_env_with(env) {
-            Ok(k) => (k, None),
-            Err(e) => {
-                let service = env(ENV_SERVICE)
-                    .and_then(|s| s.into_string().ok())
-                    .filter(|s| valid_service(s))
-                    .unwrap_or_else(|| DEFAULT_SERVICE.to_string());
-                tracing::warn!(error = %e, "no OS keychain; using the in-process memory keychain");
-                (Keychain::memory(&service), Some(e))
+        if !valid_service(service) {
+            return fallback(Error::usage(
+                format!("keyring service {service:?} is not allowed"),
+                service_name_hint(),
+            ));
+        }
+        let choice = env(ENV_BACKEND)
+            .map(|v| {
+                v.to_str()
+                    .ok_or_else(|| format!("{ENV_BACKEND} is not valid UTF-8"))
+                    .and_then(str::parse::<BackendChoice>)
+            })
+            .unwrap_or(Ok(BackendChoice::Auto));
+        match choice {
+            Err(msg) => fallback(Error::usage(
+                msg,
+                format!("set {ENV_BACKEND} to auto, keyutils, secret-service or memory"),
+            )),
+            Ok(BackendChoice::Memory) => (Keychain::memory(service), None),
+            Ok(BackendChoice::SecretService) => fallback(Error::Keychain {
+                backend: BackendKind::SecretService.as_str().to_string(),
+                message: "not used for credentials that must not outlive the session: it \
+                          keeps them on disk"
+                    .into(),
+                hint: format!(
+                    "{ENV_BACKEND}=keyutils under `keyctl session -` keeps them in the session keyring"
+                ),
+            }),
+            Ok(BackendChoice::Auto | BackendChoice::Keyutils) => {
+                match open_session_keyutils(service) {
+                    Ok(k) => (k, None),
+                    Err(reason) => fallback(Error::Keychain {
+                        backend: BackendKind::Keyutils.as_str().to_string(),
+                        message: format!("the session keyring is not usable: {reason}"),
+                        hint: KEYUTILS_HINT.into(),
+                    }),
+                }
             }
         }
     }
@@ -563,6 +610,74 @@ fn open_keyutils(service: &str) -> std::result::Result<Keychain, String> {
     Ok(keychain)
 }
 
+/// The kernel keyring, session keyring only: keys are added to the session keyring and
+/// never linked into the persistent keyring (unlike linux-keyutils-keyring-store's own
+/// store), so they go when the session does.
+#[cfg(target_os = "linux")]
+fn open_session_keyutils(service: &str) -> std::result::Result<Keychain, String> {
+    let store: Arc<keyring_core::CredentialStore> = Arc::new(session_keyring::SessionStore);
+    let keychain = Keychain {
+        service: service.to_string(),
+        backend: Backend::Os {
+            kind: BackendKind::Keyutils,
+            store,
+        },
+    };
+    keychain.probe()?;
+    Ok(keychain)
+}
+
+#[cfg(target_os = "linux")]
+mod session_keyring {
+    use keyring_core::api::{CredentialPersistence, CredentialStoreApi};
+    use keyring_core::{Entry, Result};
+    use linux_keyutils::{KeyRing, KeyRingIdentifier};
+    use linux_keyutils_keyring_store::Cred;
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    /// Builds keyutils entries on the session keyring alone. The descriptions are the
+    /// store's own (`keyring:NAME@SERVICE`), so `keyctl` and the regular store find the
+    /// same keys within the session.
+    #[derive(Debug)]
+    pub(super) struct SessionStore;
+
+    impl CredentialStoreApi for SessionStore {
+        fn vendor(&self) -> String {
+            "Linux keyutils, session keyring only (accessdesk)".into()
+        }
+
+        fn id(&self) -> String {
+            "accessdesk session keyring".into()
+        }
+
+        fn build(
+            &self,
+            service: &str,
+            user: &str,
+            _modifiers: Option<&HashMap<&str, &str>>,
+        ) -> Result<Entry> {
+            let session = KeyRing::from_special_id(KeyRingIdentifier::Session, false)
+                .map_err(|e| keyring_core::Error::NoStorageAccess(Box::new(e)))?;
+            let cred = Cred {
+                session,
+                persistent: None,
+                description: format!("keyring:{user}@{service}"),
+                specifiers: Some((service.to_string(), user.to_string())),
+            };
+            Ok(Entry::new_with_credential(Arc::new(cred)))
+        }
+
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+
+        fn persistence(&self) -> CredentialPersistence {
+            CredentialPersistence::UntilLogout
+        }
+    }
+}
+
 #[cfg(target_os = "linux")]
 fn open_secret_service(service: &str) -> std::result::Result<Keychain, String> {
     check_default_collection()?;
@@ -602,6 +717,11 @@ fn check_default_collection() -> std::result::Result<(), String> {
 
 #[cfg(not(target_os = "linux"))]
 fn open_keyutils(_service: &str) -> std::result::Result<Keychain, String> {
+    Err("the kernel keyring exists only on Linux".into())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_session_keyutils(_service: &str) -> std::result::Result<Keychain, String> {
     Err("the kernel keyring exists only on Linux".into())
 }
 
@@ -787,6 +907,26 @@ mod tests {
         let e = Keychain::from_env_with(env(&[(ENV_BACKEND, "memory"), (ENV_SERVICE, "a@b")]))
             .unwrap_err();
         assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn session_keychains_never_use_the_secret_service_and_honour_memory() {
+        let env = |backend: &'static str| {
+            move |k: &str| (k == ENV_BACKEND).then(|| OsString::from(backend))
+        };
+        let (k, why) = Keychain::session_or_memory_with("accessdesk-demo", env("memory"));
+        assert_eq!((k.backend(), why.is_none()), (BackendKind::Memory, true));
+        let (k, why) = Keychain::session_or_memory_with("accessdesk-demo", env("secret-service"));
+        assert_eq!(k.backend(), BackendKind::Memory);
+        let why = why.expect("a reason").to_string();
+        assert!(
+            why.contains("secret-service") && why.contains("on disk"),
+            "{why}"
+        );
+        let (k, why) = Keychain::session_or_memory_with("accessdesk-demo", env("vault"));
+        assert_eq!(k.backend(), BackendKind::Memory);
+        assert!(why.expect("a reason").to_string().contains("vault"));
+        assert_eq!(k.service(), "accessdesk-demo");
     }
 
     #[test]

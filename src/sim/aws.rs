@@ -59,6 +59,7 @@ pub struct AwsSimOptions {
     pub identity_store_id: String,
     /// The IAM user that owns the access key below (it exists in IAM from the start).
     pub admin_user: String,
+    /// The admin's access key; the default is a fresh random key for every simulator.
     pub access_key_id: String,
     pub secret_access_key: String,
     /// Recompute and compare every SigV4 signature (false: check form, key and date only).
@@ -79,8 +80,9 @@ impl Default for AwsSimOptions {
             region: "us-east-1".into(),
             identity_store_id: "d-1234567890".into(),
             admin_user: "accessdesk-admin".into(),
-            access_key_id: "AKIASIMULATOR0ADMIN1".into(),
-            secret_access_key: "sImUlAtOr/sEcReT/kEy/0123456789abcdefABCD".into(),
+            // Fresh for every simulator, like every simulator's credential.
+            access_key_id: aws_id("AKIA", 16),
+            secret_access_key: secret_key(),
             verify_signatures: true,
             faults: FaultProfile::none(),
             rate_limit: None,

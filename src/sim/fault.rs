@@ -138,29 +138,7 @@ impl ThrottleStyle {
                     .insert("retry-after", HeaderValue::from(retry_after_secs));
                 r
             }
-            ThrottleStyle::Okta => {
-                let reset = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_secs()
-                    + retry_after_secs;
-                let mut r = (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    axum::Json(serde_json::json!({
-                        "errorCode": "E0000047",
-                        "errorSummary": "API call exceeded rate limit due to too many requests.",
-                        "errorLink": "E0000047",
-                        "errorId": "sim-ratelimit",
-                        "errorCauses": []
-                    })),
-                )
-                    .into_response();
-                let h = r.headers_mut();
-                h.insert("x-rate-limit-limit", HeaderValue::from(600u32));
-                h.insert("x-rate-limit-remaining", HeaderValue::from(0u32));
-                h.insert("x-rate-limit-reset", HeaderValue::from(reset));
-                r
-            }
+            ThrottleStyle::Okta => okta_429(600, retry_after_secs),
             ThrottleStyle::AwsQuery | ThrottleStyle::Aws => {
                 let mut r = aws_query_error(
                     StatusCode::BAD_REQUEST,
@@ -183,6 +161,17 @@ impl ThrottleStyle {
                 });
                 aws_json_response(StatusCode::BAD_REQUEST, "ThrottlingException", body)
             }
+        }
+    }
+
+    /// A refusal because more than `limit` requests were in flight at once. Okta answers
+    /// as for a spent rate limit (429, `E0000047`), with the X-Rate-Limit-* headers
+    /// reporting the concurrency limit, none remaining, and an estimated reset a second
+    /// away; other vendors as for any rate limit, come back in a second.
+    pub fn concurrency_refusal(self, limit: u32, req: &HeaderMap) -> Response {
+        match self.for_request(req) {
+            ThrottleStyle::Okta => okta_429(limit, 1),
+            other => other.refusal(1, req),
         }
     }
 
@@ -210,6 +199,32 @@ impl ThrottleStyle {
             ThrottleStyle::RetryAfter429 => (StatusCode::SERVICE_UNAVAILABLE, "service unavailable (injected)").into_response(),
         }
     }
+}
+
+/// Okta's 429: `E0000047`, and X-Rate-Limit-* saying `limit`, none left, and a reset
+/// `reset_in_secs` from now (UTC epoch seconds).
+fn okta_429(limit: u32, reset_in_secs: u64) -> Response {
+    let reset = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+        + reset_in_secs;
+    let mut r = (
+        StatusCode::TOO_MANY_REQUESTS,
+        axum::Json(serde_json::json!({
+            "errorCode": "E0000047",
+            "errorSummary": "API call exceeded rate limit due to too many requests.",
+            "errorLink": "E0000047",
+            "errorId": "sim-ratelimit",
+            "errorCauses": []
+        })),
+    )
+        .into_response();
+    let h = r.headers_mut();
+    h.insert("x-rate-limit-limit", HeaderValue::from(limit));
+    h.insert("x-rate-limit-remaining", HeaderValue::from(0u32));
+    h.insert("x-rate-limit-reset", HeaderValue::from(reset));
+    r
 }
 
 /// A SCIM error response (RFC 7644 §3.12): `status` is a string.

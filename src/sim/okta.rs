@@ -14,11 +14,26 @@
 //!   `exp`, one use per `jti`), returning scoped, expiring access tokens; scopes are checked
 //!   per route (`okta.users.read`, `okta.groups.manage`, ...);
 //! - eventual consistency: a created user or membership becomes visible to reads after
-//!   [`Faults::visibility_delay`]; writes always see the true state (a login stays unique).
+//!   [`Faults::visibility_delay`]; writes always see the true state (a login stays unique);
+//! - the concurrent limit ([`OktaSimOptions::concurrency_limit`], off by default): a
+//!   request beyond it is refused with `429` + `E0000047`, the X-Rate-Limit-* headers
+//!   reporting the concurrent limit, none left and an estimated reset
+//!   ([`OktaHandle::concurrency`]);
+//! - user status as Okta's creation table and lifecycle operations say: created with
+//!   `activate=false`, `STAGED`; with `activate=true` (the default), `ACTIVE` when a password
+//!   is given (`credentials.password.value`), else `PROVISIONED` (the user has yet to
+//!   finish the welcome flow); `activate` on a `STAGED` user likewise (`ACTIVE` with a
+//!   password, else `PROVISIONED`) and on a `DEPROVISIONED` one `PROVISIONED` (they set up
+//!   again); `deactivate` of anyone not `DEPROVISIONED` gives `DEPROVISIONED`; a transition
+//!   the status does not allow gets Okta's error (`E0000016` activating a user who is
+//!   already activated, `E0000038` otherwise, `E0000001` for suspend/unsuspend). Passwords
+//!   are checked against the default policy (8 characters) and never kept: only whether
+//!   the user has one.
 //!
-//! Simplifications (documented, deliberate): `activate=true` puts a user straight into
-//! `ACTIVE` (as if the welcome flow had been completed); access tokens are opaque strings,
-//! not JWTs; the `Everyone` group is `BUILT_IN` and contains every user implicitly.
+//! Simplifications (documented, deliberate): activation completes at once (no
+//! `transitioningToStatus`); a `PROVISIONED` user stays so until a test moves them on
+//! ([`OktaHandle::set_status`]); access tokens are opaque strings, not JWTs; the
+//! `Everyone` group is `BUILT_IN` and contains every user implicitly.
 //!
 //! Faults: the shared [`inject`] middleware (style [`ThrottleStyle::Okta`]) plus
 //! deterministic, test-steered [`FailRule`]s (malformed JSON, a 200 of the wrong shape, an
@@ -32,7 +47,9 @@ use super::fault::{FaultProfile, Faults, ThrottleStyle, inject};
 use super::filter;
 pub use super::log::LoggedRequest;
 use super::log::{RequestLog, record};
-use super::ratelimit::{Enforcer, RateWindows, enforce};
+use super::ratelimit::{
+    ConcurrencyEnforcer, ConcurrencyLimit, Enforcer, RateWindows, enforce, limit_concurrency,
+};
 use super::rules::{self, Rules, VendorBodies};
 pub use super::rules::{BodyFault, FailRule};
 use super::{SimServer, WriteCounts};
@@ -100,6 +117,9 @@ pub struct OktaSimOptions {
     pub token_ttl: Duration,
     /// Chance that a request is carried out but its response is lost (connection reset).
     pub lost_response_rate: f64,
+    /// Okta's concurrent limit: at most this many requests in flight at once (Okta's
+    /// default is 75 per org). None: no limit.
+    pub concurrency_limit: Option<u32>,
     pub seed: u64,
 }
 
@@ -111,6 +131,7 @@ impl Default for OktaSimOptions {
             rate_limit: None,
             token_ttl: Duration::from_secs(3600),
             lost_response_rate: 0.0,
+            concurrency_limit: None,
             seed: 7,
         }
     }
@@ -126,6 +147,8 @@ pub struct SimUser {
     pub activated: Option<DateTime<Utc>>,
     pub status_changed: Option<DateTime<Utc>>,
     pub last_updated: DateTime<Utc>,
+    /// Whether the user has a password (the value itself is never kept).
+    pub has_password: bool,
     visible_at: Instant,
 }
 
@@ -185,6 +208,7 @@ struct Inner {
     state: Mutex<Org>,
     faults: Arc<Faults>,
     limits: Arc<RateWindows>,
+    concurrency: Arc<ConcurrencyLimit>,
     token_ttl: Mutex<Duration>,
     log: Arc<RequestLog>,
     rules: Arc<Rules>,
@@ -216,6 +240,11 @@ impl OktaHandle {
     /// The rate-limit windows; [`RateWindows::set_limit`] changes a limit at run time.
     pub fn limits(&self) -> Arc<RateWindows> {
         self.inner.limits.clone()
+    }
+
+    /// The concurrent limit; [`ConcurrencyLimit::set_limit`] changes it at run time (0: none).
+    pub fn concurrency(&self) -> Arc<ConcurrencyLimit> {
+        self.inner.concurrency.clone()
     }
 
     /// Accept `token` as `Authorization: SSWS token`, acting as [`ADMIN_LOGIN`].
@@ -368,7 +397,7 @@ impl OktaHandle {
         profile.insert("email".into(), json!(login));
         profile.insert("firstName".into(), json!(first));
         profile.insert("lastName".into(), json!(last));
-        new_user(&mut s, profile, "ACTIVE", Instant::now())
+        new_user(&mut s, profile, "ACTIVE", true, Instant::now())
     }
 
     /// Force a user's status (e.g. PROVISIONED, to exercise reactivation).
@@ -411,11 +440,12 @@ pub async fn spawn(opts: OktaSimOptions) -> std::io::Result<(SimServer, OktaHand
     admin.insert("email".into(), json!(ADMIN_LOGIN));
     admin.insert("firstName".into(), json!("Accessdesk"));
     admin.insert("lastName".into(), json!("Admin"));
-    state.admin = new_user(&mut state, admin, "ACTIVE", Instant::now());
+    state.admin = new_user(&mut state, admin, "ACTIVE", true, Instant::now());
     let inner = Arc::new(Inner {
         state: Mutex::new(state),
         faults: faults.clone(),
         limits,
+        concurrency: ConcurrencyLimit::new(opts.concurrency_limit.unwrap_or(0)),
         token_ttl: Mutex::new(opts.token_ttl),
         log: Arc::new(RequestLog::default()),
         rules: Rules::new(OktaBodies, opts.lost_response_rate, opts.seed ^ 0x0c7a),
@@ -450,6 +480,14 @@ fn router(inner: Arc<Inner>, faults: Arc<Faults>) -> axum::Router {
         ))
         .layer(from_fn_with_state(inner.rules.clone(), rules::apply))
         .layer(from_fn_with_state(faults, inject))
+        // Outside the faults: a slow or held answer keeps its slot, as at Okta.
+        .layer(from_fn_with_state(
+            Arc::new(ConcurrencyEnforcer {
+                limit: inner.concurrency.clone(),
+                style: ThrottleStyle::Okta,
+            }),
+            limit_concurrency,
+        ))
         .layer(from_fn_with_state(inner.log.clone(), record))
         .with_state(inner)
 }
@@ -495,7 +533,13 @@ fn new_group(s: &mut Org, name: &str, description: &str, kind: &str) -> String {
     id
 }
 
-fn new_user(s: &mut Org, profile: Map<String, Value>, status: &str, visible_at: Instant) -> String {
+fn new_user(
+    s: &mut Org,
+    profile: Map<String, Value>,
+    status: &str,
+    has_password: bool,
+    visible_at: Instant,
+) -> String {
     let id = next_id(s, "00u");
     let now = Utc::now();
     let active = status != "STAGED";
@@ -509,6 +553,7 @@ fn new_user(s: &mut Org, profile: Map<String, Value>, status: &str, visible_at: 
             activated: active.then_some(now),
             status_changed: active.then_some(now),
             last_updated: now,
+            has_password,
             visible_at,
         },
     );
@@ -555,7 +600,11 @@ fn user_json(u: &SimUser, base: &str) -> Value {
         "passwordChanged": null,
         "type": { "id": "oty00000000000000001" },
         "profile": u.profile,
-        "credentials": { "provider": { "type": "OKTA", "name": "OKTA" } },
+        "credentials": if u.has_password {
+            json!({ "password": {}, "provider": { "type": "OKTA", "name": "OKTA" } })
+        } else {
+            json!({ "provider": { "type": "OKTA", "name": "OKTA" } })
+        },
         "_links": links,
     })
 }
@@ -632,6 +681,15 @@ fn bad_body() -> Response {
         StatusCode::BAD_REQUEST,
         "E0000003",
         "The request body was not well-formed.",
+        &[],
+    )
+}
+
+fn already_activated() -> Response {
+    okta_error(
+        StatusCode::FORBIDDEN,
+        "E0000016",
+        "Activation failed because the user is already active",
         &[],
     )
 }
@@ -956,6 +1014,10 @@ async fn create_user(
     if let Some(r) = problems_response(profile_problems(&profile, true)) {
         return r;
     }
+    let has_password = match password_given(&body) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let login = profile
         .get("login")
         .and_then(Value::as_str)
@@ -986,12 +1048,14 @@ async fn create_user(
             }
         }
     }
-    let id = new_user(
-        &mut s,
-        profile,
-        if activate { "ACTIVE" } else { "STAGED" },
-        visible_at,
-    );
+    // Okta's creation table: not activated, STAGED; activated with a password, ACTIVE;
+    // activated without one, PROVISIONED until the user finishes the welcome flow.
+    let status = match (activate, has_password) {
+        (false, _) => "STAGED",
+        (true, true) => "ACTIVE",
+        (true, false) => "PROVISIONED",
+    };
+    let id = new_user(&mut s, profile, status, has_password, visible_at);
     s.counts.created(&login);
     for g in group_ids {
         add_membership(&mut s, &g, &id, visible_at);
@@ -1001,6 +1065,23 @@ async fn create_user(
     match u {
         Some(u) => json_response(StatusCode::OK, user_json(&u, &base(&headers))),
         None => not_found(&id, "User"),
+    }
+}
+
+/// Whether the create body sets a password (`credentials.password.value`), checked against
+/// Okta's default password policy. The value is not kept.
+fn password_given(body: &Map<String, Value>) -> Result<bool, Response> {
+    let Some(password) = body.get("credentials").and_then(|c| c.get("password")) else {
+        return Ok(false);
+    };
+    match password.get("value") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::String(v)) if v.chars().count() >= 8 => Ok(true),
+        Some(Value::String(_)) => Err(validation_failed(
+            "password",
+            &["password: Password requirements were not met. Password requirements: at least 8 characters.".into()],
+        )),
+        Some(_) => Err(bad_body()),
     }
 }
 
@@ -1117,16 +1198,15 @@ async fn lifecycle(
         }
     };
     let (next, resp) = match op.as_str() {
+        // A staged user with a password is active at once; without one (and anyone coming
+        // back from DEPROVISIONED) they must finish the welcome flow: PROVISIONED.
         "activate" => match current.as_str() {
-            "STAGED" | "DEPROVISIONED" => ("ACTIVE", token_body(query_flag(&q, "sendEmail", true))),
-            _ => {
-                return okta_error(
-                    StatusCode::FORBIDDEN,
-                    "E0000016",
-                    "Activation failed because the user is already active",
-                    &[],
-                );
+            "STAGED" if u.has_password => ("ACTIVE", token_body(query_flag(&q, "sendEmail", true))),
+            "STAGED" | "DEPROVISIONED" => {
+                ("PROVISIONED", token_body(query_flag(&q, "sendEmail", true)))
             }
+            "SUSPENDED" => return status_forbids(),
+            _ => return already_activated(),
         },
         "deactivate" => match current.as_str() {
             "DEPROVISIONED" => return status_forbids(),
@@ -1162,7 +1242,11 @@ async fn lifecycle(
     u.status = next.to_string();
     u.status_changed = Some(now);
     u.last_updated = now;
-    if next == "ACTIVE" && u.activated.is_none() {
+    if next == "DEPROVISIONED" {
+        // Deactivation ends every credential: back, they set up again.
+        u.has_password = false;
+    }
+    if (next == "ACTIVE" || next == "PROVISIONED") && u.activated.is_none() {
         u.activated = Some(now);
     }
     resp
@@ -1788,5 +1872,217 @@ mod tests {
         assert!(scope_granted(&g, "okta.users.read"));
         assert!(scope_granted(&g, "okta.users.manage"));
         assert!(!scope_granted(&g, "okta.groups.read"));
+    }
+
+    /// A client for the running simulator, as the admin (SSWS).
+    struct Client {
+        http: reqwest::Client,
+        base: String,
+    }
+
+    impl Client {
+        async fn start(opts: OktaSimOptions) -> (SimServer, OktaHandle, Client) {
+            crate::adapters::http::install_crypto_provider();
+            let (server, handle) = spawn(opts).await.expect("sim");
+            handle.add_api_token("t0ken-for-tests");
+            let client = Client {
+                http: reqwest::Client::new(),
+                base: server.base_url(),
+            };
+            (server, handle, client)
+        }
+
+        /// POST `path` with `body`: the status and the JSON answer (Null when empty).
+        async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+            let r = self
+                .http
+                .post(format!("{}{path}", self.base))
+                .header("authorization", "SSWS t0ken-for-tests")
+                .json(&body)
+                .send()
+                .await
+                .expect("request");
+            let status = r.status().as_u16();
+            let bytes = r.bytes().await.expect("body");
+            (
+                status,
+                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            )
+        }
+
+        async fn create(&self, query: &str, login: &str, password: Option<&str>) -> (u16, Value) {
+            let mut body = json!({ "profile": {
+                "login": login, "email": login, "firstName": "Ada", "lastName": "Lovelace"
+            }});
+            if let Some(p) = password {
+                body["credentials"] = json!({ "password": { "value": p } });
+            }
+            self.post(&format!("/api/v1/users{query}"), body).await
+        }
+
+        async fn lifecycle(&self, id: &str, op: &str) -> (u16, Value) {
+            self.post(&format!("/api/v1/users/{id}/lifecycle/{op}"), json!({}))
+                .await
+        }
+    }
+
+    fn status_of(h: &OktaHandle, id: &str) -> String {
+        h.users()
+            .into_iter()
+            .find(|u| u.id == id)
+            .map(|u| u.status)
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn users_are_created_staged_provisioned_or_active_as_okta_says() {
+        let (server, h, c) = Client::start(OktaSimOptions::default()).await;
+        let (st, u) = c
+            .create("?activate=false", "staged@example.com", None)
+            .await;
+        assert_eq!((st, u["status"].as_str()), (200, Some("STAGED")), "{u}");
+        let (_, u) = c.create("", "pending@example.com", None).await;
+        assert_eq!(
+            u["status"], "PROVISIONED",
+            "activated without a password: {u}"
+        );
+        let (_, u) = c
+            .create("?activate=true", "active@example.com", Some("Tr0ub4dor&3x"))
+            .await;
+        assert_eq!(u["status"], "ACTIVE", "{u}");
+        assert_eq!(u["credentials"]["password"], json!({}), "never echoed: {u}");
+        assert!(!u.to_string().contains("Tr0ub4dor"), "{u}");
+        let (st, e) = c.create("", "weak@example.com", Some("short")).await;
+        assert_eq!(
+            (st, e["errorCode"].as_str()),
+            (400, Some("E0000001")),
+            "{e}"
+        );
+        assert!(h.user_by_login("weak@example.com").is_none());
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn lifecycle_moves_follow_okta_and_refusals_carry_its_errors() {
+        let (server, h, c) = Client::start(OktaSimOptions::default()).await;
+        let id = |u: &Value| u["id"].as_str().unwrap_or_default().to_string();
+        // STAGED without a password: activation leaves them to the welcome flow.
+        let staged = id(&c.create("?activate=false", "a@example.com", None).await.1);
+        let (st, body) = c.lifecycle(&staged, "activate?sendEmail=false").await;
+        assert_eq!(st, 200);
+        assert!(body["activationToken"].is_string(), "{body}");
+        assert_eq!(status_of(&h, &staged), "PROVISIONED");
+        let (st, e) = c.lifecycle(&staged, "activate").await;
+        assert_eq!(
+            (st, e["errorCode"].as_str()),
+            (403, Some("E0000016")),
+            "{e}"
+        );
+        // PROVISIONED cannot be suspended; reactivate restarts the flow.
+        let (st, e) = c.lifecycle(&staged, "suspend").await;
+        assert_eq!(
+            (st, e["errorCode"].as_str()),
+            (400, Some("E0000001")),
+            "{e}"
+        );
+        assert_eq!(
+            c.lifecycle(&staged, "reactivate?sendEmail=false").await.0,
+            200
+        );
+        assert_eq!(status_of(&h, &staged), "PROVISIONED");
+
+        // STAGED with a password: active at once.
+        let with_pw = id(&c
+            .create("?activate=false", "b@example.com", Some("C0rrectHorse"))
+            .await
+            .1);
+        assert_eq!(c.lifecycle(&with_pw, "activate").await.0, 200);
+        assert_eq!(status_of(&h, &with_pw), "ACTIVE");
+        let (st, e) = c.lifecycle(&with_pw, "reactivate").await;
+        assert_eq!(
+            (st, e["errorCode"].as_str()),
+            (403, Some("E0000038")),
+            "{e}"
+        );
+
+        // ACTIVE -> DEPROVISIONED; again is refused; activation brings them back to set up.
+        assert_eq!(c.lifecycle(&with_pw, "deactivate").await.0, 200);
+        assert_eq!(status_of(&h, &with_pw), "DEPROVISIONED");
+        let (st, e) = c.lifecycle(&with_pw, "deactivate").await;
+        assert_eq!(
+            (st, e["errorCode"].as_str()),
+            (403, Some("E0000038")),
+            "{e}"
+        );
+        assert_eq!(c.lifecycle(&with_pw, "activate").await.0, 200);
+        assert_eq!(status_of(&h, &with_pw), "PROVISIONED");
+
+        // A STAGED user can be deactivated too.
+        let other = id(&c.create("?activate=false", "c@example.com", None).await.1);
+        assert_eq!(c.lifecycle(&other, "deactivate").await.0, 200);
+        assert_eq!(status_of(&h, &other), "DEPROVISIONED");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn too_many_requests_in_flight_get_okta_s_concurrency_429() {
+        let (server, h, c) = Client::start(OktaSimOptions {
+            concurrency_limit: Some(1),
+            faults: FaultProfile {
+                latency: Some((Duration::from_millis(300), Duration::from_millis(300))),
+                ..FaultProfile::none()
+            },
+            ..Default::default()
+        })
+        .await;
+        let get = || {
+            c.http
+                .get(format!("{}/api/v1/users/me", c.base))
+                .header("authorization", "SSWS t0ken-for-tests")
+                .send()
+        };
+        let (a, b, d) = tokio::join!(get(), get(), get());
+        let answers = [a.unwrap(), b.unwrap(), d.unwrap()];
+        let refused: Vec<&reqwest::Response> =
+            answers.iter().filter(|r| r.status() == 429).collect();
+        assert_eq!(refused.len(), 2, "one in flight at a time");
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        for r in &refused {
+            let header = |n: &str| {
+                r.headers()
+                    .get(n)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+            };
+            assert_eq!(
+                header("x-rate-limit-limit"),
+                Some(1),
+                "the concurrent limit"
+            );
+            assert_eq!(header("x-rate-limit-remaining"), Some(0));
+            let reset = header("x-rate-limit-reset").unwrap_or(0);
+            assert!(
+                reset >= now && reset <= now + 2,
+                "an estimate: {reset} vs {now}"
+            );
+        }
+        let body: Value = answers
+            .into_iter()
+            .find(|r| r.status() == 429)
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["errorCode"], "E0000047");
+        assert_eq!(h.concurrency().refused(), 2);
+        assert_eq!(h.concurrency().peak(), 1);
+        // Lifted at run time.
+        h.concurrency().set_limit(0);
+        let (a, b) = tokio::join!(get(), get());
+        assert!(a.unwrap().status().is_success() && b.unwrap().status().is_success());
+        server.stop().await;
     }
 }

@@ -1,5 +1,7 @@
 //! Fixed-window rate limits as vendors enforce them: N requests per bucket per window,
 //! reported on every response. The limit can be changed at run time (a "sudden cut").
+//! And concurrency limits: at most N requests in flight at once ([`ConcurrencyLimit`],
+//! Okta's "concurrent rate limit"), refused in the vendor's style.
 
 use super::fault::ThrottleStyle;
 use axum::extract::{Request, State};
@@ -7,6 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -167,6 +170,102 @@ pub async fn enforce(State(e): State<Arc<Enforcer>>, req: Request, next: Next) -
     resp
 }
 
+/// A limit on requests in flight at once, per org or account (Okta: 75 concurrent API
+/// transactions by default). 0 means no limit. It can be changed at run time.
+#[derive(Debug, Default)]
+pub struct ConcurrencyLimit {
+    limit: AtomicU32,
+    in_flight: AtomicU32,
+    peak: AtomicU32,
+    refused: AtomicU64,
+}
+
+/// One admitted request; frees its slot when dropped.
+#[derive(Debug)]
+pub struct InFlight(Arc<ConcurrencyLimit>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl ConcurrencyLimit {
+    /// `limit` requests at once (0: unlimited).
+    pub fn new(limit: u32) -> Arc<Self> {
+        Arc::new(ConcurrencyLimit {
+            limit: AtomicU32::new(limit),
+            ..Default::default()
+        })
+    }
+
+    pub fn set_limit(&self, limit: u32) {
+        self.limit.store(limit, Ordering::Release);
+    }
+
+    pub fn limit(&self) -> u32 {
+        self.limit.load(Ordering::Acquire)
+    }
+
+    /// Requests refused because too many were in flight.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// The most requests admitted at once so far.
+    pub fn peak(&self) -> u32 {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// Admit one request, or None when the limit is reached (counted as refused).
+    pub fn try_enter(self: &Arc<Self>) -> Option<InFlight> {
+        let mut current = self.in_flight.load(Ordering::Acquire);
+        loop {
+            let limit = self.limit();
+            if limit > 0 && current >= limit {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+            match self.in_flight.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    self.peak.fetch_max(current + 1, Ordering::Relaxed);
+                    return Some(InFlight(self.clone()));
+                }
+                Err(now) => current = now,
+            }
+        }
+    }
+}
+
+/// Enforcing a [`ConcurrencyLimit`] in front of a simulator: a request over the limit is
+/// refused in the vendor's style ([`ThrottleStyle::concurrency_refusal`]). The slot is
+/// held for the whole answer, so it belongs outside the latency and fault layers.
+pub struct ConcurrencyEnforcer {
+    pub limit: Arc<ConcurrencyLimit>,
+    pub style: ThrottleStyle,
+}
+
+/// axum middleware: `layer(from_fn_with_state(Arc<ConcurrencyEnforcer>, limit_concurrency))`.
+pub async fn limit_concurrency(
+    State(e): State<Arc<ConcurrencyEnforcer>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match e.limit.try_enter() {
+        Some(slot) => {
+            let resp = next.run(req).await;
+            drop(slot);
+            resp
+        }
+        None => e.style.concurrency_refusal(e.limit.limit(), req.headers()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +297,21 @@ mod tests {
         let s = w.hit_at("a", t);
         assert_eq!((s.allowed, s.limit, s.remaining), (true, 5, 0));
         assert!(!w.hit_at("a", t).allowed);
+    }
+
+    #[test]
+    fn concurrency_is_limited_and_slots_come_back() {
+        let c = ConcurrencyLimit::new(2);
+        let a = c.try_enter().expect("first");
+        let b = c.try_enter().expect("second");
+        assert!(c.try_enter().is_none(), "a third is refused");
+        assert_eq!(c.refused(), 1);
+        drop(a);
+        let _c = c.try_enter().expect("a slot came back");
+        drop(b);
+        c.set_limit(0);
+        let many: Vec<_> = (0..10).filter_map(|_| c.try_enter()).collect();
+        assert_eq!(many.len(), 10, "0 is unlimited");
+        assert_eq!(c.peak(), 11);
     }
 }

@@ -1033,7 +1033,7 @@ fn describe_request(catalog: &Catalog, op: &OpRow) -> String {
         .systems
         .get(&op.system)
         .and_then(|s| s.base_url.clone())
-        .map(|u| crate::adapters::http::redact_url(&u))
+        .map(|u| crate::redact::redact_url(&u))
         .unwrap_or_else(|| op.system.clone());
     let what = match op.kind {
         OperationKind::CreateAccount => "create the account".to_string(),

@@ -722,7 +722,7 @@ impl SystemInfo {
                         base_url: e
                             .base_url
                             .as_deref()
-                            .map(crate::adapters::http::redact_url)
+                            .map(crate::redact::redact_url)
                             .unwrap_or_else(|| "—".into()),
                         limits,
                         depends_on: e.system.depends_on.clone(),
