@@ -270,3 +270,58 @@ fn the_matrix_failure_groups_and_credentials_come_from_the_store() {
         why.policy
     );
 }
+
+/// An idle console reads only what moves with the clock: while nobody writes, the loader
+/// hands back the last snapshot marked `unchanged`; the moment another connection commits,
+/// it reads everything again and shows the change.
+#[test]
+fn an_idle_console_rereads_only_after_a_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let mut writer = Store::open(&db).unwrap();
+    writer
+        .write(|tx| tx.upsert_person(&Person::new("E1", "Ada", "L", "ada@x.io"), "t"))
+        .unwrap();
+    enqueue(
+        &mut writer,
+        OperationKind::CreateAccount,
+        "okta",
+        "E1",
+        None,
+    );
+    let cfg = SystemsConfig::parse(Path::new("systems.toml"), SYSTEMS).unwrap();
+    let mut loader = Loader::new(
+        Store::open(&db).unwrap(),
+        Arc::new(cfg.catalog.clone()),
+        None,
+        None,
+        None,
+    );
+    let q = Query::default();
+    let first = loader.load(&q, Utc::now()).unwrap();
+    assert!(!first.unchanged);
+    assert_eq!(first.totals.get(OperationStatus::Queued), 1);
+    let again = loader.load(&q, Utc::now()).unwrap();
+    assert!(
+        again.unchanged,
+        "nothing was written: the last read is reused"
+    );
+    assert_eq!(again.totals.get(OperationStatus::Queued), 1);
+    // A different page asks for different things: read again.
+    let other = Query {
+        person: Some("E1".into()),
+        ..Default::default()
+    };
+    assert!(!loader.load(&other, Utc::now()).unwrap().unchanged);
+    // Another connection commits: everything is read again.
+    enqueue(
+        &mut writer,
+        OperationKind::CreateAccount,
+        "zoom",
+        "E1",
+        None,
+    );
+    let after = loader.load(&other, Utc::now()).unwrap();
+    assert!(!after.unchanged);
+    assert_eq!(after.totals.get(OperationStatus::Queued), 2);
+}

@@ -588,9 +588,11 @@ impl Store {
         )?)
     }
 
-    /// Counts by status.
+    /// Operations per (system, status), from the counts the triggers keep (migration 5).
     pub fn queue_counts(&self) -> Result<Vec<(String, String, i64)>> {
-        let mut stmt = self.conn.prepare("SELECT system, status, count(*) FROM operations GROUP BY system, status ORDER BY system, status")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT system, status, n FROM op_counts WHERE n > 0 ORDER BY system, status",
+        )?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
@@ -722,6 +724,105 @@ mod tests {
             depends_on: deps,
             not_before: None,
         }
+    }
+
+    /// The counts the triggers keep, and the readiness `transition` keeps, always agree
+    /// with counting the rows, through enqueues, successes, failures and retries.
+    #[test]
+    fn kept_counts_and_readiness_match_the_rows() {
+        let mut s = Store::open_in_memory().unwrap();
+        s.write(|tx| tx.upsert_person(&Person::new("E1", "A", "B", "a@x.io"), "t"))
+            .unwrap();
+        let create = s
+            .write(|tx| tx.enqueue(&op(OperationKind::CreateAccount, "okta", None, &[]), "t"))
+            .unwrap();
+        let adds: Vec<i64> = ["eng", "ops", "vpn"]
+            .iter()
+            .map(|g| {
+                let ent = format!("okta:group:{g}");
+                s.write(|tx| {
+                    tx.enqueue(
+                        &op(OperationKind::AddMembership, "okta", Some(&ent), &[create]),
+                        "t",
+                    )
+                })
+                .unwrap()
+            })
+            .collect();
+        let other = s
+            .write(|tx| tx.enqueue(&op(OperationKind::CreateAccount, "aws", None, &[]), "t"))
+            .unwrap();
+        let check = |s: &Store| {
+            let mut kept = s.queue_counts().unwrap();
+            kept.sort();
+            let mut counted: Vec<(String, String, i64)> = s
+                .conn()
+                .prepare("SELECT system, status, count(*) FROM operations GROUP BY system, status")
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            counted.sort();
+            assert_eq!(kept, counted);
+            let unmet: Vec<(i64, i64, i64)> = s
+                .conn()
+                .prepare(
+                    "SELECT o.id, o.unmet_deps, (SELECT count(*) FROM op_deps d JOIN operations p
+                       ON p.id = d.depends_on WHERE d.op_id = o.id AND p.status != 'succeeded')
+                     FROM operations o",
+                )
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            for (id, kept, counted) in unmet {
+                assert_eq!(kept, counted, "op #{id}");
+            }
+        };
+        check(&s);
+        let now = Utc::now();
+        let step = |s: &mut Store, id: i64, from: OperationStatus, to: OperationStatus| {
+            assert!(
+                s.write(|tx| tx.transition(id, &[from], to, Change::default(), "t"))
+                    .unwrap()
+            );
+        };
+        use OperationStatus::*;
+        // Only the creates are ready; their memberships wait.
+        let ready: Vec<i64> = s
+            .ready_ops_for("okta", now, 10)
+            .unwrap()
+            .iter()
+            .map(|o| o.id)
+            .collect();
+        assert_eq!(ready, vec![create]);
+        step(&mut s, create, Queued, Running);
+        step(&mut s, other, Queued, Running);
+        step(&mut s, other, Running, Failed);
+        check(&s);
+        step(&mut s, create, Running, Succeeded);
+        check(&s);
+        let ready: Vec<i64> = s
+            .ready_ops_for("okta", now, 10)
+            .unwrap()
+            .iter()
+            .map(|o| o.id)
+            .collect();
+        assert_eq!(ready, adds);
+        step(&mut s, adds[0], Queued, Running);
+        step(&mut s, adds[0], Running, RetryWait);
+        step(&mut s, other, Failed, Queued);
+        check(&s);
+        assert_eq!(
+            s.ready_ops_for("aws", now, 10)
+                .unwrap()
+                .iter()
+                .map(|o| o.id)
+                .collect::<Vec<_>>(),
+            vec![other]
+        );
     }
 
     #[test]

@@ -367,6 +367,9 @@ pub struct AuditQuery {
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub taken_at: Option<DateTime<Utc>>,
+    /// Nothing in the database changed since the previous snapshot (same query): only
+    /// the clock-driven parts (systems' throughput windows and limiters) are new.
+    pub unchanged: bool,
     pub systems: Vec<SystemRow>,
     pub totals: StatusCounts,
     /// Sent only when it changed; the UI keeps the last one.
@@ -424,6 +427,8 @@ pub struct Loader {
     people: Arc<PeopleIndex>,
     last_updates: HashMap<i64, String>,
     credentials: BTreeMap<String, CredentialInfo>,
+    /// The last full read: the database's `data_version` then, the query, the snapshot.
+    last: Option<(i64, Query, Snapshot)>,
 }
 
 impl Loader {
@@ -446,12 +451,56 @@ impl Loader {
             people: Arc::new(PeopleIndex::default()),
             last_updates: HashMap::new(),
             credentials: BTreeMap::new(),
+            last: None,
         }
     }
 
     /// Read what `q` asks for, as of `now`.
+    ///
+    /// Only what changed is read again. SQLite's `data_version` tells whether anyone
+    /// committed since the last read; when nobody did and the page asks for the same
+    /// things, the last snapshot is reused and only what moves with the clock is read
+    /// again (the last minute's throughput, the last hour's failures, the limiters), so
+    /// an idle console costs next to nothing however long the queue is.
     pub fn load(&mut self, q: &Query, now: DateTime<Utc>) -> Result<Snapshot> {
         let started = std::time::Instant::now();
+        let version: i64 = self
+            .store
+            .conn()
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        if !q.credentials
+            && let Some((v, lq, last)) = &self.last
+            && *v == version
+            && lq == q
+        {
+            let mut snap = last.clone();
+            snap.taken_at = Some(now);
+            snap.unchanged = true;
+            snap.people = None;
+            snap.changed = Arc::new(HashSet::new());
+            let (failed_hour, done_minute) = windows(self.store.conn(), now)?;
+            for row in &mut snap.systems {
+                row.failed_last_hour = failed_hour.get(&row.name).copied().unwrap_or(0);
+                row.succeeded_last_minute = done_minute.get(&row.name).map_or(0, |d| d.0);
+                row.measured_over = done_minute.get(&row.name).map_or(Duration::ZERO, |d| d.1);
+                row.rate = self.live.as_ref().and_then(|l| l.rate(&row.name));
+            }
+            snap.load_time = started.elapsed();
+            return Ok(snap);
+        }
+        let snap = self.load_all(q, now, started)?;
+        let mut kept = snap.clone();
+        kept.people = None;
+        self.last = Some((version, q.clone(), kept));
+        Ok(snap)
+    }
+
+    fn load_all(
+        &mut self,
+        q: &Query,
+        now: DateTime<Utc>,
+        started: std::time::Instant,
+    ) -> Result<Snapshot> {
         let mut snap = Snapshot {
             taken_at: Some(now),
             ..Default::default()
@@ -569,35 +618,7 @@ impl Loader {
                 snap.totals.add(s, n.max(0) as u64);
             }
         }
-        let hour_ago = crate::store::queue::ts(now - ChronoDuration::hours(1));
-        let minute_ago = crate::store::queue::ts(now - ChronoDuration::minutes(1));
-        let failed_hour = grouped(
-            conn,
-            "SELECT system, count(*) FROM operations WHERE status = 'failed' AND updated_at >= ?1 GROUP BY system",
-            &hour_ago,
-        )?;
-        // Per system: how many succeeded in the last minute, and since when.
-        let mut done_minute: HashMap<String, (u64, Duration)> = HashMap::new();
-        {
-            let mut stmt = conn.prepare_cached(
-                "SELECT system, count(*), min(updated_at) FROM operations WHERE status = 'succeeded' AND updated_at >= ?1 GROUP BY system",
-            )?;
-            let rows = stmt.query_map([&minute_ago], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                ))
-            })?;
-            for row in rows {
-                let (system, n, first) = row?;
-                let over = first
-                    .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-                    .and_then(|t| (now - t.with_timezone(&Utc)).to_std().ok())
-                    .unwrap_or_default();
-                done_minute.insert(system, (n.max(0) as u64, over));
-            }
-        }
+        let (failed_hour, done_minute) = windows(conn, now)?;
         let held = held_reasons(conn)?;
         let mut rows = Vec::new();
         for (name, entry) in &self.catalog.systems {
@@ -962,6 +983,43 @@ fn grouped(conn: &rusqlite::Connection, sql: &str, arg: &str) -> Result<HashMap<
 }
 
 /// The newest held plan's reasons, by the system each names ("okta: the plan would ...").
+/// Per system: failures in the last hour, and successes in the last minute with the time
+/// they span (the console's throughput and ETA). Both read only the recent rows (index
+/// `operations_recent`).
+#[allow(clippy::type_complexity)]
+fn windows(
+    conn: &rusqlite::Connection,
+    now: DateTime<Utc>,
+) -> Result<(HashMap<String, u64>, HashMap<String, (u64, Duration)>)> {
+    let hour_ago = crate::store::queue::ts(now - ChronoDuration::hours(1));
+    let minute_ago = crate::store::queue::ts(now - ChronoDuration::minutes(1));
+    let failed_hour = grouped(
+        conn,
+        "SELECT system, count(*) FROM operations WHERE status = 'failed' AND updated_at >= ?1 GROUP BY system",
+        &hour_ago,
+    )?;
+    let mut done_minute: HashMap<String, (u64, Duration)> = HashMap::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT system, count(*), min(updated_at) FROM operations WHERE status = 'succeeded' AND updated_at >= ?1 GROUP BY system",
+    )?;
+    let rows = stmt.query_map([&minute_ago], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, Option<String>>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (system, n, first) = row?;
+        let over = first
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .and_then(|t| (now - t.with_timezone(&Utc)).to_std().ok())
+            .unwrap_or_default();
+        done_minute.insert(system, (n.max(0) as u64, over));
+    }
+    Ok((failed_hour, done_minute))
+}
+
 fn held_reasons(conn: &rusqlite::Connection) -> Result<HashMap<String, String>> {
     let row: Option<Option<String>> = conn
         .query_row(

@@ -196,6 +196,14 @@ fn query_with_credentials(s: &AppState) -> Query {
 }
 
 fn on_data(s: &mut AppState, mut snap: Snapshot) {
+    if snap.unchanged {
+        // The rows are the ones already shown: keep cursors and derived views as they are.
+        s.last_updated = snap.taken_at;
+        s.snapshot.taken_at = snap.taken_at;
+        s.snapshot.systems = snap.systems;
+        s.snapshot.load_time = snap.load_time;
+        return;
+    }
     let people_changed = snap.people.is_some();
     if let Some(p) = snap.people.take() {
         s.people = p;

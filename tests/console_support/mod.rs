@@ -329,6 +329,7 @@ pub fn snapshot() -> Snapshot {
     );
     Snapshot {
         taken_at: Some(t0()),
+        unchanged: false,
         systems,
         totals,
         people: Some(Arc::new(PeopleIndex { rows: people() })),
