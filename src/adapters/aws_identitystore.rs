@@ -38,9 +38,11 @@
 //!
 //!   For a real on/off switch, provision Identity Center through its SCIM endpoint with
 //!   the SCIM adapter, which sets `active`.
-//! - **update** sends `UpdateUser` replace operations for userName, displayName,
-//!   name.givenName, name.familyName and title. E-mail changes are not sent (the shape of
-//!   an `emails` operation could not be verified against a peer).
+//! - **update** sends `UpdateUser` replace operations for displayName, name.givenName,
+//!   name.familyName, title and emails (the work address, in the shape `CreateUser` takes;
+//!   checked against the simulator only: moto has no identity-store `UpdateUser`). The
+//!   engine never renames a user here (see `SystemKind::rename_refusal`): the login stays
+//!   as assigned when the e-mail changes.
 //! - **Memberships** are groups (kind `group`); the entitlement's `external_id` is used as
 //!   the GroupId when it differs from the name, otherwise the name is resolved with
 //!   `GetGroupId` (DisplayName) and cached. Adding checks `GetGroupMembershipId` before
@@ -242,6 +244,11 @@ pub fn update_operations(spec: &AccountSpec, current_user_name: &str) -> Vec<Val
     put("name.familyName", &spec.family_name);
     if let Some(t) = spec.attributes.get("title") {
         put("title", t);
+    }
+    if !spec.email.is_empty() {
+        // The same shape CreateUser takes; it replaces the user's e-mail list.
+        ops.push(json!({"AttributePath": "emails",
+            "AttributeValue": [{"Value": spec.email, "Type": "work", "Primary": true}]}));
     }
     ops
 }
@@ -1002,8 +1009,15 @@ mod tests {
             .collect();
         assert_eq!(
             paths,
-            ["displayName", "name.givenName", "name.familyName", "title"]
+            [
+                "displayName",
+                "name.givenName",
+                "name.familyName",
+                "title",
+                "emails"
+            ]
         );
+        assert_eq!(ops[4]["AttributeValue"][0]["Value"], "ada@example.com");
         let ops = update_operations(&spec, "ada.old");
         assert_eq!(ops[0]["AttributePath"], "userName");
         assert_eq!(ops[0]["AttributeValue"], "ada");

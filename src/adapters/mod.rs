@@ -72,8 +72,12 @@ pub struct AccountSpec {
     pub given_name: String,
     pub family_name: String,
     pub display_name: String,
-    /// Extra vendor profile attributes (department, title, cost center, ...).
+    /// Extra vendor profile attributes (department, title, cost center, location, and
+    /// `manager`: the manager's HR id).
     pub attributes: BTreeMap<String, String>,
+    /// The manager's account id in this target (SCIM `manager.value`, Okta `managerId`),
+    /// where the engine knows their account there; None leaves it out.
+    pub manager_account: Option<String>,
 }
 
 impl AccountSpec {
@@ -96,6 +100,9 @@ impl AccountSpec {
                 attributes.insert(k.to_string(), v.clone());
             }
         }
+        if let Some(m) = p.manager_id.as_deref().filter(|m| !m.trim().is_empty()) {
+            attributes.insert("manager".to_string(), m.to_string());
+        }
         AccountSpec {
             hris_id: p.hris_id.clone(),
             login: login.to_string(),
@@ -104,6 +111,7 @@ impl AccountSpec {
             family_name: shaped.family,
             display_name: shaped.display,
             attributes,
+            manager_account: None,
         }
     }
 

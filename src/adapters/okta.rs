@@ -920,7 +920,13 @@ impl OktaAdapter {
         put("lastName", &spec.family_name);
         put("displayName", &spec.display_name);
         put(&self.hris_attribute, &spec.hris_id);
+        // The manager by their Okta id; `manager` in the spec is their HR id, which is
+        // not what Okta's `manager` (a display name) holds.
+        put("managerId", spec.manager_account.as_deref().unwrap_or(""));
         for (k, v) in &spec.attributes {
+            if k == "manager" && !self.custom_attributes.contains(k) {
+                continue;
+            }
             if BASE_ATTRIBUTES.contains(&k.as_str()) || self.custom_attributes.contains(k) {
                 put(k, v);
             } else {

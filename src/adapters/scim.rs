@@ -16,7 +16,7 @@
 //! | `etag` | `If-Match` with the version just read, on every PUT | PUT without a precondition |
 //! | `filter`, `filter.maxResults` | `userName eq`, `displayName eq`, `members.value eq`, `id eq .. or ..` lookups; page size cap | page through the collection and match here |
 //! | `sort` | `sortBy=meta.created` on paged listings, so resources created meanwhile land on the last page | provider order |
-//! | enterprise User extension (ResourceTypes / Schemas) | `department`, `costCenter` | those attributes are not sent |
+//! | enterprise User extension (ResourceTypes / Schemas) | `department`, `costCenter`, `employeeNumber`, `manager` (the manager's SCIM id, when accessdesk knows their account) | those attributes are not sent |
 //! | `bulk`, `changePassword` | not used | - |
 //!
 //! `[systems.NAME.settings]` may turn features off for providers that advertise more than they
@@ -723,7 +723,8 @@ impl Field {
 
 /// Every field `spec` sets (non-empty), where it goes, and its value. Create, PATCH and the
 /// PUT fallback all use this one mapping. `location` has no core User attribute and is not
-/// sent; `title` is core; `department` and `costCenter` need the enterprise extension.
+/// sent; `title` is core; `department`, `costCenter`, `employeeNumber` and `manager` need
+/// the enterprise extension.
 fn spec_fields(spec: &AccountSpec, enterprise: bool) -> Vec<(Field, Value)> {
     let mut out = Vec::new();
     let mut put = |f: Field, v: &str| {
@@ -746,6 +747,15 @@ fn spec_fields(spec: &AccountSpec, enterprise: bool) -> Vec<(Field, Value)> {
             if let Some(v) = spec.attributes.get(key) {
                 put(Field::Enterprise(attr), v);
             }
+        }
+        // RFC 7643 §4.3: `manager.value` is the manager's id in this provider; left out
+        // where their account here is not known.
+        if let Some(m) = spec
+            .manager_account
+            .as_deref()
+            .filter(|m| !m.trim().is_empty())
+        {
+            out.push((Field::Enterprise("manager"), json!({ "value": m })));
         }
     }
     if !spec.email.trim().is_empty() {
@@ -2339,6 +2349,7 @@ mod tests {
             family_name: "Lovelace".into(),
             display_name: "Ada Lovelace".into(),
             attributes,
+            manager_account: None,
         }
     }
 

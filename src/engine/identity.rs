@@ -24,9 +24,10 @@
 
 use super::workers::{Engine, SystemRuntime};
 use crate::adapters::{AdapterError, ErrorClass, RemoteAccount};
-use crate::model::Person;
-use crate::model::login::{LoginTemplate, with_suffix};
+use crate::model::login::{LoginTemplate, login_key, with_suffix};
+use crate::model::{Person, SystemKind};
 use crate::store::Tx;
+use crate::store::identity::Holder;
 use crate::store::identity::LoginRow;
 use crate::store::queue::OpRow;
 
@@ -204,6 +205,78 @@ impl Engine {
     }
 }
 
+/// What a person's e-mail change means for their assigned login in one system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginChange {
+    /// The login follows the e-mail and the new one is free: rename the account.
+    Rename { from: String, to: String },
+    /// The login stays as assigned, and why.
+    Keep { login: String, why: String },
+}
+
+impl LoginChange {
+    /// As the plan and the operation show it.
+    pub fn describe(&self) -> String {
+        match self {
+            LoginChange::Rename { from, to } => format!("login: {from:?} -> {to:?}"),
+            LoginChange::Keep { login, why } => format!("login stays {login:?}: {why}"),
+        }
+    }
+}
+
+/// Whether `person`'s e-mail change (from `old_email`) renames their `assigned` login in
+/// `system`. The planner and the worker both decide here, the worker again just before it
+/// sends. None when nothing about the login changes: the e-mail is the same, the template
+/// does not use it, the assigned login was not made from the old e-mail (linked by hand,
+/// another template), or the template gives the same login. A rename must pass the rules
+/// of assignment: no other person holds the new login, and no account nobody owns has it
+/// (`holder`, case-insensitive); else the login stays, with the reason.
+pub fn login_change(
+    system: &str,
+    kind: SystemKind,
+    template: &LoginTemplate,
+    person: &Person,
+    old_email: &str,
+    assigned: &str,
+    holder: impl Fn(&str) -> crate::Result<Option<Holder>>,
+) -> crate::Result<Option<LoginChange>> {
+    if old_email.trim().eq_ignore_ascii_case(person.email.trim()) || !template.uses_email() {
+        return Ok(None);
+    }
+    let mut before = person.clone();
+    before.email = old_email.to_string();
+    let was = template.render(&before, kind);
+    let key = login_key(assigned);
+    if !(1..=MAX_SUFFIX).any(|n| login_key(&with_suffix(kind, &was, n)) == key) {
+        return Ok(None);
+    }
+    let to = template.render(person, kind);
+    if login_key(&to) == key {
+        return Ok(None);
+    }
+    let keep = |why: String| {
+        Ok(Some(LoginChange::Keep {
+            login: assigned.to_string(),
+            why,
+        }))
+    };
+    if let Some(why) = kind.rename_refusal() {
+        return keep(why.to_string());
+    }
+    match holder(&to)? {
+        Some(Holder::Person(p)) => keep(format!(
+            "cannot rename to {to:?}, which {p} holds in {system}"
+        )),
+        Some(Holder::Unowned) => keep(format!(
+            "cannot rename to {to:?}: an account in {system} that is nobody's has it"
+        )),
+        None => Ok(Some(LoginChange::Rename {
+            from: assigned.to_string(),
+            to,
+        })),
+    }
+}
+
 /// Every candidate login is taken.
 pub(crate) fn no_free_login(op: &OpRow) -> AdapterError {
     AdapterError::new(
@@ -228,6 +301,62 @@ mod tests {
             active: true,
             hris_id: hris.map(str::to_string),
         }
+    }
+
+    #[test]
+    fn an_email_change_renames_only_a_login_made_from_it() {
+        let okta = LoginTemplate::default_for(SystemKind::Okta);
+        let ada = Person::new("E1", "Ada", "Lovelace", "ada.lovelace@x.io");
+        let free = |_: &str| Ok(None);
+        let change = |kind, t: &LoginTemplate, old: &str, assigned: &str| {
+            login_change("s", kind, t, &ada, old, assigned, free).unwrap()
+        };
+        assert_eq!(
+            change(SystemKind::Okta, &okta, "ada@x.io", "ada@x.io"),
+            Some(LoginChange::Rename {
+                from: "ada@x.io".into(),
+                to: "ada.lovelace@x.io".into()
+            })
+        );
+        // A suffixed login made from the old e-mail moves too.
+        assert!(matches!(
+            change(SystemKind::Okta, &okta, "ada@x.io", "ada2@x.io"),
+            Some(LoginChange::Rename { .. })
+        ));
+        // Same e-mail (any case), a login linked by hand, a template without the e-mail.
+        assert_eq!(
+            change(SystemKind::Okta, &okta, "Ada.Lovelace@x.io", "ada@x.io"),
+            None
+        );
+        assert_eq!(change(SystemKind::Okta, &okta, "ada@x.io", "al@x.io"), None);
+        let names: LoginTemplate = "{given}.{family}".parse().unwrap();
+        assert_eq!(
+            change(SystemKind::Scim, &names, "ada@x.io", "ada.lovelace"),
+            None
+        );
+        // The vendor does not rename: said plainly.
+        let iam = LoginTemplate::default_for(SystemKind::AwsIam);
+        let keep = change(SystemKind::AwsIam, &iam, "ada@x.io", "ada").unwrap();
+        assert!(
+            keep.describe().starts_with("login stays \"ada\": AWS IAM"),
+            "{keep:?}"
+        );
+        // Held by another person: the login stays, naming them.
+        let held = login_change(
+            "s",
+            SystemKind::Okta,
+            &okta,
+            &ada,
+            "ada@x.io",
+            "ada@x.io",
+            |_| Ok(Some(Holder::Person("E2".into()))),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            held.describe(),
+            "login stays \"ada@x.io\": cannot rename to \"ada.lovelace@x.io\", which E2 holds in s"
+        );
     }
 
     #[test]

@@ -68,6 +68,9 @@ pub struct Settings {
     pub remove_on_leave: HashSet<String>,
     /// Each system's kind, to shape a mover's attributes the way the adapter writes them.
     pub kinds: HashMap<String, crate::model::SystemKind>,
+    /// Each system's login template, to tell whether an e-mail change renames a login
+    /// (systems not listed use their kind's default).
+    pub logins: HashMap<String, crate::model::login::LoginTemplate>,
 }
 
 impl Settings {
@@ -84,6 +87,11 @@ impl Settings {
                 .systems
                 .iter()
                 .map(|(n, e)| (n.clone(), e.system.kind))
+                .collect(),
+            logins: catalog
+                .systems
+                .iter()
+                .map(|(n, e)| (n.clone(), e.login.clone()))
                 .collect(),
         }
     }
@@ -148,15 +156,33 @@ fn read_movers(store: &Store, settings: &Settings) -> Result<Updates> {
         for k in keys {
             let (a, b) = (old.get(k), new.get(k));
             if a.map(String::as_str).unwrap_or("") != b.map(String::as_str).unwrap_or("") {
-                let mut c = format!(
+                changes.push(format!(
                     "{k}: {:?} -> {:?}",
                     a.map(String::as_str).unwrap_or(""),
                     b.map(String::as_str).unwrap_or("")
-                );
-                if k == "email" {
-                    c.push_str(" (the login stays as assigned)");
-                }
-                changes.push(c);
+                ));
+            }
+        }
+        // An e-mail change renames the login where it follows the e-mail and the vendor
+        // allows it, or says why the login stays (engine/identity.rs `login_change`).
+        if let Some(old_email) = old.get("email")
+            && let Some(assigned) = store.login_of(&system, &pid)?
+        {
+            let template = settings
+                .logins
+                .get(&system)
+                .cloned()
+                .unwrap_or_else(|| crate::model::login::LoginTemplate::default_for(*kind));
+            if let Some(c) = super::identity::login_change(
+                &system,
+                *kind,
+                &template,
+                &person,
+                old_email,
+                &assigned.login,
+                |l| store.login_holder(&system, l, &pid),
+            )? {
+                changes.insert(0, c.describe());
             }
         }
         if !changes.is_empty() {
@@ -543,6 +569,7 @@ mod tests {
             now: Utc::now(),
             remove_on_leave: HashSet::new(),
             kinds: HashMap::new(),
+            logins: HashMap::new(),
         }
     }
 

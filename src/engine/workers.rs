@@ -17,11 +17,13 @@
 //!   if the effect is there they succeed, otherwise they are retried. Creation looks the
 //!   account up before creating, so a retry never duplicates an account.
 
+use super::identity::LoginChange;
 use crate::adapters::{
     AccountSpec, Adapter, AdapterError, EntitlementTarget, ErrorClass, RemoteAccount,
 };
 use crate::config::Catalog;
 use crate::config::systems::OnLeave;
+use crate::model::login::LoginTemplate;
 use crate::model::{EntitlementRef, OperationKind, OperationStatus};
 use crate::store::Store;
 use crate::store::access::AccountRow;
@@ -179,6 +181,9 @@ enum Outcome {
         /// with (None when adopted: not known to be current), recorded in the same
         /// transaction as the success.
         account: Option<(RemoteAccount, Option<Attrs>)>,
+        /// What an attribute update wrote (and the login it renamed), recorded in the
+        /// same transaction as the success.
+        moved: Option<Moved>,
     },
     /// Written; waiting to be observed.
     Verify,
@@ -188,6 +193,15 @@ enum Outcome {
     Fail(AdapterError),
     /// Not to be run after all (the person left, or is no longer leaving); nothing was sent.
     Cancel(String),
+}
+
+/// What a mover's update wrote on the account.
+struct Moved {
+    attrs: Attrs,
+    /// (old, new) login, where the update renamed the account.
+    renamed: Option<(String, String)>,
+    /// Said with the success: why the login stays although the e-mail changed.
+    note: Option<String>,
 }
 
 fn info(e: &AdapterError) -> ErrorInfo {
@@ -627,6 +641,7 @@ impl Engine {
             Outcome::Done {
                 write_through,
                 account,
+                moved,
             } => {
                 if op.status != OperationStatus::Verifying {
                     tx.record_attempt(op.id, op.attempts + 1, now, "ok", None)?;
@@ -634,6 +649,10 @@ impl Engine {
                 if let Some((acc, attrs)) = account {
                     remember_in_tx(tx, op, &acc, attrs.as_ref(), actor)?;
                 }
+                let note = match moved {
+                    Some(m) => moved_in_tx(tx, op, m, actor)?,
+                    None => None,
+                };
                 if write_through {
                     effect_in_tx(tx, op, actor)?;
                 }
@@ -648,7 +667,7 @@ impl Engine {
                     actor,
                 )?;
                 summary.succeeded += 1;
-                (Some(OperationStatus::Succeeded), None)
+                (Some(OperationStatus::Succeeded), note)
             }
             Outcome::Verify => {
                 tx.record_attempt(op.id, op.attempts + 1, now, "ok", None)?;
@@ -787,11 +806,13 @@ impl Engine {
             Ok(account) => Outcome::Done {
                 write_through: true,
                 account,
+                moved: None,
             },
             Err(e) => match (&e.class, op.kind) {
                 (ErrorClass::Conflict, _) => Outcome::Done {
                     write_through: true,
                     account: None,
+                    moved: None,
                 },
                 (
                     ErrorClass::NotFound,
@@ -799,6 +820,7 @@ impl Engine {
                 ) => Outcome::Done {
                     write_through: true,
                     account: None,
+                    moved: None,
                 },
                 (c, _) if c.is_retryable() => Outcome::Retry(e),
                 _ => Outcome::Fail(e),
@@ -861,12 +883,62 @@ impl Engine {
         Ok(())
     }
 
-    fn remember_attrs(
+    /// The person shaped for the op's system under `login`, with their manager's account
+    /// there where the store knows it.
+    fn spec_for(
         &self,
         op: &OpRow,
-        attrs: &std::collections::BTreeMap<String, String>,
-    ) -> Result<()> {
-        self.db(|s| s.write(|tx| tx.set_account_attrs(&op.system, &op.person_id, attrs)))
+        rt: &SystemRuntime,
+        person: &crate::model::Person,
+        login: &str,
+    ) -> AccountSpec {
+        let mut spec = AccountSpec::for_person(person, rt.kind, login);
+        if let Some(m) = person.manager_id.as_deref().filter(|m| !m.is_empty()) {
+            // Unknown (or unreadable) leaves the manager out; it never fails the write.
+            spec.manager_account = self
+                .db(|s| s.account_for(&op.system, m))
+                .ok()
+                .flatten()
+                .and_then(|a| a.external_id);
+        }
+        spec
+    }
+
+    /// The person's assigned login here, and what their e-mail change (since accessdesk
+    /// last wrote the account) means for it (engine/identity.rs `login_change`).
+    fn login_change(
+        &self,
+        op: &OpRow,
+        rt: &SystemRuntime,
+        person: &crate::model::Person,
+    ) -> Result<(String, Option<LoginChange>)> {
+        let template = self
+            .catalog
+            .systems
+            .get(&op.system)
+            .map(|e| e.login.clone())
+            .unwrap_or_else(|| LoginTemplate::default_for(rt.kind));
+        self.db(|s| {
+            let Some(assigned) = s.login_of(&op.system, &op.person_id)? else {
+                return Ok((String::new(), None));
+            };
+            let old_email = s
+                .account_attrs(&op.system, &op.person_id)?
+                .and_then(|mut a| a.remove("email"));
+            let change = match old_email {
+                Some(old) => super::identity::login_change(
+                    &op.system,
+                    rt.kind,
+                    &template,
+                    person,
+                    &old,
+                    &assigned.login,
+                    |l| s.login_holder(&op.system, l, &op.person_id),
+                )?,
+                None => None,
+            };
+            Ok((assigned.login, change))
+        })
     }
 
     /// Whether the op still makes sense for its person right now: nothing is granted to a
@@ -904,6 +976,7 @@ impl Engine {
         if let Some(why) = self.still_wanted(op, &known)? {
             return Ok(Outcome::Cancel(why));
         }
+        let mut moved: Option<Moved> = None;
         let r: std::result::Result<Option<(RemoteAccount, Option<Attrs>)>, AdapterError> = async {
             match op.kind {
                 OperationKind::CreateAccount => {
@@ -970,30 +1043,63 @@ impl Engine {
                     let acc = self.account(op, rt, &known).await?.ok_or_else(|| {
                         AdapterError::new(ErrorClass::NotFound, &op.system, "no account to update")
                     })?;
-                    let login = self
-                        .db(|s| s.login_of(&op.system, &op.person_id))
-                        .map_err(|e| {
-                            AdapterError::new(ErrorClass::Transient, &op.system, e.to_string())
-                        })?
-                        .map(|l| l.login)
-                        .unwrap_or_default();
-                    let spec = AccountSpec::for_person(&person, rt.kind, &login);
-                    rt.adapter.update_account(&acc, &spec).await?;
-                    self.remember_attrs(op, &spec.synced_attributes())
-                        .map_err(|e| {
-                            AdapterError::new(ErrorClass::Transient, &op.system, e.to_string())
+                    let change = self.login_change(op, rt, &person).map_err(|e| {
+                        AdapterError::new(ErrorClass::Transient, &op.system, e.to_string())
+                    })?;
+                    let (login, rename, note) = match change {
+                        (_, Some(LoginChange::Rename { from, to })) => {
+                            (to.clone(), Some((from, to)), None)
+                        }
+                        (login, Some(keep)) => (login, None, Some(keep.describe())),
+                        (login, None) => (login, None, None),
+                    };
+                    let spec = self.spec_for(op, rt, &person, &login);
+                    rt.adapter
+                        .update_account(&acc, &spec)
+                        .await
+                        .map_err(|e| match &rename {
+                            // Renaming onto a login the target already has: nothing was
+                            // renamed, and it is not "already done".
+                            Some((from, to)) if e.class == ErrorClass::Conflict => {
+                                let mut p = AdapterError::new(
+                                    ErrorClass::Permanent,
+                                    &op.system,
+                                    format!(
+                                        "cannot rename {}'s login in {} from {from:?} to {to:?}: another account there has it ({}); nothing was renamed",
+                                        op.person_id, op.system, e.message
+                                    ),
+                                );
+                                p.status = e.status;
+                                p.vendor_code = e.vendor_code.clone();
+                                p.request = e.request.clone();
+                                p
+                            }
+                            _ => e,
                         })?;
+                    moved = Some(Moved {
+                        attrs: spec.synced_attributes(),
+                        renamed: rename,
+                        note,
+                    });
                     Ok(None)
                 }
             }
         }
         .await;
-        let outcome = self.classify(op, r);
+        let mut outcome = self.classify(op, r);
+        if let Outcome::Done { moved: m, .. } = &mut outcome {
+            *m = moved;
+        }
         // On verified systems the effect is written through now and the operation waits
         // in `verifying`; elsewhere it is written with the success, in one transaction.
+        // A create and an update are read back by the call itself (the account the
+        // vendor answers with).
         if matches!(outcome, Outcome::Done { .. })
             && rt.verify
-            && op.kind != OperationKind::CreateAccount
+            && !matches!(
+                op.kind,
+                OperationKind::CreateAccount | OperationKind::UpdateAttributes
+            )
         {
             self.record_effect(op, None).await?;
             return Ok(Outcome::Verify);
@@ -1093,7 +1199,7 @@ impl Engine {
                                 AdapterError::new(ErrorClass::Transient, &op.system, e.to_string())
                             })?;
                     }
-                    let spec = AccountSpec::for_person(person, rt.kind, &login.login);
+                    let spec = self.spec_for(op, rt, person, &login.login);
                     match rt.adapter.create_account(&spec).await {
                         Ok(a) => return Ok((a, Some(spec.synced_attributes()))),
                         Err(e) if e.class == ErrorClass::Conflict => {
@@ -1143,6 +1249,7 @@ impl Engine {
             Ok(true) => Ok(Outcome::Done {
                 write_through: false,
                 account: None,
+                moved: None,
             }),
             Ok(false) | Err(_) if Utc::now() >= until => Ok(Outcome::Fail(AdapterError::new(
                 ErrorClass::Permanent,
@@ -1171,6 +1278,30 @@ fn remember_in_tx(
         tx.set_account_attrs(&op.system, &op.person_id, a)?;
     }
     Ok(())
+}
+
+/// Record a mover's update with its success: the login rename first (so the account row
+/// and its memberships move with it), then the attributes written. Returns what to say
+/// with the success.
+fn moved_in_tx(
+    tx: &mut crate::store::Tx<'_>,
+    op: &OpRow,
+    m: Moved,
+    actor: &str,
+) -> Result<Option<String>> {
+    let mut note = m.note;
+    if let Some((from, to)) = &m.renamed
+        && !tx.rename_login(&op.system, &op.person_id, from, to, actor)?
+    {
+        // Taken in the store since the worker looked (a race): the target has the new
+        // login, the store keeps the old one until an admin settles it.
+        note = Some(format!(
+            "{} was renamed to {to:?} in {}, but accessdesk could not record it: {to:?} is held by another account in the store; their login stays {from:?} here",
+            op.person_id, op.system
+        ));
+    }
+    tx.set_account_attrs(&op.system, &op.person_id, &m.attrs)?;
+    Ok(note)
 }
 
 fn account_row(op: &OpRow, acc: &RemoteAccount) -> AccountRow {

@@ -138,6 +138,14 @@ impl LoginTemplate {
         &self.source
     }
 
+    /// Whether the login follows the work e-mail (`{email}`, `{email_local}`): only
+    /// then does an e-mail change ask for a rename.
+    pub fn uses_email(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Email | Part::EmailLocal))
+    }
+
     /// The login this template gives `person` in a system of `kind`, without a suffix.
     pub fn render(&self, person: &Person, kind: SystemKind) -> String {
         let email = person.email.trim().to_lowercase();

@@ -171,6 +171,23 @@ impl SystemKind {
             SystemKind::Entra => "entra",
         }
     }
+
+    /// Why accessdesk does not rename a user's login in this kind of system, or None
+    /// where it does (Okta `profile.login`, SCIM `userName`). A login that cannot be
+    /// renamed stays as assigned; the other attributes (the e-mail among them) are still
+    /// updated.
+    pub fn rename_refusal(self) -> Option<&'static str> {
+        match self {
+            SystemKind::Okta | SystemKind::Scim => None,
+            SystemKind::AwsIam => Some(
+                "AWS IAM user names are the users' ids (in ARNs, policies and access keys); accessdesk does not rename IAM users",
+            ),
+            SystemKind::AwsIdentityStore => {
+                Some("the AWS Identity Store does not allow renaming users (UserName is immutable)")
+            }
+            _ => Some("accessdesk does not rename users in this kind of system"),
+        }
+    }
 }
 
 impl fmt::Display for SystemKind {

@@ -191,6 +191,25 @@ impl Store {
     pub fn account_for(&self, system: &str, person_id: &str) -> Result<Option<AccountRow>> {
         account_for(&self.conn, system, person_id)
     }
+
+    /// The attributes accessdesk last wrote on the person's account in `system` (None:
+    /// not recorded; an unreadable record reads as empty).
+    pub fn account_attrs(
+        &self,
+        system: &str,
+        person_id: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>> {
+        let raw: Option<Option<String>> = self
+            .conn
+            .prepare_cached(
+                "SELECT attrs FROM accounts WHERE system = ?1 AND person_id = ?2 LIMIT 1",
+            )?
+            .query_row(params![system, person_id], |r| r.get(0))
+            .optional()?;
+        Ok(raw
+            .flatten()
+            .map(|a| serde_json::from_str(&a).unwrap_or_default()))
+    }
 }
 
 impl Tx<'_> {

@@ -190,6 +190,52 @@ impl Tx<'_> {
         Ok(Some(login.to_string()))
     }
 
+    /// Rename `person`'s assigned login in `system` from `from` to `to` (the target has
+    /// already renamed the account): the login, the account row and its observed
+    /// memberships move together, audited `login.renamed` with old and new. Refused
+    /// (false, nothing changed) when another person or an unowned account holds `to`
+    /// (case-insensitive), or when `from` is no longer their login.
+    pub fn rename_login(
+        &mut self,
+        system: &str,
+        person: &str,
+        from: &str,
+        to: &str,
+        actor: &str,
+    ) -> Result<bool> {
+        let Some(row) = self.login_of(system, person)? else {
+            return Ok(false);
+        };
+        if login_key(&row.login) != login_key(from)
+            || self.login_holder(system, to, person)?.is_some()
+        {
+            return Ok(false);
+        }
+        self.tx
+            .prepare_cached(
+                "UPDATE logins SET login = ?3, login_key = ?4 WHERE system = ?1 AND person_id = ?2",
+            )?
+            .execute(params![system, person, to, login_key(to)])?;
+        self.tx
+            .prepare_cached(
+                "UPDATE accounts SET login = ?4 WHERE system = ?1 AND person_id = ?2 AND lower(login) = ?3",
+            )?
+            .execute(params![system, person, login_key(from), to])?;
+        self.tx
+            .prepare_cached(
+                "UPDATE observed_access SET account_login = ?4
+                 WHERE system = ?1 AND person_id = ?2 AND lower(account_login) = ?3",
+            )?
+            .execute(params![system, person, login_key(from), to])?;
+        self.audit(NewAuditEvent {
+            actor,
+            action: "login.renamed",
+            subject: person,
+            details: json!({"system": system, "old": row.login, "new": to}),
+        })?;
+        Ok(true)
+    }
+
     /// Whether an account the target holds under `login` was found not to be provably
     /// anyone's (an open identity conflict): no one is given that login.
     pub fn login_in_conflict(&self, system: &str, login: &str) -> Result<bool> {
@@ -398,6 +444,55 @@ mod tests {
             .write(|tx| tx.claim_login("okta", "E2", "john.smith", "t"))
             .unwrap();
         assert_eq!(okta.as_deref(), Some("john.smith"));
+    }
+
+    #[test]
+    fn a_rename_moves_the_login_and_is_audited_unless_taken() {
+        let mut s = store();
+        s.write(|tx| {
+            tx.claim_login("okta", "E1", "j@x.io", "t")?;
+            tx.claim_login("okta", "E2", "js@x.io", "t")?;
+            tx.upsert_account(
+                &AccountRow {
+                    system: "okta".into(),
+                    person_id: Some("E1".into()),
+                    login: "j@x.io".into(),
+                    external_id: Some("00u1".into()),
+                    active: true,
+                },
+                "t",
+            )
+        })
+        .unwrap();
+        // Onto E2's login (any case): refused, nothing changed.
+        assert!(
+            !s.write(|tx| tx.rename_login("okta", "E1", "j@x.io", "JS@x.io", "t"))
+                .unwrap()
+        );
+        assert_eq!(s.login_of("okta", "E1").unwrap().unwrap().login, "j@x.io");
+        assert!(
+            s.write(|tx| tx.rename_login("okta", "E1", "j@x.io", "john@x.io", "t"))
+                .unwrap()
+        );
+        assert_eq!(
+            s.login_of("okta", "E1").unwrap().unwrap().login,
+            "john@x.io"
+        );
+        assert_eq!(
+            s.account_for("okta", "E1").unwrap().unwrap().login,
+            "john@x.io"
+        );
+        // The old login is free again.
+        assert_eq!(s.login_holder("okta", "j@x.io", "E2").unwrap(), None);
+        let n: i64 = s
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM audit_events WHERE action = 'login.renamed'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1);
     }
 
     #[test]

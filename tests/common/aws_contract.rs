@@ -251,6 +251,7 @@ pub fn person(hris: &str, login: &str, given: &str, family: &str) -> AccountSpec
         family_name: family.into(),
         display_name: format!("{given} {family}"),
         attributes: [("department".to_string(), "Engineering".to_string())].into(),
+        manager_account: None,
     }
 }
 

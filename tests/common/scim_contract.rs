@@ -155,6 +155,7 @@ pub fn spec(i: usize, tag: &str) -> AccountSpec {
         family_name: format!("Family{i}"),
         display_name: format!("Given{i} Family{i}"),
         attributes,
+        manager_account: None,
     }
 }
 
