@@ -15,7 +15,7 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<()> {
             a.windows.unwrap_or(6),
         )?,
         "plan" => crate::bench::plan::run(a.people.unwrap_or(100_000), a.runs)?,
-        "wave" => crate::bench::wave::run(a.people.unwrap_or(2_000))?,
+        "wave" => crate::bench::wave::run(a.people.unwrap_or(2_000), a.runs)?,
         "leaver" => crate::bench::leaver::run(a.people.unwrap_or(1_000), 20)?,
         "store" => crate::bench::store::run(a.people.unwrap_or(100_000), 10, a.runs)?,
         "console" => crate::bench::console::run(
