@@ -624,6 +624,13 @@ pub fn import_people_guarded(
                     continue;
                 }
             }
+            if report
+                .rehires
+                .iter()
+                .any(|r| r.applied && r.person == p.hris_id)
+            {
+                tx.mark_rehired(&p.hris_id)?;
+            }
             report.changed_ids.push(p.hris_id.clone());
             if let Some(policies) = policies {
                 let grants = policies.evaluate(p, tx.now);
@@ -878,8 +885,12 @@ mod tests {
             EmploymentStatus::Active
         );
 
-        // Leaves again; comes back with a new start date after the end date: no approval.
+        assert!(store.rehired_at("E5").unwrap().is_some(), "marked a rehire");
+
+        // Leaves again (the mark goes); comes back with a new start date after the end
+        // date: no approval needed.
         import_people(&mut store, std::slice::from_ref(&left), None, "t", false).unwrap();
+        assert_eq!(store.rehired_at("E5").unwrap(), None);
         let mut rehired = stale.clone();
         rehired.start_date = chrono::NaiveDate::from_ymd_opt(2026, 3, 2);
         let r =

@@ -520,3 +520,64 @@ fn run_and_apply_report_the_operations_that_could_not_run() {
     );
     assert_eq!(not_run[0]["operations"], 30, "{v}");
 }
+
+/// A leaver whose return was applied shows as a rehire in `plan`: their reactivations
+/// carry the note, in text and JSON.
+#[test]
+fn a_rehire_shows_in_the_plan() {
+    let h = Home::new();
+    let import = |name: &str, status: &str, start: &str, end: &str| {
+        let csv = h.write(
+            name,
+            &format!("{HEADER}E1,Ada,L,,ada@example.com,Engineering,Engineer,,London,CC1,{status},{start},{end}\n"),
+        );
+        let o = h.run(&["people", "import", csv.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", text(&o));
+        text(&o)
+    };
+    import("1.csv", "active", "2020-01-06", "");
+    import("2.csv", "terminated", "2020-01-06", "2026-01-31");
+    // Their okta account was deactivated when they left.
+    {
+        let mut store = accessdesk::store::Store::open(&h.path().join("accessdesk.db")).unwrap();
+        store
+            .write(|tx| {
+                tx.upsert_account(
+                    &accessdesk::store::access::AccountRow {
+                        system: "okta".into(),
+                        person_id: Some("E1".into()),
+                        login: "ada@example.com".into(),
+                        external_id: Some("00u1".into()),
+                        active: false,
+                    },
+                    "t",
+                )
+            })
+            .unwrap();
+    }
+    let out = import("3.csv", "active", "2026-03-02", "");
+    assert!(out.contains("rehire E1"), "{out}");
+    let plan = h.json(&["plan"]);
+    let ops = plan["ops"].as_array().unwrap();
+    let re = ops
+        .iter()
+        .find(|o| o["kind"] == "reactivate")
+        .unwrap_or_else(|| panic!("{ops:?}"));
+    assert!(
+        re["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("rehire (rehired "),
+        "{re}"
+    );
+    // Only the reactivation carries it.
+    assert_eq!(ops.iter().filter(|o| o["detail"].is_string()).count(), 1);
+    let o = h.run(&["plan"]);
+    let t = text(&o);
+    assert!(
+        t.lines().any(|l| l.contains("reactivate")
+            && l.contains("okta")
+            && l.contains("rehire (rehired ")),
+        "{t}"
+    );
+}
