@@ -405,6 +405,35 @@ pub struct ImportReport {
     /// Leavers this file makes active again: applied when the record carries a new start
     /// date after their end date, or an admin approved it; otherwise held (not applied).
     pub rehires: Vec<Rehire>,
+    /// With `--snapshot`: people in the store but missing from the file, made leavers
+    /// (HRIS ids). Already-terminated people missing from it are not counted.
+    pub left_missing: Vec<String>,
+}
+
+/// How to read a feed beyond its rows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FeedOptions {
+    /// The file is the whole population: whoever is missing from it has left.
+    pub snapshot: bool,
+}
+
+/// With a snapshot, the people the store has and the file lacks become leavers: status
+/// terminated, end date the day of the import (UTC), or their own end date when it is
+/// earlier. People already terminated are left as they are.
+fn missing_as_leavers(store: &Store, people: &[Person], today: NaiveDate) -> Result<Vec<Person>> {
+    let present: std::collections::HashSet<&str> =
+        people.iter().map(|p| p.hris_id.as_str()).collect();
+    Ok(store
+        .all_people()?
+        .into_iter()
+        .filter(|p| !present.contains(p.hris_id.as_str()))
+        .filter(|p| p.status != EmploymentStatus::Terminated)
+        .map(|mut p| {
+            p.status = EmploymentStatus::Terminated;
+            p.end_date = Some(p.end_date.map_or(today, |e| e.min(today)));
+            p
+        })
+        .collect())
 }
 
 /// A terminated person the file makes active again.
@@ -545,11 +574,46 @@ pub fn import_people_guarded(
     guard: &GuardThresholds,
     approvals: &Approvals<'_>,
 ) -> Result<ImportReport> {
+    import_feed(
+        store,
+        people,
+        policies,
+        actor,
+        dry_run,
+        guard,
+        approvals,
+        &FeedOptions::default(),
+    )
+}
+
+/// [`import_people_guarded`] with how to read the feed (`--snapshot`).
+#[allow(clippy::too_many_arguments)]
+pub fn import_feed(
+    store: &mut Store,
+    people: &[Person],
+    policies: Option<&PolicySet>,
+    actor: &str,
+    dry_run: bool,
+    guard: &GuardThresholds,
+    approvals: &Approvals<'_>,
+    feed: &FeedOptions,
+) -> Result<ImportReport> {
     let mass_change_approval = approvals.mass_change;
     let mut report = ImportReport {
         rows: people.len(),
         dry_run,
         ..Default::default()
+    };
+    // A snapshot's missing people join the feed as leavers, so the mass-change guard counts
+    // them and `upsert_person` cancels their pending grants like any other leaver's.
+    let with_missing: Vec<Person>;
+    let people: &[Person] = if feed.snapshot {
+        let missing = missing_as_leavers(store, people, chrono::Utc::now().date_naive())?;
+        report.left_missing = missing.iter().map(|p| p.hris_id.clone()).collect();
+        with_missing = people.iter().cloned().chain(missing).collect();
+        &with_missing
+    } else {
+        people
     };
     // A leaver comes back only on purpose: terminated -> active is a rehire, applied only
     // with a new start date after the end date, or an admin's approval.
@@ -565,7 +629,13 @@ pub fn import_people_guarded(
             report.rehires.push(r);
         }
     }
-    if let Some(problem) = leaver_surge(store, people, guard)? {
+    if let Some(mut problem) = leaver_surge(store, people, guard)? {
+        if !report.left_missing.is_empty() {
+            problem.push_str(&format!(
+                " ({} of them because they are missing from this snapshot)",
+                report.left_missing.len()
+            ));
+        }
         match mass_change_approval {
             Some(why) if !why.trim().is_empty() => {
                 store.write(|tx| {
@@ -599,6 +669,14 @@ pub fn import_people_guarded(
         return Ok(report);
     }
     store.write(|tx| {
+        if !report.left_missing.is_empty() {
+            tx.audit(crate::store::NewAuditEvent {
+                actor,
+                action: "import.snapshot_leavers",
+                subject: "people",
+                details: serde_json::json!({"count": report.left_missing.len(), "people": report.left_missing}),
+            })?;
+        }
         for r in &report.rehires {
             tx.audit(crate::store::NewAuditEvent {
                 actor,

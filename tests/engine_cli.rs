@@ -581,3 +581,112 @@ fn a_rehire_shows_in_the_plan() {
         "{t}"
     );
 }
+
+/// `people import --snapshot`: the file is the whole population. Whoever is missing from it
+/// becomes a leaver (and the plan deactivates them); a snapshot missing most people is held
+/// by the mass-change guard; without --snapshot, nobody is terminated.
+#[test]
+fn a_snapshot_makes_the_missing_leavers_through_the_guard() {
+    let h = Home::new();
+    let rows = |ids: std::ops::Range<usize>| {
+        let mut s = String::from(HEADER);
+        for i in ids {
+            s.push_str(&format!(
+                "E{i},P{i},L,,p{i}@example.com,Sales,Rep,,Berlin,CC2,active,,\n"
+            ));
+        }
+        s
+    };
+    let all = h.write("all.csv", &rows(0..10));
+    assert!(
+        h.run(&["people", "import", all.to_str().unwrap()])
+            .status
+            .success()
+    );
+    {
+        let mut store = accessdesk::store::Store::open(&h.path().join("accessdesk.db")).unwrap();
+        store
+            .write(|tx| {
+                for i in 0..10 {
+                    tx.upsert_account(
+                        &accessdesk::store::access::AccountRow {
+                            system: "okta".into(),
+                            person_id: Some(format!("E{i}")),
+                            login: format!("p{i}@example.com"),
+                            external_id: Some(format!("00u{i}")),
+                            active: true,
+                        },
+                        "t",
+                    )?;
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+    let status = |id: &str| h.json(&["people", "show", id])["person"]["status"].clone();
+
+    // Without --snapshot the import is an upsert: the missing are untouched.
+    let most = h.write("most.csv", &rows(0..8));
+    let o = h.run(&["people", "import", most.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("missing"), "{}", text(&o));
+    assert_eq!(status("E9"), "active");
+
+    // A snapshot missing 8 of 10 is held; nothing changes.
+    let few = h.write("few.csv", &rows(0..2));
+    let o = h.run(&["people", "import", few.to_str().unwrap(), "--snapshot"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("would make 8 of 10 active people leavers")
+            && text(&o).contains("8 of them because they are missing from this snapshot"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(status("E5"), "active");
+
+    // A snapshot missing 2 of 10: those two leave, and the plan deactivates them.
+    let o = h.run(&["people", "import", most.to_str().unwrap(), "--snapshot"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("2 people missing from the snapshot: became leavers"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(status("E8"), "terminated");
+    assert_eq!(status("E9"), "terminated");
+    assert_eq!(status("E7"), "active");
+    let today = chrono::Utc::now().date_naive().to_string();
+    assert_eq!(
+        h.json(&["people", "show", "E9"])["person"]["end_date"],
+        today
+    );
+    let plan = h.json(&["plan"]);
+    let mut deactivated: Vec<String> = plan["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["kind"] == "deactivate")
+        .map(|o| o["person_id"].as_str().unwrap().to_string())
+        .collect();
+    deactivated.sort();
+    assert_eq!(deactivated, ["E8", "E9"]);
+    let audit = h.json(&["audit", "export"]);
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "import.snapshot_leavers" && e["details"]["count"] == 2)
+    );
+    // Already-terminated people missing from the next snapshot are left alone.
+    let o = h.run(&[
+        "--json",
+        "people",
+        "import",
+        most.to_str().unwrap(),
+        "--snapshot",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["left_missing"].as_array().unwrap().len(), 0, "{r}");
+}

@@ -157,6 +157,10 @@ pub enum PeopleCmd {
         approve_rehire: Vec<String>,
         #[arg(long)]
         reason: Option<String>,
+        /// The file is the whole population: people missing from it become leavers
+        /// (through the mass-change guard). Without it, import only adds and updates.
+        #[arg(long)]
+        snapshot: bool,
     },
     /// List people.
     List {

@@ -2,7 +2,7 @@
 
 use super::{Ctx, PeopleCmd};
 use crate::config::SystemsConfig;
-use crate::import::{import_people_guarded, read_people_csv};
+use crate::import::{FeedOptions, import_feed, read_people_csv};
 use crate::model::Person;
 use crate::{Error, Result};
 
@@ -15,6 +15,7 @@ pub fn run(ctx: &Ctx, cmd: PeopleCmd) -> Result<i32> {
             approve_mass_change,
             reason,
             approve_rehire,
+            snapshot,
         } => {
             if !approve_rehire.is_empty() && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
                 return Err(Error::usage(
@@ -45,7 +46,7 @@ pub fn run(ctx: &Ctx, cmd: PeopleCmd) -> Result<i32> {
                 rehires: &approve_rehire,
                 rehire_reason: reason.as_deref(),
             };
-            let report = import_people_guarded(
+            let report = import_feed(
                 &mut store,
                 &people,
                 Some(&policies),
@@ -53,6 +54,7 @@ pub fn run(ctx: &Ctx, cmd: PeopleCmd) -> Result<i32> {
                 dry_run,
                 &systems.guard,
                 &approvals,
+                &FeedOptions { snapshot },
             )?;
             if ctx.json {
                 ctx.print_json(&report)?;
@@ -69,6 +71,18 @@ pub fn run(ctx: &Ctx, cmd: PeopleCmd) -> Result<i32> {
                     println!(
                         "intended grants: {} added, {} withdrawn",
                         report.grants_added, report.grants_removed
+                    );
+                }
+                if !report.left_missing.is_empty() {
+                    println!(
+                        "{} {} missing from the snapshot: {} leavers",
+                        report.left_missing.len(),
+                        if report.left_missing.len() == 1 {
+                            "person"
+                        } else {
+                            "people"
+                        },
+                        if dry_run { "would become" } else { "became" }
                     );
                 }
                 for r in &report.rehires {
