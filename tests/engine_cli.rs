@@ -690,3 +690,87 @@ fn a_snapshot_makes_the_missing_leavers_through_the_guard() {
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["left_missing"].as_array().unwrap().len(), 0, "{r}");
 }
+
+/// An export older than the last one imported is refused unless forced with a reason; its
+/// age is its generation time (`# generated:` line or generated_at column), else its newest
+/// change (updated_at); a file with neither is accepted with a note.
+#[test]
+fn an_older_export_is_refused_unless_forced() {
+    let h = Home::new();
+    let row = "E1,Ada,L,,ada@example.com,Engineering,Engineer,,London,CC1,active,,\n";
+    let import = |name: &str, body: String, extra: &[&str]| {
+        let csv = h.write(name, &body);
+        let mut args = vec!["people", "import", csv.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        h.run(&args)
+    };
+    let o = import(
+        "dec.csv",
+        format!("# generated: 2026-12-01T10:00:00Z\n{HEADER}{row}"),
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("could not be judged"), "{}", text(&o));
+
+    let nov = format!("# generated: 2026-11-30T10:00:00Z\n{HEADER}{row}");
+    let o = import("nov.csv", nov.clone(), &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("generated 2026-11-30T10:00:00Z")
+            && t.contains("the last import was as of 2026-12-01T10:00:00Z")
+            && t.contains("--force-older --reason"),
+        "{t}"
+    );
+    let o = import("nov.csv", nov.clone(), &["--force-older"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("--force-older needs --reason"),
+        "{}",
+        text(&o)
+    );
+    let o = import(
+        "nov.csv",
+        nov,
+        &["--force-older", "--reason", "redo after rollback"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("forced"), "{}", text(&o));
+    let audit = h.json(&["audit", "export"]);
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "import.older_forced"
+                && e["details"]["why"] == "redo after rollback"
+                && e["details"]["last_as_of"] == "2026-12-01T10:00:00Z")
+    );
+
+    // Without a generation time, the newest change judges it.
+    let hdr = HEADER.replace('\n', ",updated_at\n");
+    let body = format!(
+        "{hdr}{}2026-10-01T00:00:00Z\nE2,Bo,M,,bo@example.com,Sales,Rep,,Berlin,CC2,active,,,2026-11-15\n",
+        row.trim_end().to_string() + ","
+    );
+    let o = import("upd.csv", body, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("its newest change is from 2026-11-15T00:00:00Z"),
+        "{}",
+        text(&o)
+    );
+    // A bad time is a bad row, named by line and field.
+    let o = import(
+        "bad.csv",
+        format!("{hdr}{}yesterday\n", row.trim_end().to_string() + ","),
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("bad.csv:2: updated_at"), "{}", text(&o));
+
+    // Neither: accepted, saying its age could not be judged.
+    let o = import("plain.csv", format!("{HEADER}{row}"), &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("age could not be judged"), "{}", text(&o));
+}

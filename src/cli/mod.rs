@@ -161,6 +161,9 @@ pub enum PeopleCmd {
         /// (through the mass-change guard). Without it, import only adds and updates.
         #[arg(long)]
         snapshot: bool,
+        /// Import an export older than the last one imported (needs --reason).
+        #[arg(long)]
+        force_older: bool,
     },
     /// List people.
     List {

@@ -148,6 +148,18 @@ impl Tx<'_> {
 }
 
 impl Tx<'_> {
+    /// Keep `at` as the "as of" time of the newest export imported (`meta.import_as_of`),
+    /// unless a newer one is already kept.
+    pub fn note_import_as_of(&mut self, at: chrono::DateTime<chrono::Utc>) -> Result<()> {
+        let at = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        self.tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('import_as_of', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value WHERE excluded.value > meta.value",
+            [at],
+        )?;
+        Ok(())
+    }
+
     /// Record that a leaver's return was applied (`people.rehired_at` = now).
     ///
     /// This is how the store knows someone is a rehire: the import sets it when it applies
@@ -218,6 +230,22 @@ impl Store {
             )
             .optional()?
             .flatten())
+    }
+
+    /// The "as of" time of the newest export imported so far (see [`Tx::note_import_as_of`]).
+    pub fn import_as_of(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        let v: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'import_as_of'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(
+            v.and_then(|v| chrono::DateTime::parse_from_rfc3339(&v).ok())
+                .map(|t| t.with_timezone(&chrono::Utc)),
+        )
     }
 
     pub fn active_people_count(&self) -> Result<i64> {
