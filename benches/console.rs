@@ -28,6 +28,7 @@ fn big_state(people: usize, ops: usize) -> AppState {
                 department: "Engineering".into(),
                 title: "Engineer".into(),
                 status: "active".into(),
+                rehired: None,
             })
             .collect(),
     }));

@@ -45,6 +45,8 @@ pub const FIELD_LIMITS: &[(&str, usize)] = &[
     ("status", 64),
     ("start_date", 64),
     ("end_date", 64),
+    ("generated_at", 64),
+    ("updated_at", 64),
 ];
 
 /// The limit for custom attributes (`custom.*` columns, and extra columns kept as custom).
@@ -72,13 +74,62 @@ const LIMIT_HINT: &str =
 
 /// Read and validate a whole CSV file. Nothing is written.
 pub fn read_people_csv(path: &Path, mapping: &ImportMapping) -> Result<Vec<Person>> {
+    Ok(read_hr_file(path, mapping)?.people)
+}
+
+/// Read and validate a whole CSV file, with what it says about its own age.
+pub fn read_hr_file(path: &Path, mapping: &ImportMapping) -> Result<HrFile> {
     let bytes =
         std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    parse_people_csv(path, &bytes, mapping)
+    parse_hr_file(path, &bytes, mapping)
 }
 
 /// Parse and validate CSV bytes; `path` is only used in messages.
 pub fn parse_people_csv(path: &Path, bytes: &[u8], mapping: &ImportMapping) -> Result<Vec<Person>> {
+    Ok(parse_hr_file(path, bytes, mapping)?.people)
+}
+
+/// A validated HR export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HrFile {
+    pub people: Vec<Person>,
+    /// How recent the export is, when it says: see [`AsOf`].
+    pub as_of: Option<AsOf>,
+}
+
+/// An export's age, judged by its generation time where the source gives one (a
+/// `# generated: TIME` line before the header, or a `generated_at` column), else by the
+/// newest change it contains (an `updated_at` column). Neither: the age is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AsOf {
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// `generated` or `newest_change`.
+    pub by: &'static str,
+}
+
+/// Keys a leading `# KEY: TIME` line may use for the generation time.
+const GENERATED_KEYS: &[&str] = &["generated", "generated_at", "exported_at"];
+
+/// A timestamp as exports write them: RFC 3339, `YYYY-MM-DD HH:MM[:SS]` (UTC), or a date
+/// (its start, UTC).
+fn parse_time(v: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let v = v.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+        return Some(t.with_timezone(&chrono::Utc));
+    }
+    for f in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(v, f) {
+            return Some(t.and_utc());
+        }
+    }
+    NaiveDate::parse_from_str(v, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+}
+
+/// Parse and validate CSV bytes, with the export's age; `path` is only used in messages.
+pub fn parse_hr_file(path: &Path, bytes: &[u8], mapping: &ImportMapping) -> Result<HrFile> {
     let at = |line: usize| Location {
         file: path.to_path_buf(),
         line,
@@ -91,6 +142,47 @@ pub fn parse_people_csv(path: &Path, bytes: &[u8], mapping: &ImportMapping) -> R
         hint: hint.to_string(),
     };
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes); // Excel's UTF-8 BOM
+    // `#` lines before the header are comments; `# generated: TIME` gives the export's
+    // generation time. They are blanked (not removed) so line numbers stay the file's.
+    let mut generated: Option<chrono::DateTime<chrono::Utc>> = None;
+    let mut blanked: Vec<u8> = Vec::new();
+    let mut rest = bytes;
+    let mut line_no = 0usize;
+    let mut comment_problems = Vec::new();
+    while rest.first() == Some(&b'#') {
+        line_no += 1;
+        let end = rest
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
+        let text = String::from_utf8_lossy(&rest[1..end]);
+        if let Some((k, v)) = text.split_once(':')
+            && GENERATED_KEYS.contains(&k.trim().to_ascii_lowercase().as_str())
+        {
+            match parse_time(v) {
+                Some(t) => generated = Some(t),
+                None => comment_problems.push(problem(
+                    line_no,
+                    "generated",
+                    format!("{:?} is not a time", v.trim()),
+                    "write it as RFC 3339, e.g. # generated: 2026-12-01T10:00:00Z",
+                )),
+            }
+        }
+        blanked.push(b'\n');
+        rest = &rest[end..];
+    }
+    if !comment_problems.is_empty() {
+        return Err(Error::input(comment_problems));
+    }
+    let joined: Vec<u8>;
+    let bytes: &[u8] = if blanked.is_empty() {
+        bytes
+    } else {
+        joined = [blanked.as_slice(), rest].concat();
+        &joined
+    };
+    let mut newest_change: Option<chrono::DateTime<chrono::Utc>> = None;
     let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(bytes);
     let headers = match rdr.headers() {
         Ok(h) => h.clone(),
@@ -276,6 +368,26 @@ pub fn parse_people_csv(path: &Path, bytes: &[u8], mapping: &ImportMapping) -> R
         };
         let start_date = date("start_date");
         let end_date = date("end_date");
+        let mut time = |field: &str| -> Option<chrono::DateTime<chrono::Utc>> {
+            let v = get(field);
+            if v.is_empty() || !checked(field) {
+                return None;
+            }
+            let t = parse_time(v);
+            if t.is_none() {
+                row_problems.push(problem(
+                    line,
+                    field,
+                    format!("{v:?} is not a time"),
+                    "write times as RFC 3339 (2026-12-01T10:00:00Z) or YYYY-MM-DD",
+                ));
+            }
+            t
+        };
+        let row_generated = time("generated_at");
+        let row_updated = time("updated_at");
+        generated = generated.max(row_generated);
+        newest_change = newest_change.max(row_updated);
         if let (Some(s), Some(e)) = (start_date, end_date)
             && e < s
         {
@@ -345,7 +457,18 @@ pub fn parse_people_csv(path: &Path, bytes: &[u8], mapping: &ImportMapping) -> R
         }
         return Err(Error::input(problems));
     }
-    Ok(people)
+    let as_of = match (generated, newest_change) {
+        (Some(at), _) => Some(AsOf {
+            at,
+            by: "generated",
+        }),
+        (None, Some(at)) => Some(AsOf {
+            at,
+            by: "newest_change",
+        }),
+        (None, None) => None,
+    };
+    Ok(HrFile { people, as_of })
 }
 
 fn csv_problem(path: &Path, e: &csv::Error) -> InputProblem {
@@ -405,6 +528,43 @@ pub struct ImportReport {
     /// Leavers this file makes active again: applied when the record carries a new start
     /// date after their end date, or an admin approved it; otherwise held (not applied).
     pub rehires: Vec<Rehire>,
+    /// With `--snapshot`: people in the store but missing from the file, made leavers
+    /// (HRIS ids). Already-terminated people missing from it are not counted.
+    pub left_missing: Vec<String>,
+    /// The export's age, when it says (see [`AsOf`]); None: it could not be judged.
+    pub as_of: Option<AsOf>,
+    /// Set when an export older than the last one imported was forced in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub older_than: Option<String>,
+}
+
+/// How to read a feed beyond its rows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FeedOptions {
+    /// The file is the whole population: whoever is missing from it has left.
+    pub snapshot: bool,
+    /// The export's age ([`HrFile::as_of`]): one older than the last imported is refused
+    /// unless forced ([`Approvals::force_older`]).
+    pub as_of: Option<AsOf>,
+}
+
+/// With a snapshot, the people the store has and the file lacks become leavers: status
+/// terminated, end date the day of the import (UTC), or their own end date when it is
+/// earlier. People already terminated are left as they are.
+fn missing_as_leavers(store: &Store, people: &[Person], today: NaiveDate) -> Result<Vec<Person>> {
+    let present: std::collections::HashSet<&str> =
+        people.iter().map(|p| p.hris_id.as_str()).collect();
+    Ok(store
+        .all_people()?
+        .into_iter()
+        .filter(|p| !present.contains(p.hris_id.as_str()))
+        .filter(|p| p.status != EmploymentStatus::Terminated)
+        .map(|mut p| {
+            p.status = EmploymentStatus::Terminated;
+            p.end_date = Some(p.end_date.map_or(today, |e| e.min(today)));
+            p
+        })
+        .collect())
 }
 
 /// A terminated person the file makes active again.
@@ -426,6 +586,8 @@ pub struct Approvals<'a> {
     /// Leavers (HRIS id or e-mail) allowed back without a new start date, and why.
     pub rehires: &'a [String],
     pub rehire_reason: Option<&'a str>,
+    /// Import an export older than the last one imported, and why.
+    pub force_older: Option<&'a str>,
 }
 
 fn rehire_of(
@@ -545,11 +707,74 @@ pub fn import_people_guarded(
     guard: &GuardThresholds,
     approvals: &Approvals<'_>,
 ) -> Result<ImportReport> {
+    import_feed(
+        store,
+        people,
+        policies,
+        actor,
+        dry_run,
+        guard,
+        approvals,
+        &FeedOptions::default(),
+    )
+}
+
+/// [`import_people_guarded`] with how to read the feed (`--snapshot`).
+#[allow(clippy::too_many_arguments)]
+pub fn import_feed(
+    store: &mut Store,
+    people: &[Person],
+    policies: Option<&PolicySet>,
+    actor: &str,
+    dry_run: bool,
+    guard: &GuardThresholds,
+    approvals: &Approvals<'_>,
+    feed: &FeedOptions,
+) -> Result<ImportReport> {
     let mass_change_approval = approvals.mass_change;
     let mut report = ImportReport {
         rows: people.len(),
         dry_run,
+        as_of: feed.as_of,
         ..Default::default()
+    };
+    // An export older than the last one imported would undo newer changes: refused unless
+    // an admin forces it, with a reason.
+    let last = store.import_as_of()?;
+    if let (Some(as_of), Some(last)) = (feed.as_of, last)
+        && as_of.at < last
+    {
+        let fmt =
+            |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let judged = if as_of.by == "generated" {
+            "generated"
+        } else {
+            "its newest change is from"
+        };
+        match approvals.force_older.filter(|r| !r.trim().is_empty()) {
+            Some(_) => report.older_than = Some(fmt(last)),
+            None => {
+                return Err(Error::usage(
+                    format!(
+                        "this export is older than the last one imported: {judged} {}, the last import was as of {}",
+                        fmt(as_of.at),
+                        fmt(last)
+                    ),
+                    "import a newer export; if this older one is really meant, re-run with --force-older --reason \"...\"",
+                ));
+            }
+        }
+    }
+    // A snapshot's missing people join the feed as leavers, so the mass-change guard counts
+    // them and `upsert_person` cancels their pending grants like any other leaver's.
+    let with_missing: Vec<Person>;
+    let people: &[Person] = if feed.snapshot {
+        let missing = missing_as_leavers(store, people, chrono::Utc::now().date_naive())?;
+        report.left_missing = missing.iter().map(|p| p.hris_id.clone()).collect();
+        with_missing = people.iter().cloned().chain(missing).collect();
+        &with_missing
+    } else {
+        people
     };
     // A leaver comes back only on purpose: terminated -> active is a rehire, applied only
     // with a new start date after the end date, or an admin's approval.
@@ -565,7 +790,13 @@ pub fn import_people_guarded(
             report.rehires.push(r);
         }
     }
-    if let Some(problem) = leaver_surge(store, people, guard)? {
+    if let Some(mut problem) = leaver_surge(store, people, guard)? {
+        if !report.left_missing.is_empty() {
+            problem.push_str(&format!(
+                " ({} of them because they are missing from this snapshot)",
+                report.left_missing.len()
+            ));
+        }
         match mass_change_approval {
             Some(why) if !why.trim().is_empty() => {
                 store.write(|tx| {
@@ -599,6 +830,26 @@ pub fn import_people_guarded(
         return Ok(report);
     }
     store.write(|tx| {
+        if let (Some(last), Some(as_of)) = (&report.older_than, &report.as_of) {
+            tx.audit(crate::store::NewAuditEvent {
+                actor,
+                action: "import.older_forced",
+                subject: "people",
+                details: serde_json::json!({"as_of": as_of.at.to_rfc3339(), "by": as_of.by,
+                    "last_as_of": last, "why": approvals.force_older}),
+            })?;
+        }
+        if let Some(as_of) = &report.as_of {
+            tx.note_import_as_of(as_of.at)?;
+        }
+        if !report.left_missing.is_empty() {
+            tx.audit(crate::store::NewAuditEvent {
+                actor,
+                action: "import.snapshot_leavers",
+                subject: "people",
+                details: serde_json::json!({"count": report.left_missing.len(), "people": report.left_missing}),
+            })?;
+        }
         for r in &report.rehires {
             tx.audit(crate::store::NewAuditEvent {
                 actor,
@@ -623,6 +874,13 @@ pub fn import_people_guarded(
                     report.unchanged += 1;
                     continue;
                 }
+            }
+            if report
+                .rehires
+                .iter()
+                .any(|r| r.applied && r.person == p.hris_id)
+            {
+                tx.mark_rehired(&p.hris_id)?;
             }
             report.changed_ids.push(p.hris_id.clone());
             if let Some(policies) = policies {
@@ -827,6 +1085,51 @@ mod tests {
         assert!(e.contains("x.csv:2") && e.contains("UTF-8"), "{e}");
     }
 
+    #[test]
+    fn the_generation_line_gives_the_age_and_keeps_line_numbers() {
+        let f = parse_hr_file(
+            Path::new("x.csv"),
+            format!("# generated: 2026-12-01T10:00:00+01:00\n{HEADER}E1,Ada,L,,ada@example.com,Eng,,,,,active,,\n")
+                .as_bytes(),
+            &ImportMapping::default(),
+        )
+        .unwrap();
+        assert_eq!(f.people.len(), 1);
+        let a = f.as_of.unwrap();
+        assert_eq!(
+            (a.at.to_rfc3339(), a.by),
+            ("2026-12-01T09:00:00+00:00".into(), "generated")
+        );
+        // A bad row after the comment is still named by its line in the file.
+        let e = parse_people_csv(
+            Path::new("x.csv"),
+            format!("# exported by HRIS\n{HEADER}E1,Ada,L,,bad,Eng,,,,,active,,\n").as_bytes(),
+            &ImportMapping::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("x.csv:3: email"), "{e}");
+        let e = parse_people_csv(
+            Path::new("x.csv"),
+            format!("# generated: soon\n{HEADER}").as_bytes(),
+            &ImportMapping::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("x.csv:1: generated: \"soon\" is not a time"),
+            "{e}"
+        );
+        // No time at all: the age is unknown.
+        let f = parse_hr_file(
+            Path::new("x.csv"),
+            format!("{HEADER}E1,Ada,L,,ada@example.com,Eng,,,,,active,,\n").as_bytes(),
+            &ImportMapping::default(),
+        )
+        .unwrap();
+        assert_eq!(f.as_of, None);
+    }
+
     /// An older export (or a mistaken row) must not silently bring a leaver back: a
     /// terminated -> active change is a rehire, held unless the record has a new start date
     /// after the end date or an admin approves it.
@@ -878,8 +1181,12 @@ mod tests {
             EmploymentStatus::Active
         );
 
-        // Leaves again; comes back with a new start date after the end date: no approval.
+        assert!(store.rehired_at("E5").unwrap().is_some(), "marked a rehire");
+
+        // Leaves again (the mark goes); comes back with a new start date after the end
+        // date: no approval needed.
         import_people(&mut store, std::slice::from_ref(&left), None, "t", false).unwrap();
+        assert_eq!(store.rehired_at("E5").unwrap(), None);
         let mut rehired = stale.clone();
         rehired.start_date = chrono::NaiveDate::from_ymd_opt(2026, 3, 2);
         let r =

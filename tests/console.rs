@@ -662,6 +662,39 @@ fn the_queue_reads_names_for_its_page_only() {
 // Snapshots: every view at 80×24 and 120×40, monochrome.
 // ---------------------------------------------------------------------------------------
 
+/// A rehire (a leaver whose return was applied) is named as such in the People list and
+/// in the person's header.
+#[test]
+fn a_rehire_shows_in_the_people_list_and_the_person_header() {
+    let mut s = state(120, 40);
+    ch(&mut s, '2');
+    let mut snap: Snapshot = snapshot();
+    let mut rows = people();
+    rows[1].rehired = Some("2026-03-02".into());
+    snap.people = Some(Arc::new(accessdesk::tui::data::PeopleIndex { rows }));
+    let mut m = matrix();
+    m.person.rehired = Some("2026-03-02".into());
+    snap.matrix = Some(m);
+    update(&mut s, Msg::Data(Box::new(snap)), t0());
+    let screen = render(&s);
+    let alan = screen
+        .lines()
+        .find(|l| l.contains("Alan Turing"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(alan.contains("active · rehire"), "{alan}");
+    let ada = screen
+        .lines()
+        .find(|l| l.contains("Anke van der Berg"))
+        .unwrap();
+    assert!(!ada.contains("rehire"), "{ada}");
+    s.stack = vec![Page::View(ViewId::People), Page::Person("E001".into())];
+    let screen = render(&s);
+    assert!(
+        screen.contains("active · rehire (rehired 2026-03-02)"),
+        "{screen}"
+    );
+}
+
 fn pages(w: u16, h: u16) -> Vec<(&'static str, AppState)> {
     let mut out = Vec::new();
     for (name, key) in [

@@ -520,3 +520,257 @@ fn run_and_apply_report_the_operations_that_could_not_run() {
     );
     assert_eq!(not_run[0]["operations"], 30, "{v}");
 }
+
+/// A leaver whose return was applied shows as a rehire in `plan`: their reactivations
+/// carry the note, in text and JSON.
+#[test]
+fn a_rehire_shows_in_the_plan() {
+    let h = Home::new();
+    let import = |name: &str, status: &str, start: &str, end: &str| {
+        let csv = h.write(
+            name,
+            &format!("{HEADER}E1,Ada,L,,ada@example.com,Engineering,Engineer,,London,CC1,{status},{start},{end}\n"),
+        );
+        let o = h.run(&["people", "import", csv.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", text(&o));
+        text(&o)
+    };
+    import("1.csv", "active", "2020-01-06", "");
+    import("2.csv", "terminated", "2020-01-06", "2026-01-31");
+    // Their okta account was deactivated when they left.
+    {
+        let mut store = accessdesk::store::Store::open(&h.path().join("accessdesk.db")).unwrap();
+        store
+            .write(|tx| {
+                tx.upsert_account(
+                    &accessdesk::store::access::AccountRow {
+                        system: "okta".into(),
+                        person_id: Some("E1".into()),
+                        login: "ada@example.com".into(),
+                        external_id: Some("00u1".into()),
+                        active: false,
+                    },
+                    "t",
+                )
+            })
+            .unwrap();
+    }
+    let out = import("3.csv", "active", "2026-03-02", "");
+    assert!(out.contains("rehire E1"), "{out}");
+    let plan = h.json(&["plan"]);
+    let ops = plan["ops"].as_array().unwrap();
+    let re = ops
+        .iter()
+        .find(|o| o["kind"] == "reactivate")
+        .unwrap_or_else(|| panic!("{ops:?}"));
+    assert!(
+        re["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("rehire (rehired "),
+        "{re}"
+    );
+    // Only the reactivation carries it.
+    assert_eq!(ops.iter().filter(|o| o["detail"].is_string()).count(), 1);
+    let o = h.run(&["plan"]);
+    let t = text(&o);
+    assert!(
+        t.lines().any(|l| l.contains("reactivate")
+            && l.contains("okta")
+            && l.contains("rehire (rehired ")),
+        "{t}"
+    );
+}
+
+/// `people import --snapshot`: the file is the whole population. Whoever is missing from it
+/// becomes a leaver (and the plan deactivates them); a snapshot missing most people is held
+/// by the mass-change guard; without --snapshot, nobody is terminated.
+#[test]
+fn a_snapshot_makes_the_missing_leavers_through_the_guard() {
+    let h = Home::new();
+    let rows = |ids: std::ops::Range<usize>| {
+        let mut s = String::from(HEADER);
+        for i in ids {
+            s.push_str(&format!(
+                "E{i},P{i},L,,p{i}@example.com,Sales,Rep,,Berlin,CC2,active,,\n"
+            ));
+        }
+        s
+    };
+    let all = h.write("all.csv", &rows(0..10));
+    assert!(
+        h.run(&["people", "import", all.to_str().unwrap()])
+            .status
+            .success()
+    );
+    {
+        let mut store = accessdesk::store::Store::open(&h.path().join("accessdesk.db")).unwrap();
+        store
+            .write(|tx| {
+                for i in 0..10 {
+                    tx.upsert_account(
+                        &accessdesk::store::access::AccountRow {
+                            system: "okta".into(),
+                            person_id: Some(format!("E{i}")),
+                            login: format!("p{i}@example.com"),
+                            external_id: Some(format!("00u{i}")),
+                            active: true,
+                        },
+                        "t",
+                    )?;
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+    let status = |id: &str| h.json(&["people", "show", id])["person"]["status"].clone();
+
+    // Without --snapshot the import is an upsert: the missing are untouched.
+    let most = h.write("most.csv", &rows(0..8));
+    let o = h.run(&["people", "import", most.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("missing"), "{}", text(&o));
+    assert_eq!(status("E9"), "active");
+
+    // A snapshot missing 8 of 10 is held; nothing changes.
+    let few = h.write("few.csv", &rows(0..2));
+    let o = h.run(&["people", "import", few.to_str().unwrap(), "--snapshot"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("would make 8 of 10 active people leavers")
+            && text(&o).contains("8 of them because they are missing from this snapshot"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(status("E5"), "active");
+
+    // A snapshot missing 2 of 10: those two leave, and the plan deactivates them.
+    let o = h.run(&["people", "import", most.to_str().unwrap(), "--snapshot"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("2 people missing from the snapshot: became leavers"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(status("E8"), "terminated");
+    assert_eq!(status("E9"), "terminated");
+    assert_eq!(status("E7"), "active");
+    let today = chrono::Utc::now().date_naive().to_string();
+    assert_eq!(
+        h.json(&["people", "show", "E9"])["person"]["end_date"],
+        today
+    );
+    let plan = h.json(&["plan"]);
+    let mut deactivated: Vec<String> = plan["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["kind"] == "deactivate")
+        .map(|o| o["person_id"].as_str().unwrap().to_string())
+        .collect();
+    deactivated.sort();
+    assert_eq!(deactivated, ["E8", "E9"]);
+    let audit = h.json(&["audit", "export"]);
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "import.snapshot_leavers" && e["details"]["count"] == 2)
+    );
+    // Already-terminated people missing from the next snapshot are left alone.
+    let o = h.run(&[
+        "--json",
+        "people",
+        "import",
+        most.to_str().unwrap(),
+        "--snapshot",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["left_missing"].as_array().unwrap().len(), 0, "{r}");
+}
+
+/// An export older than the last one imported is refused unless forced with a reason; its
+/// age is its generation time (`# generated:` line or generated_at column), else its newest
+/// change (updated_at); a file with neither is accepted with a note.
+#[test]
+fn an_older_export_is_refused_unless_forced() {
+    let h = Home::new();
+    let row = "E1,Ada,L,,ada@example.com,Engineering,Engineer,,London,CC1,active,,\n";
+    let import = |name: &str, body: String, extra: &[&str]| {
+        let csv = h.write(name, &body);
+        let mut args = vec!["people", "import", csv.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        h.run(&args)
+    };
+    let o = import(
+        "dec.csv",
+        format!("# generated: 2026-12-01T10:00:00Z\n{HEADER}{row}"),
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("could not be judged"), "{}", text(&o));
+
+    let nov = format!("# generated: 2026-11-30T10:00:00Z\n{HEADER}{row}");
+    let o = import("nov.csv", nov.clone(), &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("generated 2026-11-30T10:00:00Z")
+            && t.contains("the last import was as of 2026-12-01T10:00:00Z")
+            && t.contains("--force-older --reason"),
+        "{t}"
+    );
+    let o = import("nov.csv", nov.clone(), &["--force-older"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("--force-older needs --reason"),
+        "{}",
+        text(&o)
+    );
+    let o = import(
+        "nov.csv",
+        nov,
+        &["--force-older", "--reason", "redo after rollback"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("forced"), "{}", text(&o));
+    let audit = h.json(&["audit", "export"]);
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "import.older_forced"
+                && e["details"]["why"] == "redo after rollback"
+                && e["details"]["last_as_of"] == "2026-12-01T10:00:00Z")
+    );
+
+    // Without a generation time, the newest change judges it.
+    let hdr = HEADER.replace('\n', ",updated_at\n");
+    let body = format!(
+        "{hdr}{}2026-10-01T00:00:00Z\nE2,Bo,M,,bo@example.com,Sales,Rep,,Berlin,CC2,active,,,2026-11-15\n",
+        row.trim_end().to_string() + ","
+    );
+    let o = import("upd.csv", body, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("its newest change is from 2026-11-15T00:00:00Z"),
+        "{}",
+        text(&o)
+    );
+    // A bad time is a bad row, named by line and field.
+    let o = import(
+        "bad.csv",
+        format!("{hdr}{}yesterday\n", row.trim_end().to_string() + ","),
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("bad.csv:2: updated_at"), "{}", text(&o));
+
+    // Neither: accepted, saying its age could not be judged.
+    let o = import("plain.csv", format!("{HEADER}{row}"), &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("age could not be judged"), "{}", text(&o));
+}

@@ -157,6 +157,13 @@ pub enum PeopleCmd {
         approve_rehire: Vec<String>,
         #[arg(long)]
         reason: Option<String>,
+        /// The file is the whole population: people missing from it become leavers
+        /// (through the mass-change guard). Without it, import only adds and updates.
+        #[arg(long)]
+        snapshot: bool,
+        /// Import an export older than the last one imported (needs --reason).
+        #[arg(long)]
+        force_older: bool,
     },
     /// List people.
     List {

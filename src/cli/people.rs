@@ -2,7 +2,7 @@
 
 use super::{Ctx, PeopleCmd};
 use crate::config::SystemsConfig;
-use crate::import::{import_people_guarded, read_people_csv};
+use crate::import::{FeedOptions, import_feed, read_hr_file};
 use crate::model::Person;
 use crate::{Error, Result};
 
@@ -15,7 +15,15 @@ pub fn run(ctx: &Ctx, cmd: PeopleCmd) -> Result<i32> {
             approve_mass_change,
             reason,
             approve_rehire,
+            snapshot,
+            force_older,
         } => {
+            if force_older && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+                return Err(Error::usage(
+                    "--force-older needs --reason",
+                    "say why an export older than the last one imported is meant",
+                ));
+            }
             if !approve_rehire.is_empty() && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
                 return Err(Error::usage(
                     "--approve-rehire needs --reason",
@@ -33,7 +41,8 @@ pub fn run(ctx: &Ctx, cmd: PeopleCmd) -> Result<i32> {
                 Some(p) => SystemsConfig::load(&p)?.import,
                 None => systems.import.clone(),
             };
-            let people = read_people_csv(&file, &mapping)?;
+            let hr = read_hr_file(&file, &mapping)?;
+            let people = hr.people;
             // Policies are loaded first: intended grants are recomputed with the import.
             let policies = ctx.policies(&systems)?;
             let mut store = ctx.store()?;
@@ -44,8 +53,9 @@ pub fn run(ctx: &Ctx, cmd: PeopleCmd) -> Result<i32> {
                 mass_change: reason.as_deref().filter(|_| approve_mass_change),
                 rehires: &approve_rehire,
                 rehire_reason: reason.as_deref(),
+                force_older: reason.as_deref().filter(|_| force_older),
             };
-            let report = import_people_guarded(
+            let report = import_feed(
                 &mut store,
                 &people,
                 Some(&policies),
@@ -53,6 +63,10 @@ pub fn run(ctx: &Ctx, cmd: PeopleCmd) -> Result<i32> {
                 dry_run,
                 &systems.guard,
                 &approvals,
+                &FeedOptions {
+                    snapshot,
+                    as_of: hr.as_of,
+                },
             )?;
             if ctx.json {
                 ctx.print_json(&report)?;
@@ -69,6 +83,28 @@ pub fn run(ctx: &Ctx, cmd: PeopleCmd) -> Result<i32> {
                     println!(
                         "intended grants: {} added, {} withdrawn",
                         report.grants_added, report.grants_removed
+                    );
+                }
+                match (&report.as_of, &report.older_than) {
+                    (None, _) => println!(
+                        "the export's age could not be judged: it has no generation time (a `# generated: TIME` line or a generated_at column) and no updated_at column"
+                    ),
+                    (Some(a), Some(last)) => println!(
+                        "forced: this export (as of {}) is older than the last one imported (as of {last})",
+                        a.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    ),
+                    _ => {}
+                }
+                if !report.left_missing.is_empty() {
+                    println!(
+                        "{} {} missing from the snapshot: {} leavers",
+                        report.left_missing.len(),
+                        if report.left_missing.len() == 1 {
+                            "person"
+                        } else {
+                            "people"
+                        },
+                        if dry_run { "would become" } else { "became" }
                     );
                 }
                 for r in &report.rehires {

@@ -295,6 +295,11 @@ pub const IMPORT_FIELDS: &[&str] = &[
     "end_date",
 ];
 
+/// Columns about the export rather than the person, which `[import.columns]` may also
+/// name: `generated_at`, when the HR system produced the file (the same on every row), and
+/// `updated_at`, when each row last changed. They judge the export's age (src/import.rs).
+pub const FEED_FIELDS: &[&str] = &["generated_at", "updated_at"];
+
 /// The person attribute an import field fills, as conditions name it: `employee_id` is
 /// `hris_id`, `first_name` `given_name`, `last_name` `family_name`; the others (and
 /// `custom.NAME`) keep their names.
@@ -312,6 +317,7 @@ impl Default for ImportMapping {
         // The default reads a typical HRIS export, whose headers equal our field names.
         let columns = IMPORT_FIELDS
             .iter()
+            .chain(FEED_FIELDS)
             .filter(|f| **f != "display_name")
             .map(|f| (f.to_string(), f.to_string()))
             .collect();
@@ -571,6 +577,7 @@ impl SystemsConfig {
         if let Some(ri) = raw.import {
             for (field, header) in ri.columns {
                 if !IMPORT_FIELDS.contains(&field.get_ref().as_str())
+                    && !FEED_FIELDS.contains(&field.get_ref().as_str())
                     && !field.get_ref().starts_with("custom.")
                 {
                     problems.push(problem_at(
@@ -579,7 +586,11 @@ impl SystemsConfig {
                         Some(field.span()),
                         format!("import.columns.{}", field.get_ref()),
                         format!("unknown person field {:?}", field.get_ref()),
-                        format!("fields are {} or custom.NAME", IMPORT_FIELDS.join(", ")),
+                        format!(
+                            "fields are {}, {} or custom.NAME",
+                            IMPORT_FIELDS.join(", "),
+                            FEED_FIELDS.join(", ")
+                        ),
                     ));
                     continue;
                 }

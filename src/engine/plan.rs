@@ -123,6 +123,9 @@ pub struct Inputs {
     /// Movers: (person, system) whose account's attributes differ from what accessdesk
     /// last wrote there, with what changes.
     updates: Updates,
+    /// Rehires (`people.rehired_at` set, see `Tx::mark_rehired`): person -> the note their
+    /// reactivations carry, `rehire (rehired YYYY-MM-DD)`.
+    rehires: HashMap<Arc<str>, Arc<str>>,
 }
 
 /// (person, system) -> what an attribute update changes.
@@ -257,9 +260,11 @@ pub fn read_inputs(store: &Store, settings: &Settings) -> Result<Inputs> {
         let mut ents = Interner::default();
         let mut systems = Interner::default();
         let mut people = Vec::new();
+        let mut rehires = HashMap::new();
         {
-            let mut stmt =
-                conn.prepare("SELECT hris_id, status, end_date FROM people ORDER BY hris_id")?;
+            let mut stmt = conn.prepare(
+                "SELECT hris_id, status, end_date, rehired_at FROM people ORDER BY hris_id",
+            )?;
             let mut rows = stmt.query([])?;
             while let Some(r) = rows.next()? {
                 let status = text(r, 1)?.parse().unwrap_or(EmploymentStatus::Pending);
@@ -271,7 +276,15 @@ pub fn read_inputs(store: &Store, settings: &Settings) -> Result<Inputs> {
                         .and_then(|d| d.parse::<NaiveDate>().ok()),
                     _ => None,
                 };
-                people.push((people_i.get(text(r, 0)?), p.leaves_at()));
+                let id = people_i.get(text(r, 0)?);
+                if let rusqlite::types::ValueRef::Text(t) = r.get_ref(3)? {
+                    let day = std::str::from_utf8(t).unwrap_or("").get(..10).unwrap_or("");
+                    rehires.insert(
+                        id.clone(),
+                        Arc::from(format!("rehire (rehired {day})").as_str()),
+                    );
+                }
+                people.push((id, p.leaves_at()));
             }
         }
         let mut intended = Vec::new();
@@ -332,6 +345,7 @@ pub fn read_inputs(store: &Store, settings: &Settings) -> Result<Inputs> {
             accounts,
             inflight,
             updates,
+            rehires,
         })
     })
 }
@@ -462,7 +476,10 @@ pub fn diff(inputs: &Inputs, scope: &Scope, settings: &Settings) -> Vec<PlannedO
                 }
                 Some((_, s, false)) => {
                     if !inflight(OperationKind::Reactivate, s, person, None) {
-                        out.push(PlannedOp::new(OperationKind::Reactivate, s, person, None));
+                        let mut op = PlannedOp::new(OperationKind::Reactivate, s, person, None);
+                        // A returning leaver's access comes back as a rehire.
+                        op.detail = inputs.rehires.get(person).cloned();
+                        out.push(op);
                     }
                 }
                 Some(_) => {}

@@ -222,6 +222,10 @@ fn add_import_aliases(schema: &mut Schema, columns: &ImportMapping) {
     }
     for (field, header) in &columns.columns {
         let header = header.trim();
+        // Columns about the export (generated_at, updated_at) are not person attributes.
+        if crate::config::systems::FEED_FIELDS.contains(&field.as_str()) {
+            continue;
+        }
         if valid_ident(header) {
             schema.add_alias(header, &target(field));
         }

@@ -289,6 +289,12 @@ END;
 DROP INDEX operations_ready;
 CREATE INDEX operations_runnable ON operations(system, status, unmet_deps, priority, person_id, id);
 "#,
+    r#"
+-- When a leaver's return (terminated -> active) was last applied by an import; NULL for
+-- everyone else, and cleared when they leave again (store/people.rs). The planner marks
+-- their reactivations as a rehire and the console shows it.
+ALTER TABLE people ADD COLUMN rehired_at TEXT;
+"#,
 ];
 
 /// The schema version this build writes.

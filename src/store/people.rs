@@ -132,6 +132,11 @@ impl Tx<'_> {
         // A leaver's onboarding must never run: whatever would still give them something
         // is cancelled in this same transaction (the workers also re-check before running).
         if p.is_leaver(self.now) {
+            // Leaving again ends the rehire mark (see `mark_rehired`).
+            self.tx.execute(
+                "UPDATE people SET rehired_at = NULL WHERE hris_id = ?1 AND rehired_at IS NOT NULL",
+                [&p.hris_id],
+            )?;
             self.cancel_granting_ops(
                 &p.hris_id,
                 "cancelled: the person is a leaver (terminated, or past their end date)",
@@ -143,6 +148,33 @@ impl Tx<'_> {
 }
 
 impl Tx<'_> {
+    /// Keep `at` as the "as of" time of the newest export imported (`meta.import_as_of`),
+    /// unless a newer one is already kept.
+    pub fn note_import_as_of(&mut self, at: chrono::DateTime<chrono::Utc>) -> Result<()> {
+        let at = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        self.tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('import_as_of', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value WHERE excluded.value > meta.value",
+            [at],
+        )?;
+        Ok(())
+    }
+
+    /// Record that a leaver's return was applied (`people.rehired_at` = now).
+    ///
+    /// This is how the store knows someone is a rehire: the import sets it when it applies
+    /// a terminated -> active change (audited there as `person.rehired`), and
+    /// [`Tx::upsert_person`] clears it when they become a leaver again. While it is set,
+    /// the planner marks their reactivations "rehire" (they appear only until their access
+    /// is back) and the console shows "rehire" beside their status.
+    pub fn mark_rehired(&mut self, hris_id: &str) -> Result<()> {
+        self.tx.execute(
+            "UPDATE people SET rehired_at = ?2 WHERE hris_id = ?1",
+            params![hris_id, self.now.to_rfc3339()],
+        )?;
+        Ok(())
+    }
+
     /// A person by HRIS id, read in this transaction.
     pub fn person_by_id(&self, hris_id: &str) -> Result<Option<Person>> {
         Ok(self
@@ -184,6 +216,36 @@ impl Store {
             .prepare(&format!("SELECT {COLUMNS} FROM people ORDER BY hris_id"))?;
         let rows = stmt.query_map([], row_to_person)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// When the person's return as a rehire was applied, if they are one (see
+    /// [`Tx::mark_rehired`]).
+    pub fn rehired_at(&self, hris_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT rehired_at FROM people WHERE hris_id = ?1",
+                [hris_id],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    /// The "as of" time of the newest export imported so far (see [`Tx::note_import_as_of`]).
+    pub fn import_as_of(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        let v: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'import_as_of'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(
+            v.and_then(|v| chrono::DateTime::parse_from_rfc3339(&v).ok())
+                .map(|t| t.with_timezone(&chrono::Utc)),
+        )
     }
 
     pub fn active_people_count(&self) -> Result<i64> {

@@ -152,6 +152,14 @@ pub struct PersonRow {
     pub department: String,
     pub title: String,
     pub status: String,
+    /// The day their return as a rehire was applied (`people.rehired_at`, see
+    /// `Tx::mark_rehired`): the console shows "rehire" beside their status.
+    pub rehired: Option<String>,
+}
+
+/// The day of a stored `rehired_at` time.
+fn rehire_day(at: Option<String>) -> Option<String> {
+    at.map(|t| t.get(..10).unwrap_or(&t).to_string())
 }
 
 /// Everyone, sorted by name; shared with the UI without copying.
@@ -552,7 +560,7 @@ impl Loader {
             return Ok(None);
         }
         let mut stmt = self.store.conn().prepare(
-            "SELECT hris_id, given_name, family_name, preferred_name, display_name, email, department, title, status FROM people",
+            "SELECT hris_id, given_name, family_name, preferred_name, display_name, email, department, title, status, rehired_at FROM people",
         )?;
         let mut rows = stmt
             .query_map([], |r| {
@@ -574,6 +582,7 @@ impl Loader {
                     department: r.get(6)?,
                     title: r.get(7)?,
                     status: r.get(8)?,
+                    rehired: rehire_day(r.get(9)?),
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -766,6 +775,7 @@ impl Loader {
             department: p.department.clone(),
             title: p.title.clone(),
             status: p.status.to_string(),
+            rehired: rehire_day(self.store.rehired_at(&p.hris_id)?),
         };
         Ok(Some((p, row)))
     }

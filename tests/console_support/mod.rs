@@ -76,6 +76,7 @@ pub fn person(id: &str, name: &str, dept: &str, status: &str) -> PersonRow {
         department: dept.into(),
         title: "Engineer".into(),
         status: status.into(),
+        rehired: None,
     }
 }
 

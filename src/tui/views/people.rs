@@ -27,7 +27,13 @@ pub fn list(f: &mut Frame, s: &AppState, area: Rect, hits: &mut HitMap) {
             let cells = vec![
                 Line::from(p.name.clone()),
                 Line::from(p.department.clone()),
-                Line::styled(p.status.clone(), t.style(status_role)),
+                Line::styled(
+                    match &p.rehired {
+                        Some(_) => format!("{} · rehire", p.status),
+                        None => p.status.clone(),
+                    },
+                    t.style(status_role),
+                ),
             ];
             (cells, row_style(s, start + i == c.index, false, false))
         })
@@ -123,7 +129,13 @@ fn matrix(
                 Span::styled(format!("  {} · {}", p.id, p.email), t.style(Role::Muted)),
             ]),
             Line::styled(
-                format!("{} · {} · {}", p.department, p.title, p.status),
+                match &p.rehired {
+                    Some(day) => format!(
+                        "{} · {} · {} · rehire (rehired {day})",
+                        p.department, p.title, p.status
+                    ),
+                    None => format!("{} · {} · {}", p.department, p.title, p.status),
+                },
                 t.style(Role::Muted),
             ),
         ]),
