@@ -348,7 +348,8 @@ fn idle(db: &Path, report: &mut BenchReport, seconds: u64) -> Result<()> {
                  FROM n",
                 rusqlite::params![QUEUED, now],
             )?;
-            Ok(())
+            tx.recount_ops()
+
         })?;
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Msg>();

@@ -168,7 +168,11 @@ pub fn run(people: usize, runs: usize) -> Result<BenchReport> {
         for i in 0..runs.max(1) {
             let w = world(people).await?;
             ops = plan_apply(&w, &Scope::default())?;
-            eprintln!("bench wave: run {} of {}, {ops} operations", i + 1, runs.max(1));
+            eprintln!(
+                "bench wave: run {} of {}, {ops} operations",
+                i + 1,
+                runs.max(1)
+            );
             let t = Instant::now();
             let summary = engine(&w)?.run_until_idle(None).await?;
             let parallel = t.elapsed().as_secs_f64();
@@ -220,7 +224,10 @@ pub fn run(people: usize, runs: usize) -> Result<BenchReport> {
             "lower",
         );
         r.push(
-            &format!("engine time as % of the theoretical minimum (runs: {})", each.join(", ")),
+            &format!(
+                "engine time as % of the theoretical minimum (runs: {})",
+                each.join(", ")
+            ),
             100.0 * parallel / t_min,
             "%",
             Some(105.0),
