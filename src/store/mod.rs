@@ -127,8 +127,10 @@ impl Store {
             tx,
             now: chrono::Utc::now(),
             audit_head: None,
+            op_count_deltas: std::collections::HashMap::new(),
         };
         let out = f(&mut w)?;
+        w.flush_op_counts()?;
         w.flush_audit_head()?;
         w.tx.commit()?;
         Ok(out)
@@ -176,6 +178,9 @@ pub struct Tx<'c> {
     /// The audit chain's head as this transaction last appended it (seq, hash): read once,
     /// then carried, and written to `meta.audit_head` once, at commit.
     pub(crate) audit_head: Option<(i64, String)>,
+    /// Changes to the queue's kept counts (`op_counts`) by (system, status), written once,
+    /// at commit: enqueue and transition add to them.
+    pub(crate) op_count_deltas: std::collections::HashMap<(String, &'static str), i64>,
 }
 
 impl Tx<'_> {

@@ -199,12 +199,7 @@ impl Tx<'_> {
             return Ok((id, false));
         }
         let id = self.tx.last_insert_rowid();
-        self.tx
-            .prepare_cached(
-                "INSERT INTO op_counts (system, status, n) VALUES (?1, ?2, 1)
-                 ON CONFLICT(system, status) DO UPDATE SET n = n + 1",
-            )?
-            .execute(params![op.system, op.status.as_str()])?;
+        self.count_op(op.system, op.status, 1);
         for d in &deps {
             self.tx
                 .prepare_cached(
@@ -215,9 +210,33 @@ impl Tx<'_> {
         Ok((id, true))
     }
 
+    fn count_op(&mut self, system: &str, status: OperationStatus, delta: i64) {
+        *self
+            .op_count_deltas
+            .entry((system.to_string(), status.as_str()))
+            .or_insert(0) += delta;
+    }
+
+    /// Write the transaction's changes to the kept counts (once, before commit).
+    pub(crate) fn flush_op_counts(&mut self) -> Result<()> {
+        for ((system, status), n) in std::mem::take(&mut self.op_count_deltas) {
+            if n != 0 {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO op_counts (system, status, n) VALUES (?1, ?2, ?3)
+                         ON CONFLICT(system, status) DO UPDATE SET n = n + excluded.n",
+                    )?
+                    .execute(params![system, status, n])?;
+            }
+        }
+        Ok(())
+    }
+
     /// Count every operation again into `op_counts`, after rows were written around
     /// [`Tx::enqueue`] (bulk SQL in benchmarks and tests).
     pub fn recount_ops(&mut self) -> Result<()> {
+        // The recount sees every row, this transaction's too.
+        self.op_count_deltas.clear();
         self.tx.execute_batch(
             "DELETE FROM op_counts;
              INSERT INTO op_counts (system, status, n)
@@ -292,15 +311,8 @@ impl Tx<'_> {
         if let Some(system) = &system
             && cur != to
         {
-            self.tx
-                .prepare_cached("UPDATE op_counts SET n = n - 1 WHERE system = ?1 AND status = ?2")?
-                .execute(params![system, cur.as_str()])?;
-            self.tx
-                .prepare_cached(
-                    "INSERT INTO op_counts (system, status, n) VALUES (?1, ?2, 1)
-                     ON CONFLICT(system, status) DO UPDATE SET n = n + 1",
-                )?
-                .execute(params![system, to.as_str()])?;
+            self.count_op(system, cur, -1);
+            self.count_op(system, to, 1);
         }
         // Readiness: dependents wait for one fewer dependency once this one has succeeded
         // (and one more, should it ever leave `succeeded`).
