@@ -100,6 +100,16 @@ impl AdapterError {
         }
     }
 
+    /// The same answer seen differently: another class and message, keeping what the
+    /// vendor said (status, code, body excerpt, request) for triage.
+    pub fn reclassified(&self, class: ErrorClass, message: impl Into<String>) -> Self {
+        AdapterError {
+            class,
+            message: message.into(),
+            ..self.clone()
+        }
+    }
+
     pub fn unsupported(system: &str, what: &str) -> Self {
         Self::new(
             ErrorClass::Permanent,

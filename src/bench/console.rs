@@ -224,18 +224,12 @@ pub fn run(people: usize, runs: usize, seconds: u64) -> Result<BenchReport> {
         })
     };
     // The console side: the loader on its own thread (as in the app), draws at ~60 fps.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Msg>();
-    let loader = Loader::new(Store::open(&db)?, catalog()?, None, None, None);
-    let queries = crate::tui::core::spawn_loader(loader, tx);
-    let mut s = AppState::new(Theme::none(), false);
-    s.size = (200, 60);
-    reducer::act(
-        &mut s,
-        crate::tui::keymap::Action::Go(ViewId::Queue),
-        chrono::Utc::now(),
-    );
-    let mut term = Terminal::new(TestBackend::new(200, 60))
-        .map_err(|e| Error::Failed(format!("terminal: {e}")))?;
+    let QueueConsole {
+        queries,
+        mut rx,
+        mut s,
+        mut term,
+    } = queue_console(&db)?;
     let mut draws = Vec::new();
     let mut updates = Vec::new();
     let mut loads = Vec::new();
@@ -319,6 +313,36 @@ pub fn run(people: usize, runs: usize, seconds: u64) -> Result<BenchReport> {
     Ok(report)
 }
 
+/// The console as the app runs it, on the Queue view at 200×60: the loader on its own
+/// thread (queries in, snapshots out), the state, a test terminal.
+struct QueueConsole {
+    queries: std::sync::mpsc::Sender<Query>,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Msg>,
+    s: AppState,
+    term: Terminal<TestBackend>,
+}
+
+fn queue_console(db: &Path) -> Result<QueueConsole> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Msg>();
+    let loader = Loader::new(Store::open(db)?, catalog()?, None, None, None);
+    let queries = crate::tui::core::spawn_loader(loader, tx);
+    let mut s = AppState::new(Theme::none(), false);
+    s.size = (200, 60);
+    reducer::act(
+        &mut s,
+        crate::tui::keymap::Action::Go(ViewId::Queue),
+        chrono::Utc::now(),
+    );
+    let term = Terminal::new(TestBackend::new(200, 60))
+        .map_err(|e| Error::Failed(format!("terminal: {e}")))?;
+    Ok(QueueConsole {
+        queries,
+        rx,
+        s,
+        term,
+    })
+}
+
 /// This process's CPU time so far (user + system), from /proc/self/stat.
 fn cpu_time() -> Option<Duration> {
     let s = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -352,18 +376,12 @@ fn idle(db: &Path, report: &mut BenchReport, seconds: u64) -> Result<()> {
 
         })?;
     }
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Msg>();
-    let loader = Loader::new(Store::open(db)?, catalog()?, None, None, None);
-    let queries = crate::tui::core::spawn_loader(loader, tx);
-    let mut s = AppState::new(Theme::none(), false);
-    s.size = (200, 60);
-    reducer::act(
-        &mut s,
-        crate::tui::keymap::Action::Go(ViewId::Queue),
-        chrono::Utc::now(),
-    );
-    let mut term = Terminal::new(TestBackend::new(200, 60))
-        .map_err(|e| Error::Failed(format!("terminal: {e}")))?;
+    let QueueConsole {
+        queries,
+        mut rx,
+        mut s,
+        mut term,
+    } = queue_console(db)?;
     // The first (full) read of the million rows is not idle time: wait for it.
     let first = Instant::now();
     let _ = queries.send(reducer::query(&s));

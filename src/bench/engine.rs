@@ -21,7 +21,6 @@ use crate::engine::workers::{Engine, EngineConfig, SystemRuntime};
 use crate::model::SystemKind;
 use crate::sim::memory::MemoryDirectory;
 use crate::store::Store;
-use crate::store::grants::BulkGrant;
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::path::Path;
@@ -63,23 +62,7 @@ fn seed(store: &mut Store, people: usize, systems: &[&str], groups: &[&str]) -> 
 fn seed_grants(store: &mut Store, people: usize, ents: &[&str]) -> Result<()> {
     let persons: Vec<crate::model::Person> =
         (0..people).map(super::store::synthetic_person).collect();
-    store.write(|tx| {
-        tx.bulk_insert_people(&persons, "bench")?;
-        tx.bulk_insert_intended(
-            persons.iter().flat_map(|p| {
-                ents.iter().map(move |e| BulkGrant {
-                    person_id: &p.hris_id,
-                    entitlement: e,
-                    rule: "bench",
-                    requires_approval: false,
-                    expires_at: None,
-                })
-            }),
-            "bench",
-        )?;
-        Ok(())
-    })?;
-    Ok(())
+    store.write(|tx| super::store::insert_people_with_grants(tx, &persons, ents))
 }
 
 /// Plan and apply everything (the plan is approved past the mass-change guard).

@@ -8,7 +8,6 @@ use crate::Result;
 use crate::engine::plan::{Scope, compute};
 use crate::model::Person;
 use crate::store::Store;
-use crate::store::grants::BulkGrant;
 
 pub const SYSTEMS: [&str; 10] = [
     "okta", "google", "slack", "github", "aws", "scim", "ldap", "entra", "jira", "zoom",
@@ -26,19 +25,7 @@ pub fn build_world(store: &mut Store, people: usize, drift: f64) -> Result<Vec<P
         .collect();
     let every = (1.0 / drift.max(1e-9)).round().max(1.0) as usize;
     store.write(|tx| {
-        tx.bulk_insert_people(&persons, "bench")?;
-        tx.bulk_insert_intended(
-            persons.iter().flat_map(|p| {
-                ents.iter().map(move |e| BulkGrant {
-                    person_id: &p.hris_id,
-                    entitlement: e,
-                    rule: "bench",
-                    requires_approval: false,
-                    expires_at: None,
-                })
-            }),
-            "bench",
-        )?;
+        super::store::insert_people_with_grants(tx, &persons, &ents)?;
         tx.bulk_insert_accounts(
             persons.iter().zip(&logins).flat_map(|(p, l)| {
                 SYSTEMS

@@ -22,6 +22,28 @@ pub const DEPARTMENTS: &[&str] = &[
 ];
 
 /// A deterministic synthetic person.
+/// Write `persons`, each with the same intended grants `ents` (`system:kind:name`), in `tx`.
+pub fn insert_people_with_grants<E: AsRef<str>>(
+    tx: &mut crate::store::Tx<'_>,
+    persons: &[Person],
+    ents: &[E],
+) -> Result<()> {
+    tx.bulk_insert_people(persons, "bench")?;
+    tx.bulk_insert_intended(
+        persons.iter().flat_map(|p| {
+            ents.iter().map(move |e| BulkGrant {
+                person_id: &p.hris_id,
+                entitlement: e.as_ref(),
+                rule: "bench",
+                requires_approval: false,
+                expires_at: None,
+            })
+        }),
+        "bench",
+    )?;
+    Ok(())
+}
+
 pub fn synthetic_person(i: usize) -> Person {
     let mut p = Person::new(
         &format!("E{i:06}"),

@@ -1060,20 +1060,13 @@ impl Engine {
                         .map_err(|e| match &rename {
                             // Renaming onto a login the target already has: nothing was
                             // renamed, and it is not "already done".
-                            Some((from, to)) if e.class == ErrorClass::Conflict => {
-                                let mut p = AdapterError::new(
-                                    ErrorClass::Permanent,
-                                    &op.system,
-                                    format!(
-                                        "cannot rename {}'s login in {} from {from:?} to {to:?}: another account there has it ({}); nothing was renamed",
-                                        op.person_id, op.system, e.message
-                                    ),
-                                );
-                                p.status = e.status;
-                                p.vendor_code = e.vendor_code.clone();
-                                p.request = e.request.clone();
-                                p
-                            }
+                            Some((from, to)) if e.class == ErrorClass::Conflict => e.reclassified(
+                                ErrorClass::Permanent,
+                                format!(
+                                    "cannot rename {}'s login in {} from {from:?} to {to:?}: another account there has it ({}); nothing was renamed",
+                                    op.person_id, op.system, e.message
+                                ),
+                            ),
                             _ => e,
                         })?;
                     moved = Some(Moved {
@@ -1209,18 +1202,13 @@ impl Engine {
                                 // eventually consistent): look again later rather than
                                 // count the create as done without knowing the account.
                                 None => {
-                                    let mut later = AdapterError::new(
+                                    return Err(e.reclassified(
                                         ErrorClass::Transient,
-                                        &op.system,
                                         format!(
                                             "{} already exists in {} but cannot be read yet ({}); looking again",
                                             login.login, op.system, e.message
                                         ),
-                                    );
-                                    later.status = e.status;
-                                    later.vendor_code = e.vendor_code.clone();
-                                    later.request = e.request.clone();
-                                    return Err(later);
+                                    ));
                                 }
                             }
                         }

@@ -592,15 +592,6 @@ impl Store {
             .query_row([], |r| r.get(0))?)
     }
 
-    /// When the first recorded attempt of an operation started.
-    pub fn first_attempt_at(&self, op_id: i64) -> Result<Option<String>> {
-        Ok(self.conn.query_row(
-            "SELECT min(started_at) FROM op_attempts WHERE op_id = ?1",
-            [op_id],
-            |r| r.get(0),
-        )?)
-    }
-
     /// A person's operations, newest first (at most `limit`).
     pub fn ops_for_person(&self, person_id: &str, limit: usize) -> Result<Vec<OpRow>> {
         let mut stmt = self.conn.prepare_cached(&format!(
@@ -625,15 +616,6 @@ impl Store {
         ))?;
         let rows = stmt.query_map([limit as i64], row_to_op)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-    }
-
-    /// The earliest time a retry_wait operation is due, if any.
-    pub fn next_due(&self) -> Result<Option<String>> {
-        Ok(self.conn.query_row(
-            "SELECT min(next_attempt_at) FROM operations WHERE status = 'retry_wait'",
-            [],
-            |r| r.get(0),
-        )?)
     }
 
     /// Operations per (system, status), from the kept counts (migration 5: enqueue and
