@@ -43,9 +43,27 @@ pub fn pad(s: &str, width: usize) -> String {
     format!("{s}{}", " ".repeat(width.saturating_sub(w)))
 }
 
+/// A duration for people: `45 s`, `3 m 20 s`, `1 h 41 m`.
+pub fn duration_short(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} m {} s", s / 60, s % 60),
+        _ => format!("{} h {} m", s / 3600, (s % 3600) / 60),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        use std::time::Duration;
+        assert_eq!(duration_short(Duration::from_secs(45)), "45 s");
+        assert_eq!(duration_short(Duration::from_secs(200)), "3 m 20 s");
+        assert_eq!(duration_short(Duration::from_secs(6060)), "1 h 41 m");
+    }
 
     #[test]
     fn widths_count_terminal_cells() {

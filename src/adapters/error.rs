@@ -84,6 +84,9 @@ pub struct AdapterError {
     pub request: String,
 }
 
+/// The code `unsupported` errors carry (no vendor answered; the adapter lacks it).
+const UNSUPPORTED: &str = "accessdesk:unsupported";
+
 /// How much of a response body an error keeps.
 pub const EXCERPT_BYTES: usize = 300;
 
@@ -111,11 +114,18 @@ impl AdapterError {
     }
 
     pub fn unsupported(system: &str, what: &str) -> Self {
-        Self::new(
+        let mut e = Self::new(
             ErrorClass::Permanent,
             system,
             format!("{what} is not supported by this system"),
-        )
+        );
+        e.vendor_code = Some(UNSUPPORTED.to_string());
+        e
+    }
+
+    /// The system cannot do this at all (the adapter said so; no request was sent).
+    pub fn is_unsupported(&self) -> bool {
+        self.vendor_code.as_deref() == Some(UNSUPPORTED)
     }
 
     pub fn with_status(mut self, status: u16) -> Self {

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod init;
 pub mod people;
 pub mod policy;
+pub mod reconcile;
 pub mod secret;
 
 /// Logging moved to [`crate::logging`] (the console uses it too); kept here for callers.
@@ -99,6 +100,29 @@ pub enum Command {
     },
     /// Run the queue until nothing is runnable (after a crash, or to drain retries).
     Run,
+    /// Read every account and membership of each system (paginated, within its rate
+    /// limit), store the run, and correlate and classify it. An interrupted run resumes.
+    Observe {
+        /// Only this system.
+        #[arg(long)]
+        system: Option<String>,
+        /// Start a new run instead of resuming an unfinished one.
+        #[arg(long)]
+        fresh: bool,
+    },
+    /// Observe, correlate and classify in one step, for scripts. Exit 0: no findings;
+    /// 3: findings; 1: failure or a system not read in full.
+    Reconcile {
+        /// Only this system.
+        #[arg(long)]
+        system: Option<String>,
+        /// Start a new run instead of resuming an unfinished one.
+        #[arg(long)]
+        fresh: bool,
+    },
+    /// Reconciliation findings: list, and remediate (enforce, accept, ignore).
+    #[command(subcommand)]
+    Findings(FindingsCmd),
     /// The provisioning queue.
     #[command(subcommand)]
     Queue(QueueCmd),
@@ -179,6 +203,73 @@ pub enum PeopleCmd {
     },
     /// Show one person (HRIS id or email).
     Show { person: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FindingsCmd {
+    /// Findings of a run (default: the newest), leavers first, then by severity.
+    List {
+        #[arg(long)]
+        run: Option<i64>,
+        /// Only this class (missing, excess, orphan, leaver_with_access, attribute_drift,
+        /// unmanaged, ambiguous).
+        #[arg(long)]
+        class: Option<String>,
+        #[arg(long)]
+        system: Option<String>,
+        /// Only findings still open.
+        #[arg(long)]
+        open: bool,
+        /// Show every finding (text output shows 50).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Queue the operations that remove the drift, through the engine and its guards.
+    Enforce {
+        /// One finding; or use --class (and --system) for a group of the newest run.
+        id: Option<i64>,
+        #[arg(long)]
+        class: Option<String>,
+        #[arg(long)]
+        system: Option<String>,
+        #[arg(long)]
+        run: Option<i64>,
+        /// Do not ask before acting on several findings.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Accept as an exception until a date; the finding returns when it expires.
+    Accept {
+        id: Option<i64>,
+        #[arg(long)]
+        class: Option<String>,
+        #[arg(long)]
+        system: Option<String>,
+        #[arg(long)]
+        run: Option<i64>,
+        /// Why this access is allowed (required).
+        #[arg(long)]
+        reason: Option<String>,
+        /// When the exception expires: YYYY-MM-DD or RFC 3339.
+        #[arg(long)]
+        until: String,
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Close the finding this once; a later run reports it again if it is still there.
+    Ignore {
+        id: Option<i64>,
+        #[arg(long)]
+        class: Option<String>,
+        #[arg(long)]
+        system: Option<String>,
+        #[arg(long)]
+        run: Option<i64>,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -464,6 +555,9 @@ pub fn run(cli: Cli) -> i32 {
             no_run,
         }) => engine::apply(&ctx, &plan, approve_mass_change, reason, no_run),
         Some(Command::Run) => engine::run(&ctx),
+        Some(Command::Observe { system, fresh }) => reconcile::observe(&ctx, system, fresh),
+        Some(Command::Reconcile { system, fresh }) => reconcile::reconcile(&ctx, system, fresh),
+        Some(Command::Findings(c)) => reconcile::findings(&ctx, c),
         Some(Command::Queue(c)) => engine::queue(&ctx, c),
         Some(Command::Approvals(c)) => engine::approvals(&ctx, c),
         Some(Command::Demo(a)) => demo::run(&ctx, a),

@@ -57,6 +57,9 @@ struct RawSystem {
     /// What happens to a leaver's account here.
     #[serde(default)]
     on_leave: Option<Spanned<String>>,
+    /// How reconciliation finds an account's person, rules tried in order.
+    #[serde(default)]
+    correlate: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -184,6 +187,60 @@ pub struct SystemEntry {
     pub login: crate::model::login::LoginTemplate,
     /// What happens to a leaver's account here.
     pub on_leave: OnLeave,
+    /// How reconciliation finds an account's person (`correlate`), in order.
+    pub correlate: Vec<Correlate>,
+}
+
+/// A correlation rule: how reconciliation decides whose an account is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Correlate {
+    /// The link accessdesk holds: an account it created or adopted with proof, or one an
+    /// admin linked.
+    Link,
+    /// The HR id the target holds on the account.
+    HrisId,
+    /// The account's e-mail is a person's work e-mail.
+    Email,
+    /// The account's login is the login accessdesk assigned a person here.
+    Login,
+}
+
+impl Correlate {
+    pub const NAMES: [&'static str; 4] = ["link", "hris_id", "email", "login"];
+    /// The default order, for every kind.
+    pub const DEFAULT: [Correlate; 4] = [
+        Correlate::Link,
+        Correlate::HrisId,
+        Correlate::Email,
+        Correlate::Login,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    /// Whether a match by this rule proves the account is the person's (so actual
+    /// access read from it may be attached to them). E-mail and login only suggest it.
+    pub fn proves(self) -> bool {
+        matches!(self, Correlate::Link | Correlate::HrisId)
+    }
+}
+
+impl std::str::FromStr for Correlate {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Self::NAMES
+            .iter()
+            .position(|n| *n == s)
+            .map(|i| Self::DEFAULT[i])
+            .ok_or_else(|| {
+                format!(
+                    "unknown correlation rule {s:?}; expected some of {}",
+                    Self::NAMES.join(", ")
+                )
+            })
+    }
 }
 
 /// A system's leaver policy (`on_leave` in systems.toml).
@@ -507,6 +564,40 @@ impl SystemsConfig {
                     }
                 },
             };
+            let mut correlate = Vec::new();
+            for rule in rs.correlate.iter().flatten() {
+                match rule.get_ref().parse::<Correlate>() {
+                    Ok(c) if !correlate.contains(&c) => correlate.push(c),
+                    Ok(_) => problems.push(problem_at(
+                        path,
+                        text,
+                        Some(rule.span()),
+                        format!("{key}.correlate"),
+                        format!("correlation rule {:?} is listed twice", rule.get_ref()),
+                        "list each rule once, in the order to try them",
+                    )),
+                    Err(msg) => problems.push(problem_at(
+                        path,
+                        text,
+                        Some(rule.span()),
+                        format!("{key}.correlate"),
+                        msg,
+                        "for example correlate = [\"link\", \"hris_id\", \"email\"]",
+                    )),
+                }
+            }
+            if rs.correlate.is_none() {
+                correlate = Correlate::DEFAULT.to_vec();
+            } else if correlate.is_empty() && rs.correlate.as_ref().is_some_and(|c| c.is_empty()) {
+                problems.push(problem_at(
+                    path,
+                    text,
+                    Some(name.span()),
+                    format!("{key}.correlate"),
+                    "correlate is empty: no account could ever be matched to a person".to_string(),
+                    "remove it for the default [\"link\", \"hris_id\", \"email\", \"login\"]",
+                ));
+            }
             let api_version = rs
                 .api_version
                 .clone()
@@ -530,6 +621,7 @@ impl SystemsConfig {
                     verify: rs.verify,
                     login,
                     on_leave,
+                    correlate,
                 },
             );
         }

@@ -381,71 +381,14 @@ pub fn apply_plan(
         if let (Some(reason), Some(why)) = (&plan.held_reason, mass_change_approval) {
             tx.audit(NewAuditEvent { actor, action: "plan.mass_change_approved", subject: id, details: json!({"held_reason": reason, "why": why}) })?;
         }
-        // Creations already queued (by earlier plans) that this plan's operations wait on.
-        let inflight = inflight_creates(tx.conn())?;
         let mut digest = Sha256::new();
         let (mut first, mut last) = (None, None);
-        let mut enqueue = |tx: &mut crate::store::Tx<'_>, op: &NewOp<'_>| -> Result<i64> {
-            let (op_id, fresh) = tx.enqueue_unaudited(op)?;
-            if fresh {
-                digest.update(format!("{op_id}|{}|{}|{}|{}\n", op.kind.as_str(), op.system, op.person_id, op.entitlement.unwrap_or("-")));
-                first.get_or_insert(op_id);
-                last = Some(op_id);
-            }
-            Ok(op_id)
-        };
-        // Account creations first, in system-dependency order, so their ids exist for the
-        // operations that wait on them.
-        let order = system_order(catalog);
-        let mut creates: HashMap<(Arc<str>, Arc<str>), i64> = HashMap::new();
-        let mut sorted: Vec<&PlannedOp> = plan.ops.iter().filter(|o| o.kind == OperationKind::CreateAccount).collect();
-        sorted.sort_by_key(|o| (order.get(&*o.system).copied().unwrap_or(usize::MAX), o.person_id.clone()));
-        for o in sorted {
-            let mut deps = Vec::new();
-            if let Some(entry) = catalog.systems.get(&*o.system) {
-                for d in &entry.system.depends_on {
-                    let d: Arc<str> = Arc::from(d.as_str());
-                    let key = (o.person_id.clone(), d);
-                    if let Some(id) = creates.get(&key).or_else(|| inflight.get(&key)) {
-                        deps.push(*id);
-                    }
-                }
-            }
-            let op_id = enqueue(tx, &NewOp { kind: o.kind, system: &o.system, person_id: &o.person_id, entitlement: None, status: OperationStatus::Queued, priority: PRIORITY_NORMAL, plan_id: Some(id), cause: &cause, depends_on: &deps, not_before: None })?;
-            creates.insert((o.person_id.clone(), o.system.clone()), op_id);
-            report.queued += 1;
-        }
-        // The rest person by person, so each index grows in order.
-        let mut rest: Vec<&PlannedOp> = plan.ops.iter().filter(|o| o.kind != OperationKind::CreateAccount).collect();
-        rest.sort_by(|a, b| (&a.system, &a.person_id).cmp(&(&b.system, &b.person_id)));
-        for o in rest {
-            let mut deps = Vec::new();
-            if matches!(o.kind, OperationKind::AddMembership | OperationKind::Reactivate | OperationKind::UpdateAttributes) {
-                let key = (o.person_id.clone(), o.system.clone());
-                if let Some(c) = creates.get(&key).or_else(|| inflight.get(&key)) {
-                    deps.push(*c);
-                }
-            }
-            let status = if o.requires_approval {
-                OperationStatus::PendingApproval
-            } else if o.not_before.is_some() {
-                OperationStatus::Scheduled
-            } else {
-                OperationStatus::Queued
-            };
-            let priority = if o.kind == OperationKind::Deactivate { PRIORITY_LEAVER } else { PRIORITY_NORMAL };
-            let op_id = enqueue(tx, &NewOp { kind: o.kind, system: &o.system, person_id: &o.person_id, entitlement: o.entitlement.as_deref(), status, priority, plan_id: Some(id), cause: &cause, depends_on: &deps, not_before: o.not_before })?;
-            if o.requires_approval {
-                tx.conn().prepare_cached(
-                    "INSERT INTO approvals (person_id, entitlement, rule, status, requested_at, op_id)
-                     SELECT ?1, ?2, COALESCE((SELECT rule FROM intended_grants WHERE person_id = ?1 AND entitlement = ?2), ''), 'pending', ?3, ?4",
-                )?
-                .execute(params![&*o.person_id, o.entitlement.as_deref(), crate::store::queue::ts(tx.now), op_id])?;
-                report.pending_approval += 1;
-            } else {
-                report.queued += 1;
-            }
-        }
+        let ops: Vec<&PlannedOp> = plan.ops.iter().collect();
+        enqueue_planned(tx, catalog, &ops, Some(id), &cause, &mut report, |op_id, op| {
+            digest.update(format!("{op_id}|{}|{}|{}|{}\n", op.kind.as_str(), op.system, op.person_id, op.entitlement.unwrap_or("-")));
+            first.get_or_insert(op_id);
+            last = Some(op_id);
+        })?;
         tx.conn().execute("UPDATE plans SET status = 'applied' WHERE id = ?1", [id])?;
         tx.audit(NewAuditEvent {
             actor,
@@ -459,6 +402,138 @@ pub fn apply_plan(
         Ok(())
     })?;
     Ok(report)
+}
+
+/// Enqueue planned operations in `tx`: account creations first, in system-dependency
+/// order, so the operations that wait on them can name them; then the rest person by
+/// person. Memberships wait on their account's creation (this batch's or one already
+/// queued); grants that need approval wait for an approver. `on_new` sees each operation
+/// that was not already queued. Returns each op's id, in the order of `ops`.
+pub fn enqueue_planned(
+    tx: &mut crate::store::Tx<'_>,
+    catalog: &Catalog,
+    ops: &[&PlannedOp],
+    plan_id: Option<&str>,
+    cause: &str,
+    report: &mut ApplyReport,
+    mut on_new: impl FnMut(i64, &NewOp<'_>),
+) -> Result<Vec<i64>> {
+    // Creations already queued (by earlier plans) that these operations wait on.
+    let inflight = inflight_creates(tx.conn())?;
+    let mut ids = vec![0i64; ops.len()];
+    let mut enqueue = |tx: &mut crate::store::Tx<'_>, op: &NewOp<'_>| -> Result<i64> {
+        let (op_id, fresh) = tx.enqueue_unaudited(op)?;
+        if fresh {
+            on_new(op_id, op);
+        }
+        Ok(op_id)
+    };
+    let order = system_order(catalog);
+    let mut creates: HashMap<(Arc<str>, Arc<str>), i64> = HashMap::new();
+    let mut sorted: Vec<(usize, &PlannedOp)> = ops
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, o)| o.kind == OperationKind::CreateAccount)
+        .collect();
+    sorted.sort_by_key(|(_, o)| {
+        (
+            order.get(&*o.system).copied().unwrap_or(usize::MAX),
+            o.person_id.clone(),
+        )
+    });
+    for (i, o) in sorted {
+        let mut deps = Vec::new();
+        if let Some(entry) = catalog.systems.get(&*o.system) {
+            for d in &entry.system.depends_on {
+                let d: Arc<str> = Arc::from(d.as_str());
+                let key = (o.person_id.clone(), d);
+                if let Some(id) = creates.get(&key).or_else(|| inflight.get(&key)) {
+                    deps.push(*id);
+                }
+            }
+        }
+        let op_id = enqueue(
+            tx,
+            &NewOp {
+                kind: o.kind,
+                system: &o.system,
+                person_id: &o.person_id,
+                entitlement: None,
+                status: OperationStatus::Queued,
+                priority: PRIORITY_NORMAL,
+                plan_id,
+                cause,
+                depends_on: &deps,
+                not_before: None,
+            },
+        )?;
+        creates.insert((o.person_id.clone(), o.system.clone()), op_id);
+        ids[i] = op_id;
+        report.queued += 1;
+    }
+    // The rest person by person, so each index grows in order.
+    let mut rest: Vec<(usize, &PlannedOp)> = ops
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, o)| o.kind != OperationKind::CreateAccount)
+        .collect();
+    rest.sort_by(|a, b| (&a.1.system, &a.1.person_id).cmp(&(&b.1.system, &b.1.person_id)));
+    for (i, o) in rest {
+        let mut deps = Vec::new();
+        if matches!(
+            o.kind,
+            OperationKind::AddMembership
+                | OperationKind::Reactivate
+                | OperationKind::UpdateAttributes
+        ) {
+            let key = (o.person_id.clone(), o.system.clone());
+            if let Some(c) = creates.get(&key).or_else(|| inflight.get(&key)) {
+                deps.push(*c);
+            }
+        }
+        let status = if o.requires_approval {
+            OperationStatus::PendingApproval
+        } else if o.not_before.is_some() {
+            OperationStatus::Scheduled
+        } else {
+            OperationStatus::Queued
+        };
+        let priority = if o.kind == OperationKind::Deactivate {
+            PRIORITY_LEAVER
+        } else {
+            PRIORITY_NORMAL
+        };
+        let op_id = enqueue(
+            tx,
+            &NewOp {
+                kind: o.kind,
+                system: &o.system,
+                person_id: &o.person_id,
+                entitlement: o.entitlement.as_deref(),
+                status,
+                priority,
+                plan_id,
+                cause,
+                depends_on: &deps,
+                not_before: o.not_before,
+            },
+        )?;
+        ids[i] = op_id;
+        if o.requires_approval {
+            tx.conn().prepare_cached(
+                "INSERT INTO approvals (person_id, entitlement, rule, status, requested_at, op_id)
+                 SELECT ?1, ?2, COALESCE((SELECT rule FROM intended_grants WHERE person_id = ?1 AND entitlement = ?2), ''), 'pending', ?3, ?4
+                 WHERE NOT EXISTS (SELECT 1 FROM approvals WHERE op_id = ?4)",
+            )?
+            .execute(params![&*o.person_id, o.entitlement.as_deref(), crate::store::queue::ts(tx.now), op_id])?;
+            report.pending_approval += 1;
+        } else {
+            report.queued += 1;
+        }
+    }
+    Ok(ids)
 }
 
 /// Every account creation not yet finished, by (person, system).

@@ -3,7 +3,10 @@
 
 pub mod admin;
 pub mod apply;
+pub mod findings;
 pub mod identity;
+pub mod observe;
 pub mod plan;
+pub mod reconcile;
 pub mod status;
 pub mod workers;

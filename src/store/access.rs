@@ -37,9 +37,9 @@ impl Tx<'_> {
         }
         let now = self.now.to_rfc3339();
         self.tx.prepare_cached(
-            "INSERT INTO accounts (system, person_id, login, external_id, active, observed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO accounts (system, person_id, login, external_id, active, observed_at, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'recorded')
              ON CONFLICT(system, login) DO UPDATE SET person_id = excluded.person_id, external_id = excluded.external_id,
-               active = excluded.active, observed_at = excluded.observed_at",
+               active = excluded.active, observed_at = excluded.observed_at, source = 'recorded'",
         )?
         .execute(params![a.system, a.person_id, a.login, a.external_id, a.active, now])?;
         let action = match &old {

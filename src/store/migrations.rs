@@ -287,6 +287,110 @@ CREATE INDEX operations_runnable ON operations(system, status, unmet_deps, prior
 -- their reactivations as a rehire and the console shows it.
 ALTER TABLE people ADD COLUMN rehired_at TEXT;
 "#,
+    r#"
+-- Reconciliation (store/reconcile.rs, engine/observe.rs, engine/reconcile.rs).
+-- A run reads every account and membership of one system or all of them. Each system's
+-- read keeps a checkpoint (phase, entitlement, cursor) after every page, so an
+-- interrupted run resumes; a system not read in full is `incomplete`, never empty.
+CREATE TABLE observe_runs (
+    id          INTEGER PRIMARY KEY,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    scope       TEXT,
+    status      TEXT NOT NULL CHECK (status IN ('running','complete','incomplete')),
+    actor       TEXT NOT NULL
+);
+CREATE TABLE observe_systems (
+    run_id      INTEGER NOT NULL REFERENCES observe_runs(id) ON DELETE CASCADE,
+    system      TEXT NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('running','complete','incomplete')),
+    phase       TEXT NOT NULL,
+    ent_index   INTEGER NOT NULL DEFAULT 0,
+    cursor      TEXT,
+    accounts    INTEGER NOT NULL DEFAULT 0,
+    memberships INTEGER NOT NULL DEFAULT 0,
+    pages       INTEGER NOT NULL DEFAULT 0,
+    all_groups  INTEGER NOT NULL DEFAULT 0,
+    started_at  TEXT NOT NULL,
+    observed_at TEXT,
+    error       TEXT,
+    PRIMARY KEY (run_id, system)
+) WITHOUT ROWID;
+-- What a run read: accounts, the groups it listed, and who is in each.
+CREATE TABLE observed_accounts (
+    run_id      INTEGER NOT NULL REFERENCES observe_runs(id) ON DELETE CASCADE,
+    system      TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    login       TEXT NOT NULL,
+    email       TEXT,
+    active      INTEGER NOT NULL,
+    hris_id     TEXT,
+    attributes  TEXT,
+    -- 'accounts': from the account listing; 'members': only seen in a group's listing
+    -- (it appeared while the run read).
+    seen_in     TEXT NOT NULL DEFAULT 'accounts',
+    PRIMARY KEY (run_id, system, external_id)
+) WITHOUT ROWID;
+CREATE TABLE observed_groups (
+    run_id      INTEGER NOT NULL REFERENCES observe_runs(id) ON DELETE CASCADE,
+    system      TEXT NOT NULL,
+    entitlement TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    catalogued  INTEGER NOT NULL,
+    PRIMARY KEY (run_id, system, entitlement)
+) WITHOUT ROWID;
+CREATE TABLE observed_members (
+    run_id      INTEGER NOT NULL REFERENCES observe_runs(id) ON DELETE CASCADE,
+    system      TEXT NOT NULL,
+    entitlement TEXT NOT NULL,
+    account_id  TEXT NOT NULL,
+    PRIMARY KEY (run_id, system, entitlement, account_id)
+) WITHOUT ROWID;
+-- Drift found by a run. `key` names the same drift across runs (class, system, account,
+-- entitlement), so an accepted exception covers it until it expires.
+CREATE TABLE findings (
+    id            INTEGER PRIMARY KEY,
+    run_id        INTEGER NOT NULL REFERENCES observe_runs(id) ON DELETE CASCADE,
+    key           TEXT NOT NULL,
+    class         TEXT NOT NULL,
+    severity      TEXT NOT NULL,
+    rank          INTEGER NOT NULL,
+    system        TEXT NOT NULL,
+    person_id     TEXT,
+    account       TEXT,
+    account_id    TEXT,
+    entitlement   TEXT,
+    detail        TEXT NOT NULL,
+    status        TEXT NOT NULL DEFAULT 'open'
+                  CHECK (status IN ('open','enforced','accepted','ignored')),
+    decided_by    TEXT,
+    decided_at    TEXT,
+    reason        TEXT,
+    until         TEXT,
+    UNIQUE (run_id, key)
+);
+CREATE INDEX findings_by_run ON findings(run_id, rank, system);
+CREATE INDEX findings_by_status ON findings(status, class, system);
+-- The operations an enforced finding queued (their attempts hold the vendor's answers).
+CREATE TABLE finding_ops (
+    finding_id INTEGER NOT NULL REFERENCES findings(id) ON DELETE CASCADE,
+    op_id      INTEGER NOT NULL,
+    PRIMARY KEY (finding_id, op_id)
+) WITHOUT ROWID;
+-- Accepted drift: comes back when it expires.
+CREATE TABLE finding_exceptions (
+    key        TEXT PRIMARY KEY,
+    reason     TEXT NOT NULL,
+    approver   TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    finding_id INTEGER
+);
+-- Whether a row of actual access was read from the target ('observed') or is only our
+-- record of an operation that succeeded since ('recorded').
+ALTER TABLE observed_access ADD COLUMN source TEXT NOT NULL DEFAULT 'recorded';
+ALTER TABLE accounts ADD COLUMN source TEXT NOT NULL DEFAULT 'recorded';
+"#,
 ];
 
 /// The schema version this build writes.

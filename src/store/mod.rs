@@ -12,6 +12,7 @@ pub mod identity;
 pub mod migrations;
 pub mod people;
 pub mod queue;
+pub mod reconcile;
 pub mod scan;
 pub mod secrets_index;
 

@@ -63,6 +63,7 @@ pub fn entry(base_url: &str, settings: &[(&str, toml::Value)]) -> SystemEntry {
         line: 1,
         login: accessdesk::model::login::LoginTemplate::default_for(SystemKind::Okta),
         on_leave: accessdesk::config::systems::OnLeave::Deactivate,
+        correlate: accessdesk::config::systems::Correlate::DEFAULT.to_vec(),
     }
 }
 

@@ -1,0 +1,363 @@
+//! Observe: read every account and membership of a system through its adapter's
+//! listings, page by page, within the vendor's rate limit (the adapter's limiter is the
+//! one the workers share).
+//!
+//! A read goes through three phases, each paginated: `accounts` (every account),
+//! `groups` (every group the system has, where the adapter can list them, so
+//! memberships outside the catalogue are seen; else only the catalogue's), `members`
+//! (who is in each group). After every page the page and the checkpoint (phase, group,
+//! cursor) commit together, so an interrupted read resumes at the page it stopped on. A
+//! read that fails leaves its system `incomplete`, and reconciliation draws no
+//! conclusion from an incomplete read (engine/reconcile.rs).
+//!
+//! An account seen only in a group's member listing (it appeared while the read was
+//! under way) is kept, marked late; reconciliation reports nothing about it until a
+//! later read lists it.
+
+use crate::adapters::{Adapter, AdapterError, EntitlementTarget, RemoteAccount};
+use crate::config::SystemEntry;
+use crate::model::EntitlementKind;
+use crate::store::Store;
+use crate::store::reconcile::{Checkpoint, ObservedAccount};
+use crate::{Error, Result};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Where a read is, for progress lines and the console.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    pub system: String,
+    pub phase: String,
+    pub accounts: i64,
+    pub memberships: i64,
+    /// Objects (accounts + memberships) the previous complete read found, if any: the
+    /// expected total.
+    pub expected: Option<i64>,
+    /// Seconds left, estimated from objects per request so far and the rate the
+    /// system's limiter allows now (its live headroom).
+    pub eta_secs: Option<f64>,
+}
+
+/// How a system's read ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemRead {
+    pub system: String,
+    pub complete: bool,
+    pub accounts: i64,
+    pub memberships: i64,
+    pub error: Option<String>,
+}
+
+fn lock(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
+    match store.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// The entitlement string a group of `system` goes by (`system:kind:name`).
+pub fn entitlement_key(system: &str, kind: EntitlementKind, name: &str) -> String {
+    format!("{system}:{kind}:{name}")
+}
+
+fn observed(a: &RemoteAccount, late: bool) -> ObservedAccount {
+    ObservedAccount {
+        external_id: a.external_id.clone(),
+        login: a.login.clone(),
+        email: a.email.clone(),
+        active: a.active,
+        hris_id: a.hris_id.clone(),
+        attributes: Default::default(), // MERGE: a.attributes.clone()
+        late,
+    }
+}
+
+/// Read one system in full (or resume its read in `run`), storing every page with its
+/// checkpoint. Never returns a partial read as complete.
+pub async fn observe_system(
+    store: &Arc<Mutex<Store>>,
+    adapter: &Arc<dyn Adapter>,
+    entry: &SystemEntry,
+    run: i64,
+    progress: &(dyn Fn(&Progress) + Send + Sync),
+) -> Result<SystemRead> {
+    let system = entry.system.name.clone();
+    let (mut cp, expected) = {
+        let s = lock(store);
+        let cp = s
+            .checkpoints(run)?
+            .into_iter()
+            .find(|c| c.system == system)
+            .ok_or_else(|| Error::Failed(format!("run {run} does not read system {system}")))?;
+        let expected = s
+            .last_complete_reads()?
+            .into_iter()
+            .find(|(sys, r, _)| *sys == system && *r != run)
+            .and_then(|(_, r, _)| {
+                s.checkpoints(r)
+                    .ok()?
+                    .into_iter()
+                    .find(|c| c.system == system)
+                    .map(|c| c.accounts + c.memberships)
+            });
+        (cp, expected)
+    };
+    if cp.status == "complete" {
+        return Ok(SystemRead {
+            system,
+            complete: true,
+            accounts: cp.accounts,
+            memberships: cp.memberships,
+            error: None,
+        });
+    }
+    cp.status = "running".into();
+    cp.error = None;
+    let started = Instant::now();
+    let pages_at_start = cp.pages;
+    let objects_at_start = cp.accounts + cp.memberships;
+    let report = |cp: &Checkpoint| {
+        let done = cp.accounts + cp.memberships;
+        let pages = (cp.pages - pages_at_start).max(1) as f64;
+        let per_page = (done - objects_at_start).max(1) as f64 / pages;
+        let eta_secs = expected.map(|total| {
+            let left = (total - done).max(0) as f64;
+            let requests = left / per_page.max(1.0);
+            let snap = adapter.limiter().map(|l| l.snapshot());
+            // The rate the vendor allows now: what is left of its window over the time
+            // to its reset; failing that, the rate measured so far.
+            let measured = pages / started.elapsed().as_secs_f64().max(0.001);
+            let allowed = snap
+                .and_then(|s| match (s.remaining, s.reset_in) {
+                    (Some(rem), Some(reset)) if rem > 0 => {
+                        Some(f64::from(rem) / reset.as_secs_f64().max(1.0))
+                    }
+                    _ => None,
+                })
+                .map_or(measured, |a| a.min(measured));
+            requests / allowed.max(0.001)
+        });
+        progress(&Progress {
+            system: cp.system.clone(),
+            phase: cp.phase.clone(),
+            accounts: cp.accounts,
+            memberships: cp.memberships,
+            expected,
+            eta_secs,
+        });
+    };
+    match read(store, adapter, entry, run, &mut cp, &report).await {
+        Ok(()) => {
+            cp.status = "complete".into();
+            cp.phase = "done".into();
+            cp.cursor = None;
+            cp.observed_at = Some(crate::store::queue::ts(chrono::Utc::now()));
+            lock(store).write(|tx| tx.save_checkpoint(run, &cp))?;
+            report(&cp);
+            Ok(SystemRead {
+                system,
+                complete: true,
+                accounts: cp.accounts,
+                memberships: cp.memberships,
+                error: None,
+            })
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            cp.status = "incomplete".into();
+            cp.error = Some(msg.clone());
+            lock(store).write(|tx| tx.save_checkpoint(run, &cp))?;
+            Ok(SystemRead {
+                system,
+                complete: false,
+                accounts: cp.accounts,
+                memberships: cp.memberships,
+                error: Some(msg),
+            })
+        }
+    }
+}
+
+/// Page retries on top of the adapter's own: a page that keeps failing ends the read
+/// (incomplete), resumable from that page.
+const PAGE_ATTEMPTS: u32 = 3;
+
+async fn page<T, F, Fut>(system: &str, mut fetch: F) -> std::result::Result<T, AdapterError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, AdapterError>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match fetch().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.class.is_retryable() && attempt < PAGE_ATTEMPTS => {
+                let wait = e
+                    .class
+                    .retry_after()
+                    .unwrap_or(Duration::from_millis(200 * u64::from(attempt)));
+                tracing::debug!(system, attempt, "observe: page failed, retrying: {e}");
+                tokio::time::sleep(wait.min(Duration::from_secs(30))).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn read(
+    store: &Arc<Mutex<Store>>,
+    adapter: &Arc<dyn Adapter>,
+    entry: &SystemEntry,
+    run: i64,
+    cp: &mut Checkpoint,
+    report: &(dyn Fn(&Checkpoint) + Send + Sync),
+) -> Result<()> {
+    let system = entry.system.name.clone();
+    let adapter_err = |e: AdapterError| Error::Failed(e.to_string());
+    if cp.phase == "accounts" {
+        loop {
+            let cursor = cp.cursor.clone();
+            let p = page(&system, || adapter.list_accounts(cursor.clone()))
+                .await
+                .map_err(adapter_err)?;
+            let accounts: Vec<ObservedAccount> =
+                p.items.iter().map(|a| observed(a, false)).collect();
+            cp.accounts += accounts.len() as i64;
+            cp.pages += 1;
+            cp.cursor = p.next.clone();
+            if p.next.is_none() {
+                cp.phase = "groups".into();
+            }
+            lock(store).write(|tx| tx.save_page(run, cp, &accounts, &[], &[]))?;
+            report(cp);
+            if p.next.is_none() {
+                break;
+            }
+        }
+    }
+    if cp.phase == "groups" {
+        // The catalogue's entitlements always; then every group the system lists.
+        let catalogued: Vec<(String, String, bool)> = entry
+            .entitlements
+            .iter()
+            .map(|((kind, name), e)| {
+                (
+                    entitlement_key(&system, *kind, name),
+                    e.external_id.clone(),
+                    true,
+                )
+            })
+            .collect();
+        if cp.cursor.is_none() {
+            lock(store).write(|tx| tx.save_page(run, cp, &[], &catalogued, &[]))?;
+        }
+        let known_ids: HashSet<&str> = entry
+            .entitlements
+            .values()
+            .map(|e| e.external_id.as_str())
+            .collect();
+        loop {
+            let cursor = cp.cursor.clone();
+            let p = match page(&system, || adapter.list_entitlements(cursor.clone())).await {
+                Ok(p) => p,
+                Err(e) if e.is_unsupported() => {
+                    cp.all_groups = false;
+                    cp.phase = "members".into();
+                    cp.cursor = None;
+                    cp.ent_index = 0;
+                    lock(store).write(|tx| tx.save_checkpoint(run, cp))?;
+                    break;
+                }
+                Err(e) => return Err(adapter_err(e)),
+            };
+            let groups: Vec<(String, String, bool)> = p
+                .items
+                .iter()
+                .filter(|g| {
+                    !entry.entitlements.contains_key(&(g.kind, g.name.clone()))
+                        && !known_ids.contains(g.external_id.as_str())
+                })
+                .map(|g| {
+                    (
+                        entitlement_key(&system, g.kind, &g.name),
+                        g.external_id.clone(),
+                        false,
+                    )
+                })
+                .collect();
+            cp.pages += 1;
+            cp.cursor = p.next.clone();
+            if p.next.is_none() {
+                cp.all_groups = true;
+                cp.phase = "members".into();
+                cp.ent_index = 0;
+            }
+            lock(store).write(|tx| tx.save_page(run, cp, &[], &groups, &[]))?;
+            if p.next.is_none() {
+                break;
+            }
+        }
+    }
+    if cp.phase == "members" {
+        let groups = lock(store).observed_groups(run, &system)?;
+        let mut listed: HashSet<String> = lock(store)
+            .observed_accounts(run, &system)?
+            .into_iter()
+            .map(|a| a.external_id)
+            .collect();
+        while (cp.ent_index as usize) < groups.len() {
+            let (ent, ext, _) = &groups[cp.ent_index as usize];
+            let target = group_target(ent, ext)?;
+            let cursor = cp.cursor.clone();
+            let result = page(&system, || adapter.list_members(&target, cursor.clone())).await;
+            let p = match result {
+                Ok(p) => p,
+                // A catalogued group the system does not have: nobody is in it.
+                Err(e) if e.class == crate::adapters::ErrorClass::NotFound => {
+                    crate::adapters::Page {
+                        items: Vec::new(),
+                        next: None,
+                    }
+                }
+                Err(e) => return Err(adapter_err(e)),
+            };
+            let late: Vec<ObservedAccount> = p
+                .items
+                .iter()
+                .filter(|a| !listed.contains(&a.external_id))
+                .map(|a| observed(a, true))
+                .collect();
+            for a in &late {
+                listed.insert(a.external_id.clone());
+            }
+            let members: Vec<(String, String)> = p
+                .items
+                .iter()
+                .map(|a| (ent.clone(), a.external_id.clone()))
+                .collect();
+            cp.memberships += members.len() as i64;
+            cp.pages += 1;
+            cp.cursor = p.next.clone();
+            if p.next.is_none() {
+                cp.ent_index += 1;
+            }
+            lock(store).write(|tx| tx.save_page(run, cp, &late, &[], &members))?;
+            report(cp);
+        }
+    }
+    Ok(())
+}
+
+/// The adapter's target for a listed group (`system:kind:name` and its vendor id).
+fn group_target(ent: &str, external_id: &str) -> Result<EntitlementTarget> {
+    let r: crate::model::EntitlementRef = ent
+        .parse()
+        .map_err(|e: String| Error::Failed(format!("stored group {ent:?}: {e}")))?;
+    Ok(EntitlementTarget {
+        kind: r.kind,
+        name: r.name,
+        external_id: external_id.to_string(),
+    })
+}

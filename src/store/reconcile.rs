@@ -1,0 +1,556 @@
+//! Reconciliation's records: observation runs and their per-system checkpoints, what each
+//! run read (accounts, groups, members), the findings classified from it, their
+//! dispositions and accepted exceptions. The reading lives in `engine/observe.rs`, the
+//! correlation and classification in `engine/reconcile.rs`.
+
+use super::queue::ts;
+use super::{NewAuditEvent, Store, Tx};
+use crate::Result;
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use serde_json::json;
+use std::collections::BTreeMap;
+
+/// Where one system's read stands: the phase, which entitlement (members phase) and the
+/// next page's cursor. Written after every page, so a run resumes where it stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Checkpoint {
+    pub system: String,
+    pub status: String,
+    /// `accounts`, `groups`, `members`, `done`.
+    pub phase: String,
+    pub ent_index: i64,
+    pub cursor: Option<String>,
+    pub accounts: i64,
+    pub memberships: i64,
+    pub pages: i64,
+    /// Whether every group was listed (so memberships outside the catalogue were seen).
+    pub all_groups: bool,
+    pub started_at: String,
+    pub observed_at: Option<String>,
+    pub error: Option<String>,
+}
+
+/// One observation run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub scope: Option<String>,
+    pub status: String,
+    pub actor: String,
+}
+
+/// An account as a run read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObservedAccount {
+    pub external_id: String,
+    pub login: String,
+    pub email: Option<String>,
+    pub active: bool,
+    pub hris_id: Option<String>,
+    pub attributes: BTreeMap<String, String>,
+    /// Only seen in a group's member listing: it appeared while the run read.
+    pub late: bool,
+}
+
+/// A finding as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FindingRow {
+    pub id: i64,
+    pub run_id: i64,
+    pub key: String,
+    pub class: String,
+    pub severity: String,
+    pub system: String,
+    pub person: Option<String>,
+    pub account: Option<String>,
+    pub account_id: Option<String>,
+    pub entitlement: Option<String>,
+    pub detail: String,
+    pub status: String,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<String>,
+    pub reason: Option<String>,
+    pub until: Option<String>,
+}
+
+/// A finding to store (from engine/reconcile.rs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewFinding {
+    pub class: &'static str,
+    pub severity: &'static str,
+    /// Sort order: leavers first, then by severity.
+    pub rank: i64,
+    pub system: String,
+    pub person: Option<String>,
+    pub account: Option<String>,
+    pub account_id: Option<String>,
+    pub entitlement: Option<String>,
+    pub detail: String,
+}
+
+impl NewFinding {
+    /// The same drift across runs.
+    pub fn key(&self) -> String {
+        format!(
+            "{}|{}|{}|{}",
+            self.class,
+            self.system,
+            self.account_id
+                .as_deref()
+                .or(self.person.as_deref())
+                .unwrap_or("-"),
+            self.entitlement.as_deref().unwrap_or("-")
+        )
+    }
+}
+
+const CHECKPOINT_COLS: &str = "system, status, phase, ent_index, cursor, accounts, memberships, pages, all_groups, started_at, observed_at, error";
+
+fn checkpoint_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Checkpoint> {
+    Ok(Checkpoint {
+        system: r.get(0)?,
+        status: r.get(1)?,
+        phase: r.get(2)?,
+        ent_index: r.get(3)?,
+        cursor: r.get(4)?,
+        accounts: r.get(5)?,
+        memberships: r.get(6)?,
+        pages: r.get(7)?,
+        all_groups: r.get(8)?,
+        started_at: r.get(9)?,
+        observed_at: r.get(10)?,
+        error: r.get(11)?,
+    })
+}
+
+const FINDING_COLS: &str = "id, run_id, key, class, severity, system, person_id, account, account_id, entitlement, detail, status, decided_by, decided_at, reason, until";
+
+fn finding_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FindingRow> {
+    Ok(FindingRow {
+        id: r.get(0)?,
+        run_id: r.get(1)?,
+        key: r.get(2)?,
+        class: r.get(3)?,
+        severity: r.get(4)?,
+        system: r.get(5)?,
+        person: r.get(6)?,
+        account: r.get(7)?,
+        account_id: r.get(8)?,
+        entitlement: r.get(9)?,
+        detail: r.get(10)?,
+        status: r.get(11)?,
+        decided_by: r.get(12)?,
+        decided_at: r.get(13)?,
+        reason: r.get(14)?,
+        until: r.get(15)?,
+    })
+}
+
+/// Which findings to list.
+#[derive(Debug, Clone, Default)]
+pub struct FindingFilter {
+    pub run: Option<i64>,
+    pub class: Option<String>,
+    pub system: Option<String>,
+    pub id: Option<i64>,
+    /// Only findings still open.
+    pub open_only: bool,
+}
+
+impl Tx<'_> {
+    /// Start a run over `systems`; audited.
+    pub fn start_run(
+        &mut self,
+        scope: Option<&str>,
+        systems: &[String],
+        actor: &str,
+    ) -> Result<i64> {
+        let now = ts(self.now);
+        self.tx.execute(
+            "INSERT INTO observe_runs (started_at, scope, status, actor) VALUES (?1, ?2, 'running', ?3)",
+            params![now, scope, actor],
+        )?;
+        let id = self.tx.last_insert_rowid();
+        for s in systems {
+            self.tx.execute(
+                "INSERT INTO observe_systems (run_id, system, status, phase, started_at) VALUES (?1, ?2, 'running', 'accounts', ?3)",
+                params![id, s, now],
+            )?;
+        }
+        self.audit(NewAuditEvent {
+            actor,
+            action: "observe.started",
+            subject: &format!("run:{id}"),
+            details: json!({"systems": systems}),
+        })?;
+        Ok(id)
+    }
+
+    /// Store one page a system's read returned, and the checkpoint after it, together: a
+    /// page is either stored with its checkpoint or read again.
+    pub fn save_page(
+        &mut self,
+        run: i64,
+        cp: &Checkpoint,
+        accounts: &[ObservedAccount],
+        groups: &[(String, String, bool)],
+        members: &[(String, String)],
+    ) -> Result<()> {
+        {
+            let mut ins = self.tx.prepare_cached(
+                "INSERT INTO observed_accounts (run_id, system, external_id, login, email, active, hris_id, attributes, seen_in)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT(run_id, system, external_id) DO UPDATE SET login = excluded.login, email = excluded.email,
+                   active = excluded.active, hris_id = excluded.hris_id, attributes = excluded.attributes
+                 WHERE observed_accounts.seen_in = excluded.seen_in OR excluded.seen_in = 'accounts'",
+            )?;
+            for a in accounts {
+                let attrs = if a.attributes.is_empty() {
+                    None
+                } else {
+                    serde_json::to_string(&a.attributes).ok()
+                };
+                ins.execute(params![
+                    run,
+                    cp.system,
+                    a.external_id,
+                    a.login,
+                    a.email,
+                    a.active,
+                    a.hris_id,
+                    attrs,
+                    if a.late { "members" } else { "accounts" }
+                ])?;
+            }
+        }
+        {
+            let mut ins = self.tx.prepare_cached(
+                "INSERT OR IGNORE INTO observed_groups (run_id, system, entitlement, external_id, catalogued) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (ent, ext, catalogued) in groups {
+                ins.execute(params![run, cp.system, ent, ext, catalogued])?;
+            }
+        }
+        {
+            let mut ins = self.tx.prepare_cached(
+                "INSERT OR IGNORE INTO observed_members (run_id, system, entitlement, account_id) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (ent, acct) in members {
+                ins.execute(params![run, cp.system, ent, acct])?;
+            }
+        }
+        self.save_checkpoint(run, cp)
+    }
+
+    pub fn save_checkpoint(&mut self, run: i64, cp: &Checkpoint) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "UPDATE observe_systems SET status = ?3, phase = ?4, ent_index = ?5, cursor = ?6, accounts = ?7,
+                   memberships = ?8, pages = ?9, all_groups = ?10, observed_at = ?11, error = ?12
+                 WHERE run_id = ?1 AND system = ?2",
+            )?
+            .execute(params![
+                run,
+                cp.system,
+                cp.status,
+                cp.phase,
+                cp.ent_index,
+                cp.cursor,
+                cp.accounts,
+                cp.memberships,
+                cp.pages,
+                cp.all_groups,
+                cp.observed_at,
+                cp.error
+            ])?;
+        Ok(())
+    }
+
+    /// Close a run: complete when every system was read in full. Audited.
+    pub fn finish_run(&mut self, run: i64, actor: &str) -> Result<String> {
+        let incomplete: i64 = self.tx.query_row(
+            "SELECT count(*) FROM observe_systems WHERE run_id = ?1 AND status != 'complete'",
+            [run],
+            |r| r.get(0),
+        )?;
+        let status = if incomplete == 0 {
+            "complete"
+        } else {
+            "incomplete"
+        };
+        self.tx.execute(
+            "UPDATE observe_runs SET status = ?2, finished_at = ?3 WHERE id = ?1",
+            params![run, status, ts(self.now)],
+        )?;
+        let systems: Vec<Checkpoint> = {
+            let mut st = self.tx.prepare(&format!(
+                "SELECT {CHECKPOINT_COLS} FROM observe_systems WHERE run_id = ?1 ORDER BY system"
+            ))?;
+            st.query_map([run], checkpoint_row)?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        self.audit(NewAuditEvent {
+            actor,
+            action: "observe.finished",
+            subject: &format!("run:{run}"),
+            details: json!({"status": status, "systems": systems.iter().map(|c| json!({
+                "system": c.system, "status": c.status, "accounts": c.accounts,
+                "memberships": c.memberships, "observed_at": c.observed_at, "error": c.error,
+            })).collect::<Vec<_>>()}),
+        })?;
+        Ok(status.to_string())
+    }
+
+    /// Replace a run's findings with `findings`. A finding whose drift an unexpired
+    /// exception covers is stored as accepted (with the exception's reason, approver and
+    /// expiry). Audited with the counts per class.
+    pub fn store_findings(&mut self, run: i64, findings: &[NewFinding], actor: &str) -> Result<()> {
+        self.tx.execute(
+            "DELETE FROM findings WHERE run_id = ?1 AND status = 'open'",
+            [run],
+        )?;
+        let now = ts(self.now);
+        let exceptions: BTreeMap<String, (String, String, String)> = {
+            let mut st = self.tx.prepare(
+                "SELECT key, reason, approver, expires_at FROM finding_exceptions WHERE expires_at > ?1",
+            )?;
+            st.query_map([&now], |r| {
+                Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?)))
+            })?
+            .collect::<rusqlite::Result<_>>()?
+        };
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut accepted = 0usize;
+        {
+            let mut ins = self.tx.prepare_cached(
+                "INSERT INTO findings (run_id, key, class, severity, rank, system, person_id, account, account_id, entitlement,
+                   detail, status, decided_by, decided_at, reason, until)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                 ON CONFLICT(run_id, key) DO NOTHING",
+            )?;
+            for f in findings {
+                let key = f.key();
+                let exc = exceptions.get(&key);
+                if exc.is_some() {
+                    accepted += 1;
+                }
+                *counts.entry(f.class).or_default() += 1;
+                ins.execute(params![
+                    run,
+                    key,
+                    f.class,
+                    f.severity,
+                    f.rank,
+                    f.system,
+                    f.person,
+                    f.account,
+                    f.account_id,
+                    f.entitlement,
+                    f.detail,
+                    if exc.is_some() { "accepted" } else { "open" },
+                    exc.map(|e| e.1.clone()),
+                    exc.map(|_| now.clone()),
+                    exc.map(|e| e.0.clone()),
+                    exc.map(|e| e.2.clone()),
+                ])?;
+            }
+        }
+        self.audit(NewAuditEvent {
+            actor,
+            action: "findings.classified",
+            subject: &format!("run:{run}"),
+            details: json!({"by_class": counts, "covered_by_exceptions": accepted}),
+        })?;
+        Ok(())
+    }
+
+    /// Record a disposition on a finding (enforced, accepted, ignored). Audited.
+    pub fn decide_finding(
+        &mut self,
+        f: &FindingRow,
+        status: &str,
+        reason: Option<&str>,
+        until: Option<&str>,
+        ops: &[i64],
+        actor: &str,
+    ) -> Result<()> {
+        let now = ts(self.now);
+        self.tx.execute(
+            "UPDATE findings SET status = ?2, decided_by = ?3, decided_at = ?4, reason = ?5, until = ?6 WHERE id = ?1",
+            params![f.id, status, actor, now, reason, until],
+        )?;
+        for op in ops {
+            self.tx.execute(
+                "INSERT OR IGNORE INTO finding_ops (finding_id, op_id) VALUES (?1, ?2)",
+                params![f.id, op],
+            )?;
+        }
+        if status == "accepted" {
+            self.tx.execute(
+                "INSERT INTO finding_exceptions (key, reason, approver, expires_at, created_at, finding_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(key) DO UPDATE SET reason = excluded.reason, approver = excluded.approver,
+                   expires_at = excluded.expires_at, created_at = excluded.created_at, finding_id = excluded.finding_id",
+                params![f.key, reason.unwrap_or(""), actor, until.unwrap_or(""), now, f.id],
+            )?;
+        }
+        self.audit(NewAuditEvent {
+            actor,
+            action: match status {
+                "enforced" => "finding.enforced",
+                "accepted" => "finding.accepted",
+                _ => "finding.ignored",
+            },
+            subject: &format!("finding:{}", f.id),
+            details: json!({"class": f.class, "system": f.system, "person": f.person, "account": f.account,
+                            "entitlement": f.entitlement, "reason": reason, "until": until, "ops": ops}),
+        })?;
+        Ok(())
+    }
+}
+
+impl Store {
+    pub fn run(&self, id: i64) -> Result<Option<RunRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, started_at, finished_at, scope, status, actor FROM observe_runs WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(RunRow {
+                        id: r.get(0)?,
+                        started_at: r.get(1)?,
+                        finished_at: r.get(2)?,
+                        scope: r.get(3)?,
+                        status: r.get(4)?,
+                        actor: r.get(5)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// The newest run (any status).
+    pub fn latest_run(&self) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row("SELECT max(id) FROM observe_runs", [], |r| r.get(0))?)
+    }
+
+    /// The newest run whose read of `system` stopped before the end: resume it.
+    pub fn resumable_run(&self, system: &str) -> Result<Option<i64>> {
+        Ok(self.conn.query_row(
+            "SELECT max(run_id) FROM observe_systems WHERE system = ?1 AND status != 'complete'
+                   AND run_id = (SELECT max(run_id) FROM observe_systems WHERE system = ?1)",
+            [system],
+            |r| r.get(0),
+        )?)
+    }
+
+    pub fn checkpoints(&self, run: i64) -> Result<Vec<Checkpoint>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {CHECKPOINT_COLS} FROM observe_systems WHERE run_id = ?1 ORDER BY system"
+        ))?;
+        Ok(st
+            .query_map([run], checkpoint_row)?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Each system's newest complete read: (system, run, observed_at).
+    pub fn last_complete_reads(&self) -> Result<Vec<(String, i64, String)>> {
+        let mut st = self.conn.prepare(
+            "SELECT system, max(run_id), observed_at FROM observe_systems WHERE status = 'complete' GROUP BY system ORDER BY system",
+        )?;
+        Ok(st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The accounts a run read in a system.
+    pub fn observed_accounts(&self, run: i64, system: &str) -> Result<Vec<ObservedAccount>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT external_id, login, email, active, hris_id, attributes, seen_in FROM observed_accounts
+             WHERE run_id = ?1 AND system = ?2 ORDER BY external_id",
+        )?;
+        Ok(st
+            .query_map(params![run, system], |r| {
+                let attrs: Option<String> = r.get(5)?;
+                Ok(ObservedAccount {
+                    external_id: r.get(0)?,
+                    login: r.get(1)?,
+                    email: r.get(2)?,
+                    active: r.get(3)?,
+                    hris_id: r.get(4)?,
+                    attributes: attrs
+                        .and_then(|a| serde_json::from_str(&a).ok())
+                        .unwrap_or_default(),
+                    late: r.get::<_, String>(6)? == "members",
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The groups a run listed in a system: (entitlement, external id, catalogued).
+    pub fn observed_groups(&self, run: i64, system: &str) -> Result<Vec<(String, String, bool)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT entitlement, external_id, catalogued FROM observed_groups WHERE run_id = ?1 AND system = ?2 ORDER BY entitlement",
+        )?;
+        Ok(st
+            .query_map(params![run, system], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Who a run saw in each group of a system: (entitlement, account external id).
+    pub fn observed_members(&self, run: i64, system: &str) -> Result<Vec<(String, String)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT entitlement, account_id FROM observed_members WHERE run_id = ?1 AND system = ?2",
+        )?;
+        Ok(st
+            .query_map(params![run, system], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn findings(&self, f: &FindingFilter) -> Result<Vec<FindingRow>> {
+        let mut sql = format!("SELECT {FINDING_COLS} FROM findings WHERE 1=1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(id) = f.id {
+            sql.push_str(" AND id = ?");
+            args.push(id.into());
+        }
+        if let Some(r) = f.run {
+            sql.push_str(" AND run_id = ?");
+            args.push(r.into());
+        }
+        if let Some(c) = &f.class {
+            sql.push_str(" AND class = ?");
+            args.push(c.clone().into());
+        }
+        if let Some(s) = &f.system {
+            sql.push_str(" AND system = ?");
+            args.push(s.clone().into());
+        }
+        if f.open_only {
+            sql.push_str(" AND status = 'open'");
+        }
+        sql.push_str(" ORDER BY rank, system, person_id, account, entitlement");
+        let mut st = self.conn.prepare(&sql)?;
+        Ok(st
+            .query_map(rusqlite::params_from_iter(args), finding_row)?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The operations an enforced finding queued.
+    pub fn finding_ops(&self, finding: i64) -> Result<Vec<i64>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT op_id FROM finding_ops WHERE finding_id = ?1 ORDER BY op_id")?;
+        Ok(st
+            .query_map([finding], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+}

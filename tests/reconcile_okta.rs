@@ -1,0 +1,264 @@
+//! Reconciliation against the Okta simulator: drift made behind accessdesk's back (a
+//! privileged group added by hand, a membership removed by hand, an account nobody owns,
+//! a leaver still active) is observed, classified as exactly those findings, becomes
+//! work in the next plan, and enforcing the findings brings Okta back to intended.
+
+#[path = "common/engine.rs"]
+mod engine;
+
+use accessdesk::engine::findings;
+use accessdesk::engine::observe::observe_system;
+use accessdesk::engine::reconcile::reconcile_run;
+use accessdesk::model::EmploymentStatus;
+use accessdesk::sim::SimServer;
+use accessdesk::sim::okta::{ADMIN_LOGIN, OktaHandle, OktaSimOptions, spawn};
+use accessdesk::store::reconcile::{FindingFilter, FindingRow};
+use engine::{Entry, Run, fast, person};
+use std::time::Duration;
+
+const TOKEN: &str = "00sim-reconcile-token";
+
+async fn sim() -> (SimServer, OktaHandle) {
+    let (server, handle) = spawn(OktaSimOptions {
+        rate_window: Duration::from_secs(2),
+        rate_limit: Some(400),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    handle.add_api_token(TOKEN);
+    for g in ["everyone", "engineering", "admins"] {
+        handle.seed_group(g);
+    }
+    (server, handle)
+}
+
+fn catalogue() -> &'static str {
+    r#"
+[[systems.okta.entitlements]]
+kind = "group"
+name = "everyone"
+[[systems.okta.entitlements]]
+kind = "group"
+name = "engineering"
+risk = "medium"
+[[systems.okta.entitlements]]
+kind = "group"
+name = "admins"
+risk = "privileged"
+"#
+}
+
+/// Observe okta in a new run and reconcile it; the open findings, in listing order.
+async fn reconcile(run: &Run) -> (i64, Vec<FindingRow>) {
+    let engine = run.engine(fast());
+    let adapter = engine.adapter("okta").unwrap().clone();
+    let entry = run.cfg.catalog.systems["okta"].clone();
+    let id = run
+        .store
+        .lock()
+        .unwrap()
+        .write(|tx| tx.start_run(None, &["okta".to_string()], "test"))
+        .unwrap();
+    let read = observe_system(&run.store, &adapter, &entry, id, &|_| {})
+        .await
+        .unwrap();
+    assert!(read.complete, "{read:?}");
+    let mut s = run.store.lock().unwrap();
+    s.write(|tx| tx.finish_run(id, "test")).unwrap();
+    reconcile_run(&mut s, &run.cfg.catalog, id, "test").unwrap();
+    let f = s
+        .findings(&FindingFilter {
+            run: Some(id),
+            open_only: true,
+            ..Default::default()
+        })
+        .unwrap();
+    (id, f)
+}
+
+/// (class, person, account, entitlement)
+type Seen = (String, Option<String>, Option<String>, Option<String>);
+
+fn summary(f: &[FindingRow]) -> Vec<Seen> {
+    f.iter()
+        .map(|f| {
+            (
+                f.class.clone(),
+                f.person.clone(),
+                f.account.clone(),
+                f.entitlement.clone(),
+            )
+        })
+        .collect()
+}
+
+async fn okta_put(base: &str, path: &str, method: reqwest::Method) {
+    let r = reqwest::Client::new()
+        .request(method, format!("{base}{path}"))
+        .header("Authorization", format!("SSWS {TOKEN}"))
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_made_behind_our_back_is_found_planned_and_enforced() {
+    let (server, okta) = sim().await;
+    let base = server.base_url();
+    let run = Run::new(
+        &[Entry::new("okta", "okta", &base, "okta-token").settings(catalogue())],
+        &[("okta-token", TOKEN)],
+    );
+    run.intend(4, &["okta"]);
+    let s = run.engine(fast()).run_until_idle(None).await.unwrap();
+    assert_eq!(s.failed, 0, "{s:?}");
+
+    // Right after provisioning, only the API's own admin user is nobody's.
+    let (_, f) = reconcile(&run).await;
+    assert_eq!(
+        summary(&f),
+        vec![("orphan".into(), None, Some(ADMIN_LOGIN.into()), None)],
+        "{f:#?}"
+    );
+    assert_eq!(run.plan_apply(), 0, "observed reality matches the plan");
+
+    // Behind accessdesk's back: a privileged group for E001, E000 loses engineering, a
+    // hand-made account, and E003 leaves in HR while Okta still has them active.
+    let uid = |login: &str| okta.user_by_login(login).unwrap().id;
+    let gid = |name: &str| okta.group_by_name(name).unwrap().id;
+    okta_put(
+        &base,
+        &format!(
+            "/api/v1/groups/{}/users/{}",
+            gid("admins"),
+            uid("f1@example.com")
+        ),
+        reqwest::Method::PUT,
+    )
+    .await;
+    okta_put(
+        &base,
+        &format!(
+            "/api/v1/groups/{}/users/{}",
+            gid("engineering"),
+            uid("f0@example.com")
+        ),
+        reqwest::Method::DELETE,
+    )
+    .await;
+    okta.seed_user("stray@example.com", "Stray", "Account");
+    {
+        let mut leaver = person(3);
+        leaver.status = EmploymentStatus::Terminated;
+        run.store
+            .lock()
+            .unwrap()
+            .write(|tx| tx.upsert_person(&leaver, "test"))
+            .unwrap();
+    }
+
+    let (_, f) = reconcile(&run).await;
+    let got = summary(&f);
+    let want = vec![
+        (
+            "leaver_with_access".to_string(),
+            Some("E003".to_string()),
+            Some("f3@example.com".to_string()),
+            None,
+        ),
+        (
+            "excess".into(),
+            Some("E001".into()),
+            Some("f1@example.com".into()),
+            Some("okta:group:admins".into()),
+        ),
+        ("orphan".into(), None, Some(ADMIN_LOGIN.into()), None),
+        (
+            "orphan".into(),
+            None,
+            Some("stray@example.com".into()),
+            None,
+        ),
+        (
+            "missing".into(),
+            Some("E000".into()),
+            Some("f0@example.com".into()),
+            Some("okta:group:engineering".into()),
+        ),
+    ];
+    assert_eq!(got, want, "{f:#?}");
+    assert_eq!(f[0].severity, "critical");
+    assert_eq!(f[1].severity, "critical", "excess privileged access");
+
+    // Enforce what can be enforced; orphans are refused with what to do instead.
+    let out = {
+        let mut s = run.store.lock().unwrap();
+        findings::enforce(&mut s, &run.cfg.catalog, &f, "test").unwrap()
+    };
+    let enforced: Vec<&str> = out
+        .iter()
+        .filter(|o| o.status == "enforced")
+        .map(|o| o.class.as_str())
+        .collect();
+    assert_eq!(
+        enforced,
+        vec!["leaver_with_access", "excess", "missing"],
+        "{out:#?}"
+    );
+    assert!(out.iter().all(
+        |o| o.status == "enforced" || o.note.as_deref().unwrap_or("").contains("account link")
+    ));
+    let s = run.engine(fast()).run_until_idle(None).await.unwrap();
+    assert_eq!(s.failed, 0, "{s:?}");
+
+    // Okta is back to intended.
+    let members = |g: &str| okta.members(&gid(g));
+    assert!(!members("admins").contains(&uid("f1@example.com")));
+    assert!(members("engineering").contains(&uid("f0@example.com")));
+    assert_ne!(
+        okta.user_by_login("f3@example.com").unwrap().status,
+        "ACTIVE"
+    );
+    let (_, f) = reconcile(&run).await;
+    assert_eq!(
+        summary(&f),
+        vec![
+            ("orphan".into(), None, Some(ADMIN_LOGIN.into()), None),
+            (
+                "orphan".into(),
+                None,
+                Some("stray@example.com".into()),
+                None
+            ),
+        ],
+        "{f:#?}"
+    );
+
+    // Accepting the stray account as an exception keeps it out of the open findings of
+    // later runs until the exception expires.
+    {
+        let mut s = run.store.lock().unwrap();
+        findings::accept(&mut s, &f[1..], "break-glass account", "2099-12-31", "test").unwrap();
+    }
+    let (run_id, f) = reconcile(&run).await;
+    assert_eq!(f.len(), 1, "{f:#?}");
+    let all = run
+        .store
+        .lock()
+        .unwrap()
+        .findings(&FindingFilter {
+            run: Some(run_id),
+            ..Default::default()
+        })
+        .unwrap();
+    let stray = all
+        .iter()
+        .find(|f| f.account.as_deref() == Some("stray@example.com"))
+        .unwrap();
+    assert_eq!(stray.status, "accepted");
+    assert_eq!(stray.reason.as_deref(), Some("break-glass account"));
+    run.audit_ok();
+}
