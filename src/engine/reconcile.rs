@@ -786,3 +786,207 @@ fn adopt_observation(
     })?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SystemsConfig;
+    use std::path::Path;
+
+    fn world() -> World {
+        let mut w = World {
+            now: Utc::now(),
+            ..Default::default()
+        };
+        for (id, given, email) in [
+            ("E1", "Ann", "ann@x.io"),
+            ("E2", "Bob", "bob@x.io"),
+            ("E3", "Bob", "bob@x.io"),
+            ("E4", "Cy", "cy@x.io"),
+        ] {
+            let p = Person::new(id, given, "Smith", email);
+            w.by_email.entry(email.into()).or_default().push(id.into());
+            w.people.insert(id.into(), p);
+        }
+        w.links
+            .insert(("okta".into(), "ann@x.io".into()), "E1".into());
+        w.logins
+            .insert(("okta".into(), "cy.smith".into()), "E4".into());
+        w
+    }
+
+    fn acct(login: &str, email: Option<&str>, hris: Option<&str>) -> ObservedAccount {
+        ObservedAccount {
+            external_id: format!("id-{login}"),
+            login: login.into(),
+            email: email.map(str::to_string),
+            active: true,
+            hris_id: hris.map(str::to_string),
+            attributes: BTreeMap::new(),
+            late: false,
+        }
+    }
+
+    #[test]
+    fn the_targets_own_hr_id_outranks_weaker_rules() {
+        let w = world();
+        let rules = Correlate::DEFAULT;
+        // Linked to E1 but carrying E2's HR id: flagged, never guessed.
+        let m = correlate(&w, "okta", &rules, &acct("ann@x.io", None, Some("E2")));
+        assert!(matches!(m, Match::Ambiguous { .. }), "{m:?}");
+        // An HR id nobody has: an orphan, although the e-mail names someone.
+        let m = correlate(&w, "okta", &rules, &acct("z", Some("cy@x.io"), Some("E9")));
+        assert!(matches!(m, Match::Orphan { .. }), "{m:?}");
+        // The HR id proves it.
+        let m = correlate(&w, "okta", &rules, &acct("whatever", None, Some("E4")));
+        assert_eq!(
+            m,
+            Match::Linked {
+                person: "E4".into(),
+                by: Correlate::HrisId
+            }
+        );
+    }
+
+    #[test]
+    fn weak_matches_are_reported_as_weak_and_homonyms_are_ambiguous() {
+        let w = world();
+        let rules = Correlate::DEFAULT;
+        // Two people share bob@x.io: ambiguous.
+        let m = correlate(
+            &w,
+            "okta",
+            &rules,
+            &acct("bob@x.io", Some("bob@x.io"), None),
+        );
+        assert!(
+            matches!(&m, Match::Ambiguous { candidates, .. } if candidates.len() == 2),
+            "{m:?}"
+        );
+        // By e-mail: linked, but not proof.
+        let m = correlate(&w, "okta", &rules, &acct("cy@x.io", Some("cy@x.io"), None));
+        assert!(
+            matches!(
+                m,
+                Match::Linked {
+                    by: Correlate::Email,
+                    ..
+                }
+            ),
+            "{m:?}"
+        );
+        assert!(!Correlate::Email.proves() && !Correlate::Login.proves());
+        // By the assigned login, case-insensitively.
+        let m = correlate(&w, "okta", &rules, &acct("Cy.Smith", None, None));
+        assert_eq!(
+            m,
+            Match::Linked {
+                person: "E4".into(),
+                by: Correlate::Login
+            }
+        );
+        // A system that only trusts HR ids leaves the same account an orphan.
+        let m = correlate(
+            &w,
+            "okta",
+            &[Correlate::HrisId],
+            &acct("cy@x.io", Some("cy@x.io"), None),
+        );
+        assert!(matches!(m, Match::Orphan { .. }), "{m:?}");
+    }
+
+    fn entry() -> SystemEntry {
+        let cfg = SystemsConfig::parse(
+            Path::new("s.toml"),
+            "[systems.okta]\nkind = \"okta\"\n[[systems.okta.entitlements]]\nkind = \"group\"\nname = \"eng\"\n[[systems.okta.entitlements]]\nkind = \"group\"\nname = \"admins\"\nrisk = \"privileged\"\n",
+        )
+        .unwrap();
+        cfg.catalog.systems["okta"].clone()
+    }
+
+    fn obs(status: &str, phase: &str, ent_index: i64) -> SystemObservation {
+        SystemObservation {
+            read: Checkpoint {
+                system: "okta".into(),
+                status: status.into(),
+                phase: phase.into(),
+                ent_index,
+                cursor: None,
+                accounts: 1,
+                memberships: 1,
+                pages: 1,
+                all_groups: true,
+                started_at: String::new(),
+                observed_at: None,
+                error: None,
+            },
+            accounts: vec![
+                acct("ann@x.io", Some("ann@x.io"), Some("E1")),
+                acct("nobody@x.io", None, None),
+            ],
+            groups: vec![
+                ("okta:group:admins".into(), "g1".into(), true),
+                ("okta:group:eng".into(), "g2".into(), true),
+            ],
+            members: vec![("okta:group:admins".into(), "id-ann@x.io".into())],
+        }
+    }
+
+    #[test]
+    fn an_incomplete_read_concludes_nothing_about_what_it_did_not_read() {
+        let mut w = world();
+        w.intended
+            .insert("E1".into(), vec!["okta:group:eng".into()]);
+        let e = entry();
+        let classes = |o: &SystemObservation| {
+            classify(&w, &e, o)
+                .into_iter()
+                .map(|f| (f.class, f.entitlement))
+                .collect::<Vec<_>>()
+        };
+        // Complete: excess admins (privileged), missing eng, one orphan.
+        let all = classes(&obs("complete", "done", 2));
+        assert!(
+            all.contains(&("excess", Some("okta:group:admins".into()))),
+            "{all:?}"
+        );
+        assert!(
+            all.contains(&("missing", Some("okta:group:eng".into()))),
+            "{all:?}"
+        );
+        assert!(all.contains(&("orphan", None)), "{all:?}");
+        // Stopped while reading eng's members: admins was read (excess stands), eng was
+        // not (no missing).
+        let part = classes(&obs("incomplete", "members", 1));
+        assert!(
+            part.contains(&("excess", Some("okta:group:admins".into()))),
+            "{part:?}"
+        );
+        assert!(!part.iter().any(|f| f.0 == "missing"), "{part:?}");
+        // Stopped in the account listing: nothing at all.
+        assert!(classes(&obs("incomplete", "accounts", 0)).is_empty());
+        // An account that appeared during the read is left for the next one.
+        let mut late = obs("complete", "done", 2);
+        late.accounts[1].late = true;
+        assert!(!classes(&late).iter().any(|f| f.0 == "orphan"));
+    }
+
+    #[test]
+    fn leavers_come_first_and_get_no_other_findings() {
+        let mut w = world();
+        let mut ann = w.people["E1"].clone();
+        ann.status = crate::model::EmploymentStatus::Terminated;
+        w.people.insert("E1".into(), ann);
+        w.intended
+            .insert("E1".into(), vec!["okta:group:eng".into()]);
+        let f = classify(&w, &entry(), &obs("complete", "done", 2));
+        let ann: Vec<_> = f
+            .iter()
+            .filter(|f| f.person.as_deref() == Some("E1"))
+            .collect();
+        assert_eq!(ann.len(), 1, "{f:#?}");
+        assert_eq!(ann[0].class, "leaver_with_access");
+        assert_eq!(ann[0].severity, "critical");
+        assert!(f.iter().all(|x| x.rank >= ann[0].rank));
+    }
+}
