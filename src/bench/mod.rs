@@ -11,6 +11,7 @@ pub mod engine;
 pub mod leaver;
 pub mod limiter;
 pub mod plan;
+pub mod reconcile;
 pub mod store;
 pub mod wave;
 

@@ -28,6 +28,7 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<()> {
             a.company.unwrap_or(100_000),
             a.runs,
         )?,
+        "reconcile" => crate::bench::reconcile::run(a.people.unwrap_or(100_000), a.runs)?,
         // The child process `engine` measures `apply --no-run` in.
         "engine-enqueue" => return crate::bench::engine::enqueue_child(),
         // The child process `console` measures its first frame and memory in.
@@ -35,7 +36,7 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<()> {
         other => {
             return Err(Error::usage(
                 format!("unknown benchmark {other:?}"),
-                "benchmarks: policy, store, limiter, plan, wave, leaver, console, engine",
+                "benchmarks: policy, store, limiter, plan, wave, leaver, console, engine, reconcile",
             ));
         }
     };

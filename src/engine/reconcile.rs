@@ -140,10 +140,10 @@ pub struct World {
     pub by_email: HashMap<String, Vec<String>>,
     /// Person → intended entitlements (all systems).
     pub intended: HashMap<String, Vec<String>>,
-    /// (system, lower-cased login) → the person accessdesk's accounts table links it to.
-    pub links: HashMap<(String, String), String>,
-    /// (system, lower-cased login) → the person accessdesk assigned that login.
-    pub logins: HashMap<(String, String), String>,
+    /// system → lower-cased login → the person accessdesk's accounts table links it to.
+    pub links: HashMap<String, HashMap<String, String>>,
+    /// system → lower-cased login → the person accessdesk assigned that login.
+    pub logins: HashMap<String, HashMap<String, String>>,
     pub now: DateTime<Utc>,
 }
 
@@ -171,12 +171,18 @@ impl World {
         )?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
-            w.links.insert((r.get(0)?, r.get(1)?), r.get(2)?);
+            w.links
+                .entry(r.get(0)?)
+                .or_default()
+                .insert(r.get(1)?, r.get(2)?);
         }
         let mut st = c.prepare("SELECT system, login_key, person_id FROM logins")?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
-            w.logins.insert((r.get(0)?, r.get(1)?), r.get(2)?);
+            w.logins
+                .entry(r.get(0)?)
+                .or_default()
+                .insert(r.get(1)?, r.get(2)?);
         }
         Ok(w)
     }
@@ -201,7 +207,7 @@ pub enum Match {
 /// Match one account to people by the system's rules.
 pub fn correlate(w: &World, system: &str, rules: &[Correlate], a: &ObservedAccount) -> Match {
     let login = a.login.to_lowercase();
-    let linked = w.links.get(&(system.to_string(), login.clone()));
+    let linked = w.links.get(system).and_then(|m| m.get(&login));
     // The target's own claim comes first: an account carrying an HR id is that person's
     // or nobody's, whatever a weaker rule would say.
     if let Some(h) = a.hris_id.as_deref().filter(|h| !h.is_empty()) {
@@ -244,7 +250,8 @@ pub fn correlate(w: &World, system: &str, rules: &[Correlate], a: &ObservedAccou
                 .unwrap_or_default(),
             Correlate::Login => w
                 .logins
-                .get(&(system.to_string(), login.clone()))
+                .get(system)
+                .and_then(|m| m.get(&login))
                 .into_iter()
                 .cloned()
                 .collect(),
@@ -288,10 +295,20 @@ pub struct SystemObservation {
 
 impl SystemObservation {
     pub fn load(store: &Store, run: i64, read: Checkpoint) -> Result<SystemObservation> {
+        Self::load_from(store.conn(), run, read)
+    }
+
+    /// The same, through any connection (a parallel reader).
+    pub fn load_from(
+        c: &rusqlite::Connection,
+        run: i64,
+        read: Checkpoint,
+    ) -> Result<SystemObservation> {
+        use crate::store::reconcile as r;
         Ok(SystemObservation {
-            accounts: store.observed_accounts(run, &read.system)?,
-            groups: store.observed_groups(run, &read.system)?,
-            members: store.observed_members(run, &read.system)?,
+            accounts: r::observed_accounts_in(c, run, &read.system)?,
+            groups: r::observed_groups_in(c, run, &read.system)?,
+            members: r::observed_members_in(c, run, &read.system)?,
             read,
         })
     }
@@ -318,9 +335,38 @@ impl SystemObservation {
     }
 }
 
-/// The attributes an account should carry for a person, as accessdesk writes them.
-fn expected_attributes(p: &Person, entry: &SystemEntry, login: &str) -> BTreeMap<String, String> {
-    crate::adapters::AccountSpec::for_person(p, entry.system.kind, login).synced_attributes()
+/// The attributes the target reported that differ from what accessdesk would write for
+/// the person now. HR's own fields are compared directly; names are shaped (the costly
+/// part) only when the target reported one.
+fn attribute_drift(p: &Person, entry: &SystemEntry, a: &ObservedAccount) -> Vec<String> {
+    let mut differs = Vec::new();
+    let mut shaped: Option<BTreeMap<String, String>> = None;
+    for (k, have) in &a.attributes {
+        let direct = match k.as_str() {
+            "manager" => continue,
+            "department" => Some(p.department.as_str()),
+            "title" => Some(p.title.as_str()),
+            "costCenter" => Some(p.cost_center.as_str()),
+            "location" => Some(p.location.as_str()),
+            "email" => Some(p.email.as_str()),
+            _ => None,
+        };
+        let should: String = match direct {
+            Some(v) => v.to_string(),
+            None => shaped
+                .get_or_insert_with(|| {
+                    crate::adapters::AccountSpec::for_person(p, entry.system.kind, &a.login)
+                        .synced_attributes()
+                })
+                .get(k)
+                .cloned()
+                .unwrap_or_default(),
+        };
+        if have.trim() != should.trim() {
+            differs.push(format!("{k}: target {have:?}, HR {should:?}"));
+        }
+    }
+    differs
 }
 
 /// Classify one system's observation. Pure: the same inputs give the same findings.
@@ -472,17 +518,7 @@ pub fn classify(w: &World, entry: &SystemEntry, obs: &SystemObservation) -> Vec<
                         ));
                     }
                     // Attributes: only those the target reported, against what HR says.
-                    let want = expected_attributes(p, entry, &a.login);
-                    let mut differs: Vec<String> = Vec::new();
-                    for (k, have) in &a.attributes {
-                        if k == "manager" {
-                            continue;
-                        }
-                        let should = want.get(k).map(String::as_str).unwrap_or("");
-                        if have.trim() != should.trim() {
-                            differs.push(format!("{k}: target {have:?}, HR {should:?}"));
-                        }
-                    }
+                    let differs = attribute_drift(p, entry, a);
                     if !differs.is_empty() && a.active {
                         out.push(finding(
                             Class::AttributeDrift,
@@ -561,30 +597,79 @@ pub struct SystemSummary {
     pub error: Option<String>,
 }
 
-/// Correlate and classify a run, store its findings, and make each complete read the
-/// actual access the planner sees.
-pub fn reconcile_run(
-    store: &mut Store,
-    catalog: &Catalog,
-    run: i64,
-    actor: &str,
-) -> Result<Reconciled> {
-    let meta = store.run(run)?.ok_or_else(|| {
-        Error::usage(
-            format!("no observation run {run}"),
-            "see `accessdesk findings list` for runs",
-        )
-    })?;
+/// One system's observation and the findings classified from it.
+type Judged = (SystemObservation, Vec<NewFinding>);
+
+/// A run correlated and classified, not yet written.
+pub struct Classified {
+    pub world: World,
+    pub findings: Vec<NewFinding>,
+    pub systems: Vec<SystemSummary>,
+    pub observations: Vec<SystemObservation>,
+}
+
+/// Load a run's observations and classify every system in it (no writes). The systems
+/// are classified in parallel, one reader connection each where the store has a file.
+pub fn classify_run(store: &Store, catalog: &Catalog, run: i64) -> Result<Classified> {
     let world = World::load(store, Utc::now())?;
+    let reads: Vec<Checkpoint> = store
+        .checkpoints(run)?
+        .into_iter()
+        .filter(|c| catalog.systems.contains_key(&c.system))
+        .collect();
+    let mut per_system: Vec<Judged> = Vec::new();
+    let parallel = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4);
+    let chunks: Vec<Vec<Checkpoint>> = {
+        let mut c: Vec<Vec<Checkpoint>> = vec![Vec::new(); parallel.max(1)];
+        for (i, r) in reads.into_iter().enumerate() {
+            c[i % parallel.max(1)].push(r);
+        }
+        c
+    };
+    // Chunk 0 (and any chunk without a reader of its own) runs here; the others on
+    // threads with their own read connections.
+    let mut inline: Vec<Checkpoint> = Vec::new();
+    let mut threaded: Vec<(rusqlite::Connection, Vec<Checkpoint>)> = Vec::new();
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        match (i, store.open_reader()?) {
+            (0, _) | (_, None) => inline.extend(chunk),
+            (_, Some(c)) => threaded.push((c, chunk)),
+        }
+    }
+    let classify_all =
+        |conn: &rusqlite::Connection, chunk: Vec<Checkpoint>| -> Result<Vec<Judged>> {
+            let mut out = Vec::new();
+            for cp in chunk {
+                let entry = &catalog.systems[&cp.system];
+                let obs = SystemObservation::load_from(conn, run, cp)?;
+                let f = classify(&world, entry, &obs);
+                out.push((obs, f));
+            }
+            Ok(out)
+        };
+    let results: Vec<Result<Vec<Judged>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = threaded
+            .into_iter()
+            .map(|(conn, chunk)| scope.spawn(move || classify_all(&conn, chunk)))
+            .collect();
+        let mut results = vec![classify_all(store.conn(), inline)];
+        results.extend(handles.into_iter().map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(Error::Failed("a classifier thread panicked".into())))
+        }));
+        results
+    });
+    for r in results {
+        per_system.extend(r?);
+    }
+    per_system.sort_by(|a, b| a.0.read.system.cmp(&b.0.read.system));
     let mut findings = Vec::new();
     let mut systems = Vec::new();
     let mut observations = Vec::new();
-    for cp in store.checkpoints(run)? {
-        let Some(entry) = catalog.systems.get(&cp.system) else {
-            continue;
-        };
-        let obs = SystemObservation::load(store, run, cp)?;
-        findings.extend(classify(&world, entry, &obs));
+    for (obs, f) in per_system {
+        findings.extend(f);
         systems.push(SystemSummary {
             system: obs.read.system.clone(),
             complete: obs.complete(),
@@ -604,19 +689,42 @@ pub fn reconcile_run(
             &b.entitlement,
         ))
     });
-    let n = findings.len();
+    Ok(Classified {
+        world,
+        findings,
+        systems,
+        observations,
+    })
+}
+
+/// Correlate and classify a run, store its findings, and make each complete read the
+/// actual access the planner sees.
+pub fn reconcile_run(
+    store: &mut Store,
+    catalog: &Catalog,
+    run: i64,
+    actor: &str,
+) -> Result<Reconciled> {
+    let meta = store.run(run)?.ok_or_else(|| {
+        Error::usage(
+            format!("no observation run {run}"),
+            "see `accessdesk findings list` for runs",
+        )
+    })?;
+    let c = classify_run(store, catalog, run)?;
+    let n = c.findings.len();
     store.write(|tx| {
-        tx.store_findings(run, &findings, actor)?;
-        for obs in observations.iter().filter(|o| o.complete()) {
+        tx.store_findings(run, &c.findings, actor)?;
+        for obs in c.observations.iter().filter(|o| o.complete()) {
             let entry = &catalog.systems[&obs.read.system];
-            adopt_observation(tx, &world, entry, obs, &meta.started_at, actor)?;
+            adopt_observation(tx, &c.world, entry, obs, &meta.started_at, actor)?;
         }
         Ok(())
     })?;
     Ok(Reconciled {
         run,
-        complete: meta.status == "complete" && systems.iter().all(|s| s.complete),
-        systems,
+        complete: meta.status == "complete" && c.systems.iter().all(|s| s.complete),
+        systems: c.systems,
         findings: n,
     })
 }
@@ -809,9 +917,13 @@ mod tests {
             w.people.insert(id.into(), p);
         }
         w.links
-            .insert(("okta".into(), "ann@x.io".into()), "E1".into());
+            .entry("okta".into())
+            .or_default()
+            .insert("ann@x.io".into(), "E1".into());
         w.logins
-            .insert(("okta".into(), "cy.smith".into()), "E4".into());
+            .entry("okta".into())
+            .or_default()
+            .insert("cy.smith".into(), "E4".into());
         w
     }
 

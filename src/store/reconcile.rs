@@ -471,48 +471,17 @@ impl Store {
 
     /// The accounts a run read in a system.
     pub fn observed_accounts(&self, run: i64, system: &str) -> Result<Vec<ObservedAccount>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT external_id, login, email, active, hris_id, attributes, seen_in FROM observed_accounts
-             WHERE run_id = ?1 AND system = ?2 ORDER BY external_id",
-        )?;
-        Ok(st
-            .query_map(params![run, system], |r| {
-                let attrs: Option<String> = r.get(5)?;
-                Ok(ObservedAccount {
-                    external_id: r.get(0)?,
-                    login: r.get(1)?,
-                    email: r.get(2)?,
-                    active: r.get(3)?,
-                    hris_id: r.get(4)?,
-                    attributes: attrs
-                        .and_then(|a| serde_json::from_str(&a).ok())
-                        .unwrap_or_default(),
-                    late: r.get::<_, String>(6)? == "members",
-                })
-            })?
-            .collect::<rusqlite::Result<_>>()?)
+        observed_accounts_in(&self.conn, run, system)
     }
 
     /// The groups a run listed in a system: (entitlement, external id, catalogued).
     pub fn observed_groups(&self, run: i64, system: &str) -> Result<Vec<(String, String, bool)>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT entitlement, external_id, catalogued FROM observed_groups WHERE run_id = ?1 AND system = ?2 ORDER BY entitlement",
-        )?;
-        Ok(st
-            .query_map(params![run, system], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?
-            .collect::<rusqlite::Result<_>>()?)
+        observed_groups_in(&self.conn, run, system)
     }
 
     /// Who a run saw in each group of a system: (entitlement, account external id).
     pub fn observed_members(&self, run: i64, system: &str) -> Result<Vec<(String, String)>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT entitlement, account_id FROM observed_members WHERE run_id = ?1 AND system = ?2",
-        )?;
-        Ok(st
-            .query_map(params![run, system], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?)
+        observed_members_in(&self.conn, run, system)
     }
 
     pub fn findings(&self, f: &FindingFilter) -> Result<Vec<FindingRow>> {
@@ -553,4 +522,59 @@ impl Store {
             .query_map([finding], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?)
     }
+}
+
+pub fn observed_accounts_in(
+    conn: &rusqlite::Connection,
+    run: i64,
+    system: &str,
+) -> Result<Vec<ObservedAccount>> {
+    let mut st = conn.prepare_cached(
+        "SELECT external_id, login, email, active, hris_id, attributes, seen_in FROM observed_accounts
+         WHERE run_id = ?1 AND system = ?2 ORDER BY external_id",
+    )?;
+    Ok(st
+        .query_map(params![run, system], |r| {
+            let attrs: Option<String> = r.get(5)?;
+            Ok(ObservedAccount {
+                external_id: r.get(0)?,
+                login: r.get(1)?,
+                email: r.get(2)?,
+                active: r.get(3)?,
+                hris_id: r.get(4)?,
+                attributes: attrs
+                    .and_then(|a| serde_json::from_str(&a).ok())
+                    .unwrap_or_default(),
+                late: r.get::<_, String>(6)? == "members",
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn observed_groups_in(
+    conn: &rusqlite::Connection,
+    run: i64,
+    system: &str,
+) -> Result<Vec<(String, String, bool)>> {
+    let mut st = conn.prepare_cached(
+        "SELECT entitlement, external_id, catalogued FROM observed_groups WHERE run_id = ?1 AND system = ?2 ORDER BY entitlement",
+    )?;
+    Ok(st
+        .query_map(params![run, system], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn observed_members_in(
+    conn: &rusqlite::Connection,
+    run: i64,
+    system: &str,
+) -> Result<Vec<(String, String)>> {
+    let mut st = conn.prepare_cached(
+        "SELECT entitlement, account_id FROM observed_members WHERE run_id = ?1 AND system = ?2",
+    )?;
+    Ok(st
+        .query_map(params![run, system], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?)
 }
