@@ -12,7 +12,7 @@
 //! region = "us-east-1"     # picks the partition; IAM itself is global and signs for
 //!                          # us-east-1 (cn-north-1 in China, us-gov-west-1 in GovCloud)
 //! path = "/staff/"         # optional: create users under this path, list only this path
-//! page_size = 100          # MaxItems per listing page (1-1000)
+//! page_size = 1000         # MaxItems per listing page (1-1000; default 1000, IAM's most)
 //! ```
 //!
 //! ## What the operations mean in IAM
@@ -38,9 +38,18 @@
 //!   name or group ARN — or else its name names the group). `AddUserToGroup` is
 //!   idempotent in IAM; removing a membership that is not there (`NoSuchEntity`) counts
 //!   as done.
-//! - Listings: `ListUsers` and `GetGroup` page with `Marker`/`IsTruncated` (the cursor is
-//!   the Marker). IAM leaves tags out of list results, so each listed user is read with
-//!   `GetUser` for its HRIS id and state (four at a time, within the system's rate budget).
+//! - Listings: `ListUsers`, `GetGroup` and `ListGroups` page with `Marker`/`IsTruncated`
+//!   (the cursor is the Marker), asking for `MaxItems` 1000, the model's maximum
+//!   (`maxItemsType`), unless `page_size` says less. IAM leaves tags out of list results,
+//!   so each listed user is read with `GetUser` for its HRIS id and state (four at a time,
+//!   within the system's rate budget).
+//! - Read back (`RemoteAccount::attributes`): the synced attributes accessdesk keeps as
+//!   tags, as the tags hold them (tag values lose characters IAM refuses): email
+//!   (`accessdesk:email`), displayName (`accessdesk:display-name`), and department, title,
+//!   costCenter, location, manager (`accessdesk:<key>`). Tags are written only for values
+//!   that are not empty and never removed, so a missing tag is "not known", and left out.
+//!   givenName and familyName are not kept (IAM users have no such fields).
+//! - `list_entitlements` is `ListGroups` (every path): name and id are the group name.
 
 use super::aws::{
     self, AwsProfile, CommonSettings, SigV4Auth, child, child_text, members, next_marker,
@@ -52,7 +61,7 @@ use super::http::{HttpClient, HttpResponse, Req, RetryPolicy};
 use super::registry::AdapterContext;
 use super::{
     AResult, AccountSpec, Adapter, EntitlementTarget, Identity, Page, RemoteAccount,
-    RemoteMembership, collect_all,
+    RemoteEntitlement, RemoteMembership, collect_all,
 };
 use crate::model::EntitlementKind;
 use async_trait::async_trait;
@@ -71,6 +80,18 @@ pub const DEACTIVATED_KEYS_TAG: &str = "accessdesk:deactivated-keys";
 const EMAIL_TAG: &str = "accessdesk:email";
 const DISPLAY_TAG: &str = "accessdesk:display-name";
 const TAG_PREFIX: &str = "accessdesk:";
+/// `MaxItems`: the model's `maxItemsType` allows 1-1000.
+pub const MAX_ITEMS: u32 = 1000;
+/// `RemoteAccount::attributes` keys and the tags that hold them.
+const SYNCED_TAGS: [(&str, &str); 7] = [
+    ("email", EMAIL_TAG),
+    ("displayName", DISPLAY_TAG),
+    ("department", "accessdesk:department"),
+    ("title", "accessdesk:title"),
+    ("costCenter", "accessdesk:costCenter"),
+    ("location", "accessdesk:location"),
+    ("manager", "accessdesk:manager"),
+];
 
 /// An IAM user as a response described it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,8 +114,42 @@ impl IamUser {
             email: tags.get(EMAIL_TAG).cloned().filter(|e| !e.is_empty()),
             active: !tags.contains_key(DEACTIVATED_TAG),
             hris_id: tags.get(HRIS_TAG).cloned().filter(|h| !h.is_empty()),
+            attributes: SYNCED_TAGS
+                .iter()
+                .filter_map(|(key, tag)| Some((key.to_string(), tags.get(*tag)?.clone())))
+                .collect(),
         }
     }
+}
+
+/// `ListGroups`: group names and the next Marker.
+pub fn parse_group_list_page(system: &str, status: u16, body: &[u8]) -> AResult<Page<String>> {
+    parse_group_names(system, "ListGroups", status, body)
+}
+
+/// `ListGroupsForUser`: group names and the next Marker.
+pub fn parse_groups_page(system: &str, status: u16, body: &[u8]) -> AResult<Page<String>> {
+    parse_group_names(system, "ListGroupsForUser", status, body)
+}
+
+/// `<Groups>` of an action's result (group names) and the next Marker.
+fn parse_group_names(
+    system: &str,
+    action: &str,
+    status: u16,
+    body: &[u8],
+) -> AResult<Page<String>> {
+    with_result(system, action, status, body, |r| {
+        child(r, "Groups")?;
+        let items = members(r, "Groups")
+            .into_iter()
+            .map(|m| child_text(m, "GroupName").filter(|s| !s.is_empty()))
+            .collect::<Option<Vec<_>>>()?;
+        Some(Page {
+            items,
+            next: next_marker(r)?,
+        })
+    })
 }
 
 /// Read a `<User>` (or `<member>` of `<Users>`) element.
@@ -140,21 +195,6 @@ pub fn parse_user_page(
             .map(parse_user)
             .collect::<Option<Vec<_>>>()?;
         Some((users, next_marker(r)?))
-    })
-}
-
-/// `ListGroupsForUser`: group names and the next Marker.
-pub fn parse_groups_page(system: &str, status: u16, body: &[u8]) -> AResult<Page<String>> {
-    with_result(system, "ListGroupsForUser", status, body, |r| {
-        child(r, "Groups")?;
-        let items = members(r, "Groups")
-            .into_iter()
-            .map(|m| child_text(m, "GroupName").filter(|s| !s.is_empty()))
-            .collect::<Option<Vec<_>>>()?;
-        Some(Page {
-            items,
-            next: next_marker(r)?,
-        })
     })
 }
 
@@ -314,7 +354,7 @@ impl AwsIam {
                 ));
             }
         }
-        let page_size = aws::int_setting(&ctx, "page_size", 100, 1..=1000)?;
+        let page_size = aws::int_setting(&ctx, "page_size", MAX_ITEMS, 1..=MAX_ITEMS)?;
         let (default_endpoint, signing_region) = partition_endpoint(&settings.region);
         let base = settings
             .base_url
@@ -791,6 +831,29 @@ impl Adapter for AwsIam {
         Ok(Page {
             items: self.enrich(users).await?,
             next,
+        })
+    }
+
+    /// `ListGroups` over every path, `MaxItems` as for users; the cursor is the Marker.
+    async fn list_entitlements(&self, cursor: Option<String>) -> AResult<Page<RemoteEntitlement>> {
+        let page_size = self.page_size.to_string();
+        let mut p = vec![("MaxItems", page_size.as_str())];
+        if let Some(m) = cursor.as_deref() {
+            p.push(("Marker", m));
+        }
+        let r = self.call("ListGroups", &p).await?;
+        let page = parse_group_list_page(self.system_name(), r.status, &r.body)?;
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .map(|g| RemoteEntitlement {
+                    kind: EntitlementKind::Group,
+                    name: g.clone(),
+                    external_id: g,
+                })
+                .collect(),
+            next: page.next,
         })
     }
 }

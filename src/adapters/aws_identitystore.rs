@@ -49,7 +49,16 @@
 //!   every attempt (the HTTP layer does not resend `CreateGroupMembership` on its own), so
 //!   a retry after a lost answer never creates a second membership, even on a store that
 //!   does not refuse duplicates (moto); removing one that is not there counts as done.
-//! - Listings page with `NextToken`/`MaxResults` (the cursor is the NextToken).
+//! - Listings (`ListUsers`, `ListGroupMemberships`, `ListGroups`) page with
+//!   `NextToken`/`MaxResults` (the cursor is the NextToken), `MaxResults` 100 by default:
+//!   the model's maximum (`MaxResults`: 1-100).
+//! - Read back (`RemoteAccount::attributes`): what `CreateUser`/`UpdateUser` write, as the
+//!   store holds it: displayName, givenName, familyName, title and email (the primary
+//!   address); an attribute the store does not return reads as "". The create answer
+//!   carries only the new UserId, so its attributes are the values the store accepted.
+//!   Department, cost centre, location and manager are not written (the adapter sends
+//!   no enterprise attributes) and are left out.
+//! - `list_entitlements` is `ListGroups`: name the DisplayName, id the GroupId.
 
 use super::aws::{self, AwsProfile, CommonSettings, SigV4Auth};
 use super::error::ok_if_not_found;
@@ -58,7 +67,7 @@ use super::http::{HttpClient, HttpResponse, Req, RetryPolicy};
 use super::registry::AdapterContext;
 use super::{
     AResult, AccountSpec, Adapter, EntitlementTarget, Identity, Page, RemoteAccount,
-    RemoteMembership, collect_all,
+    RemoteEntitlement, RemoteMembership, collect_all,
 };
 use crate::model::EntitlementKind;
 use async_trait::async_trait;
@@ -95,6 +104,19 @@ pub struct StoreUser {
     pub external_ids: Option<Vec<StoreExternalId>>,
     #[serde(default)]
     pub display_name: Option<String>,
+    #[serde(default)]
+    pub name: Option<StoreName>,
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StoreName {
+    #[serde(default)]
+    pub given_name: Option<String>,
+    #[serde(default)]
+    pub family_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -122,6 +144,14 @@ impl StoreUser {
             .or_else(|| emails.first())
             .and_then(|e| e.value.clone())
             .filter(|e| !e.is_empty());
+        let name = self.name.clone().unwrap_or_default();
+        let attributes = synced(
+            email.as_deref().unwrap_or(""),
+            self.display_name.as_deref().unwrap_or(""),
+            name.given_name.as_deref().unwrap_or(""),
+            name.family_name.as_deref().unwrap_or(""),
+            self.title.as_deref().unwrap_or(""),
+        );
         RemoteAccount {
             external_id: self.user_id.clone(),
             login: self.user_name.clone(),
@@ -134,8 +164,37 @@ impl StoreUser {
                 .iter()
                 .find(|x| x.issuer == HRIS_ISSUER)
                 .map(|x| x.id.clone()),
+            attributes,
         }
     }
+}
+
+/// `RemoteAccount::attributes` for the fields this adapter writes.
+fn synced(
+    email: &str,
+    display: &str,
+    given: &str,
+    family: &str,
+    title: &str,
+) -> BTreeMap<String, String> {
+    [
+        ("email", email),
+        ("displayName", display),
+        ("givenName", given),
+        ("familyName", family),
+        ("title", title),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListGroupsOut {
+    groups: Vec<DescribeGroupOut>,
+    #[serde(default)]
+    next_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -648,6 +707,13 @@ impl Adapter for AwsIdentityStore {
             email: Some(spec.email.clone()).filter(|e| !e.is_empty()),
             active: true,
             hris_id: None,
+            attributes: synced(
+                &spec.email,
+                &spec.display_name,
+                &spec.given_name,
+                &spec.family_name,
+                spec.attributes.get("title").map_or("", String::as_str),
+            ),
         })
     }
 
@@ -830,6 +896,41 @@ impl Adapter for AwsIdentityStore {
             // A member deleted between the two calls is simply gone.
             if let Some(u) = u? {
                 items.push(u.to_remote());
+            }
+        }
+        Ok(Page {
+            items,
+            next: out.next_token.filter(|t| !t.is_empty()),
+        })
+    }
+
+    /// `ListGroups` with `MaxResults` as for users; the cursor is the NextToken. A group
+    /// without a DisplayName is named by its id (as memberships name it).
+    async fn list_entitlements(&self, cursor: Option<String>) -> AResult<Page<RemoteEntitlement>> {
+        let mut body = json!({"MaxResults": self.page_size});
+        if let Some(t) = cursor {
+            body["NextToken"] = json!(t);
+        }
+        let out: ListGroupsOut = self.call_as("ListGroups", body).await?;
+        let items: Vec<RemoteEntitlement> = out
+            .groups
+            .into_iter()
+            .map(|g| RemoteEntitlement {
+                kind: EntitlementKind::Group,
+                name: g.display_name.unwrap_or_else(|| g.group_id.clone()),
+                external_id: g.group_id,
+            })
+            .collect();
+        {
+            let mut by_name = lock(&self.by_name);
+            let mut by_id = lock(&self.by_id);
+            for e in &items {
+                by_name
+                    .entry(e.name.clone())
+                    .or_insert_with(|| e.external_id.clone());
+                by_id
+                    .entry(e.external_id.clone())
+                    .or_insert_with(|| e.name.clone());
             }
         }
         Ok(Page {

@@ -147,6 +147,34 @@ pub struct RemoteAccount {
     pub active: bool,
     /// The HRIS id, where the system stores it (a tag, a profile field, externalId).
     pub hris_id: Option<String>,
+    /// The synced attributes as the target holds them, under the keys of
+    /// [`AccountSpec::synced_attributes`] (`department`, `title`, `costCenter`, `location`,
+    /// `manager`, `email`, `givenName`, `familyName`, `displayName`). An adapter fills only
+    /// the keys it writes on create/update and reads back here; an empty value means the
+    /// target holds nothing for a key it does hold. A key that is absent is not known
+    /// (never "empty"): reconciliation must not read drift into it.
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// A group (or other entitlement) as the target system reports it, catalogued or not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemoteEntitlement {
+    pub kind: crate::model::EntitlementKind,
+    /// The vendor's name for it (what a catalogue entry would name).
+    pub name: String,
+    /// The vendor's id (what `list_members` and memberships take as `external_id`).
+    pub external_id: String,
+}
+
+impl RemoteEntitlement {
+    /// The target a listing of its members takes.
+    pub fn target(&self) -> EntitlementTarget {
+        EntitlementTarget {
+            kind: self.kind,
+            name: self.name.clone(),
+            external_id: self.external_id.clone(),
+        }
+    }
 }
 
 /// Which entitlement an operation is about, as the adapter needs it.
@@ -253,6 +281,15 @@ pub trait Adapter: Send + Sync {
         target: &EntitlementTarget,
         cursor: Option<String>,
     ) -> AResult<Page<RemoteAccount>>;
+    /// One page of every group the target has, catalogued or not (reconciliation finds
+    /// memberships in groups the catalogue does not list). Each listed group appears once
+    /// over the whole listing; a failed page is fetched again from its own cursor.
+    async fn list_entitlements(&self, _cursor: Option<String>) -> AResult<Page<RemoteEntitlement>> {
+        Err(AdapterError::unsupported(
+            self.system(),
+            "list entitlements",
+        ))
+    }
 }
 
 /// Collect every page of a listing. A page that fails is retried from its own cursor

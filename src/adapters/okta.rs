@@ -13,13 +13,26 @@
 //!   other 4xx permanent, 5xx transient. Bodies that are not what Okta sends (HTML from a
 //!   proxy, malformed or truncated JSON, a 200 of the wrong shape) are classified too.
 //! - Lists page with `limit` and the `rel="next"` Link; the cursor is the next link's path
-//!   and query, so a failed page can be fetched again on its own.
+//!   and query, so a failed page can be fetched again on its own. Each listing asks for
+//!   the largest page its endpoint documents (Okta's API description,
+//!   tests/specs/okta/management.prism.json): `GET /api/v1/users` 200 (its default; Okta's
+//!   reference gives 200 as the most a page holds), `GET /api/v1/groups/{id}/users` 1000
+//!   (its default; no maximum is declared, and Okta now recommends 200 for it),
+//!   `GET /api/v1/groups` 10000 (its declared maximum). `page_size` caps all three.
+//! - Users read back carry the synced attributes the adapter writes (`RemoteAccount::
+//!   attributes`): email, givenName (`firstName`), familyName (`lastName`), displayName,
+//!   department, title, costCenter, and `location`/`manager` where `custom_attributes`
+//!   lets them be sent; a profile property that is unset reads as "".
+//! - [`Adapter::list_entitlements`] lists the OKTA_GROUP groups (not `Everyone`, which is
+//!   BUILT_IN and holds every user, nor APP_GROUPs imported from apps: memberships in
+//!   those are not managed through this API, as in `list_memberships`).
 //! - Groups named in the catalogue without an id are found by name (`q=`, exact match,
 //!   then `search=profile.name eq` when the prefix query may have been cut short) and cached.
 //!
 //! Settings (`[systems.NAME.settings]`): `auth`, `client_id`, `scopes` (array or
 //! space-separated string), `key_id`, `token_url` (default `{base_url}/oauth2/v1/token`),
-//! `page_size` (1-200, default 200), `hris_id_attribute` (default `employeeNumber`),
+//! `page_size` (1-200: a cap on every listing's page; default each endpoint's maximum),
+//! `hris_id_attribute` (default `employeeNumber`),
 //! `custom_attributes` (profile attributes beyond Okta's base schema that may be sent).
 
 use super::error::{AdapterError, ErrorClass};
@@ -30,7 +43,7 @@ use super::http::{
 use super::registry::AdapterContext;
 use super::{
     AResult, AccountSpec, Adapter, EntitlementTarget, Identity, Page, RemoteAccount,
-    RemoteMembership,
+    RemoteEntitlement, RemoteMembership,
 };
 use crate::model::EntitlementKind;
 use crate::secrets::Secret;
@@ -135,10 +148,19 @@ pub struct OktaOptions {
     pub timeouts: Timeouts,
     pub limiter: Arc<RateLimiter>,
     pub retry: RetryPolicy,
-    pub page_size: u32,
+    /// A cap on every listing's page; None: each endpoint's documented maximum
+    /// ([`USERS_PAGE_MAX`], [`GROUP_USERS_PAGE_MAX`], [`GROUPS_PAGE_MAX`]).
+    pub page_size: Option<u32>,
     pub hris_attribute: String,
     pub custom_attributes: Vec<String>,
 }
+
+/// `GET /api/v1/users`: `limit` defaults to 200, the most Okta returns in a page.
+pub const USERS_PAGE_MAX: u32 = 200;
+/// `GET /api/v1/groups/{groupId}/users`: `limit` defaults to 1000 (no maximum declared).
+pub const GROUP_USERS_PAGE_MAX: u32 = 1000;
+/// `GET /api/v1/groups`: `limit` has `maximum: 10000`.
+pub const GROUPS_PAGE_MAX: u32 = 10_000;
 
 impl OktaOptions {
     /// Defaults for everything but the essentials.
@@ -152,7 +174,7 @@ impl OktaOptions {
             timeouts: Timeouts::default(),
             limiter: RateLimiter::new(system, None, 4),
             retry: RetryPolicy::default(),
-            page_size: 200,
+            page_size: None,
             hris_attribute: "employeeNumber".into(),
             custom_attributes: Vec::new(),
         }
@@ -239,12 +261,12 @@ pub fn options_from_config(ctx: &AdapterContext<'_>) -> Result<OktaOptions> {
         }
     };
     let page_size = match ctx.entry.settings.get("page_size") {
-        None => 200,
-        Some(toml::Value::Integer(n)) if (1..=200).contains(n) => *n as u32,
+        None => None,
+        Some(toml::Value::Integer(n)) if (1..=200).contains(n) => Some(*n as u32),
         Some(_) => {
             return Err(usage(
                 "page_size must be an integer from 1 to 200".into(),
-                "Okta recommends 200",
+                "leave it out to ask each listing for the most a page may hold",
             ));
         }
     };
@@ -748,6 +770,34 @@ struct OktaGroupProfile {
     name: Option<String>,
 }
 
+/// `RemoteAccount::attributes` keys and the Okta profile properties that hold them.
+const SYNCED_FIELDS: [(&str, &str); 9] = [
+    ("email", "email"),
+    ("givenName", "firstName"),
+    ("familyName", "lastName"),
+    ("displayName", "displayName"),
+    ("department", "department"),
+    ("title", "title"),
+    ("costCenter", "costCenter"),
+    ("location", "location"),
+    ("manager", "manager"),
+];
+
+/// The synced keys the adapter always writes (from the spec's own fields).
+const CORE_FIELDS: [&str; 4] = ["email", "givenName", "familyName", "displayName"];
+
+/// A profile property as text: a string as it is, a number or boolean written out, unset
+/// (missing or null) as ""; None for a list or an object (not a value accessdesk writes).
+fn profile_text(profile: &Map<String, Value>, field: &str) -> Option<String> {
+    match profile.get(field) {
+        None | Some(Value::Null) => Some(String::new()),
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(Value::Bool(b)) => Some(b.to_string()),
+        Some(_) => None,
+    }
+}
+
 /// Percent-encode one path segment (ids, logins).
 fn segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -788,7 +838,8 @@ pub struct OktaAdapter {
     base_url: String,
     http: HttpClient,
     auth: AuthKind,
-    page_size: u32,
+    /// A cap on every listing's page (None: each endpoint's maximum).
+    page_size: Option<u32>,
     hris_attribute: String,
     custom_attributes: Vec<String>,
     /// Group name -> id, for catalogue entries without an external id.
@@ -861,7 +912,7 @@ impl OktaAdapter {
             base_url: opts.base_url,
             http,
             auth: kind,
-            page_size: opts.page_size.clamp(1, 200),
+            page_size: opts.page_size.map(|n| n.max(1)),
             hris_attribute: opts.hris_attribute,
             custom_attributes: opts.custom_attributes,
             groups: Default::default(),
@@ -884,13 +935,38 @@ impl OktaAdapter {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
         };
+        let mut attributes = BTreeMap::new();
+        for (key, field) in SYNCED_FIELDS {
+            // The first four are always sent (when the spec has them); the rest as profile()
+            // decides.
+            let written = CORE_FIELDS.contains(&key) || self.writes_attribute(key);
+            if let Some(v) = profile_text(&u.profile, field).filter(|_| written) {
+                attributes.insert(key.to_string(), v);
+            }
+        }
         RemoteAccount {
             login: get("login").unwrap_or_default(),
             email: get("email"),
             active: ACTIVE_STATUSES.contains(&u.status.as_str()),
             hris_id: get(&self.hris_attribute),
             external_id: u.id,
+            attributes,
         }
+    }
+
+    /// Whether `profile` sends this `AccountSpec::attributes` key to Okta: a base profile
+    /// attribute (the HR id of a `manager` is not what Okta's base `manager` holds), or one
+    /// named in `custom_attributes`.
+    fn writes_attribute(&self, key: &str) -> bool {
+        if self.custom_attributes.iter().any(|c| c == key) {
+            return true;
+        }
+        key != "manager" && BASE_ATTRIBUTES.contains(&key)
+    }
+
+    /// The `limit` for a listing whose endpoint allows at most `max`.
+    fn limit(&self, max: u32) -> String {
+        self.page_size.unwrap_or(max).min(max).to_string()
     }
 
     fn user(&self, resp: &HttpResponse) -> AResult<OktaUser> {
@@ -927,7 +1003,7 @@ impl OktaAdapter {
             if k == "manager" && !self.custom_attributes.contains(k) {
                 continue;
             }
-            if BASE_ATTRIBUTES.contains(&k.as_str()) || self.custom_attributes.contains(k) {
+            if self.writes_attribute(k) {
                 put(k, v);
             } else {
                 tracing::debug!(system = %self.system, attribute = %k, "not an Okta base attribute and not in custom_attributes; not sent");
@@ -1297,7 +1373,7 @@ impl Adapter for OktaAdapter {
             None => api(&format!(
                 "/users?{}",
                 query_string(&[
-                    ("limit", &self.page_size.to_string()),
+                    ("limit", &self.limit(USERS_PAGE_MAX)),
                     ("filter", ALL_STATUSES_FILTER),
                 ])
             )),
@@ -1316,10 +1392,53 @@ impl Adapter for OktaAdapter {
             Some(c) => self.check_cursor(&c, &prefix)?,
             None => format!(
                 "{prefix}?{}",
-                query_string(&[("limit", &self.page_size.to_string())])
+                query_string(&[("limit", &self.limit(GROUP_USERS_PAGE_MAX))])
             ),
         };
         self.list_users_page(path).await
+    }
+
+    /// `GET /api/v1/groups` with the largest `limit` and Link paging; OKTA_GROUP groups
+    /// only (see the module docs). Their ids are remembered for name look-ups.
+    async fn list_entitlements(&self, cursor: Option<String>) -> AResult<Page<RemoteEntitlement>> {
+        let path = match cursor {
+            Some(c) => self.check_cursor(&c, &api("/groups?"))?,
+            None => api(&format!(
+                "/groups?{}",
+                query_string(&[("limit", &self.limit(GROUPS_PAGE_MAX))])
+            )),
+        };
+        let resp = self.send(Req::get(path)).await?;
+        let groups: Vec<OktaGroup> = resp.json(&self.system, "a JSON array of Okta groups")?;
+        let next = self.cursor_from(&resp)?;
+        let mut items = Vec::with_capacity(groups.len());
+        for g in groups {
+            if g.kind.as_deref().is_some_and(|k| k != "OKTA_GROUP") {
+                continue;
+            }
+            let Some(name) = g.profile.name.filter(|n| !n.is_empty() && !g.id.is_empty()) else {
+                return Err(AdapterError::bad_response(
+                    &self.system,
+                    resp.status,
+                    &format!(
+                        "Okta groups each with an id and a profile.name (group {:?} has not)",
+                        g.id
+                    ),
+                    &resp.body,
+                ));
+            };
+            items.push(RemoteEntitlement {
+                kind: EntitlementKind::Group,
+                name,
+                external_id: g.id,
+            });
+        }
+        self.groups.remember(
+            items
+                .iter()
+                .map(|e| (e.name.as_str(), e.external_id.as_str())),
+        );
+        Ok(Page { items, next })
     }
 }
 

@@ -20,8 +20,9 @@
 //! | `bulk`, `changePassword` | not used | - |
 //!
 //! `[systems.NAME.settings]` may turn features off for providers that advertise more than they
-//! do (`use_patch`, `use_filter`, `use_etag` = false; `sort_by = ""`), set `page_size`, and
-//! force `enterprise_extension`. A filter or sort that the provider rejects at run time
+//! do (`use_patch`, `use_filter`, `use_etag` = false; `sort_by = ""`), set `page_size` (by
+//! default a listing asks for the provider's `filter.maxResults`, the most it says a page
+//! holds, or 100 where it names none), and force `enterprise_extension`. A filter or sort that the provider rejects at run time
 //! (400 `invalidFilter`, 501) falls back to scanning / provider order for that call.
 //!
 //! # Decisions
@@ -45,6 +46,14 @@
 //! - **Memberships** are read from `/Groups` (by `members.value eq` filter, or by scanning),
 //!   never from `User.groups`, which providers (scim2-server among them) do not keep in sync.
 //!   Nested groups (`members[type eq "Group"]`) are not expanded.
+//! - **Reading back** (`RemoteAccount::attributes`): what this adapter writes, as the
+//!   provider holds it: email (the primary address), givenName, familyName, displayName,
+//!   title, and with the enterprise extension department and costCenter; an attribute the
+//!   provider leaves out reads as "". `location` (no SCIM attribute) and `manager` (SCIM
+//!   holds the manager's SCIM id, not their HR id) are never filled. Listings ask for
+//!   exactly these attributes (`attributes=`).
+//! - **Groups** are listed (`list_entitlements`) from `/Groups?excludedAttributes=members`,
+//!   paged by startIndex like users, so a large group's members are not sent along.
 //! - **Deactivation** is `active: false`; accounts are never deleted.
 //! - **Identity.** SCIM has no token introspection. The principal is the `/Me` user where the
 //!   provider serves `/Me` for this token (RFC 7644 §3.11, optional), otherwise the provider's
@@ -62,7 +71,7 @@ use super::http::{
 use super::registry::AdapterContext;
 use super::{
     AResult, AccountSpec, Adapter, EntitlementTarget, Identity, Page, RemoteAccount,
-    RemoteMembership,
+    RemoteEntitlement, RemoteMembership,
 };
 use crate::config::SystemEntry;
 use crate::model::EntitlementKind;
@@ -127,8 +136,12 @@ const DEFAULT_PAGE_SIZE: u32 = 100;
 const MAX_PAGE_SIZE: u32 = 1000;
 /// How many ids go into one `id eq "a" or id eq "b" ...` filter (keeps URLs well under 8 KiB).
 const MAX_IDS_PER_FILTER: u32 = 50;
-/// What a user listing asks for (`id` is always returned).
-const USER_ATTRIBUTES: &str = "userName,externalId,active,emails";
+/// What a user listing asks for (`id` is always returned), without the extension.
+const USER_ATTRIBUTES: &str = "userName,externalId,active,emails,name,displayName,title";
+/// The enterprise extension attributes a user listing asks for as well, where supported.
+const ENTERPRISE_ATTRIBUTES: [&str; 3] = ["employeeNumber", "department", "costCenter"];
+/// The most a page asks for by default when the provider advertises a larger maxResults.
+const MAX_DEFAULT_PAGE_SIZE: u32 = 10_000;
 /// A scan that has not ended after this many pages is refused rather than looping forever.
 const MAX_SCAN_PAGES: u32 = 100_000;
 
@@ -327,8 +340,9 @@ fn lenient_u64(v: &Value) -> Option<u64> {
 /// `[systems.NAME.settings]` for a scim system.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScimSettings {
-    /// Resources per page (capped by `filter.maxResults`). Default 100.
-    pub page_size: u32,
+    /// Resources per page (capped by `filter.maxResults`). None: the provider's
+    /// `filter.maxResults` (at most 10,000), or 100 where it advertises none.
+    pub page_size: Option<u32>,
     /// Use PATCH when advertised (false: always GET + PUT).
     pub use_patch: bool,
     /// Use filters when advertised (false: always scan).
@@ -344,7 +358,7 @@ pub struct ScimSettings {
 impl Default for ScimSettings {
     fn default() -> Self {
         ScimSettings {
-            page_size: DEFAULT_PAGE_SIZE,
+            page_size: None,
             use_patch: true,
             use_filter: true,
             use_etag: true,
@@ -380,7 +394,7 @@ impl ScimSettings {
                         .as_integer()
                         .filter(|n| (1..=MAX_PAGE_SIZE as i64).contains(n))
                         .ok_or_else(|| bad(key, "an integer from 1 to 1000"))?;
-                    s.page_size = n as u32;
+                    s.page_size = Some(n as u32);
                 }
                 "use_patch" | "use_filter" | "use_etag" => {
                     let b = value.as_bool().ok_or_else(|| bad(key, "true or false"))?;
@@ -628,8 +642,47 @@ fn id_of(v: &Value) -> Option<String> {
     }
 }
 
-/// A SCIM User as a [`RemoteAccount`]; Err names what is missing.
+/// A SCIM User as a [`RemoteAccount`]; Err names what is missing. `attributes` holds the
+/// core attributes the adapter writes; see [`account_from_user_with`].
 pub fn account_from_user(v: &Value) -> std::result::Result<RemoteAccount, String> {
+    account_from_user_with(v, false)
+}
+
+/// A SCIM User as a [`RemoteAccount`], its synced attributes read as the adapter writes
+/// them: `enterprise` adds department and costCenter from the enterprise extension.
+pub fn account_from_user_with(
+    v: &Value,
+    enterprise: bool,
+) -> std::result::Result<RemoteAccount, String> {
+    let mut a = account_core(v)?;
+    let text = |x: Option<&Value>| match x {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    let name = v.get("name");
+    let attrs = &mut a.attributes;
+    attrs.insert("email".into(), a.email.clone().unwrap_or_default());
+    attrs.insert(
+        "givenName".into(),
+        text(name.and_then(|n| n.get("givenName"))),
+    );
+    attrs.insert(
+        "familyName".into(),
+        text(name.and_then(|n| n.get("familyName"))),
+    );
+    attrs.insert("displayName".into(), text(v.get("displayName")));
+    attrs.insert("title".into(), text(v.get("title")));
+    if enterprise {
+        let ext = v.get(SCHEMA_ENTERPRISE_USER);
+        for key in ["department", "costCenter"] {
+            attrs.insert(key.into(), text(ext.and_then(|e| e.get(key))));
+        }
+    }
+    Ok(a)
+}
+
+fn account_core(v: &Value) -> std::result::Result<RemoteAccount, String> {
     let external_id = id_of(v).ok_or("the user has no \"id\"")?;
     let login = v
         .get("userName")
@@ -662,7 +715,19 @@ pub fn account_from_user(v: &Value) -> std::result::Result<RemoteAccount, String
                     .filter(|s| !s.is_empty())
             })
             .map(str::to_string),
+        attributes: BTreeMap::new(),
     })
+}
+
+/// The `attributes` a user read asks for: the ones [`account_from_user_with`] reads.
+fn user_attributes(enterprise: bool) -> String {
+    let mut s = USER_ATTRIBUTES.to_string();
+    if enterprise {
+        for a in ENTERPRISE_ATTRIBUTES {
+            s.push_str(&format!(",{SCHEMA_ENTERPRISE_USER}:{a}"));
+        }
+    }
+    s
 }
 
 /// The primary email, else the work email, else the first one.
@@ -1110,8 +1175,14 @@ impl ScimAdapter {
     }
 
     fn page_size(&self, c: &Capabilities) -> u32 {
-        let cap = c.filter_max_results.unwrap_or(MAX_PAGE_SIZE);
-        self.settings.page_size.min(cap).max(1)
+        match self.settings.page_size {
+            Some(n) => n.min(c.filter_max_results.unwrap_or(MAX_PAGE_SIZE)),
+            None => c
+                .filter_max_results
+                .unwrap_or(DEFAULT_PAGE_SIZE)
+                .min(MAX_DEFAULT_PAGE_SIZE),
+        }
+        .max(1)
     }
 
     fn user_path(c: &Capabilities, id: &str) -> String {
@@ -1204,15 +1275,16 @@ impl ScimAdapter {
         ))
     }
 
-    fn account(&self, resp: &HttpResponse, v: &Value) -> AResult<RemoteAccount> {
-        account_from_user(v).map_err(|p| wrong_shape(&self.system, resp, "a SCIM User", &p))
+    fn account(&self, c: &Capabilities, resp: &HttpResponse, v: &Value) -> AResult<RemoteAccount> {
+        account_from_user_with(v, c.enterprise_user)
+            .map_err(|p| wrong_shape(&self.system, resp, "a SCIM User", &p))
     }
 
     async fn fetch_user(&self, c: &Capabilities, id: &str) -> AResult<Option<RemoteAccount>> {
         match self.http.send(get(&Self::user_path(c, id))).await {
             Ok(resp) => {
                 let obj = parse_object(&self.system, &resp, "a SCIM User")?;
-                Ok(Some(self.account(&resp, &Value::Object(obj))?))
+                Ok(Some(self.account(c, &resp, &Value::Object(obj))?))
             }
             Err(e) if e.class == ErrorClass::NotFound => Ok(None),
             Err(e) => Err(e),
@@ -1237,7 +1309,7 @@ impl ScimAdapter {
                 .join(" or ");
             let q = [
                 ("filter", f),
-                ("attributes", USER_ATTRIBUTES.to_string()),
+                ("attributes", user_attributes(c.enterprise_user)),
                 ("count", chunk.len().to_string()),
             ];
             match self
@@ -1248,7 +1320,7 @@ impl ScimAdapter {
                 Ok(resp) => {
                     let page = parse_list(&self.system, &resp, "a ListResponse of users")?;
                     for r in &page.resources {
-                        let a = self.account(&resp, r)?;
+                        let a = self.account(c, &resp, r)?;
                         found.insert(a.external_id.clone(), a);
                     }
                 }
@@ -1675,7 +1747,7 @@ impl Adapter for ScimAdapter {
                 });
         }
         let obj = parse_object(&self.system, &resp, "the created SCIM User")?;
-        self.account(&resp, &Value::Object(obj))
+        self.account(&c, &resp, &Value::Object(obj))
     }
 
     async fn update_account(
@@ -1709,7 +1781,7 @@ impl Adapter for ScimAdapter {
             let ops = update_ops(spec, c.enterprise_user);
             if let Some(obj) = self.patch(&path, ops).await.map_err(uniqueness)? {
                 // Some providers answer 200 with the resource; use it if it is one.
-                if let Ok(a) = account_from_user(&Value::Object(obj)) {
+                if let Ok(a) = account_from_user_with(&Value::Object(obj), c.enterprise_user) {
                     return Ok(a);
                 }
             }
@@ -1728,7 +1800,7 @@ impl Adapter for ScimAdapter {
             })
             .await
             .map_err(uniqueness)?;
-        account_from_user(&Value::Object(obj)).map_err(|p| {
+        account_from_user_with(&Value::Object(obj), c.enterprise_user).map_err(|p| {
             AdapterError::new(
                 ErrorClass::Permanent,
                 &self.system,
@@ -1767,14 +1839,14 @@ impl Adapter for ScimAdapter {
         if !scan_all {
             let q = [
                 ("filter", filter_eq("userName", login)),
-                ("attributes", USER_ATTRIBUTES.to_string()),
+                ("attributes", user_attributes(c.enterprise_user)),
             ];
             let path = with_query(&c.users_endpoint, &q);
             match self.http.send(get(&path)).await {
                 Ok(resp) => {
                     let page = parse_list(&self.system, &resp, "a ListResponse of users")?;
                     for r in &page.resources {
-                        found.push(self.account(&resp, r)?);
+                        found.push(self.account(&c, &resp, r)?);
                     }
                 }
                 Err(e) if filter_rejected(&e) => scan_all = true,
@@ -1782,7 +1854,7 @@ impl Adapter for ScimAdapter {
             }
         }
         if scan_all {
-            let q = [("attributes", USER_ATTRIBUTES.to_string())];
+            let q = [("attributes", user_attributes(c.enterprise_user))];
             let mut bad: Option<String> = None;
             self.scan(&c, &c.users_endpoint, &q, "a ListResponse of users", |u| {
                 // userName is case-insensitive (RFC 7643 §4.1.1).
@@ -1790,7 +1862,7 @@ impl Adapter for ScimAdapter {
                     .and_then(Value::as_str)
                     .is_some_and(|n| n.eq_ignore_ascii_case(login))
                 {
-                    match account_from_user(u) {
+                    match account_from_user_with(u, c.enterprise_user) {
                         Ok(a) => found.push(a),
                         Err(p) => bad = Some(p),
                     }
@@ -1917,7 +1989,7 @@ impl Adapter for ScimAdapter {
     async fn list_accounts(&self, cursor: Option<String>) -> AResult<Page<RemoteAccount>> {
         let c = self.capabilities().await?;
         let start = parse_cursor(&self.system, cursor.as_deref())?;
-        let q = [("attributes", USER_ATTRIBUTES.to_string())];
+        let q = [("attributes", user_attributes(c.enterprise_user))];
         let count = self.page_size(&c);
         let (items, next) = self
             .list_page(
@@ -1931,7 +2003,7 @@ impl Adapter for ScimAdapter {
             .await?;
         let mut accounts = Vec::with_capacity(items.len());
         for u in &items {
-            accounts.push(account_from_user(u).map_err(|p| {
+            accounts.push(account_from_user_with(u, c.enterprise_user).map_err(|p| {
                 AdapterError::new(
                     ErrorClass::Permanent,
                     &self.system,
@@ -1947,7 +2019,8 @@ impl Adapter for ScimAdapter {
 
     /// Members come from GET /Groups/{id} (`members` absent = empty), ordered by id; the
     /// cursor is the last member id returned, so members added or removed between pages do
-    /// not shift the pages. Each page reads its users with one `id eq` filter.
+    /// not shift the pages. A page holds as many members as a user listing page; its users
+    /// are read with `id eq .. or ..` filters of at most 50 ids (URLs stay short).
     async fn list_members(
         &self,
         target: &EntitlementTarget,
@@ -1975,13 +2048,59 @@ impl Adapter for ScimAdapter {
             .map(|(v, _)| v)
             .filter(|v| cursor.as_ref().is_none_or(|after| v > after))
             .collect();
-        let per_page = self.page_size(&c).min(MAX_IDS_PER_FILTER) as usize;
+        let per_page = self.page_size(&c) as usize;
         let page: Vec<String> = ids.iter().take(per_page).cloned().collect();
         let next = (ids.len() > page.len())
             .then(|| page.last().cloned())
             .flatten();
         let items = self.users_by_ids(&c, &page).await?;
         Ok(Page { items, next })
+    }
+
+    /// `GET /Groups?excludedAttributes=members` by startIndex, sorted where the provider
+    /// sorts (so groups created meanwhile land on the last page); the cursor is the next
+    /// startIndex. Names and ids are remembered for membership changes.
+    async fn list_entitlements(&self, cursor: Option<String>) -> AResult<Page<RemoteEntitlement>> {
+        let c = self.capabilities().await?;
+        let start = parse_cursor(&self.system, cursor.as_deref())?;
+        let q = [("excludedAttributes", "members".to_string())];
+        let count = self.page_size(&c);
+        let (items, next) = self
+            .list_page(
+                &c,
+                &c.groups_endpoint,
+                &q,
+                start,
+                count,
+                "a ListResponse of groups",
+            )
+            .await?;
+        let mut out = Vec::with_capacity(items.len());
+        for g in &items {
+            let (Some(id), Some(name)) = (id_of(g), g.get("displayName").and_then(Value::as_str))
+            else {
+                return Err(AdapterError::new(
+                    ErrorClass::Permanent,
+                    &self.system,
+                    format!(
+                        "groups page at startIndex {start}: a group without an id or a displayName"
+                    ),
+                ));
+            };
+            out.push(RemoteEntitlement {
+                kind: EntitlementKind::Group,
+                name: name.to_string(),
+                external_id: id,
+            });
+        }
+        self.groups.remember(
+            out.iter()
+                .map(|e| (e.name.as_str(), e.external_id.as_str())),
+        );
+        Ok(Page {
+            items: out,
+            next: next.map(|n| n.to_string()),
+        })
     }
 }
 
@@ -2521,7 +2640,7 @@ mod tests {
             "http://127.0.0.1:9/v2",
             "page_size = 10\nuse_patch = false\nsort_by = \"\"",
         );
-        assert_eq!(a.settings().page_size, 10);
+        assert_eq!(a.settings().page_size, Some(10));
         assert!(!a.settings().use_patch && a.settings().sort_by.is_none());
         let dbg = format!("{a:?}");
         assert!(!dbg.contains(TOKEN), "{dbg}");

@@ -300,6 +300,7 @@ mod tests {
             email: None,
             active: true,
             hris_id: hris.map(str::to_string),
+            attributes: Default::default(),
         }
     }
 

@@ -7,13 +7,33 @@
 //! memberships per group) and answers like a directory that stores the HR id: "already
 //! exists" on a duplicate login, NotFound for unknown accounts, Conflict for a membership
 //! already there. It counts creates per login, so a bench can assert nothing happened twice.
+//!
+//! For reconciliation it holds every synced attribute (`RemoteAccount::attributes`, all
+//! nine keys, "" where the spec had none; an update changes the ones its spec sets) and
+//! lists its groups (`list_entitlements`: every group ever added to or seeded with
+//! [`MemoryDirectory::add_group`]). Listings are one page unless
+//! [`MemoryDirectory::with_page_size`] sets a size; the cursor is the last id (or group
+//! name) of the previous page.
 
 use crate::adapters::{
     AResult, AccountSpec, Adapter, AdapterError, EntitlementTarget, ErrorClass, Identity, Page,
-    RemoteAccount, RemoteMembership,
+    RemoteAccount, RemoteEntitlement, RemoteMembership,
 };
 use async_trait::async_trait;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+/// Every key of `AccountSpec::synced_attributes`.
+const SYNCED_KEYS: [&str; 9] = [
+    "department",
+    "title",
+    "costCenter",
+    "location",
+    "manager",
+    "email",
+    "givenName",
+    "familyName",
+    "displayName",
+];
 use std::sync::Mutex;
 
 #[derive(Default)]
@@ -23,6 +43,8 @@ struct State {
     by_login: HashMap<String, String>,
     /// group name -> account ids
     members: HashMap<String, HashSet<String>>,
+    /// Every group there is (with or without members).
+    groups: BTreeSet<String>,
     creates: HashMap<String, u32>,
 }
 
@@ -30,6 +52,34 @@ struct State {
 pub struct MemoryDirectory {
     system: String,
     state: Mutex<State>,
+    page_size: Option<usize>,
+}
+
+fn account_id(a: &RemoteAccount) -> &str {
+    &a.external_id
+}
+
+fn group_name(e: &RemoteEntitlement) -> &str {
+    &e.name
+}
+
+/// One page of `items` (sorted by `key`) after the cursor, and the next cursor.
+fn page_of<T>(
+    mut items: Vec<T>,
+    key: impl Fn(&T) -> &str,
+    cursor: Option<&str>,
+    size: Option<usize>,
+) -> Page<T> {
+    items.sort_by(|a, b| key(a).cmp(key(b)));
+    if let Some(c) = cursor {
+        items.retain(|x| key(x) > c);
+    }
+    let Some(size) = size.filter(|n| *n < items.len()) else {
+        return Page { items, next: None };
+    };
+    items.truncate(size);
+    let next = items.last().map(|x| key(x).to_string());
+    Page { items, next }
 }
 
 impl MemoryDirectory {
@@ -37,7 +87,19 @@ impl MemoryDirectory {
         MemoryDirectory {
             system: system.to_string(),
             state: Mutex::new(State::default()),
+            page_size: None,
         }
+    }
+
+    /// Page every listing, `n` items at a time (at least 1).
+    pub fn with_page_size(mut self, n: usize) -> Self {
+        self.page_size = Some(n.max(1));
+        self
+    }
+
+    /// A group that exists without members (groups also come into being on a first add).
+    pub fn add_group(&self, name: &str) {
+        self.state().groups.insert(name.to_string());
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -98,12 +160,17 @@ impl Adapter for MemoryDirectory {
             ));
         }
         s.next_id += 1;
+        let mut attributes = spec.synced_attributes();
+        for k in SYNCED_KEYS {
+            attributes.entry(k.to_string()).or_default();
+        }
         let acc = RemoteAccount {
             external_id: format!("m{}", s.next_id),
             login: spec.login.clone(),
             email: Some(spec.email.clone()),
             active: true,
             hris_id: Some(spec.hris_id.clone()),
+            attributes,
         };
         s.by_login.insert(key, acc.external_id.clone());
         s.accounts.insert(acc.external_id.clone(), acc.clone());
@@ -121,6 +188,11 @@ impl Adapter for MemoryDirectory {
             .get_mut(external_id)
             .ok_or_else(|| self.not_found(external_id))?;
         acc.email = Some(spec.email.clone());
+        for (k, v) in spec.synced_attributes() {
+            if !v.is_empty() && acc.attributes.contains_key(&k) {
+                acc.attributes.insert(k, v);
+            }
+        }
         Ok(acc.clone())
     }
 
@@ -161,6 +233,7 @@ impl Adapter for MemoryDirectory {
         if !s.accounts.contains_key(account_id) {
             return Err(self.not_found(account_id));
         }
+        s.groups.insert(target.name.clone());
         let fresh = s
             .members
             .entry(target.name.clone())
@@ -210,28 +283,55 @@ impl Adapter for MemoryDirectory {
         Ok(out)
     }
 
-    async fn list_accounts(&self, _cursor: Option<String>) -> AResult<Page<RemoteAccount>> {
+    async fn list_accounts(&self, cursor: Option<String>) -> AResult<Page<RemoteAccount>> {
         let s = self.state();
-        let mut items: Vec<RemoteAccount> = s.accounts.values().cloned().collect();
-        items.sort_by(|a, b| a.external_id.cmp(&b.external_id));
-        Ok(Page { items, next: None })
+        let items: Vec<RemoteAccount> = s.accounts.values().cloned().collect();
+        Ok(page_of(
+            items,
+            account_id,
+            cursor.as_deref(),
+            self.page_size,
+        ))
     }
 
     async fn list_members(
         &self,
         target: &EntitlementTarget,
-        _cursor: Option<String>,
+        cursor: Option<String>,
     ) -> AResult<Page<RemoteAccount>> {
         let s = self.state();
-        let mut items: Vec<RemoteAccount> = s
+        let items: Vec<RemoteAccount> = s
             .members
             .get(&target.name)
             .into_iter()
             .flatten()
             .filter_map(|id| s.accounts.get(id).cloned())
             .collect();
-        items.sort_by(|a, b| a.external_id.cmp(&b.external_id));
-        Ok(Page { items, next: None })
+        Ok(page_of(
+            items,
+            account_id,
+            cursor.as_deref(),
+            self.page_size,
+        ))
+    }
+
+    async fn list_entitlements(&self, cursor: Option<String>) -> AResult<Page<RemoteEntitlement>> {
+        let items: Vec<RemoteEntitlement> = self
+            .state()
+            .groups
+            .iter()
+            .map(|g| RemoteEntitlement {
+                kind: crate::model::EntitlementKind::Group,
+                name: g.clone(),
+                external_id: g.clone(),
+            })
+            .collect();
+        Ok(page_of(
+            items,
+            group_name,
+            cursor.as_deref(),
+            self.page_size,
+        ))
     }
 }
 
@@ -272,5 +372,60 @@ mod tests {
             d.add_membership("nobody", &g).await.unwrap_err().class,
             ErrorClass::NotFound
         );
+    }
+
+    #[tokio::test]
+    async fn holds_attributes_and_pages_every_listing() {
+        let d = MemoryDirectory::new("m").with_page_size(2);
+        let mut p = Person::new("E1", "Ada", "Lovelace", "ada@x.io");
+        p.department = "Engineering".into();
+        p.title = "Engineer".into();
+        let spec = AccountSpec::for_person(&p, SystemKind::Scim, "ada@x.io");
+        let a = d.create_account(&spec).await.unwrap();
+        assert_eq!(a.attributes["department"], "Engineering");
+        assert_eq!(a.attributes["title"], "Engineer");
+        assert_eq!(a.attributes["location"], "", "held, and empty");
+        assert_eq!(a.attributes.len(), SYNCED_KEYS.len());
+        let mut moved = spec.clone();
+        moved
+            .attributes
+            .insert("department".into(), "Research".into());
+        d.update_account(&a.external_id, &moved).await.unwrap();
+        let got = d.get_account(&a.external_id).await.unwrap().unwrap();
+        assert_eq!(got.attributes["department"], "Research");
+
+        for i in 0..4 {
+            let p = Person::new(&format!("E{}", i + 2), "P", "Q", &format!("p{i}@x.io"));
+            let s = AccountSpec::for_person(&p, SystemKind::Scim, &format!("p{i}@x.io"));
+            d.create_account(&s).await.unwrap();
+        }
+        for g in ["a", "b", "c", "d", "e"] {
+            d.add_group(g);
+        }
+        let ent = |name: &str| EntitlementTarget {
+            kind: EntitlementKind::Group,
+            name: name.into(),
+            external_id: name.into(),
+        };
+        d.add_membership(&a.external_id, &ent("c")).await.unwrap();
+        d.add_membership(&a.external_id, &ent("f")).await.unwrap();
+        let groups = crate::adapters::collect_all(|c| d.list_entitlements(c), 0)
+            .await
+            .unwrap();
+        let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c", "d", "e", "f"]);
+        let first = d.list_entitlements(None).await.unwrap();
+        assert_eq!(first.items.len(), 2);
+        assert_eq!(first.next.as_deref(), Some("b"));
+        let accounts = crate::adapters::collect_all(|c| d.list_accounts(c), 0)
+            .await
+            .unwrap();
+        assert_eq!(accounts.len(), 5);
+        let c_group = ent("c");
+        let members = crate::adapters::collect_all(|c| d.list_members(&c_group, c), 0)
+            .await
+            .unwrap();
+        assert_eq!(members.len(), 1);
+        assert_eq!(members[0].attributes["department"], "Research");
     }
 }
