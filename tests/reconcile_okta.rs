@@ -94,13 +94,23 @@ fn summary(f: &[FindingRow]) -> Vec<Seen> {
 }
 
 async fn okta_put(base: &str, path: &str, method: reqwest::Method) {
-    let r = reqwest::Client::new()
+    okta_call(base, path, method, None).await
+}
+
+async fn okta_call(
+    base: &str,
+    path: &str,
+    method: reqwest::Method,
+    body: Option<serde_json::Value>,
+) {
+    let mut req = reqwest::Client::new()
         .request(method, format!("{base}{path}"))
         .header("Authorization", format!("SSWS {TOKEN}"))
-        .header("Accept", "application/json")
-        .send()
-        .await
-        .unwrap();
+        .header("Accept", "application/json");
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
     assert!(r.status().is_success(), "{path}: {}", r.status());
 }
 
@@ -150,6 +160,24 @@ async fn drift_made_behind_our_back_is_found_planned_and_enforced() {
     )
     .await;
     okta.seed_user("stray@example.com", "Stray", "Account");
+    // E002's department edited in Okta; E001 put in a group the catalogue does not list.
+    okta_call(
+        &base,
+        &format!("/api/v1/users/{}", uid("f2@example.com")),
+        reqwest::Method::POST,
+        Some(serde_json::json!({"profile": {"department": "Finance"}})),
+    )
+    .await;
+    let contractors = okta.seed_group("contractors");
+    okta_put(
+        &base,
+        &format!(
+            "/api/v1/groups/{contractors}/users/{}",
+            uid("f1@example.com")
+        ),
+        reqwest::Method::PUT,
+    )
+    .await;
     {
         let mut leaver = person(3);
         leaver.status = EmploymentStatus::Terminated;
@@ -183,10 +211,22 @@ async fn drift_made_behind_our_back_is_found_planned_and_enforced() {
             None,
         ),
         (
+            "unmanaged".into(),
+            Some("E001".into()),
+            Some("f1@example.com".into()),
+            Some("okta:group:contractors".into()),
+        ),
+        (
             "missing".into(),
             Some("E000".into()),
             Some("f0@example.com".into()),
             Some("okta:group:engineering".into()),
+        ),
+        (
+            "attribute_drift".into(),
+            Some("E002".into()),
+            Some("f2@example.com".into()),
+            None,
         ),
     ];
     assert_eq!(got, want, "{f:#?}");
@@ -205,12 +245,24 @@ async fn drift_made_behind_our_back_is_found_planned_and_enforced() {
         .collect();
     assert_eq!(
         enforced,
-        vec!["leaver_with_access", "excess", "missing"],
+        vec!["leaver_with_access", "excess", "missing", "attribute_drift"],
         "{out:#?}"
     );
-    assert!(out.iter().all(
-        |o| o.status == "enforced" || o.note.as_deref().unwrap_or("").contains("account link")
-    ));
+    let drift = f.iter().find(|f| f.class == "attribute_drift").unwrap();
+    assert!(
+        drift
+            .detail
+            .contains("department: target \"Finance\", HR \"Engineering\""),
+        "{drift:?}"
+    );
+    // Orphans and unmanaged access are refused, each saying what to do instead.
+    for o in out.iter().filter(|o| o.status != "enforced") {
+        let note = o.note.as_deref().unwrap_or("");
+        assert!(
+            note.contains("account link") || note.contains("never changes it"),
+            "{o:?}"
+        );
+    }
     let s = run.engine(fast()).run_until_idle(None).await.unwrap();
     assert_eq!(s.failed, 0, "{s:?}");
 
@@ -222,6 +274,10 @@ async fn drift_made_behind_our_back_is_found_planned_and_enforced() {
         okta.user_by_login("f3@example.com").unwrap().status,
         "ACTIVE"
     );
+    let e2 = okta.user_by_login("f2@example.com").unwrap();
+    assert_eq!(e2.profile["department"], "Engineering", "{e2:?}");
+    // Unmanaged access is never touched.
+    assert!(members("contractors").contains(&uid("f1@example.com")));
     let (_, f) = reconcile(&run).await;
     assert_eq!(
         summary(&f),
@@ -233,6 +289,12 @@ async fn drift_made_behind_our_back_is_found_planned_and_enforced() {
                 Some("stray@example.com".into()),
                 None
             ),
+            (
+                "unmanaged".into(),
+                Some("E001".into()),
+                Some("f1@example.com".into()),
+                Some("okta:group:contractors".into()),
+            ),
         ],
         "{f:#?}"
     );
@@ -241,10 +303,17 @@ async fn drift_made_behind_our_back_is_found_planned_and_enforced() {
     // later runs until the exception expires.
     {
         let mut s = run.store.lock().unwrap();
-        findings::accept(&mut s, &f[1..], "break-glass account", "2099-12-31", "test").unwrap();
+        findings::accept(
+            &mut s,
+            &f[1..2],
+            "break-glass account",
+            "2099-12-31",
+            "test",
+        )
+        .unwrap();
     }
     let (run_id, f) = reconcile(&run).await;
-    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f.len(), 2, "{f:#?}");
     let all = run
         .store
         .lock()

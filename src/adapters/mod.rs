@@ -206,14 +206,6 @@ pub struct RemoteMembership {
     pub external_id: String,
 }
 
-/// A group (or other entitlement) as the target lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RemoteEntitlement {
-    pub kind: crate::model::EntitlementKind,
-    pub name: String,
-    pub external_id: String,
-}
-
 /// One page of a listing. `next` is an opaque cursor: pass it back to get the next page,
 /// or to resume from this point after a failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,13 +260,6 @@ pub trait Adapter: Send + Sync {
 
     /// One page of all accounts (reconciliation).
     async fn list_accounts(&self, cursor: Option<String>) -> AResult<Page<RemoteAccount>>;
-    /// One page of every group the target has, catalogued or not (reconciliation).
-    async fn list_entitlements(&self, _cursor: Option<String>) -> AResult<Page<RemoteEntitlement>> {
-        Err(AdapterError::unsupported(
-            self.system(),
-            "list entitlements",
-        ))
-    }
     /// One page of the members of one entitlement (reconciliation).
     async fn list_members(
         &self,

@@ -68,7 +68,7 @@ fn observed(a: &RemoteAccount, late: bool) -> ObservedAccount {
         email: a.email.clone(),
         active: a.active,
         hris_id: a.hris_id.clone(),
-        attributes: Default::default(), // MERGE: a.attributes.clone()
+        attributes: a.attributes.clone(),
         late,
     }
 }
