@@ -5,15 +5,16 @@
 
 #[path = "common/engine.rs"]
 mod engine;
+#[path = "common/reconcile.rs"]
+mod reconcile;
 
 use accessdesk::engine::findings;
-use accessdesk::engine::observe::observe_system;
-use accessdesk::engine::reconcile::reconcile_run;
 use accessdesk::model::EmploymentStatus;
 use accessdesk::sim::SimServer;
 use accessdesk::sim::okta::{ADMIN_LOGIN, OktaHandle, OktaSimOptions, spawn};
-use accessdesk::store::reconcile::{FindingFilter, FindingRow};
+use accessdesk::store::reconcile::FindingFilter;
 use engine::{Entry, Run, fast, person};
+use reconcile::summary;
 use std::time::Duration;
 
 const TOKEN: &str = "00sim-reconcile-token";
@@ -47,50 +48,6 @@ kind = "group"
 name = "admins"
 risk = "privileged"
 "#
-}
-
-/// Observe okta in a new run and reconcile it; the open findings, in listing order.
-async fn reconcile(run: &Run) -> (i64, Vec<FindingRow>) {
-    let engine = run.engine(fast());
-    let adapter = engine.adapter("okta").unwrap().clone();
-    let entry = run.cfg.catalog.systems["okta"].clone();
-    let id = run
-        .store
-        .lock()
-        .unwrap()
-        .write(|tx| tx.start_run(None, &["okta".to_string()], "test"))
-        .unwrap();
-    let read = observe_system(&run.store, &adapter, &entry, id, &|_| {})
-        .await
-        .unwrap();
-    assert!(read.complete, "{read:?}");
-    let mut s = run.store.lock().unwrap();
-    s.write(|tx| tx.finish_run(id, "test")).unwrap();
-    reconcile_run(&mut s, &run.cfg.catalog, id, "test").unwrap();
-    let f = s
-        .findings(&FindingFilter {
-            run: Some(id),
-            open_only: true,
-            ..Default::default()
-        })
-        .unwrap();
-    (id, f)
-}
-
-/// (class, person, account, entitlement)
-type Seen = (String, Option<String>, Option<String>, Option<String>);
-
-fn summary(f: &[FindingRow]) -> Vec<Seen> {
-    f.iter()
-        .map(|f| {
-            (
-                f.class.clone(),
-                f.person.clone(),
-                f.account.clone(),
-                f.entitlement.clone(),
-            )
-        })
-        .collect()
 }
 
 async fn okta_put(base: &str, path: &str, method: reqwest::Method) {
@@ -127,7 +84,7 @@ async fn drift_made_behind_our_back_is_found_planned_and_enforced() {
     assert_eq!(s.failed, 0, "{s:?}");
 
     // Right after provisioning, only the API's own admin user is nobody's.
-    let (_, f) = reconcile(&run).await;
+    let (_, f) = reconcile::reconcile(&run, "okta").await;
     assert_eq!(
         summary(&f),
         vec![("orphan".into(), None, Some(ADMIN_LOGIN.into()), None)],
@@ -188,7 +145,7 @@ async fn drift_made_behind_our_back_is_found_planned_and_enforced() {
             .unwrap();
     }
 
-    let (_, f) = reconcile(&run).await;
+    let (_, f) = reconcile::reconcile(&run, "okta").await;
     let got = summary(&f);
     let want = vec![
         (
@@ -278,7 +235,7 @@ async fn drift_made_behind_our_back_is_found_planned_and_enforced() {
     assert_eq!(e2.profile["department"], "Engineering", "{e2:?}");
     // Unmanaged access is never touched.
     assert!(members("contractors").contains(&uid("f1@example.com")));
-    let (_, f) = reconcile(&run).await;
+    let (_, f) = reconcile::reconcile(&run, "okta").await;
     assert_eq!(
         summary(&f),
         vec![
@@ -312,7 +269,7 @@ async fn drift_made_behind_our_back_is_found_planned_and_enforced() {
         )
         .unwrap();
     }
-    let (run_id, f) = reconcile(&run).await;
+    let (run_id, f) = reconcile::reconcile(&run, "okta").await;
     assert_eq!(f.len(), 2, "{f:#?}");
     let all = run
         .store

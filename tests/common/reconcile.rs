@@ -1,0 +1,61 @@
+//! Shared by the reconciliation tests: observe one system in a new run through the
+//! engine's adapter, reconcile it, and read its open findings.
+
+use crate::engine::{Run, fast};
+use accessdesk::engine::observe::observe_system;
+use accessdesk::engine::reconcile::reconcile_run;
+use accessdesk::store::reconcile::{FindingFilter, FindingRow};
+
+/// Observe `system` in a new run and reconcile it; the open findings, in listing order.
+pub async fn reconcile(run: &Run, system: &str) -> (i64, Vec<FindingRow>) {
+    let engine = run.engine(fast());
+    let adapter = engine.adapter(system).unwrap().clone();
+    let entry = run.cfg.catalog.systems[system].clone();
+    let id = run
+        .store
+        .lock()
+        .unwrap()
+        .write(|tx| tx.start_run(None, &[system.to_string()], "test"))
+        .unwrap();
+    let read = observe_system(&run.store, &adapter, &entry, id, &|_| {})
+        .await
+        .unwrap();
+    assert!(read.complete, "{read:?}");
+    let mut s = run.store.lock().unwrap();
+    s.write(|tx| tx.finish_run(id, "test")).unwrap();
+    reconcile_run(&mut s, &run.cfg.catalog, id, "test").unwrap();
+    let f = s
+        .findings(&FindingFilter {
+            run: Some(id),
+            open_only: true,
+            ..Default::default()
+        })
+        .unwrap();
+    (id, f)
+}
+
+/// (class, person, account, entitlement)
+pub type Seen = (String, Option<String>, Option<String>, Option<String>);
+
+pub fn summary(f: &[FindingRow]) -> Vec<Seen> {
+    f.iter()
+        .map(|f| {
+            (
+                f.class.clone(),
+                f.person.clone(),
+                f.account.clone(),
+                f.entitlement.clone(),
+            )
+        })
+        .collect()
+}
+
+/// A finding as `summary` shows it.
+pub fn seen(class: &str, person: Option<&str>, account: Option<&str>, ent: Option<&str>) -> Seen {
+    (
+        class.to_string(),
+        person.map(str::to_string),
+        account.map(str::to_string),
+        ent.map(str::to_string),
+    )
+}
