@@ -51,6 +51,7 @@ pub fn summary(f: &[FindingRow]) -> Vec<Seen> {
 }
 
 /// A finding as `summary` shows it.
+#[allow(dead_code)] // not every test that shares this file uses it
 pub fn seen(class: &str, person: Option<&str>, account: Option<&str>, ent: Option<&str>) -> Seen {
     (
         class.to_string(),
