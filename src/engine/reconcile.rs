@@ -122,7 +122,8 @@ fn finding(
     NewFinding {
         class: class.as_str(),
         severity: sev.as_str(),
-        rank: if leaver { 0 } else { 10 } + sev as i64,
+        // Leavers first; then by severity; then by class (the order of `Class`).
+        rank: if leaver { 0 } else { 100 } + 10 * sev as i64 + class as i64,
         system: system.to_string(),
         person: person.map(str::to_string),
         account: acct.map(|a| a.login.clone()),

@@ -81,7 +81,7 @@ pub struct FindingRow {
 pub struct NewFinding {
     pub class: &'static str,
     pub severity: &'static str,
-    /// Sort order: leavers first, then by severity.
+    /// Sort order: leavers first, then by severity, then by class.
     pub rank: i64,
     pub system: String,
     pub person: Option<String>,
