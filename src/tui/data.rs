@@ -79,6 +79,10 @@ pub struct SystemRow {
     /// ...and the time they span: from the first of them to the snapshot (at most a minute).
     pub measured_over: Duration,
     pub last_sync: Option<String>,
+    /// When the system was last read in full (reconciliation), if ever.
+    pub last_observed: Option<String>,
+    /// Open findings of that read.
+    pub open_findings: u64,
     pub auth: AuthState,
     pub rate: Option<LimiterSnapshot>,
     /// Why the mass-change guard holds this system's changes, if it does.
@@ -639,7 +643,10 @@ impl Loader {
                 )
                 .optional()?
                 .flatten();
+            let (last_observed, open_findings) = observed_state(conn, name)?;
             rows.push(SystemRow {
+                last_observed,
+                open_findings,
                 name: name.clone(),
                 kind: entry.system.kind.to_string(),
                 counts: per.get(name).copied().unwrap_or_default(),
@@ -1028,6 +1035,27 @@ fn windows(
         done_minute.insert(system, (n.max(0) as u64, over));
     }
     Ok((failed_hour, done_minute))
+}
+
+/// When `system` was last read in full, and how many findings of that read are open.
+fn observed_state(conn: &rusqlite::Connection, system: &str) -> Result<(Option<String>, u64)> {
+    let last: Option<(i64, Option<String>)> = conn
+        .query_row(
+            "SELECT run_id, observed_at FROM observe_systems WHERE system = ?1 AND status = 'complete'
+             ORDER BY run_id DESC LIMIT 1",
+            [system],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((run, at)) = last else {
+        return Ok((None, 0));
+    };
+    let open: i64 = conn.query_row(
+        "SELECT count(*) FROM findings WHERE run_id = ?1 AND system = ?2 AND status = 'open'",
+        rusqlite::params![run, system],
+        |r| r.get(0),
+    )?;
+    Ok((at, open.max(0) as u64))
 }
 
 fn held_reasons(conn: &rusqlite::Connection) -> Result<HashMap<String, String>> {

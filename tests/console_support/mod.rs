@@ -106,6 +106,8 @@ fn system(name: &str, kind: &str, counts: [u64; 9], rate: Option<LimiterSnapshot
         succeeded_last_minute: 30,
         measured_over: Duration::from_secs(60),
         last_sync: Some(ts(120)),
+        last_observed: Some(ts(300)),
+        open_findings: 2,
         auth: AuthState::Ok,
         rate,
         held: None,

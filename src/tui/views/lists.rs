@@ -140,11 +140,18 @@ pub fn overview(f: &mut Frame, s: &AppState, area: Rect, hits: &mut HitMap) {
             ]);
             if wide {
                 cells.push(Line::from(
-                    r.last_sync
+                    r.last_observed
                         .as_deref()
                         .map(|l| age(s, l))
                         .unwrap_or_else(|| "never".into()),
                 ));
+                cells.push(Line::from(if r.open_findings > 0 {
+                    Span::styled(r.open_findings.to_string(), t.style(Role::AlertError))
+                } else if r.last_observed.is_some() {
+                    Span::styled("0", t.style(Role::Muted))
+                } else {
+                    Span::styled("—", t.style(Role::Muted))
+                }));
             }
             cells.push(Line::from(state));
             (cells, row_style(s, start + i == c.index, false, false))
@@ -162,7 +169,8 @@ pub fn overview(f: &mut Frame, s: &AppState, area: Rect, hits: &mut HitMap) {
         col("ETA"),
     ]);
     if wide {
-        cols.push(col("Synced"));
+        cols.push(col("Observed"));
+        cols.push(col("Findings"));
     }
     cols.push(col("Guard"));
     let table = columns::table(s, table_area, &cols, rows).block(block(
