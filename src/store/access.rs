@@ -237,6 +237,16 @@ fn account_for(
 }
 
 impl Store {
+    /// A person's actual memberships with where each came from: `observed` (read from
+    /// the target) or `recorded` (an operation that succeeded), and when.
+    pub fn actual_for(&self, person_id: &str) -> Result<Vec<(String, String, String)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT entitlement, source, observed_at FROM observed_access WHERE person_id = ?1 ORDER BY entitlement",
+        )?;
+        let rows = stmt.query_map([person_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     pub fn observed_for(&self, person_id: &str) -> Result<Vec<String>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT entitlement FROM observed_access WHERE person_id = ?1 ORDER BY entitlement",

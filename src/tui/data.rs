@@ -283,6 +283,8 @@ impl CellState {
 pub struct Matrix {
     pub person: PersonRow,
     pub systems: Vec<String>,
+    /// When each system was last read in full (None: never observed).
+    pub observed: Vec<Option<String>>,
     pub rows: Vec<MatrixRow>,
 }
 
@@ -291,6 +293,9 @@ pub struct MatrixRow {
     /// `account`, or `kind:name`.
     pub label: String,
     pub cells: Vec<Option<CellState>>,
+    /// Per cell: the actual side is only accessdesk's record of an operation, not yet
+    /// confirmed by reading the system.
+    pub recorded: Vec<bool>,
 }
 
 impl Matrix {
@@ -798,15 +803,45 @@ impl Loader {
             .into_iter()
             .map(|g| g.entitlement.to_string())
             .collect();
-        let observed: HashSet<String> = self.store.observed_for(id)?.into_iter().collect();
+        let systems: Vec<String> = self.catalog.systems.keys().cloned().collect();
+        // When each system was last read in full: what is newer than that (or anything,
+        // where it never was) is only our record.
+        let mut last_read: HashMap<String, String> = HashMap::new();
+        for s in &systems {
+            if let (Some(at), _) = observed_state(self.store.conn(), s)? {
+                last_read.insert(s.clone(), at);
+            }
+        }
+        let only_recorded = |system: &str, source: &str, at: &str| -> bool {
+            source == "recorded" && last_read.get(system).is_none_or(|read| at > read.as_str())
+        };
+        let mut recorded: HashSet<(String, Option<String>)> = HashSet::new();
+        let mut observed: HashSet<String> = HashSet::new();
+        for (e, source, at) in self.store.actual_for(id)? {
+            let sys = e.split(':').next().unwrap_or("").to_string();
+            if only_recorded(&sys, &source, &at) {
+                recorded.insert((sys, Some(e.clone())));
+            }
+            observed.insert(e);
+        }
         let mut accounts: HashMap<String, bool> = HashMap::new();
         {
-            let mut stmt = self
-                .store
-                .conn()
-                .prepare_cached("SELECT system, active FROM accounts WHERE person_id = ?1")?;
-            for r in stmt.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))? {
-                let (s, a) = r?;
+            let mut stmt = self.store.conn().prepare_cached(
+                "SELECT system, active, source, COALESCE(observed_at, '') FROM accounts WHERE person_id = ?1",
+            )?;
+            let rows = stmt.query_map([id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, bool>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?;
+            for r in rows {
+                let (s, a, source, at) = r?;
+                if only_recorded(&s, &source, &at) {
+                    recorded.insert((s.clone(), None));
+                }
                 accounts.insert(s, a);
             }
         }
@@ -818,7 +853,6 @@ impl Loader {
                 .entry((o.system.clone(), o.entitlement.clone()))
                 .or_insert(o.status);
         }
-        let systems: Vec<String> = self.catalog.systems.keys().cloned().collect();
         let mut labels: Vec<String> = intended
             .iter()
             .chain(observed.iter())
@@ -851,12 +885,29 @@ impl Loader {
                         }
                     })
                     .collect();
-                MatrixRow { label, cells }
+                let recorded = systems
+                    .iter()
+                    .map(|sys| {
+                        let key = if label == "account" {
+                            (sys.clone(), None)
+                        } else {
+                            (sys.clone(), Some(format!("{sys}:{label}")))
+                        };
+                        recorded.contains(&key)
+                    })
+                    .collect();
+                MatrixRow {
+                    label,
+                    cells,
+                    recorded,
+                }
             })
             .collect();
+        let observed = systems.iter().map(|s| last_read.get(s).cloned()).collect();
         Ok(Some(Matrix {
             person: row,
             systems,
+            observed,
             rows,
         }))
     }

@@ -370,30 +370,37 @@ pub fn matrix() -> Matrix {
     Matrix {
         person: person("E001", "Ada Lovelace", "Engineering", "active"),
         systems: vec!["aws".into(), "okta".into(), "zoom".into()],
+        observed: vec![Some(ts(300)), Some(ts(300)), None],
         rows: vec![
             MatrixRow {
                 label: "account".into(),
                 cells: vec![Some(InSync), Some(InSync), Some(Failed)],
+                recorded: vec![false, false, true],
             },
             MatrixRow {
                 label: "group:billing".into(),
                 cells: vec![Some(AwaitingApproval), None, None],
+                recorded: vec![false, false, true],
             },
             MatrixRow {
                 label: "group:engineering".into(),
                 cells: vec![None, Some(InSync), Some(Blocked)],
+                recorded: vec![false, false, true],
             },
             MatrixRow {
                 label: "group:finance".into(),
                 cells: vec![None, Some(Excess), None],
+                recorded: vec![false, false, true],
             },
             MatrixRow {
                 label: "group:oncall".into(),
                 cells: vec![None, Some(Queued), Some(Missing)],
+                recorded: vec![false, false, true],
             },
             MatrixRow {
                 label: "group:readers".into(),
                 cells: vec![Some(Running), None, None],
+                recorded: vec![false, false, true],
             },
         ],
     }

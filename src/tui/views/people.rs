@@ -117,7 +117,7 @@ fn matrix(
     let inner = b.inner(area);
     f.render_widget(b, area);
     let [head, grid, legend] = Layout::vertical([
-        Constraint::Length(2),
+        Constraint::Length(3),
         Constraint::Min(1),
         Constraint::Length(1),
     ])
@@ -136,6 +136,23 @@ fn matrix(
                     ),
                     None => format!("{} · {} · {}", p.department, p.title, p.status),
                 },
+                t.style(Role::Muted),
+            ),
+            Line::styled(
+                format!(
+                    "observed: {}",
+                    m.systems
+                        .iter()
+                        .zip(&m.observed)
+                        .map(|(sys, at)| format!(
+                            "{sys} {}",
+                            at.as_deref()
+                                .map(|a| age(s, a))
+                                .unwrap_or_else(|| "never".into())
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(" · ")
+                ),
                 t.style(Role::Muted),
             ),
         ]),
@@ -171,8 +188,12 @@ fn matrix(
             let mut cells = vec![Line::styled(r.label.clone(), t.style(Role::Base))];
             for (ci, cell) in r.cells.iter().enumerate() {
                 let selected = cursor == Some((ri, ci));
+                let recorded = r.recorded.get(ci).copied().unwrap_or(false);
                 let (text, style) = match cell {
-                    Some(c) => (format!(" {} ", c.symbol()), t.style(cell_role(*c))),
+                    Some(c) => (
+                        format!(" {}{}", c.symbol(), if recorded { "*" } else { " " }),
+                        t.style(cell_role(*c)),
+                    ),
                     None => (" · ".to_string(), t.style(Role::Muted)),
                 };
                 let style = if selected {
@@ -200,6 +221,7 @@ fn matrix(
             t.style(Role::Muted),
         ));
     }
+    spans.push(Span::styled("* not yet observed", t.style(Role::Muted)));
     f.render_widget(Paragraph::new(Line::from(spans)), legend);
 }
 
