@@ -120,6 +120,18 @@ async fn identitystore_contract_as_far_as_moto_goes() {
     contract::identitystore_contract(&MotoTarget::start().await).await;
 }
 
+/// moto answers ListGroups in one page whatever MaxItems says, so IAM's group paging is
+/// proven against the simulator (tests/sim_aws.rs); here, every group once.
+#[tokio::test]
+async fn iam_reconciliation_reads() {
+    contract::iam_reconciliation_reads(&MotoTarget::start().await, false).await;
+}
+
+#[tokio::test]
+async fn identitystore_reconciliation_reads() {
+    contract::identitystore_reconciliation_reads(&MotoTarget::start().await).await;
+}
+
 #[tokio::test]
 async fn operations_through_the_fault_proxy_converge_without_duplicates() {
     contract::faults_converge(&MotoTarget::start().await, true).await;

@@ -234,6 +234,7 @@ impl Recorder {
 
 /// The spec operation a recorded request belongs to.
 fn operation(method: &str, path: &str) -> String {
+    let full = path;
     let path = path.split('?').next().unwrap_or("");
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let template = match segs.as_slice() {
@@ -250,6 +251,14 @@ fn operation(method: &str, path: &str) -> String {
         }
         _ => path.to_string(),
     };
+    // A paged listing of groups (a `next` link followed) counts as its own operation.
+    let paged = template == "/api/v1/groups"
+        && full
+            .split_once('?')
+            .is_some_and(|(_, q)| q.split('&').any(|p| p.starts_with("after=")));
+    if paged {
+        return format!("{method} {template}?after");
+    }
     format!("{method} {template}")
 }
 
@@ -392,6 +401,51 @@ async fn ssws_contract(base: &str, sim: &OktaHandle) {
         .await
         .expect("members");
     assert_eq!(members.len(), 3);
+    assert!(
+        members
+            .iter()
+            .all(|m| m.hris_id.is_some() && m.attributes.contains_key("department")),
+        "{members:?}"
+    );
+
+    // Reconciliation's group listing: GET /api/v1/groups with limit and Link paging (2 a
+    // page here: engineering, sales, three more, Everyone and an app group over 4 pages).
+    for name in ["finance", "legal", "support"] {
+        seed_group(base, name).await;
+    }
+    sim.seed_app_group("imported");
+    let groups = collect_all(|c| a.list_entitlements(c), 2)
+        .await
+        .expect("groups");
+    let names: BTreeSet<String> = groups.iter().map(|g| g.name.clone()).collect();
+    assert_eq!(names.len(), groups.len(), "no group twice");
+    assert_eq!(
+        names,
+        ["engineering", "finance", "legal", "sales", "support"]
+            .map(String::from)
+            .into(),
+        "OKTA_GROUP groups only"
+    );
+    // Without page_size, each listing asks for its endpoint's largest page (limit 10000,
+    // 1000, 200): values the description allows.
+    let wide = adapter_with(base, SSWS_TOKEN, &[], |_| {});
+    assert_eq!(
+        wide.list_entitlements(None)
+            .await
+            .expect("groups")
+            .items
+            .len(),
+        5
+    );
+    assert_eq!(
+        wide.list_members(&engineering, None)
+            .await
+            .expect("members")
+            .items
+            .len(),
+        3
+    );
+    wide.list_accounts(None).await.expect("users");
     a.remove_membership(&ids[1], &group("engineering"))
         .await
         .expect("remove");
@@ -688,6 +742,7 @@ fn okta_adapter_conforms_to_the_official_spec_through_prism() {
             "POST /api/v1/users/{id}/lifecycle/suspend",
             "POST /api/v1/users/{id}/lifecycle/unsuspend",
             "GET /api/v1/groups",
+            "GET /api/v1/groups?after",
             "POST /api/v1/groups",
             "GET /api/v1/groups/{groupId}/users",
             "PUT /api/v1/groups/{groupId}/users/{userId}",

@@ -79,7 +79,10 @@ async fn authenticate_reports_what_the_provider_supports_and_how_the_adapter_ada
     let d = &id.details;
     assert_eq!(d["writes"], "PATCH");
     assert_eq!(d["lookups"], "filter");
-    assert_eq!(d["page_size"], "100");
+    assert_eq!(
+        d["page_size"], "1000",
+        "without page_size a listing asks for the advertised maxResults"
+    );
     assert_eq!(d["listing_order"], "sortBy=meta.created");
     assert_eq!(d["enterprise_extension"], "yes");
     assert_eq!(d["auth_schemes"], "oauthbearertoken");
@@ -186,6 +189,21 @@ async fn listings_page_through_25_accounts_10_at_a_time() {
         server.requests()
     );
     eprintln!("paging (10): {:?}", t.elapsed());
+}
+
+#[tokio::test]
+async fn reconciliation_reads_groups_accounts_and_members_with_their_attributes() {
+    let t = Instant::now();
+    let server = ScimServer::start().await;
+    contract::reconciliation_reads(&server, &adapter(&server, "page_size = 2")).await;
+    let server = ScimServer::start_with(Some(minimal_config())).await;
+    contract::reconciliation_reads(&server, &adapter(&server, "page_size = 2")).await;
+    assert!(
+        !server.log().contains("\" 501 "),
+        "nothing the provider does not support was tried:\n{}",
+        server.log()
+    );
+    eprintln!("reconciliation reads: {:?}", t.elapsed());
 }
 
 #[tokio::test]

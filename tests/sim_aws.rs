@@ -79,6 +79,16 @@ async fn contract_identitystore() {
 }
 
 #[tokio::test]
+async fn contract_iam_reconciliation_reads() {
+    contract::iam_reconciliation_reads(&sim().await, true).await;
+}
+
+#[tokio::test]
+async fn contract_identitystore_reconciliation_reads() {
+    contract::identitystore_reconciliation_reads(&sim().await).await;
+}
+
+#[tokio::test]
 async fn contract_throttling() {
     contract::throttling(&sim().await).await;
 }

@@ -149,6 +149,20 @@ async fn contract_paging_10_at_a_time_and_at_max_results() {
 }
 
 #[tokio::test]
+async fn contract_reconciliation_reads_with_filters() {
+    let sim = full().await;
+    contract::reconciliation_reads(&sim, &adapter(&sim, "page_size = 2")).await;
+}
+
+#[tokio::test]
+async fn contract_reconciliation_reads_without_filter_or_patch() {
+    let sim = minimal().await;
+    contract::reconciliation_reads(&sim, &adapter(&sim, "page_size = 2")).await;
+    let (methods, filtered) = contract::methods_seen(&sim);
+    assert!(!methods.contains("PATCH") && !filtered, "{methods:?}");
+}
+
+#[tokio::test]
 async fn contract_wrong_token() {
     contract::wrong_token(&full().await).await;
 }

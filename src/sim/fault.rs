@@ -448,8 +448,9 @@ impl Faults {
     }
 }
 
-/// A body that fails after zero bytes: hyper drops the connection mid-response.
-fn reset_response() -> Response {
+/// A body that fails after zero bytes: hyper drops the connection before the status line
+/// and headers it had buffered are sent, so the client gets no HTTP answer at all.
+pub fn reset_response() -> Response {
     let stream = futures::stream::once(async {
         Err::<bytes::Bytes, std::io::Error>(std::io::Error::new(
             std::io::ErrorKind::ConnectionReset,

@@ -389,6 +389,13 @@ impl OktaHandle {
         new_group(&mut s, name, "", "OKTA_GROUP")
     }
 
+    /// Create an APP_GROUP directly (a group imported from an app: read-only through the
+    /// Management API's membership routes at Okta, listed by `GET /api/v1/groups`).
+    pub fn seed_app_group(&self, name: &str) -> String {
+        let mut s = self.inner.lock();
+        new_group(&mut s, name, "", "APP_GROUP")
+    }
+
     /// Create an ACTIVE user directly, visible at once.
     pub fn seed_user(&self, login: &str, first: &str, last: &str) -> String {
         let mut s = self.inner.lock();

@@ -1,8 +1,16 @@
 //! Deterministic, test-steered faults: a [`FailRule`] matches requests (method, path,
 //! query, body) and makes the next `times` of them fail in a chosen way: a broken body, an
-//! HTML page from a proxy, a lost response after the write was done, or a vendor-shaped
-//! refusal (the "failures that need triage" of the demo: a 400 that no retry will fix).
-//! Plus a random lost-response rate.
+//! HTML page from a proxy, a lost response after the write was done, a connection reset
+//! with no answer at all, or a vendor-shaped refusal (the "failures that need triage" of
+//! the demo: a 400 that no retry will fix). [`FailRule::on_nth`] lets the first matches
+//! through, so a rule can cut a listing off at its Nth page. Plus a random lost-response
+//! rate.
+//!
+//! For example, reset the connection on the 40th page of one group's member listing, for
+//! the 5 attempts an adapter makes at it, then answer normally again:
+//! `handle.fail(FailRule::new(Some(Method::GET), "/api/v1/groups/00g1/users",
+//! BodyFault::Reset, 5).on_nth(40))`; or on the page a given cursor asks for:
+//! `.with_query("after=00u123")`.
 //!
 //! Bodies are rendered in each vendor's format by its [`VendorBodies`].
 
@@ -27,6 +35,8 @@ pub struct FailRule {
     pub body_contains: Option<String>,
     pub fault: BodyFault,
     pub times: u32,
+    /// Matching requests let through before the rule starts to fire (see [`Self::on_nth`]).
+    pub skip: u32,
 }
 
 impl FailRule {
@@ -38,7 +48,15 @@ impl FailRule {
             body_contains: None,
             fault,
             times,
+            skip: 0,
         }
+    }
+
+    /// Fire first on the `n`th matching request (1 = the next one): the `n - 1` before it
+    /// are answered normally, then the rule fails `times` matching requests in a row.
+    pub fn on_nth(mut self, n: u32) -> Self {
+        self.skip = n.saturating_sub(1);
+        self
     }
 
     pub fn with_query(mut self, q: &str) -> Self {
@@ -72,6 +90,9 @@ pub enum BodyFault {
     ServerError,
     /// The request is carried out, then the connection drops before the response.
     LostResponse,
+    /// The connection is reset at once: no status line, no headers, no body. The request
+    /// is not carried out (a load balancer or the network cut it off).
+    Reset,
     /// The vendor refuses the request with its own error body: this status, error code
     /// (SCIM `scimType`, AWS `Code`, Okta `errorCode`) and message. Nothing is changed.
     Reject {
@@ -156,7 +177,7 @@ impl Rules {
     fn take(&self, method: &Method, path: &str, query: &str, body: &[u8]) -> Option<BodyFault> {
         let mut rules = self.lock();
         let body = String::from_utf8_lossy(body);
-        let rule = rules.iter_mut().find(|r| {
+        let matching = rules.iter_mut().filter(|r| {
             r.times > 0
                 && r.method.as_ref().is_none_or(|m| m == method)
                 && path.contains(&r.path_contains)
@@ -166,11 +187,23 @@ impl Rules {
                 && r.body_contains
                     .as_ref()
                     .is_none_or(|b| body.contains(b.as_str()))
-        })?;
-        if rule.times != u32::MAX {
-            rule.times -= 1;
+        });
+        // Every matching rule still letting requests through counts this one; the first
+        // matching rule that is armed fires.
+        let mut fired = None;
+        for rule in matching {
+            if rule.skip > 0 {
+                rule.skip -= 1;
+                continue;
+            }
+            if fired.is_none() {
+                if rule.times != u32::MAX {
+                    rule.times -= 1;
+                }
+                fired = Some(rule.fault.clone());
+            }
         }
-        Some(rule.fault.clone())
+        fired
     }
 
     fn lose_this_one(&self) -> bool {
@@ -233,6 +266,7 @@ async fn run(rules: &Rules, req: Request, body: Bytes, next: Next) -> Response {
             let _ = next.run(req).await;
             dropped_connection(Bytes::new())
         }
+        Some(BodyFault::Reset) => super::fault::reset_response(),
         Some(BodyFault::Truncated) => {
             let resp = next.run(req).await;
             let (mut parts, body) = resp.into_parts();
@@ -284,4 +318,45 @@ pub fn dropped_connection(first: Bytes) -> Response {
     r.headers_mut()
         .insert("content-type", HeaderValue::from_static("application/json"));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Plain;
+    impl VendorBodies for Plain {
+        fn malformed(&self, _: &HeaderMap) -> Response {
+            StatusCode::OK.into_response()
+        }
+        fn unexpected_shape(&self, _: &HeaderMap) -> Response {
+            StatusCode::OK.into_response()
+        }
+        fn error(&self, _: &HeaderMap, status: StatusCode, _: &str, _: &str) -> Response {
+            status.into_response()
+        }
+        fn server_error(&self, _: &HeaderMap) -> Response {
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+
+    #[test]
+    fn a_rule_fires_from_its_nth_match_for_its_times_and_counts_every_match() {
+        let r = Rules::new(Plain, 0.0, 1);
+        r.add(FailRule::new(Some(Method::GET), "/groups/g1/users", BodyFault::Reset, 2).on_nth(3));
+        let get = |path: &str, q: &str| r.take(&Method::GET, path, q, b"");
+        let fired: Vec<bool> = (0..6)
+            .map(|_| get("/api/v1/groups/g1/users", "limit=3").is_some())
+            .collect();
+        assert_eq!(fired, [false, false, true, true, false, false]);
+        // Other paths and methods do not count.
+        r.clear();
+        r.add(FailRule::new(None, "/users", BodyFault::ServerError, 1).with_query("after=x"));
+        r.add(FailRule::new(None, "/users", BodyFault::Reset, 1).on_nth(2));
+        assert_eq!(r.take(&Method::POST, "/groups", "", b""), None);
+        // The first rule fires; the second counts this match all the same.
+        assert_eq!(get("/users", "after=x"), Some(BodyFault::ServerError));
+        assert_eq!(get("/users", ""), Some(BodyFault::Reset));
+        assert_eq!(get("/users", ""), None);
+    }
 }

@@ -912,3 +912,172 @@ pub async fn throttling<T: AwsTarget>(t: &T) {
     a.authenticate().await.expect("after throttling");
     assert!(a.http().limiter.snapshot().rate_per_sec > snap.rate_per_sec);
 }
+
+/// Every entitlement of a listing, page by page: (pages, items), no page longer than
+/// `max`.
+pub async fn entitlement_pages(
+    a: &dyn Adapter,
+    max: usize,
+) -> (usize, Vec<accessdesk::adapters::RemoteEntitlement>) {
+    let mut pages = 0;
+    let mut cursor = None;
+    let mut seen = Vec::new();
+    loop {
+        let p = a.list_entitlements(cursor.clone()).await.expect("groups");
+        pages += 1;
+        assert!(p.items.len() <= max, "{} on a page of {max}", p.items.len());
+        seen.extend(p.items);
+        match p.next {
+            Some(n) => cursor = Some(n),
+            None => return (pages, seen),
+        }
+    }
+}
+
+/// A person with a title too (department comes with `person`).
+pub fn titled(hris: &str, login: &str) -> AccountSpec {
+    let mut s = person(hris, login, "Tit", "Led");
+    s.attributes.insert("title".into(), "Engineer".into());
+    s
+}
+
+/// Reconciliation's reads in IAM: ListGroups lists every group once (over several pages
+/// where the endpoint pages: moto answers ListGroups in one page whatever MaxItems says);
+/// accounts and group members carry their HR id and the attributes kept in tags.
+pub async fn iam_reconciliation_reads<T: AwsTarget>(t: &T, groups_page: bool) {
+    let a = iam(&t.url(), &t.credential(), "page_size = 2", SLOW);
+    let mut want = BTreeSet::new();
+    for i in 0..7 {
+        let g = format!("recon-{i}");
+        a.call("CreateGroup", &[("GroupName", &g)]).await.unwrap();
+        want.insert(g);
+    }
+    let (pages, seen) = entitlement_pages(&a, if groups_page { 2 } else { usize::MAX }).await;
+    if groups_page {
+        assert!(pages >= 4, "7 groups at 2 a page: {pages}");
+    }
+    let got: BTreeSet<String> = seen.iter().map(|e| e.name.clone()).collect();
+    assert_eq!(got.len(), seen.len(), "no group twice: {seen:?}");
+    assert_eq!(got, want);
+    assert!(
+        seen.iter()
+            .all(|e| e.kind == EntitlementKind::Group && e.external_id == e.name)
+    );
+
+    for i in 0..3 {
+        a.create_account(&titled(&format!("R{i}"), &format!("recon.{i}")))
+            .await
+            .unwrap();
+        a.add_membership(&format!("recon.{i}"), &seen[0].target())
+            .await
+            .unwrap();
+    }
+    let check = |x: &RemoteAccount| {
+        let i = x.login.strip_prefix("recon.").expect("a recon user");
+        assert_eq!(
+            x.hris_id.as_deref(),
+            Some(format!("R{i}").as_str()),
+            "{x:?}"
+        );
+        let attr = |k: &str| x.attributes.get(k).map(String::as_str);
+        assert_eq!(attr("department"), Some("Engineering"), "{x:?}");
+        assert_eq!(attr("title"), Some("Engineer"), "{x:?}");
+        assert_eq!(
+            attr("email"),
+            Some(format!("{}@example.com", x.login).as_str())
+        );
+        assert_eq!(attr("displayName"), Some("Tit Led"));
+        // Never written (no IAM field) or written only when set (no tag): not known.
+        for k in [
+            "givenName",
+            "familyName",
+            "costCenter",
+            "location",
+            "manager",
+        ] {
+            assert_eq!(attr(k), None, "{k}: {x:?}");
+        }
+    };
+    let all = all_accounts(&a, 0).await;
+    let listed: Vec<&RemoteAccount> = all
+        .iter()
+        .filter(|x| x.login.starts_with("recon."))
+        .collect();
+    assert_eq!(listed.len(), 3);
+    listed.into_iter().for_each(check);
+    let first = seen[0].target();
+    let members = collect_all(|c| a.list_members(&first, c), 0).await.unwrap();
+    assert_eq!(members.len(), 3);
+    members.iter().for_each(check);
+    check(&a.get_account("recon.1").await.unwrap().expect("found"));
+}
+
+/// Reconciliation's reads in the identity store: ListGroups over NextToken pages, every
+/// group once; accounts and members read back with the attributes the adapter writes.
+pub async fn identitystore_reconciliation_reads<T: AwsTarget>(t: &T) {
+    let s = idstore(&t.url(), &t.credential(), "page_size = 2", SLOW);
+    let mut want = BTreeSet::new();
+    for i in 0..7 {
+        let name = format!("recon-{i}");
+        let r = s
+            .call("CreateGroup", serde_json::json!({"DisplayName": name}))
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        want.insert((v["GroupId"].as_str().unwrap().to_string(), name));
+    }
+    let (pages, seen) = entitlement_pages(&s, 2).await;
+    assert!(pages >= 4, "7 groups at 2 a page: {pages}");
+    let got: BTreeSet<(String, String)> = seen
+        .iter()
+        .map(|e| (e.external_id.clone(), e.name.clone()))
+        .collect();
+    assert_eq!(got.len(), seen.len(), "no group twice: {seen:?}");
+    assert_eq!(got, want);
+
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let acc = s
+            .create_account(&titled(&format!("R{i}"), &format!("recon.{i}")))
+            .await
+            .unwrap();
+        assert_eq!(acc.attributes["title"], "Engineer");
+        s.add_membership(&acc.external_id, &seen[0].target())
+            .await
+            .unwrap();
+        ids.push(acc.external_id);
+    }
+    let check = |x: &RemoteAccount| {
+        let attr = |k: &str| x.attributes.get(k).map(String::as_str);
+        assert_eq!(attr("title"), Some("Engineer"), "{x:?}");
+        assert_eq!(
+            attr("email"),
+            Some(format!("{}@example.com", x.login).as_str())
+        );
+        assert_eq!(attr("givenName"), Some("Tit"), "{x:?}");
+        assert_eq!(attr("familyName"), Some("Led"), "{x:?}");
+        assert_eq!(attr("displayName"), Some("Tit Led"), "{x:?}");
+        // Not written to the identity store: not known.
+        for k in ["department", "costCenter", "location", "manager"] {
+            assert_eq!(attr(k), None, "{k}: {x:?}");
+        }
+    };
+    let all = all_accounts(&s, 0).await;
+    let listed: Vec<&RemoteAccount> = all
+        .iter()
+        .filter(|x| x.login.starts_with("recon."))
+        .collect();
+    assert_eq!(listed.len(), 3);
+    listed.into_iter().for_each(check);
+    let first = seen[0].target();
+    let members = collect_all(|c| s.list_members(&first, c), 0).await.unwrap();
+    assert_eq!(
+        members
+            .iter()
+            .map(|m| m.external_id.clone())
+            .collect::<BTreeSet<_>>(),
+        ids.iter().cloned().collect::<BTreeSet<_>>()
+    );
+    members.iter().for_each(check);
+    check(&s.get_account(&ids[1]).await.unwrap().expect("found"));
+}

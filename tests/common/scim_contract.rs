@@ -649,3 +649,117 @@ pub async fn faults_converge<T: ScimTarget>(server: &T) {
     );
     drop(proxy);
 }
+
+/// What `spec(i, tag)` must read back as from a provider with the enterprise extension.
+pub fn assert_spec_attributes(a: &RemoteAccount, i: usize, tag: &str) {
+    let s = spec(i, tag);
+    let attr = |k: &str| a.attributes.get(k).map(String::as_str);
+    assert_eq!(attr("department"), Some("Engineering"), "{a:?}");
+    assert_eq!(
+        attr("costCenter"),
+        Some(format!("CC-{i}").as_str()),
+        "{a:?}"
+    );
+    assert_eq!(attr("title"), Some("Engineer"), "{a:?}");
+    assert_eq!(attr("email"), Some(s.email.as_str()), "{a:?}");
+    assert_eq!(attr("givenName"), Some(s.given_name.as_str()), "{a:?}");
+    assert_eq!(attr("familyName"), Some(s.family_name.as_str()), "{a:?}");
+    assert_eq!(attr("displayName"), Some(s.display_name.as_str()), "{a:?}");
+    // No SCIM attribute holds them (manager.value is a SCIM id, not an HR id): not known.
+    assert_eq!(attr("location"), None, "{a:?}");
+    assert_eq!(attr("manager"), None, "{a:?}");
+    assert_eq!(a.hris_id.as_deref(), Some(s.hris_id.as_str()), "{a:?}");
+}
+
+/// Reconciliation's reads: every group listed once over several pages (members left out),
+/// accounts and group members read back with their HR id and synced attributes. `a` pages
+/// by 2 at most (`page_size = 2`).
+pub async fn reconciliation_reads<T: ScimTarget>(server: &T, a: &ScimAdapter) {
+    let mut want = BTreeSet::new();
+    for i in 0..7 {
+        let name = format!("Recon {i}");
+        want.insert((create_group(server, &name).await, name));
+    }
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(
+            a.create_account(&spec(i, "recon"))
+                .await
+                .unwrap()
+                .external_id,
+        );
+    }
+    for id in &ids {
+        a.add_membership(id, &group("Recon 0")).await.unwrap();
+    }
+
+    let mut pages = 0;
+    let mut cursor = None;
+    let mut seen = Vec::new();
+    loop {
+        let p = a.list_entitlements(cursor.clone()).await.expect("groups");
+        pages += 1;
+        assert!(p.items.len() <= 2, "{p:?}");
+        seen.extend(p.items);
+        match p.next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    assert!(pages >= 4, "7 groups at 2 a page: {pages} pages");
+    let got: BTreeSet<(String, String)> = seen
+        .iter()
+        .map(|e| (e.external_id.clone(), e.name.clone()))
+        .collect();
+    assert_eq!(got.len(), seen.len(), "no group twice: {seen:?}");
+    assert_eq!(got, want);
+    assert!(seen.iter().all(|e| e.kind == EntitlementKind::Group));
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.contains("/Groups?") && r.contains("excludedAttributes=members")),
+        "groups are listed without their members: {:?}",
+        server.requests()
+    );
+
+    // Accounts, as listed and as read one by one.
+    let all = collect_all(|c| a.list_accounts(c), 0).await.unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let listed = all.iter().find(|x| &x.external_id == id).expect("listed");
+        assert_spec_attributes(listed, i, "recon");
+        assert_eq!(a.get_account(id).await.unwrap().as_ref(), Some(listed));
+    }
+    let by_login = a
+        .get_account_by_login(&spec(1, "recon").login)
+        .await
+        .unwrap()
+        .expect("found");
+    assert_spec_attributes(&by_login, 1, "recon");
+
+    // A listed group's members, by the listed id.
+    let recon0 = seen.iter().find(|e| e.name == "Recon 0").unwrap().target();
+    let members = collect_all(|c| a.list_members(&recon0, c), 0)
+        .await
+        .unwrap();
+    assert_eq!(members.len(), 3);
+    for (i, id) in ids.iter().enumerate() {
+        let m = members
+            .iter()
+            .find(|x| &x.external_id == id)
+            .expect("member");
+        assert_spec_attributes(m, i, "recon");
+    }
+
+    // An update is read back; a cleared-by-omission attribute stays as the provider holds it.
+    let change = AccountSpec {
+        attributes: [("department".to_string(), "Mathematics".to_string())].into(),
+        ..Default::default()
+    };
+    let updated = a.update_account(&ids[0], &change).await.unwrap();
+    assert_eq!(updated.attributes["department"], "Mathematics");
+    assert_eq!(updated.attributes["costCenter"], "CC-0");
+    let listed = collect_all(|c| a.list_accounts(c), 0).await.unwrap();
+    let acc = listed.iter().find(|x| x.external_id == ids[0]).unwrap();
+    assert_eq!(acc.attributes["department"], "Mathematics");
+}
