@@ -288,3 +288,125 @@ async fn drift_made_behind_our_back_is_found_planned_and_enforced() {
     assert_eq!(stray.reason.as_deref(), Some("break-glass account"));
     run.audit_ok();
 }
+
+/// A read cut off halfway (every attempt at one page of a group's members loses its
+/// connection) concludes nothing about what it did not read, and the next observe resumes
+/// at that page without reading anything before it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_cut_off_halfway_draws_no_conclusion_and_resumes_at_that_page() {
+    use accessdesk::engine::observe::observe_system;
+    use accessdesk::engine::reconcile::reconcile_run;
+    use accessdesk::sim::rules::{BodyFault, FailRule};
+
+    let (server, okta) = sim().await;
+    let base = server.base_url();
+    let run = Run::new(
+        &[Entry::new("okta", "okta", &base, "okta-token")
+            .settings(&format!("page_size = 2\n{}", catalogue()))],
+        &[("okta-token", TOKEN)],
+    );
+    // 12 people: everyone in `everyone`, the 6 even ones in `engineering` (3 pages of 2).
+    run.intend(12, &["okta"]);
+    let s = run.engine(fast()).run_until_idle(None).await.unwrap();
+    assert_eq!(s.failed, 0, "{s:?}");
+    let eng = okta.group_by_name("engineering").unwrap().id;
+    let members_path = format!("/api/v1/groups/{eng}/users");
+    // The 2nd page of engineering's members never answers while the rule is in place.
+    okta.fail(
+        FailRule::new(
+            Some(reqwest::Method::GET),
+            &members_path,
+            BodyFault::Reset,
+            1,
+        )
+        .on_nth(2)
+        .always(),
+    );
+    let engine = run.engine(fast());
+    let adapter = engine.adapter("okta").unwrap().clone();
+    let entry = run.cfg.catalog.systems["okta"].clone();
+    let id = run
+        .store
+        .lock()
+        .unwrap()
+        .write(|tx| tx.start_run(None, &["okta".to_string()], "test"))
+        .unwrap();
+    let read = observe_system(&run.store, &adapter, &entry, id, &|_| {})
+        .await
+        .unwrap();
+    assert!(!read.complete, "{read:?}");
+    assert!(
+        read.error.as_deref().unwrap_or("").contains("transient"),
+        "{read:?}"
+    );
+    {
+        let mut s = run.store.lock().unwrap();
+        s.write(|tx| tx.finish_run(id, "test")).unwrap();
+        let r = reconcile_run(&mut s, &run.cfg.catalog, id, "test").unwrap();
+        assert!(!r.complete);
+        let f = s
+            .findings(&FindingFilter {
+                run: Some(id),
+                ..Default::default()
+            })
+            .unwrap();
+        // engineering was half read: nobody is reported missing from it, and the
+        // accounts on its unread page are not reported as anything.
+        assert!(
+            !f.iter()
+                .any(|f| f.class == "missing" || f.class == "excess"),
+            "{f:#?}"
+        );
+        // The plan is unchanged by a partial read: nothing to do.
+        drop(s);
+        assert_eq!(run.plan_apply(), 0);
+    }
+    // Again, with the connection back: the read resumes at the page it stopped on.
+    okta.clear_rules();
+    okta.clear_log();
+    let read = observe_system(&run.store, &adapter, &entry, id, &|_| {})
+        .await
+        .unwrap();
+    assert!(read.complete, "{read:?}");
+    let log = okta.log();
+    let first = log.first().expect("requests");
+    assert_eq!(
+        first.path, members_path,
+        "resumed where it stopped: {log:?}"
+    );
+    assert!(
+        first.query.contains("after="),
+        "from that page's cursor: {first:?}"
+    );
+    assert_eq!(
+        log.iter().filter(|r| r.path == "/api/v1/users").count(),
+        0,
+        "the accounts are not read again"
+    );
+    assert_eq!(
+        read.memberships,
+        12 + 6,
+        "every membership exactly once: {read:?}"
+    );
+    let mut s = run.store.lock().unwrap();
+    s.write(|tx| tx.finish_run(id, "test")).unwrap();
+    let r = reconcile_run(&mut s, &run.cfg.catalog, id, "test").unwrap();
+    assert!(r.complete);
+    let f = s
+        .findings(&FindingFilter {
+            run: Some(id),
+            open_only: true,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        summary(&f),
+        vec![(
+            "orphan".to_string(),
+            None,
+            Some(ADMIN_LOGIN.to_string()),
+            None
+        )],
+        "{f:#?}"
+    );
+}
