@@ -3,12 +3,13 @@
 
 use super::{Ctx, FindingsCmd};
 use crate::config::SystemsConfig;
-use crate::engine::observe::{Progress, SystemRead, observe_system};
+use crate::engine::observe::{Observer, Progress, SystemRead, observe_all, run_for};
 use crate::engine::reconcile::{Class, Reconciled, reconcile_run};
 use crate::store::Store;
 use crate::store::reconcile::{FindingFilter, FindingRow};
 use crate::{Error, Result};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,39 +37,30 @@ fn observe_and_reconcile(
         None => cfg.catalog.systems.keys().cloned().collect(),
     };
     store.write(|tx| tx.sync_catalog(&cfg.catalog, &actor))?;
-    // Resume the newest run when it read exactly these systems and did not finish them.
-    let resume = match (fresh, store.latest_run()?) {
-        (false, Some(r)) => {
-            let cps = store.checkpoints(r)?;
-            let same: Vec<String> = cps.iter().map(|c| c.system.clone()).collect();
-            let mut want = systems.clone();
-            want.sort();
-            (same == want && cps.iter().any(|c| c.status != "complete")).then_some(r)
-        }
-        _ => None,
-    };
-    let run = match resume {
-        Some(r) => {
-            eprintln!("resuming observation run {r} from its checkpoints (--fresh starts over)");
-            r
-        }
-        None => store.write(|tx| tx.start_run(system, &systems, &actor))?,
-    };
+    let (run, resumed) = run_for(&mut store, &systems, system, fresh, &actor)?;
+    if resumed {
+        eprintln!("resuming observation run {run} from its checkpoints (--fresh starts over)");
+    }
     let (engine, problems) = super::engine::build_engine(cfg, ctx.store()?)?;
+    let adapters: HashMap<String, Arc<dyn crate::adapters::Adapter>> = systems
+        .iter()
+        .filter_map(|s| engine.adapter(s).map(|a| (s.clone(), a.clone())))
+        .collect();
+    let unavailable: HashMap<String, String> = problems
+        .iter()
+        .map(|p| (p.system.clone(), p.reason.clone()))
+        .collect();
     let store = Arc::new(Mutex::new(store));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the async runtime", e))?;
     let tty = std::io::stderr().is_terminal();
-    let last = Arc::new(Mutex::new(
-        std::collections::HashMap::<String, Instant>::new(),
-    ));
+    let last = Mutex::new(HashMap::<String, Instant>::new());
     let progress = move |p: &Progress| {
         let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
-        let due = last
-            .get(&p.system)
-            .is_none_or(|t| t.elapsed() >= Duration::from_secs(if tty { 1 } else { 5 }));
+        let every = Duration::from_secs(if tty { 1 } else { 5 });
+        let due = last.get(&p.system).is_none_or(|t| t.elapsed() >= every);
         if !due && p.phase != "done" {
             return;
         }
@@ -87,54 +79,16 @@ fn observe_and_reconcile(
             p.system, p.accounts, p.memberships, p.phase
         );
     };
-    let reads: Vec<SystemRead> = rt.block_on(async {
-        let mut tasks = Vec::new();
-        for name in &systems {
-            let entry = cfg.catalog.systems[name].clone();
-            let adapter = engine.adapter(name).cloned();
-            let store = store.clone();
-            let progress = progress.clone();
-            let why = problems
-                .iter()
-                .find(|p| p.system == *name)
-                .map(|p| p.reason.clone());
-            tasks.push(async move {
-                match adapter {
-                    Some(a) => observe_system(&store, &a, &entry, run, &progress).await,
-                    None => {
-                        let reason = why
-                            .unwrap_or_else(|| format!("system {}: no adapter", entry.system.name));
-                        let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
-                        let mut cp = s
-                            .checkpoints(run)?
-                            .into_iter()
-                            .find(|c| c.system == entry.system.name)
-                            .ok_or_else(|| {
-                                Error::Failed(format!(
-                                    "run {run} lost system {}",
-                                    entry.system.name
-                                ))
-                            })?;
-                        cp.status = "incomplete".into();
-                        cp.error = Some(reason.clone());
-                        s.write(|tx| tx.save_checkpoint(run, &cp))?;
-                        Ok(SystemRead {
-                            system: entry.system.name.clone(),
-                            complete: false,
-                            accounts: cp.accounts,
-                            memberships: cp.memberships,
-                            error: Some(reason),
-                        })
-                    }
-                }
-            });
-        }
-        let mut out = Vec::new();
-        for r in futures::future::join_all(tasks).await {
-            out.push(r?);
-        }
-        Ok::<_, Error>(out)
-    })?;
+    let observer = Observer {
+        store: &store,
+        adapters: &adapters,
+        catalog: &cfg.catalog,
+        unavailable: &unavailable,
+        actor: &actor,
+    };
+    let reads: Vec<SystemRead> = rt.block_on(observe_all(&observer, run, &systems, &progress))?;
+    drop(observer);
+    drop(adapters);
     drop(engine);
     let mut store = Arc::try_unwrap(store)
         .map_err(|_| Error::Failed("observation still running".into()))?
@@ -147,7 +101,6 @@ fn observe_and_reconcile(
             r.error.as_deref().unwrap_or("stopped")
         );
     }
-    store.write(|tx| tx.finish_run(run, &actor))?;
     reconcile_run(&mut store, &cfg.catalog, run, &actor)
 }
 

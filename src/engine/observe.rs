@@ -361,3 +361,98 @@ fn group_target(ent: &str, external_id: &str) -> Result<EntitlementTarget> {
         external_id: external_id.to_string(),
     })
 }
+
+/// Which run to read into: the newest when it covers exactly `systems` and did not finish
+/// them (unless `fresh`), else a new one. Returns (run, resumed).
+pub fn run_for(
+    store: &mut Store,
+    systems: &[String],
+    scope: Option<&str>,
+    fresh: bool,
+    actor: &str,
+) -> Result<(i64, bool)> {
+    if !fresh && let Some(r) = store.latest_run()? {
+        let cps = store.checkpoints(r)?;
+        let mut have: Vec<&str> = cps.iter().map(|c| c.system.as_str()).collect();
+        let mut want: Vec<&str> = systems.iter().map(String::as_str).collect();
+        have.sort_unstable();
+        want.sort_unstable();
+        if have == want && cps.iter().any(|c| c.status != "complete") {
+            return Ok((r, true));
+        }
+    }
+    let id = store.write(|tx| tx.start_run(scope, systems, actor))?;
+    Ok((id, false))
+}
+
+/// What observing needs besides the run: the store, each system's adapter (the engine's,
+/// so reads share the workers' rate limiters), the catalogue, and why a system without
+/// an adapter has none.
+pub struct Observer<'a> {
+    pub store: &'a Arc<Mutex<Store>>,
+    pub adapters: &'a std::collections::HashMap<String, Arc<dyn Adapter>>,
+    pub catalog: &'a crate::config::Catalog,
+    pub unavailable: &'a std::collections::HashMap<String, String>,
+    pub actor: &'a str,
+}
+
+/// Read `systems` into `run`, all at once (each within its own rate limit), then close
+/// the run. A system without an adapter is marked incomplete with the reason. The CLI
+/// and the console both observe through this.
+pub async fn observe_all(
+    o: &Observer<'_>,
+    run: i64,
+    systems: &[String],
+    progress: &(dyn Fn(&Progress) + Send + Sync),
+) -> Result<Vec<SystemRead>> {
+    let Observer {
+        store,
+        adapters,
+        catalog,
+        unavailable,
+        actor,
+    } = *o;
+    let mut tasks = Vec::new();
+    for name in systems {
+        let entry = catalog
+            .systems
+            .get(name)
+            .ok_or_else(|| Error::Failed(format!("no system named {name:?}")))?
+            .clone();
+        let adapter = adapters.get(name).cloned();
+        let why = unavailable.get(name).cloned();
+        tasks.push(async move {
+            match adapter {
+                Some(a) => observe_system(store, &a, &entry, run, progress).await,
+                None => {
+                    let reason =
+                        why.unwrap_or_else(|| format!("system {}: no adapter", entry.system.name));
+                    let mut s = lock(store);
+                    let mut cp = s
+                        .checkpoints(run)?
+                        .into_iter()
+                        .find(|c| c.system == entry.system.name)
+                        .ok_or_else(|| {
+                            Error::Failed(format!("run {run} lost system {}", entry.system.name))
+                        })?;
+                    cp.status = "incomplete".into();
+                    cp.error = Some(reason.clone());
+                    s.write(|tx| tx.save_checkpoint(run, &cp))?;
+                    Ok(SystemRead {
+                        system: entry.system.name.clone(),
+                        complete: false,
+                        accounts: cp.accounts,
+                        memberships: cp.memberships,
+                        error: Some(reason),
+                    })
+                }
+            }
+        });
+    }
+    let mut out = Vec::new();
+    for r in futures::future::join_all(tasks).await {
+        out.push(r?);
+    }
+    lock(store).write(|tx| tx.finish_run(run, actor))?;
+    Ok(out)
+}
