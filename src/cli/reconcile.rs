@@ -87,7 +87,6 @@ fn observe_and_reconcile(
         actor: &actor,
     };
     let reads: Vec<SystemRead> = rt.block_on(observe_all(&observer, run, &systems, &progress))?;
-    drop(observer);
     drop(adapters);
     drop(engine);
     let mut store = Arc::try_unwrap(store)
