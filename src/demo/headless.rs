@@ -82,8 +82,23 @@ pub async fn run(demo: Demo, opts: HeadlessOptions) -> Result<i32> {
     for e in demo.scenario_events_since(seen) {
         out.info(&format!("T+{:>5.1}s  {}", e.at_secs, e.what));
     }
+    // After the targets drifted: a reconciliation session (observe, classify, enforce,
+    // carry out, observe again), with the engine stopped.
+    let story = if demo.elapsed().as_secs_f64() >= super::scenario::DRIFT_AT_SECS {
+        out.info("reconciling: reading every system, classifying the drift, enforcing it");
+        match demo.reconcile_session().await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                out.info(&format!("the reconciliation session failed: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
     let mut summary: DemoSummary = demo.summary().await?;
     summary.engine = run;
+    summary.reconcile = story;
     if opts.json {
         let text = serde_json::to_string_pretty(&summary)
             .map_err(|e| crate::Error::Failed(format!("encoding the summary: {e}")))?;

@@ -17,6 +17,7 @@
 
 pub mod console_bridge;
 pub mod headless;
+pub mod reconcile;
 pub mod scenario;
 pub mod sims;
 pub mod summary;

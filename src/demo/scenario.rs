@@ -223,6 +223,7 @@ impl Timeline {
         if self.triage.is_some() {
             steps.push((TRIAGE_FIXED_SECS, Step::TriageFixed));
         }
+        steps.push((DRIFT_AT_SECS, Step::Drift));
         // Stable: at equal times the order above holds (the flaky window opens before its
         // first outage).
         steps.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -240,7 +241,12 @@ enum Step {
     Leaver,
     /// Whatever broke the triage group is fixed: a retry of the group now succeeds.
     TriageFixed,
+    /// People change the targets behind accessdesk's back (for reconciliation to find).
+    Drift,
 }
+
+/// When the targets drift behind accessdesk's back (after most of the wave is done).
+pub const DRIFT_AT_SECS: f64 = 50.0;
 
 /// When the cause of the triage group is fixed (the admin then retries the group).
 pub const TRIAGE_FIXED_SECS: f64 = 40.0;
@@ -408,6 +414,27 @@ pub(super) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) ->
                 shared.log(|_, _| {
                     Some("the gateway in front of the payroll group is fixed: retry the failure group (Queue, g, r)".into())
                 });
+            }
+            Step::Drift => {
+                let leaver = shared
+                    .people
+                    .iter()
+                    .find(|p| p.status == EmploymentStatus::Terminated);
+                let mut any = false;
+                for (name, sim) in &shared.sims {
+                    let Some(entry) = shared.config.catalog.systems.get(name) else {
+                        continue;
+                    };
+                    for what in sim.seed_drift(entry, leaver) {
+                        any = true;
+                        shared.log(|_, _| Some(what));
+                    }
+                }
+                if any {
+                    shared.log(|_, _| {
+                        Some("the targets drifted behind accessdesk's back: run a reconciliation (`accessdesk reconcile`, or the console's Reconcile view) to find it".into())
+                    });
+                }
             }
             Step::Leaver => {
                 // Followed in its own task, so the timeline goes on meanwhile.

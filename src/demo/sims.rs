@@ -42,6 +42,23 @@ pub trait DemoSim: Send + Sync {
     /// Returns false when the simulator has no such entitlement.
     fn break_entitlement(&self, kind: EntitlementKind, name: &str) -> bool;
     fn clear_injected_failures(&self);
+    /// Change the target behind accessdesk's back, the way people do in a vendor's own
+    /// console, so a reconciliation session has something to find. `entry` is the
+    /// system's table; `leaver` someone HR says has left. Returns what was done, one line
+    /// each (nothing for simulators without a story).
+    fn seed_drift(&self, _entry: &SystemEntry, _leaver: Option<&crate::model::Person>) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// The catalogue's most privileged group of a system (for drift: access added by hand).
+fn privileged_group(entry: &SystemEntry) -> Option<String> {
+    entry
+        .entitlements
+        .iter()
+        .filter(|((k, _), _)| *k == EntitlementKind::Group)
+        .max_by_key(|(_, e)| e.risk)
+        .map(|((_, name), _)| name.clone())
 }
 
 /// What [`SimulatorSpec::spawn`] is given.
@@ -245,6 +262,15 @@ mod okta {
         fn clear_injected_failures(&self) {
             self.0.clear_rules();
         }
+
+        fn seed_drift(&self, entry: &SystemEntry, _leaver: Option<&crate::model::Person>) -> Vec<String> {
+            let login = "temp.contractor@northwind.example";
+            self.0.seed_user(login, "Temp", "Contractor");
+            vec![format!(
+                "someone made an account in {} by hand: {login}, owned by nobody in HR",
+                entry.system.name
+            )]
+        }
     }
 }
 
@@ -347,6 +373,42 @@ mod scim {
 
         fn clear_injected_failures(&self) {
             self.0.clear_rules();
+        }
+
+        fn seed_drift(&self, entry: &SystemEntry, leaver: Option<&crate::model::Person>) -> Vec<String> {
+            let name = &entry.system.name;
+            let mut done = Vec::new();
+            // Someone who left before accessdesk took over, still active here.
+            if let Some(p) = leaver
+                && self.0.user_by_name(&p.email).is_none()
+            {
+                let id = self.0.seed_user(&p.email, &p.given_name, &p.family_name);
+                self.0.set_user_attribute(&id, "externalId", serde_json::json!(p.hris_id));
+                done.push(format!(
+                    "{} {} left ({}) but is still active in {name}: provisioned by hand years ago",
+                    p.given_name,
+                    p.family_name,
+                    p.end_date.map(|d| d.to_string()).unwrap_or_else(|| "terminated".into())
+                ));
+            }
+            // An admin edits someone's department in the app.
+            if let Some(u) = self
+                .0
+                .users()
+                .into_iter()
+                .find(|u| u.external_id().is_some() && u.user_name() != leaver.map(|l| l.email.as_str()))
+            {
+                self.0.set_user_attribute(
+                    &u.id,
+                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+                    serde_json::json!("Temporary Projects"),
+                );
+                done.push(format!(
+                    "an admin changed {}'s department in {name} to \"Temporary Projects\"",
+                    u.user_name().unwrap_or("?")
+                ));
+            }
+            done
         }
     }
 }
@@ -466,6 +528,30 @@ mod aws {
 
         fn clear_injected_failures(&self) {
             self.0.clear_rules();
+        }
+
+        fn seed_drift(&self, entry: &SystemEntry, _leaver: Option<&crate::model::Person>) -> Vec<String> {
+            if self.1 != Service::Iam {
+                return Vec::new();
+            }
+            let Some(group) = privileged_group(entry) else {
+                return Vec::new();
+            };
+            // Someone provisioned by accessdesk (their user carries the HR id tag) gets a
+            // privileged group by hand.
+            let members = self.0.iam_group_members(&group);
+            let Some(user) = self.0.iam_users().into_iter().find(|u| {
+                u.tag("accessdesk:hris-id").is_some() && !members.contains(&u.user_name)
+            }) else {
+                return Vec::new();
+            };
+            if !self.0.iam_add_to_group(&group, &user.user_name) {
+                return Vec::new();
+            }
+            vec![format!(
+                "someone added {} to the privileged group {group} in {} by hand",
+                user.user_name, entry.system.name
+            )]
         }
     }
 }

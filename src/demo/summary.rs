@@ -107,6 +107,9 @@ pub struct DemoSummary {
     /// The engine's own count, when it has stopped.
     pub engine: Option<RunSummary>,
     pub scenario: Vec<ScenarioEvent>,
+    /// The reconciliation session after the targets drifted (headless runs that reached
+    /// the drift): found by class, enforced, and what was left.
+    pub reconcile: Option<super::reconcile::ReconcileStory>,
     /// No account created twice and the audit chain intact.
     pub invariants_hold: bool,
 }
@@ -243,6 +246,7 @@ pub(super) fn collect(demo: &Demo) -> Result<DemoSummary> {
         audit,
         engine: None,
         scenario: log.events,
+        reconcile: None,
         systems,
     })
 }
@@ -450,6 +454,26 @@ impl DemoSummary {
                 }
             ),
         )?;
+        if let Some(r) = &self.reconcile {
+            let show = |m: &BTreeMap<String, usize>| {
+                if m.is_empty() {
+                    "none".to_string()
+                } else {
+                    m.iter().map(|(c, n)| format!("{n} {c}")).collect::<Vec<_>>().join(", ")
+                }
+            };
+            line(o, "Reconcile", &format!("found {}", show(&r.found)))?;
+            line(
+                o,
+                "",
+                &format!(
+                    "enforced {}, refused {} (orphans and unmanaged access are never changed); afterwards {}",
+                    r.enforced,
+                    r.refused,
+                    show(&r.after)
+                ),
+            )?;
+        }
         writeln!(o)?;
         if self.invariants_hold {
             writeln!(

@@ -243,6 +243,22 @@ impl AwsHandle {
         aws_iam::new_group(&mut self.inner.lock(), &account, name, "/");
     }
 
+    /// Put an IAM user in a group directly, as an admin in the AWS console would (no
+    /// request, not counted). False when either does not exist.
+    pub fn iam_add_to_group(&self, group: &str, user: &str) -> bool {
+        let mut a = self.inner.lock();
+        let Some(name) = a.iam.users.get(&user.to_lowercase()).map(|u| u.user_name.clone()) else {
+            return false;
+        };
+        match a.iam.groups.get_mut(&group.to_lowercase()) {
+            Some(g) => {
+                g.members.insert(name, Instant::now());
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The true (not eventually consistent) members of an IAM group, by user name.
     pub fn iam_group_members(&self, group: &str) -> Vec<String> {
         self.inner

@@ -499,6 +499,32 @@ impl ScimHandle {
         insert_new(&mut self.inner.lock(), Kind::Group, attrs, Instant::now())
     }
 
+    /// Set (or replace) one attribute of a user directly, as an admin in the app would:
+    /// `path` is a top-level attribute or `urn:...:User:attribute` of an extension.
+    pub fn set_user_attribute(&self, user_id: &str, path: &str, value: Value) -> bool {
+        let mut p = self.inner.lock();
+        let Some(u) = p.users.get_mut(user_id) else {
+            return false;
+        };
+        match path.rsplit_once(':') {
+            Some((schema, attr)) if path.starts_with("urn:") => {
+                let ext = u
+                    .attributes
+                    .entry(schema.to_string())
+                    .or_insert_with(|| json!({}));
+                if let Some(o) = ext.as_object_mut() {
+                    o.insert(attr.to_string(), value);
+                }
+            }
+            _ => {
+                u.attributes.insert(path.to_string(), value);
+            }
+        }
+        u.version += 1;
+        u.last_modified = Utc::now();
+        true
+    }
+
     /// Create an active user directly, visible at once (not counted as a create).
     pub fn seed_user(&self, user_name: &str, given: &str, family: &str) -> String {
         let mut attrs = Map::new();
