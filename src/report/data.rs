@@ -321,6 +321,32 @@ struct Holding {
     active_account: bool,
 }
 
+/// Person → intended entitlements in `system` (entitlements are `SYSTEM:kind:name`).
+fn intended_in(store: &Store, system: &str) -> Result<BTreeMap<String, BTreeSet<String>>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut st = store.conn().prepare(
+        "SELECT person_id, entitlement FROM intended_grants WHERE substr(entitlement, 1, length(?1)) = ?1",
+    )?;
+    let mut rows = st.query([format!("{system}:")])?;
+    while let Some(r) = rows.next()? {
+        out.entry(r.get(0)?).or_default().insert(r.get(1)?);
+    }
+    Ok(out)
+}
+
+/// Lower-cased login → the person accessdesk's accounts table says owns it.
+fn owners_in(store: &Store, system: &str) -> Result<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    let mut st = store.conn().prepare(
+        "SELECT lower(login), person_id FROM accounts WHERE system = ?1 AND person_id IS NOT NULL",
+    )?;
+    let mut rows = st.query([system])?;
+    while let Some(r) = rows.next()? {
+        out.insert(r.get(0)?, r.get(1)?);
+    }
+    Ok(out)
+}
+
 /// Intended against actual access in one system of the run.
 fn access_rows(
     store: &Store,
@@ -331,28 +357,8 @@ fn access_rows(
     now: DateTime<Utc>,
 ) -> Result<Vec<AccessRow>> {
     let system = read.system.as_str();
-    let c = store.conn();
-    let mut intended: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    {
-        let prefix = format!("{system}:");
-        let mut st = c.prepare(
-            "SELECT person_id, entitlement FROM intended_grants WHERE substr(entitlement, 1, length(?1)) = ?1",
-        )?;
-        let mut rows = st.query([&prefix])?;
-        while let Some(r) = rows.next()? {
-            intended.entry(r.get(0)?).or_default().insert(r.get(1)?);
-        }
-    }
-    let mut owners: HashMap<String, String> = HashMap::new();
-    {
-        let mut st = c.prepare(
-            "SELECT lower(login), person_id FROM accounts WHERE system = ?1 AND person_id IS NOT NULL",
-        )?;
-        let mut rows = st.query([system])?;
-        while let Some(r) = rows.next()? {
-            owners.insert(r.get(0)?, r.get(1)?);
-        }
-    }
+    let intended = intended_in(store, system)?;
+    let owners = owners_in(store, system)?;
     let by_finding: HashMap<&str, (&str, i64)> = findings
         .iter()
         .filter(|f| f.system == system)
