@@ -20,6 +20,7 @@ pub mod logging;
 pub mod model;
 pub mod policy;
 pub mod redact;
+pub mod report;
 pub mod secrets;
 pub mod sim;
 pub mod store;

@@ -11,6 +11,7 @@ pub mod init;
 pub mod people;
 pub mod policy;
 pub mod reconcile;
+pub mod report;
 pub mod secret;
 
 /// Logging moved to [`crate::logging`] (the console uses it too); kept here for callers.
@@ -123,6 +124,9 @@ pub enum Command {
     /// Reconciliation findings: list, and remediate (enforce, accept, ignore).
     #[command(subcommand)]
     Findings(FindingsCmd),
+    /// Audit-evidence reports of reconciliation runs, and their verification.
+    #[command(subcommand)]
+    Report(report::ReportCmd),
     /// The provisioning queue.
     #[command(subcommand)]
     Queue(QueueCmd),
@@ -558,6 +562,7 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Observe { system, fresh }) => reconcile::observe(&ctx, system, fresh),
         Some(Command::Reconcile { system, fresh }) => reconcile::reconcile(&ctx, system, fresh),
         Some(Command::Findings(c)) => reconcile::findings(&ctx, c),
+        Some(Command::Report(c)) => report::run(&ctx, c),
         Some(Command::Queue(c)) => engine::queue(&ctx, c),
         Some(Command::Approvals(c)) => engine::approvals(&ctx, c),
         Some(Command::Demo(a)) => demo::run(&ctx, a),
