@@ -252,3 +252,34 @@ async fn triage_retry_succeeds_once_the_injected_failures_are_cleared() {
     demo.shutdown().await;
     assert!(!home.exists());
 }
+
+/// The scenario drifts the targets at T+50 s (an orphan in Okta, a privileged AWS group
+/// added by hand, a leaver still active in Zoom, a department changed in Zoom); the
+/// headless demo then reconciles: every one of them is found, and enforcing leaves only
+/// what is never changed (accounts nobody owns).
+#[test]
+fn a_reconciliation_session_finds_the_seeded_drift_and_enforcing_fixes_it() {
+    let out = demo(&["--headless", "--for", "55s", "--json"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("summary JSON");
+    let r = &v["reconcile"];
+    let n = |side: &str, class: &str| r[side][class].as_u64().unwrap_or(0);
+    for class in ["orphan", "excess", "leaver_with_access", "attribute_drift"] {
+        assert!(
+            n("found", class) >= 1,
+            "{class} not found: {r}\nstderr:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("still active in zoom"), "{stderr}");
+    assert!(stderr.contains("privileged group"), "{stderr}");
+    for class in ["excess", "leaver_with_access", "attribute_drift", "missing"] {
+        assert_eq!(n("after", class), 0, "{class} left after enforcing: {r}");
+    }
+    assert!(n("after", "orphan") >= 1, "orphans are never changed: {r}");
+    assert!(r["enforced"].as_u64().unwrap_or(0) >= 3, "{r}");
+}

@@ -46,7 +46,11 @@ pub trait DemoSim: Send + Sync {
     /// console, so a reconciliation session has something to find. `entry` is the
     /// system's table; `leaver` someone HR says has left. Returns what was done, one line
     /// each (nothing for simulators without a story).
-    fn seed_drift(&self, _entry: &SystemEntry, _leaver: Option<&crate::model::Person>) -> Vec<String> {
+    fn seed_drift(
+        &self,
+        _entry: &SystemEntry,
+        _leaver: Option<&crate::model::Person>,
+    ) -> Vec<String> {
         Vec::new()
     }
 }
@@ -263,7 +267,11 @@ mod okta {
             self.0.clear_rules();
         }
 
-        fn seed_drift(&self, entry: &SystemEntry, _leaver: Option<&crate::model::Person>) -> Vec<String> {
+        fn seed_drift(
+            &self,
+            entry: &SystemEntry,
+            _leaver: Option<&crate::model::Person>,
+        ) -> Vec<String> {
             let login = "temp.contractor@northwind.example";
             self.0.seed_user(login, "Temp", "Contractor");
             vec![format!(
@@ -375,7 +383,11 @@ mod scim {
             self.0.clear_rules();
         }
 
-        fn seed_drift(&self, entry: &SystemEntry, leaver: Option<&crate::model::Person>) -> Vec<String> {
+        fn seed_drift(
+            &self,
+            entry: &SystemEntry,
+            leaver: Option<&crate::model::Person>,
+        ) -> Vec<String> {
             let name = &entry.system.name;
             let mut done = Vec::new();
             // Someone who left before accessdesk took over, still active here.
@@ -383,21 +395,21 @@ mod scim {
                 && self.0.user_by_name(&p.email).is_none()
             {
                 let id = self.0.seed_user(&p.email, &p.given_name, &p.family_name);
-                self.0.set_user_attribute(&id, "externalId", serde_json::json!(p.hris_id));
+                self.0
+                    .set_user_attribute(&id, "externalId", serde_json::json!(p.hris_id));
                 done.push(format!(
                     "{} {} left ({}) but is still active in {name}: provisioned by hand years ago",
                     p.given_name,
                     p.family_name,
-                    p.end_date.map(|d| d.to_string()).unwrap_or_else(|| "terminated".into())
+                    p.end_date
+                        .map(|d| d.to_string())
+                        .unwrap_or_else(|| "terminated".into())
                 ));
             }
             // An admin edits someone's department in the app.
-            if let Some(u) = self
-                .0
-                .users()
-                .into_iter()
-                .find(|u| u.external_id().is_some() && u.user_name() != leaver.map(|l| l.email.as_str()))
-            {
+            if let Some(u) = self.0.users().into_iter().find(|u| {
+                u.external_id().is_some() && u.user_name() != leaver.map(|l| l.email.as_str())
+            }) {
                 self.0.set_user_attribute(
                     &u.id,
                     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
@@ -530,7 +542,11 @@ mod aws {
             self.0.clear_rules();
         }
 
-        fn seed_drift(&self, entry: &SystemEntry, _leaver: Option<&crate::model::Person>) -> Vec<String> {
+        fn seed_drift(
+            &self,
+            entry: &SystemEntry,
+            _leaver: Option<&crate::model::Person>,
+        ) -> Vec<String> {
             if self.1 != Service::Iam {
                 return Vec::new();
             }
@@ -540,9 +556,11 @@ mod aws {
             // Someone provisioned by accessdesk (their user carries the HR id tag) gets a
             // privileged group by hand.
             let members = self.0.iam_group_members(&group);
-            let Some(user) = self.0.iam_users().into_iter().find(|u| {
-                u.tag("accessdesk:hris-id").is_some() && !members.contains(&u.user_name)
-            }) else {
+            let Some(user) =
+                self.0.iam_users().into_iter().find(|u| {
+                    u.tag("accessdesk:hris-id").is_some() && !members.contains(&u.user_name)
+                })
+            else {
                 return Vec::new();
             };
             if !self.0.iam_add_to_group(&group, &user.user_name) {

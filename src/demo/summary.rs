@@ -459,7 +459,10 @@ impl DemoSummary {
                 if m.is_empty() {
                     "none".to_string()
                 } else {
-                    m.iter().map(|(c, n)| format!("{n} {c}")).collect::<Vec<_>>().join(", ")
+                    m.iter()
+                        .map(|(c, n)| format!("{n} {c}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 }
             };
             line(o, "Reconcile", &format!("found {}", show(&r.found)))?;

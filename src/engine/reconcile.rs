@@ -11,7 +11,9 @@
 //! and the observed access on such an account is not attached to the person (identity
 //! before access: the engine would stop at an identity conflict before acting on it).
 //!
-//! **Classification** (`Class`): leavers with access first, then by severity. Nothing is
+//! **Classification** (`Class`): leavers with access first, then by severity. A grant or
+//! removal with an operation already in flight (queued, running, retrying, verifying,
+//! scheduled, awaiting approval, blocked) is work in progress, not drift. Nothing is
 //! concluded from what a read did not cover: an incomplete read reports orphans and
 //! attribute drift only once its account listing finished, and memberships only for the
 //! groups it read in full. Accounts that appeared during the read are left for the next.
@@ -145,6 +147,9 @@ pub struct World {
     pub links: HashMap<String, HashMap<String, String>>,
     /// system → lower-cased login → the person accessdesk assigned that login.
     pub logins: HashMap<String, HashMap<String, String>>,
+    /// (person, system, entitlement or None for the account) with an operation still in
+    /// flight: a grant or removal already on its way is not drift.
+    pub in_flight: HashSet<(String, String, Option<String>)>,
     pub now: DateTime<Utc>,
 }
 
@@ -176,6 +181,14 @@ impl World {
                 .entry(r.get(0)?)
                 .or_default()
                 .insert(r.get(1)?, r.get(2)?);
+        }
+        let mut st = c.prepare(
+            "SELECT person_id, system, entitlement FROM operations
+             WHERE status IN ('queued','running','retry_wait','verifying','scheduled','pending_approval','blocked')",
+        )?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            w.in_flight.insert((r.get(0)?, r.get(1)?, r.get(2)?));
         }
         let mut st = c.prepare("SELECT system, login_key, person_id FROM logins")?;
         let mut rows = st.query([])?;
@@ -446,9 +459,13 @@ pub fn classify(w: &World, entry: &SystemEntry, obs: &SystemObservation) -> Vec<
                     };
                     if p.is_leaver(w.now) {
                         let keeps = mine.iter().filter(|e| read_groups.contains(*e)).count();
-                        let groups_matter = entry.on_leave != OnLeave::Deactivate;
-                        if a.active || (groups_matter && keeps > 0) {
-                            let what = if a.active {
+                        // Where accounts have no sign-in state (the identity store), what a
+                        // leaver keeps is their memberships.
+                        let stateless = !has_sign_in_state(entry.system.kind);
+                        let groups_matter = stateless || entry.on_leave != OnLeave::Deactivate;
+                        let active = a.active && !stateless;
+                        if active || (groups_matter && keeps > 0) {
+                            let what = if active {
                                 format!("account {} still active", a.login)
                             } else {
                                 format!(
@@ -479,8 +496,18 @@ pub fn classify(w: &World, entry: &SystemEntry, obs: &SystemObservation) -> Vec<
                         })
                         .unwrap_or_default();
                     let mine_set: HashSet<&str> = mine.iter().copied().collect();
+                    let moving = |ent: Option<&str>| {
+                        w.in_flight.contains(&(
+                            pid.to_string(),
+                            system.to_string(),
+                            ent.map(str::to_string),
+                        ))
+                    };
                     for ent in &mine {
                         if !read_groups.contains(ent) || intended.contains(ent) {
+                            continue;
+                        }
+                        if catalogued.contains(ent) && moving(Some(ent)) {
                             continue;
                         }
                         if catalogued.contains(ent) {
@@ -510,7 +537,9 @@ pub fn classify(w: &World, entry: &SystemEntry, obs: &SystemObservation) -> Vec<
                     }
                     let mut missing: Vec<&&str> = intended
                         .iter()
-                        .filter(|e| read_groups.contains(**e) && !mine_set.contains(**e))
+                        .filter(|e| {
+                            read_groups.contains(**e) && !mine_set.contains(**e) && !moving(Some(e))
+                        })
                         .collect();
                     missing.sort();
                     for ent in missing {
@@ -544,7 +573,10 @@ pub fn classify(w: &World, entry: &SystemEntry, obs: &SystemObservation) -> Vec<
         let mut people: Vec<&String> = w.intended.keys().collect();
         people.sort();
         for pid in people {
-            if with_account.contains(pid.as_str()) {
+            if with_account.contains(pid.as_str())
+                || w.in_flight
+                    .contains(&(pid.to_string(), system.to_string(), None))
+            {
                 continue;
             }
             let Some(p) = w.people.get(pid) else { continue };
@@ -572,6 +604,12 @@ pub fn classify(w: &World, entry: &SystemEntry, obs: &SystemObservation) -> Vec<
         }
     }
     out
+}
+
+/// Whether accounts of this kind can be disabled (sign-in stopped) while they exist. The
+/// AWS identity store has no such state: deactivating there removes the memberships.
+pub fn has_sign_in_state(kind: crate::model::SystemKind) -> bool {
+    kind != crate::model::SystemKind::AwsIdentityStore
 }
 
 fn display(p: &Person) -> String {
@@ -1108,6 +1146,27 @@ mod tests {
         // Only what the target reported is compared.
         a.attributes.clear();
         assert!(attribute_drift(&p, &okta.catalog.systems["okta"], &a).is_empty());
+    }
+
+    #[test]
+    fn work_already_in_flight_is_not_drift() {
+        let mut w = world();
+        w.intended
+            .insert("E1".into(), vec!["okta:group:eng".into()]);
+        let e = entry();
+        let o = obs("complete", "done", 2);
+        let classes = |w: &World| {
+            classify(w, &e, &o)
+                .into_iter()
+                .map(|f| f.class)
+                .collect::<Vec<_>>()
+        };
+        assert!(classes(&w).contains(&"missing") && classes(&w).contains(&"excess"));
+        w.in_flight
+            .insert(("E1".into(), "okta".into(), Some("okta:group:eng".into())));
+        w.in_flight
+            .insert(("E1".into(), "okta".into(), Some("okta:group:admins".into())));
+        assert!(!classes(&w).contains(&"missing") && !classes(&w).contains(&"excess"));
     }
 
     #[test]

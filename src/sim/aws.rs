@@ -247,7 +247,12 @@ impl AwsHandle {
     /// request, not counted). False when either does not exist.
     pub fn iam_add_to_group(&self, group: &str, user: &str) -> bool {
         let mut a = self.inner.lock();
-        let Some(name) = a.iam.users.get(&user.to_lowercase()).map(|u| u.user_name.clone()) else {
+        let Some(name) = a
+            .iam
+            .users
+            .get(&user.to_lowercase())
+            .map(|u| u.user_name.clone())
+        else {
             return false;
         };
         match a.iam.groups.get_mut(&group.to_lowercase()) {
