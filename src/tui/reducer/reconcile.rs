@@ -92,17 +92,25 @@ pub(super) fn on_progress(s: &mut AppState, p: Progress, now: DateTime<Utc>) {
 
 /// `observe okta: 120 accounts, 340 memberships of ~500 objects (members, ETA 12 s)`.
 pub fn progress_line(p: &Progress) -> String {
-    let total = p.expected.map(|e| format!(" of ~{e}")).unwrap_or_default();
-    let eta = match (p.phase.as_str(), p.eta_secs) {
-        ("done", _) => "done".to_string(),
-        (_, Some(secs)) if secs.is_finite() && secs >= 0.0 => format!(
+    let total = p
+        .expected
+        .map(|e| format!(" of ~{e} objects"))
+        .unwrap_or_default();
+    if p.phase == "done" {
+        return format!(
+            "observe {}: done, {} accounts, {} memberships",
+            p.system, p.accounts, p.memberships
+        );
+    }
+    let eta = match p.eta_secs {
+        Some(secs) if secs.is_finite() && secs >= 0.0 => format!(
             "ETA {}",
             crate::text::duration_short(std::time::Duration::from_secs_f64(secs.min(1e9)))
         ),
         _ => "ETA measuring".to_string(),
     };
     format!(
-        "observe {}: {} accounts, {} memberships{total} objects ({}, {eta})",
+        "observe {}: {} accounts, {} memberships{total} ({}, {eta})",
         p.system, p.accounts, p.memberships, p.phase
     )
 }
@@ -269,13 +277,9 @@ pub(super) fn act(s: &mut AppState, a: Action, now: DateTime<Utc>) -> Vec<super:
             s.modal = Some(Modal::Confirm {
                 title,
                 lines: vec![
-                    format!(
-                        "Reads every account, group and membership of {what}, page by page within each system's rate limit,"
-                    ),
-                    "then correlates and classifies the run (nothing is changed in the systems)."
-                        .into(),
-                    "An interrupted read over the same systems resumes from its checkpoints."
-                        .into(),
+                    format!("Reads every account, group and membership of {what},"),
+                    "page by page within each system's rate limit, then reconciles the run.".into(),
+                    "Nothing is changed in the systems; an interrupted read resumes.".into(),
                 ],
                 job: Job::Observe { system },
             });

@@ -193,7 +193,9 @@ pub fn view(f: &mut Frame, s: &AppState, area: Rect, hits: &mut HitMap) {
             f,
             s,
             inner,
-            if data.findings.is_empty() {
+            if run.finished_at.is_none() || s.observing {
+                "Still reading: findings come once every system has been read."
+            } else if data.findings.is_empty() {
                 "No findings: what the systems hold matches intended access."
             } else {
                 "No finding matches the filter."
