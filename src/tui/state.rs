@@ -5,12 +5,14 @@
 use super::data::{ApprovalRow, AuditRow, PeopleIndex, Snapshot};
 use super::theme::Theme;
 use crate::store::queue::OpRow;
-use crate::store::reconcile::FindingRow;
 use chrono::{DateTime, Utc};
 use ratatui::layout::{Position, Rect};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use tui_input::Input;
+
+mod reconcile;
+pub use reconcile::FindingVerb;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ViewId {
@@ -356,24 +358,6 @@ pub enum Job {
     },
 }
 
-/// What an admin does to findings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FindingVerb {
-    Enforce,
-    Accept,
-    Ignore,
-}
-
-impl FindingVerb {
-    pub fn word(self) -> &'static str {
-        match self {
-            FindingVerb::Enforce => "Enforce",
-            FindingVerb::Accept => "Accept",
-            FindingVerb::Ignore => "Ignore",
-        }
-    }
-}
-
 impl Job {
     pub fn describe(&self) -> String {
         match self {
@@ -684,33 +668,6 @@ impl AppState {
             .iter()
             .flatten()
             .filter(|a| local.matches(&[&a.actor, &a.action, &a.subject, &a.details]))
-            .collect()
-    }
-
-    /// The newest run's findings as the Reconcile view shows them (filtered).
-    pub fn finding_rows(&self) -> Vec<&FindingRow> {
-        let f = self.filter(ViewId::Reconcile);
-        let Some(r) = &self.snapshot.reconcile else {
-            return Vec::new();
-        };
-        r.findings
-            .iter()
-            .filter(|x| {
-                f.matches(&[
-                    &x.class,
-                    &x.severity,
-                    &x.system,
-                    &x.status,
-                    x.person.as_deref().unwrap_or(""),
-                    x.person
-                        .as_deref()
-                        .and_then(|p| self.snapshot.names.get(p))
-                        .map_or("", String::as_str),
-                    x.account.as_deref().unwrap_or(""),
-                    x.entitlement.as_deref().unwrap_or(""),
-                    &x.detail,
-                ])
-            })
             .collect()
     }
 
