@@ -242,6 +242,9 @@ pub const BINDINGS: &[Binding] = &[
         hint: false,
     },
     b!(&[k('x')], Export, Page(P::Reconcile), "export CSV"),
+    b!(&[k('e')], Enforce, Page(P::Finding), "enforce", danger),
+    b!(&[k('a')], Accept, Page(P::Finding), "accept", danger),
+    b!(&[k('i')], Ignore, Page(P::Finding), "ignore", danger),
     // Lists
     b!(&[k('k'), code(KeyCode::Up)], Up, Lists, "up", quiet),
     b!(&[k('j'), code(KeyCode::Down)], Down, Lists, "down", quiet),

@@ -261,3 +261,34 @@ fn observing_confirms_runs_once_at_a_time_and_shows_progress() {
         assert!(s.modal.is_none(), "{c} acted read-only");
     }
 }
+
+#[test]
+fn an_orphan_is_accepted_from_its_own_page() {
+    let mut s = reconcile_state(120, 40);
+    ch(&mut s, 'j');
+    ch(&mut s, 'j');
+    press(&mut s, KeyCode::Enter);
+    assert_eq!(s.page(), &Page::Finding(11));
+    assert!(
+        keymap::hints(PageKind::Finding, false)
+            .iter()
+            .any(|(k, d)| k == "a" && *d == "accept")
+    );
+    ch(&mut s, 'a');
+    typed(&mut s, "service account of the print server");
+    press(&mut s, KeyCode::Enter);
+    press(&mut s, KeyCode::Enter);
+    let Some(Modal::Confirm { lines, job, .. }) = &s.modal else {
+        panic!("no confirmation: {:?}", s.modal)
+    };
+    assert_eq!(lines[0], "1 finding(s) · 0 people · 1 system(s): okta 1");
+    assert_eq!(
+        job,
+        &Job::Findings {
+            ids: vec![11],
+            verb: FindingVerb::Accept,
+            reason: Some("service account of the print server".into()),
+            until: Some("2027-02-24".into())
+        }
+    );
+}

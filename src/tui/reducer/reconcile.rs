@@ -146,6 +146,9 @@ pub fn person_label(s: &AppState, person: Option<&str>) -> String {
 /// What one key press acts on: the marked findings, else the cursor's; with `group`, every
 /// open finding of the cursor's class and system. With the scope's words.
 fn targets(s: &AppState, group: bool) -> Option<(Vec<i64>, String)> {
+    if let Page::Finding(id) = s.page() {
+        return finding(s, *id).map(|f| (vec![f.id], format!("finding #{}", f.id)));
+    }
     if group {
         let f = cursor_finding(s)?;
         let ids: Vec<i64> = s
@@ -237,7 +240,10 @@ pub fn blast_radius(s: &AppState, ids: &[i64], verb: FindingVerb) -> Vec<String>
 }
 
 pub(super) fn act(s: &mut AppState, a: Action, now: DateTime<Utc>) -> Vec<super::Effect> {
-    if s.stack.len() != 1 || s.view() != ViewId::Reconcile {
+    let on_list = s.stack.len() == 1 && s.view() == ViewId::Reconcile;
+    let on_finding = matches!(s.page(), Page::Finding(_));
+    let remediating = matches!(a, Action::Enforce | Action::Accept | Action::Ignore);
+    if !(on_list || (on_finding && remediating)) {
         return vec![];
     }
     match a {
