@@ -67,6 +67,9 @@ fn selected_person(s: &AppState) -> String {
 // Reducer
 // ---------------------------------------------------------------------------------------
 
+#[path = "console/reconcile.rs"]
+mod reconcile;
+
 #[test]
 fn the_cursor_follows_the_selected_operation_when_live_updates_reorder_rows() {
     let mut s = state(120, 40);
@@ -776,6 +779,16 @@ fn pages(w: u16, h: u16) -> Vec<(&'static str, AppState)> {
         t0(),
     );
     out.push(("notice_frozen", s));
+    out.push(("reconcile", reconcile::reconcile_state(w, h)));
+    let mut s = reconcile::reconcile_state(w, h);
+    s.stack.push(Page::Finding(11));
+    out.push(("finding", s));
+    let mut s = reconcile::reconcile_state(w, h);
+    for _ in 0..4 {
+        ch(&mut s, 'j');
+    }
+    ch(&mut s, 'E');
+    out.push(("reconcile_confirm", s));
     out
 }
 

@@ -325,3 +325,209 @@ fn an_idle_console_rereads_only_after_a_write() {
     assert!(!after.unchanged);
     assert_eq!(after.totals.get(OperationStatus::Queued), 2);
 }
+
+#[allow(clippy::too_many_arguments)]
+fn new_finding(
+    class: &'static str,
+    severity: &'static str,
+    rank: i64,
+    system: &str,
+    person: Option<&str>,
+    account: &str,
+    entitlement: Option<&str>,
+    detail: &str,
+) -> accessdesk::store::reconcile::NewFinding {
+    accessdesk::store::reconcile::NewFinding {
+        class,
+        severity,
+        rank,
+        system: system.into(),
+        person: person.map(str::to_string),
+        account: Some(account.into()),
+        account_id: Some(format!("ext-{account}")),
+        entitlement: entitlement.map(str::to_string),
+        detail: detail.into(),
+    }
+}
+
+#[test]
+fn the_reconcile_view_reads_the_newest_run_its_reads_and_findings() {
+    use accessdesk::store::reconcile::{Checkpoint, ObservedAccount};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let mut store = Store::open(&db).unwrap();
+    let cfg = SystemsConfig::parse(Path::new("systems.toml"), SYSTEMS).unwrap();
+    let systems = vec!["okta".to_string(), "zoom".to_string()];
+    let run = store
+        .write(|tx| {
+            tx.upsert_person(&Person::new("E1", "Ada", "Lovelace", "ada@x.io"), "t")?;
+            tx.upsert_person(&Person::new("E2", "山田", "太郎", "taro@x.io"), "t")?;
+            let run = tx.start_run(None, &systems, "t")?;
+            let cp = Checkpoint {
+                system: "okta".into(),
+                status: "running".into(),
+                phase: "accounts".into(),
+                ent_index: 0,
+                cursor: Some("page-2".into()),
+                accounts: 1,
+                memberships: 0,
+                pages: 1,
+                all_groups: false,
+                started_at: "2026-11-26T09:00:00Z".into(),
+                observed_at: None,
+                error: None,
+            };
+            let acct = ObservedAccount {
+                external_id: "00u1".into(),
+                login: "ada@x.io".into(),
+                email: Some("ada@x.io".into()),
+                active: true,
+                hris_id: None,
+                attributes: Default::default(),
+                late: false,
+            };
+            tx.save_page(run, &cp, &[acct], &[], &[])?;
+            Ok(run)
+        })
+        .unwrap();
+    let mut loader = Loader::new(
+        Store::open(&db).unwrap(),
+        Arc::new(cfg.catalog.clone()),
+        None,
+        None,
+        None,
+    );
+    // While the run reads, its checkpoints show how far each system is.
+    let q = Query {
+        reconcile: true,
+        names: vec!["E1".into(), "E2".into()],
+        ..Default::default()
+    };
+    let snap = loader.load(&q, Utc::now()).unwrap();
+    let r = snap.reconcile.expect("the Reconcile view's data");
+    assert_eq!(r.run.as_ref().map(|r| r.id), Some(run));
+    assert_eq!(r.run.as_ref().unwrap().status, "running");
+    let okta = r.systems.iter().find(|c| c.system == "okta").unwrap();
+    assert_eq!((okta.status.as_str(), okta.accounts), ("running", 1));
+    assert!(r.findings.is_empty());
+
+    store
+        .write(|tx| {
+            let cp = Checkpoint {
+                system: "okta".into(),
+                status: "complete".into(),
+                phase: "done".into(),
+                ent_index: 0,
+                cursor: None,
+                accounts: 1,
+                memberships: 0,
+                pages: 2,
+                all_groups: true,
+                started_at: "2026-11-26T09:00:00Z".into(),
+                observed_at: Some("2026-11-26T09:01:00Z".into()),
+                error: None,
+            };
+            tx.save_page(run, &cp, &[], &[], &[])?;
+            tx.save_checkpoint(
+                run,
+                &Checkpoint {
+                    system: "zoom".into(),
+                    status: "incomplete".into(),
+                    error: Some("zoom: 503 after 5 attempts".into()),
+                    ..cp.clone()
+                },
+            )?;
+            tx.finish_run(run, "t")?;
+            tx.store_findings(
+                run,
+                &[
+                    new_finding(
+                        "excess",
+                        "medium",
+                        20,
+                        "okta",
+                        Some("E1"),
+                        "ada@x.io",
+                        Some("okta:group:legacy"),
+                        "not granted",
+                    ),
+                    new_finding(
+                        "orphan",
+                        "high",
+                        10,
+                        "okta",
+                        None,
+                        "ghost@x.io",
+                        None,
+                        "matches nobody, \"ghost\", in HR",
+                    ),
+                    new_finding(
+                        "attribute_drift",
+                        "low",
+                        60,
+                        "okta",
+                        Some("E2"),
+                        "taro@x.io",
+                        None,
+                        "department",
+                    ),
+                    new_finding(
+                        "leaver_with_access",
+                        "critical",
+                        0,
+                        "okta",
+                        Some("E2"),
+                        "taro@x.io",
+                        None,
+                        "left, still active",
+                    ),
+                ],
+                "t",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    let snap = loader.load(&q, Utc::now()).unwrap();
+    let r = snap.reconcile.expect("the Reconcile view's data");
+    assert_eq!(r.run.as_ref().unwrap().status, "incomplete");
+    let zoom = r.systems.iter().find(|c| c.system == "zoom").unwrap();
+    assert_eq!(zoom.error.as_deref(), Some("zoom: 503 after 5 attempts"));
+    let classes: Vec<&str> = r.findings.iter().map(|f| f.class.as_str()).collect();
+    assert_eq!(
+        classes,
+        ["leaver_with_access", "orphan", "excess", "attribute_drift"],
+        "grouped by class, leavers first"
+    );
+    assert_eq!(r.total, 4);
+    assert_eq!(
+        snap.names.get("E1").map(String::as_str),
+        Some("Ada Lovelace")
+    );
+    assert_eq!(snap.names.get("E2").map(String::as_str), Some("山田 太郎"));
+    // Other pages do not read it.
+    let other = loader.load(&Query::default(), Utc::now()).unwrap();
+    assert!(other.reconcile.is_none());
+
+    // The CSV export: the view's order, RFC 4180 quoting, beside the database.
+    let said = accessdesk::tui::core::reconcile::export(&db, run).unwrap();
+    let path = dir.path().join(format!("reconcile-run-{run}.csv"));
+    assert!(said.contains(&path.display().to_string()), "{said}");
+    let csv = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = csv.split("\r\n").collect();
+    assert_eq!(
+        lines[0],
+        "class,severity,system,person,account,entitlement,status,decided_by,decided_at,reason,until,detail"
+    );
+    assert!(lines[1].starts_with("leaver_with_access,critical,okta,E2,taro@x.io,,open,"));
+    assert!(
+        lines[2].ends_with(",\"matches nobody, \"\"ghost\"\", in HR\""),
+        "{}",
+        lines[2]
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "only its owner reads it");
+    }
+}

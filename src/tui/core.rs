@@ -15,6 +15,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 
+pub mod reconcile;
+
 /// Events from outside the store to show as they happen (the demo's scenario): called
 /// with how many were already seen, returns the newer ones.
 pub type EventFeed = Arc<dyn Fn(usize) -> Vec<String> + Send + Sync>;
@@ -96,9 +98,18 @@ pub fn spawn_loader(
 pub fn spawn_job(backend: &Backend, job: Job, out: UnboundedSender<Msg>) {
     let b = backend.clone();
     tokio::spawn(async move {
-        let result = run_job(&b, &job)
-            .await
-            .map_err(|e| super::data::describe(&e));
+        let result = match job.clone() {
+            // Jobs that report as they go.
+            Job::Observe { system } => reconcile::observe(&b, system, Some(out.clone())).await,
+            Job::Findings {
+                ids,
+                verb,
+                reason,
+                until,
+            } => reconcile::remediate(&b, ids, verb, reason, until, Some(out.clone())).await,
+            _ => run_job(&b, &job).await,
+        }
+        .map_err(|e| super::data::describe(&e));
         let _ = out.send(Msg::Done { job, result });
     });
 }
@@ -177,6 +188,14 @@ pub async fn run_job(b: &Backend, job: &Job) -> Result<String> {
             })
             .await
         }
+        Job::Observe { system } => reconcile::observe(b, system, None).await,
+        Job::Findings {
+            ids,
+            verb,
+            reason,
+            until,
+        } => reconcile::remediate(b, ids, verb, reason, until, None).await,
+        Job::ExportFindings { run } => blocking(move || reconcile::export(&db, run)).await,
         Job::TestConnection(system) => match &b.engine {
             Some(e) => e.test_connection(&system).await,
             None => Err(Error::Failed(

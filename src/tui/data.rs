@@ -18,6 +18,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod reconcile;
+pub use reconcile::{FINDINGS_LIMIT, ReconcileData, class_order, severity_order, sort_findings};
+
 /// Every status, in the order the console shows them.
 pub const STATUSES: [OperationStatus; 10] = [
     OperationStatus::Running,
@@ -372,6 +375,8 @@ pub struct Query {
     /// People whose names the page shows (the Queue's rows on screen): read with it, so
     /// that a long queue costs only its visible page.
     pub names: Vec<String>,
+    /// The newest observation run and its findings (the Reconcile view).
+    pub reconcile: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -407,6 +412,8 @@ pub struct Snapshot {
     pub names: HashMap<String, String>,
     /// How long the read took (shown in the status bar; useful when the store is big).
     pub load_time: Duration,
+    /// The newest observation run (only while the Reconcile view is open).
+    pub reconcile: Option<ReconcileData>,
 }
 
 /// Where the console gets live figures the store does not hold (the rate limiters).
@@ -549,6 +556,9 @@ impl Loader {
         }
         if !q.names.is_empty() {
             snap.names = self.names(&q.names)?;
+        }
+        if q.reconcile {
+            snap.reconcile = Some(self.reconcile()?);
         }
         if q.credentials || self.credentials.is_empty() {
             self.credentials = self.credentials()?;

@@ -38,6 +38,19 @@ pub enum Action {
     Sort,
     NextTheme,
     Suspend,
+    /// Reconcile: observe every system / the cursor's finding's system.
+    ObserveAll,
+    ObserveSystem,
+    /// Reconcile: remediate the cursor's (or the marked) findings...
+    Enforce,
+    Accept,
+    Ignore,
+    /// ...or the whole group (class × system) of the cursor's finding.
+    EnforceGroup,
+    AcceptGroup,
+    IgnoreGroup,
+    /// Reconcile: write the run's findings as CSV.
+    Export,
 }
 
 /// Where a binding applies.
@@ -186,6 +199,52 @@ pub const BINDINGS: &[Binding] = &[
         "test connection"
     ),
     b!(&[k('o')], Sort, Page(P::People), "sort"),
+    // Reconcile
+    b!(
+        &[k('r')],
+        ObserveAll,
+        Page(P::Reconcile),
+        "observe all",
+        danger
+    ),
+    b!(
+        &[k('R')],
+        ObserveSystem,
+        Page(P::Reconcile),
+        "observe this system",
+        danger
+    ),
+    b!(&[k('e')], Enforce, Page(P::Reconcile), "enforce", danger),
+    b!(&[k('a')], Accept, Page(P::Reconcile), "accept", danger),
+    b!(&[k('i')], Ignore, Page(P::Reconcile), "ignore", danger),
+    Binding {
+        keys: &[k('E')],
+        action: EnforceGroup,
+        scope: Page(P::Reconcile),
+        desc: "enforce the group (class × system)",
+        dangerous: true,
+        hint: false,
+    },
+    Binding {
+        keys: &[k('A')],
+        action: AcceptGroup,
+        scope: Page(P::Reconcile),
+        desc: "accept the group (class × system)",
+        dangerous: true,
+        hint: false,
+    },
+    Binding {
+        keys: &[k('I')],
+        action: IgnoreGroup,
+        scope: Page(P::Reconcile),
+        desc: "ignore the group (class × system)",
+        dangerous: true,
+        hint: false,
+    },
+    b!(&[k('x')], Export, Page(P::Reconcile), "export CSV"),
+    b!(&[k('e')], Enforce, Page(P::Finding), "enforce", danger),
+    b!(&[k('a')], Accept, Page(P::Finding), "accept", danger),
+    b!(&[k('i')], Ignore, Page(P::Finding), "ignore", danger),
     // Lists
     b!(&[k('k'), code(KeyCode::Up)], Up, Lists, "up", quiet),
     b!(&[k('j'), code(KeyCode::Down)], Down, Lists, "down", quiet),
@@ -230,6 +289,7 @@ pub const BINDINGS: &[Binding] = &[
     b!(&[k('4')], Go(ViewId::Approvals), Global, "approvals", quiet),
     b!(&[k('5')], Go(ViewId::Audit), Global, "audit", quiet),
     b!(&[k('6')], Go(ViewId::Systems), Global, "systems", quiet),
+    b!(&[k('7')], Go(ViewId::Reconcile), Global, "reconcile", quiet),
     b!(&[k(':')], CommandMode, Global, "command"),
     b!(&[k('/')], FilterMode, Global, "filter"),
     b!(&[code(KeyCode::Esc)], Back, Global, "back"),
@@ -298,6 +358,11 @@ pub const COMMANDS: &[(&str, &[&str], &str)] = &[
         "systems",
         &["s", "sys"],
         "configured systems and credentials",
+    ),
+    (
+        "reconcile",
+        &["rec", "findings"],
+        "the newest observation run and its findings",
     ),
     ("verify", &[], "verify the audit chain"),
     ("theme", &[], "`:theme NAME` switches theme"),

@@ -12,6 +12,8 @@ use crossterm::event::{
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
+pub mod reconcile;
+
 #[derive(Debug)]
 pub enum Msg {
     Key(KeyEvent),
@@ -28,6 +30,8 @@ pub enum Msg {
     Tick,
     /// Something happened outside the store (a scenario event).
     Event(String),
+    /// How far a system's read in the console's observation session is.
+    Progress(crate::engine::observe::Progress),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +74,7 @@ pub fn update(s: &mut AppState, msg: Msg, now: DateTime<Utc>) -> Vec<Effect> {
         }
         Msg::Done { job, result } => {
             s.busy = s.busy.saturating_sub(1);
+            reconcile::on_done(s, &job, &result, now);
             match result {
                 Ok(text) => say(s, Level::Ok, text, now),
                 Err(e) => say(
@@ -109,6 +114,10 @@ pub fn update(s: &mut AppState, msg: Msg, now: DateTime<Utc>) -> Vec<Effect> {
             }
             vec![]
         }
+        Msg::Progress(p) => {
+            reconcile::on_progress(s, p, now);
+            vec![]
+        }
         Msg::Tick => {
             if s.frozen {
                 vec![]
@@ -140,6 +149,10 @@ pub fn query(s: &AppState) -> Query {
     if s.stack.len() == 1 && s.view() == ViewId::Queue {
         q.names = queue_people_in_view(s);
     }
+    if s.view() == ViewId::Reconcile {
+        q.reconcile = true;
+        q.names = reconcile::people_in_view(s);
+    }
     if s.view() == ViewId::Audit {
         let f = s.filter(ViewId::Audit);
         q.audit = Some(AuditQuery {
@@ -162,7 +175,7 @@ pub fn query(s: &AppState) -> Query {
                 q.cell = Some((person.clone(), system.clone(), entitlement.clone()));
             }
             Page::Operation(id) => q.op = Some(*id),
-            Page::View(_) => {}
+            Page::View(_) | Page::Finding(_) => {}
         }
     }
     q
@@ -267,6 +280,7 @@ fn sync_all(s: &mut AppState) {
         .entry(PageKey::Approvals)
         .or_default()
         .sync(a.iter().map(String::as_str));
+    reconcile::sync(s);
     let au: Vec<String> = s.audit_rows().iter().map(|a| a.seq.to_string()).collect();
     s.cursors
         .entry(PageKey::Audit)
@@ -304,6 +318,7 @@ pub fn list_key(s: &AppState) -> PageKey {
         Page::View(ViewId::Approvals) => PageKey::Approvals,
         Page::View(ViewId::Audit) => PageKey::Audit,
         Page::View(ViewId::Systems) => PageKey::Systems,
+        Page::View(ViewId::Reconcile) => PageKey::Findings,
         _ => PageKey::Detail,
     }
 }
@@ -317,6 +332,7 @@ fn list_len(s: &AppState, k: PageKey) -> usize {
         PageKey::Approvals => s.approval_rows().len(),
         PageKey::Audit => s.audit_rows().len(),
         PageKey::Systems => s.system_names().len(),
+        PageKey::Findings => s.finding_rows().len(),
         PageKey::Detail => usize::MAX / 2,
     }
 }
@@ -333,6 +349,7 @@ fn key_at(s: &AppState, k: PageKey, i: usize) -> Option<String> {
         PageKey::Approvals => s.approval_rows().get(i).map(|a| a.id.to_string()),
         PageKey::Audit => s.audit_rows().get(i).map(|a| a.seq.to_string()),
         PageKey::Systems => s.system_names().get(i).map(|n| n.to_string()),
+        PageKey::Findings => s.finding_rows().get(i).map(|f| f.id.to_string()),
         PageKey::Detail => None,
     }
 }
@@ -400,7 +417,7 @@ fn go(s: &mut AppState, v: ViewId) -> Vec<Effect> {
 }
 
 fn push(s: &mut AppState, p: Page) -> Vec<Effect> {
-    if matches!(p, Page::Cell { .. } | Page::Operation(_)) {
+    if matches!(p, Page::Cell { .. } | Page::Operation(_) | Page::Finding(_)) {
         s.cursors.insert(PageKey::Detail, Cursor::default());
     }
     if let Page::Person(_) = p {
@@ -509,7 +526,7 @@ pub fn act(s: &mut AppState, a: Action, now: DateTime<Utc>) -> Vec<Effect> {
         Action::Mark => {
             let v = s.view();
             if s.stack.len() == 1
-                && matches!(v, ViewId::Queue | ViewId::Approvals)
+                && matches!(v, ViewId::Queue | ViewId::Approvals | ViewId::Reconcile)
                 && list_key(s) != PageKey::Groups
                 && let Some(id) = selected_id(s, list_key(s))
             {
@@ -526,6 +543,9 @@ pub fn act(s: &mut AppState, a: Action, now: DateTime<Utc>) -> Vec<Effect> {
             let ids: Vec<i64> = match v {
                 ViewId::Queue => s.queue_rows().iter().map(|o| o.id).collect(),
                 ViewId::Approvals => s.approval_rows().iter().map(|a| a.id).collect(),
+                ViewId::Reconcile if s.stack.len() == 1 => {
+                    s.finding_rows().iter().map(|f| f.id).collect()
+                }
                 _ => vec![],
             };
             if !ids.is_empty() {
@@ -613,11 +633,23 @@ pub fn act(s: &mut AppState, a: Action, now: DateTime<Utc>) -> Vec<Effect> {
             vec![Effect::LoadTheme(s.themes[i].clone())]
         }
         Action::Suspend => vec![Effect::Suspend],
+        Action::ObserveAll
+        | Action::ObserveSystem
+        | Action::Enforce
+        | Action::Accept
+        | Action::Ignore
+        | Action::EnforceGroup
+        | Action::AcceptGroup
+        | Action::IgnoreGroup
+        | Action::Export => reconcile::act(s, a, now),
     }
 }
 
 fn run(s: &mut AppState, job: Job) -> Vec<Effect> {
     s.busy += 1;
+    if let Job::Observe { .. } = job {
+        s.observing = true;
+    }
     vec![Effect::Run(job)]
 }
 
@@ -773,6 +805,7 @@ fn open(s: &mut AppState) -> Vec<Effect> {
                 None => vec![],
             }
         }
+        Page::View(ViewId::Reconcile) => reconcile::open(s),
         Page::Cell { .. } => {
             // Open the newest operation behind the cell.
             let id = s
@@ -955,6 +988,12 @@ pub fn command(s: &mut AppState, line: &str, now: DateTime<Utc>) -> Vec<Effect> 
             go(s, ViewId::Audit)
         }
         "systems" => go(s, ViewId::Systems),
+        "reconcile" => {
+            if !arg.is_empty() {
+                set_filter(s, ViewId::Reconcile, Filter::parse(&arg));
+            }
+            go(s, ViewId::Reconcile)
+        }
         "verify" => run(s, Job::VerifyAudit),
         "theme" => {
             if arg.is_empty() {
@@ -1000,7 +1039,7 @@ fn on_modal_key(s: &mut AppState, k: KeyEvent, now: DateTime<Utc>) -> Vec<Effect
         }
         Modal::Confirm { title, lines, job } => match k.code {
             KeyCode::Char('y') | KeyCode::Char('Y') => {
-                if let Job::Ops { .. } | Job::Decide { .. } = job {
+                if let Job::Ops { .. } | Job::Decide { .. } | Job::Findings { .. } = job {
                     // The rows acted on are no longer marked.
                     s.marks.remove(&s.view());
                 }
@@ -1024,6 +1063,9 @@ fn on_modal_key(s: &mut AppState, k: KeyEvent, now: DateTime<Utc>) -> Vec<Effect
                 say(s, Level::Info, "cancelled; nothing was changed".into(), now);
                 vec![]
             }
+            KeyCode::Enter if !matches!(purpose, InputPurpose::Reason { .. }) => {
+                reconcile::on_input(s, title, input, purpose, now)
+            }
             KeyCode::Enter => {
                 let reason = input.value().trim().to_string();
                 if reason.is_empty() {
@@ -1035,7 +1077,9 @@ fn on_modal_key(s: &mut AppState, k: KeyEvent, now: DateTime<Utc>) -> Vec<Effect
                     });
                     return vec![];
                 }
-                let InputPurpose::Reason { ids, approve } = purpose;
+                let InputPurpose::Reason { ids, approve } = purpose else {
+                    return vec![];
+                };
                 let by_id: std::collections::HashMap<i64, &super::data::ApprovalRow> =
                     s.snapshot.approvals.iter().map(|a| (a.id, a)).collect();
                 let mut lines: Vec<String> = ids

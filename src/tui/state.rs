@@ -11,6 +11,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use tui_input::Input;
 
+mod reconcile;
+pub use reconcile::FindingVerb;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ViewId {
     Overview,
@@ -19,16 +22,18 @@ pub enum ViewId {
     Approvals,
     Audit,
     Systems,
+    Reconcile,
 }
 
 impl ViewId {
-    pub const ALL: [ViewId; 6] = [
+    pub const ALL: [ViewId; 7] = [
         ViewId::Overview,
         ViewId::People,
         ViewId::Queue,
         ViewId::Approvals,
         ViewId::Audit,
         ViewId::Systems,
+        ViewId::Reconcile,
     ];
 
     pub fn title(self) -> &'static str {
@@ -39,6 +44,7 @@ impl ViewId {
             ViewId::Approvals => "Approvals",
             ViewId::Audit => "Audit",
             ViewId::Systems => "Systems",
+            ViewId::Reconcile => "Reconcile",
         }
     }
 
@@ -50,6 +56,7 @@ impl ViewId {
             ViewId::Approvals => "approvals",
             ViewId::Audit => "audit",
             ViewId::Systems => "systems",
+            ViewId::Reconcile => "reconcile",
         }
     }
 }
@@ -63,22 +70,26 @@ pub enum PageKind {
     Approvals,
     Audit,
     Systems,
+    Reconcile,
     Person,
     Cell,
     Operation,
+    Finding,
 }
 
 impl PageKind {
-    pub const ALL: [PageKind; 9] = [
+    pub const ALL: [PageKind; 11] = [
         PageKind::Overview,
         PageKind::People,
         PageKind::Queue,
         PageKind::Approvals,
         PageKind::Audit,
         PageKind::Systems,
+        PageKind::Reconcile,
         PageKind::Person,
         PageKind::Cell,
         PageKind::Operation,
+        PageKind::Finding,
     ];
 
     /// Every page has rows to move through.
@@ -100,6 +111,8 @@ pub enum Page {
         entitlement: Option<String>,
     },
     Operation(i64),
+    /// One finding of the Reconcile view (one without a person to open).
+    Finding(i64),
 }
 
 impl Page {
@@ -111,9 +124,11 @@ impl Page {
             Page::View(ViewId::Approvals) => PageKind::Approvals,
             Page::View(ViewId::Audit) => PageKind::Audit,
             Page::View(ViewId::Systems) => PageKind::Systems,
+            Page::View(ViewId::Reconcile) => PageKind::Reconcile,
             Page::Person(_) => PageKind::Person,
             Page::Cell { .. } => PageKind::Cell,
             Page::Operation(_) => PageKind::Operation,
+            Page::Finding(_) => PageKind::Finding,
         }
     }
 }
@@ -325,6 +340,22 @@ pub enum Job {
     },
     VerifyAudit,
     TestConnection(String),
+    /// Observe (all systems, or one) and reconcile the run.
+    Observe {
+        system: Option<String>,
+    },
+    /// Enforce, accept or ignore findings.
+    Findings {
+        ids: Vec<i64>,
+        verb: FindingVerb,
+        /// Accept: the reason and the expiry (YYYY-MM-DD).
+        reason: Option<String>,
+        until: Option<String>,
+    },
+    /// Write a run's findings as CSV into the home directory.
+    ExportFindings {
+        run: i64,
+    },
 }
 
 impl Job {
@@ -341,6 +372,12 @@ impl Job {
             Job::Group { key, verb } => format!("{} group {key}", verb.word().to_lowercase()),
             Job::VerifyAudit => "verifying the audit chain".into(),
             Job::TestConnection(s) => format!("testing the connection to {s}"),
+            Job::Observe { system: None } => "observing every system".into(),
+            Job::Observe { system: Some(s) } => format!("observing {s}"),
+            Job::Findings { ids, verb, .. } => {
+                format!("{} {} finding(s)", verb.word().to_lowercase(), ids.len())
+            }
+            Job::ExportFindings { run } => format!("exporting the findings of run {run}"),
         }
     }
 }
@@ -350,6 +387,10 @@ impl Job {
 pub enum InputPurpose {
     /// The reason for approving or rejecting these approvals.
     Reason { ids: Vec<i64>, approve: bool },
+    /// The reason for accepting these findings (the expiry is asked next).
+    AcceptReason { ids: Vec<i64> },
+    /// The expiry of accepting these findings, for `reason`.
+    AcceptUntil { ids: Vec<i64>, reason: String },
 }
 
 #[derive(Debug, Clone)]
@@ -448,6 +489,10 @@ pub struct AppState {
     pub utc_offset: chrono::FixedOffset,
     /// Where the last frame drew what a click can land on (from `views::draw`).
     pub hits: HitMap,
+    /// An observation session is running (started from this console).
+    pub observing: bool,
+    /// The newest progress of each system's read in that session.
+    pub observe_progress: std::collections::BTreeMap<String, crate::engine::observe::Progress>,
 }
 
 /// The layout a frame was drawn with, as far as the mouse cares: `views::draw` returns it
@@ -504,6 +549,7 @@ pub enum PageKey {
     Approvals,
     Audit,
     Systems,
+    Findings,
     /// Scroll position of a detail page.
     Detail,
 }
@@ -540,6 +586,8 @@ impl AppState {
             system_info: Default::default(),
             events: Vec::new(),
             hits: HitMap::default(),
+            observing: false,
+            observe_progress: Default::default(),
         }
     }
 

@@ -6,6 +6,7 @@ mod columns;
 mod lists;
 mod people;
 mod queue;
+mod reconcile;
 
 use super::data::CellState;
 use super::keymap;
@@ -25,12 +26,38 @@ fn notice_lines(s: &AppState) -> usize {
     s.notices.len().min(2)
 }
 
-fn tab_label(v: ViewId, count: Option<usize>) -> String {
+/// A tab's label, its title cut to `max` cells (the current tab's never is).
+fn tab_label(v: ViewId, count: Option<usize>, max: usize) -> String {
     let n = ViewId::ALL.iter().position(|x| *x == v).unwrap_or(0) + 1;
+    let title = crate::text::cut(v.title(), max);
     match count {
-        Some(c) if c > 0 => format!(" {n} {} ({c}) ", v.title()),
-        _ => format!(" {n} {} ", v.title()),
+        Some(c) if c > 0 => format!(" {n} {title} ({c}) "),
+        _ => format!(" {n} {title} "),
     }
+}
+
+/// Every tab's label: whole when they fit, else the other tabs' titles cut evenly (the
+/// longest that fits), so that every tab stays on screen.
+fn tab_labels(current: ViewId, counts: &[(ViewId, Option<usize>)], room: usize) -> Vec<String> {
+    let labels = |max: usize| -> Vec<String> {
+        counts
+            .iter()
+            .map(|(v, c)| tab_label(*v, *c, if *v == current { usize::MAX } else { max }))
+            .collect()
+    };
+    let total = |l: &[String]| l.iter().map(|x| x.width() + 1).sum::<usize>();
+    let longest = ViewId::ALL
+        .iter()
+        .map(|v| v.title().width())
+        .max()
+        .unwrap_or(0);
+    for max in (2..=longest).rev() {
+        let l = labels(max);
+        if total(&l) <= room {
+            return l;
+        }
+    }
+    labels(2)
 }
 
 /// Draw the state into the frame; returns the layout drawn, for mouse hit-testing.
@@ -67,9 +94,11 @@ pub fn draw(f: &mut Frame, s: &AppState) -> HitMap {
         Page::View(ViewId::Approvals) => lists::approvals(f, s, body, &mut hits),
         Page::View(ViewId::Audit) => lists::audit(f, s, body, &mut hits),
         Page::View(ViewId::Systems) => lists::systems(f, s, body, &mut hits),
+        Page::View(ViewId::Reconcile) => reconcile::view(f, s, body, &mut hits),
         Page::Person(_) => people::matrix_page(f, s, body),
         Page::Cell { .. } => people::cell(f, s, body),
         Page::Operation(_) => queue::operation(f, s, body),
+        Page::Finding(id) => reconcile::finding_page(f, s, body, *id),
     }
     draw_status(f, s, status);
     draw_hints(f, s, hints);
@@ -104,6 +133,7 @@ fn crumb(s: &AppState, p: &Page) -> String {
             .clone()
             .unwrap_or_else(|| format!("{system} account")),
         Page::Operation(id) => format!("#{id}"),
+        Page::Finding(id) => format!("finding #{id}"),
     }
 }
 
@@ -148,13 +178,26 @@ fn draw_tabs(f: &mut Frame, s: &AppState, area: Rect, hits: &mut HitMap) {
     let current = s.view();
     let mut spans = Vec::new();
     let mut x = area.x;
-    for v in ViewId::ALL {
-        let count = match v {
-            ViewId::Approvals => Some(s.snapshot.approvals.len()),
-            ViewId::Queue => Some(s.snapshot.totals.get(OperationStatus::Failed) as usize),
-            _ => None,
-        };
-        let label = tab_label(v, count);
+    let counts: Vec<(ViewId, Option<usize>)> = ViewId::ALL
+        .into_iter()
+        .map(|v| {
+            let count = match v {
+                ViewId::Approvals => Some(s.snapshot.approvals.len()),
+                ViewId::Queue => Some(s.snapshot.totals.get(OperationStatus::Failed) as usize),
+                ViewId::Reconcile => Some(
+                    s.snapshot
+                        .systems
+                        .iter()
+                        .map(|r| r.open_findings as usize)
+                        .sum(),
+                ),
+                _ => None,
+            };
+            (v, count)
+        })
+        .collect();
+    let labels = tab_labels(current, &counts, area.width as usize);
+    for ((v, _), label) in counts.into_iter().zip(labels) {
         let w = (label.width() as u16).min(area.right().saturating_sub(x));
         if w > 0 {
             hits.tabs
