@@ -92,23 +92,17 @@ pub async fn observe(
         let _ = o.send(Msg::Progress(p.clone()));
     };
     let store = Arc::new(Mutex::new(store));
-    let actor = b.actor.clone();
-    let catalog = b.catalog.clone();
-    let handle = tokio::runtime::Handle::current();
-    // The read runs on this runtime (the adapters' clients and limiters live here), on a
-    // blocking thread: the store's writes between pages hold a std mutex.
-    let reads = tokio::task::spawn_blocking(move || {
-        let observer = Observer {
-            store: &store,
-            adapters: &adapters,
-            catalog: &catalog,
-            unavailable: &unavailable,
-            actor: &actor,
-        };
-        handle.block_on(observe_all(&observer, run, &systems, &progress))
-    })
-    .await
-    .map_err(|e| Error::Failed(format!("the observation task failed: {e}")))??;
+    // Awaited in this task (not on a blocking thread), so that quitting the console
+    // cancels the read between pages instead of waiting for it; the run resumes from its
+    // checkpoints next time. The store's writes between pages are short.
+    let observer = Observer {
+        store: &store,
+        adapters: &adapters,
+        catalog: &b.catalog,
+        unavailable: &unavailable,
+        actor: &b.actor,
+    };
+    let reads = observe_all(&observer, run, &systems, &progress).await?;
     let (db, actor, catalog) = (b.db_path.clone(), b.actor.clone(), b.catalog.clone());
     let r = blocking(move || {
         let mut store = Store::open(&db)?;
