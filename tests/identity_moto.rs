@@ -21,13 +21,6 @@ use engine::{Entry, Run, fast};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
-fn venv_python() -> std::path::PathBuf {
-    match std::env::var_os("ACCESSDESK_PEERS_VENV") {
-        Some(v) if !v.is_empty() => std::path::PathBuf::from(v).join("bin/python"),
-        _ => std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".peers/venv/bin/python"),
-    }
-}
-
 /// Every IAM user with its tags, groups and access-key statuses, as boto3 sees them.
 fn boto3_users(t: &MotoTarget) -> BTreeMap<String, Value> {
     const SCRIPT: &str = r#"
@@ -43,7 +36,7 @@ for page in iam.get_paginator("list_users").paginate():
         out[name] = {"tags": tags, "groups": groups, "keys": keys}
 print(json.dumps(out))
 "#;
-    let py = venv_python();
+    let py = moto::python();
     assert!(
         py.exists(),
         "{} is missing: {}",

@@ -18,19 +18,12 @@ use engine::{Entry, Run, fast};
 use reconcile::{seen, summary};
 use serde_json::Value;
 
-fn venv_python() -> std::path::PathBuf {
-    match std::env::var_os("ACCESSDESK_PEERS_VENV") {
-        Some(v) if !v.is_empty() => std::path::PathBuf::from(v).join("bin/python"),
-        _ => std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".peers/venv/bin/python"),
-    }
-}
-
 /// Run a boto3 script against moto (`iam` is the client); what it prints, as JSON.
 fn boto3(t: &MotoTarget, body: &str) -> Value {
     let script = format!(
         "import json, os, boto3\niam = boto3.client(\"iam\", endpoint_url=os.environ[\"MOTO_URL\"], region_name=\"us-east-1\")\n{body}"
     );
-    let py = venv_python();
+    let py = moto::python();
     assert!(
         py.exists(),
         "{} is missing: {}",

@@ -440,16 +440,6 @@ impl Store {
             .query_row("SELECT max(id) FROM observe_runs", [], |r| r.get(0))?)
     }
 
-    /// The newest run whose read of `system` stopped before the end: resume it.
-    pub fn resumable_run(&self, system: &str) -> Result<Option<i64>> {
-        Ok(self.conn.query_row(
-            "SELECT max(run_id) FROM observe_systems WHERE system = ?1 AND status != 'complete'
-                   AND run_id = (SELECT max(run_id) FROM observe_systems WHERE system = ?1)",
-            [system],
-            |r| r.get(0),
-        )?)
-    }
-
     pub fn checkpoints(&self, run: i64) -> Result<Vec<Checkpoint>> {
         let mut st = self.conn.prepare(&format!(
             "SELECT {CHECKPOINT_COLS} FROM observe_systems WHERE run_id = ?1 ORDER BY system"

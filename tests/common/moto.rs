@@ -24,6 +24,12 @@ fn venv() -> PathBuf {
     }
 }
 
+/// The peers venv's Python (boto3 is installed beside moto).
+#[allow(dead_code)] // not every test that shares this file drives boto3
+pub fn python() -> PathBuf {
+    venv().join("bin/python")
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
