@@ -2,36 +2,19 @@
 //! the JSON shape, exit codes (0 no findings, 3 findings, 1 a system not read), and a
 //! bulk action that asks first unless --yes.
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use accessdesk::sim::okta::{OktaSimOptions, spawn};
+use cli::{json, text};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 const TOKEN: &str = "00sim-reconcile-cli";
 const HEADER: &str = "employee_id,first_name,last_name,preferred_name,email,department,title,manager_id,location,cost_center,status,start_date,end_date\n";
 
 fn run(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_accessdesk"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("ACCESSDESK_HOME")
-        .env("USER", "tester")
-        .env("RECONCILE_OKTA_TOKEN", TOKEN)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
+    cli::run(home, args, &[("RECONCILE_OKTA_TOKEN", TOKEN)])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

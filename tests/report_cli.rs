@@ -5,11 +5,15 @@
 //! actual access; each audited as report.written; verify accepts the untouched file and
 //! names the findings section after one byte in it changes.
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use accessdesk::sim::okta::{BodyFault, FailRule, OktaSimOptions, spawn};
 use axum::http::Method;
+use cli::{json, text};
 use sha2::{Digest, Sha256};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 const TOKEN: &str = "00sim-report-cli";
 const HEADER: &str = "employee_id,first_name,last_name,preferred_name,email,department,title,manager_id,location,cost_center,status,start_date,end_date\n";
@@ -20,28 +24,7 @@ const CJK_FAMILY: &str = "山田";
 const VENDOR_MESSAGE: &str = "Api validation failed: group membership is locked";
 
 fn run(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_accessdesk"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("ACCESSDESK_HOME")
-        .env("USER", "tester")
-        .env("REPORT_OKTA_TOKEN", TOKEN)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
+    cli::run(home, args, &[("REPORT_OKTA_TOKEN", TOKEN)])
 }
 
 fn ok(o: Output) -> Output {
