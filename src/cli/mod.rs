@@ -230,50 +230,43 @@ pub enum FindingsCmd {
     },
     /// Queue the operations that remove the drift, through the engine and its guards.
     Enforce {
-        /// One finding; or use --class (and --system) for a group of the newest run.
-        id: Option<i64>,
-        #[arg(long)]
-        class: Option<String>,
-        #[arg(long)]
-        system: Option<String>,
-        #[arg(long)]
-        run: Option<i64>,
-        /// Do not ask before acting on several findings.
-        #[arg(long)]
-        yes: bool,
+        #[command(flatten)]
+        target: FindingsTarget,
     },
     /// Accept as an exception until a date; the finding returns when it expires.
     Accept {
-        id: Option<i64>,
-        #[arg(long)]
-        class: Option<String>,
-        #[arg(long)]
-        system: Option<String>,
-        #[arg(long)]
-        run: Option<i64>,
+        #[command(flatten)]
+        target: FindingsTarget,
         /// Why this access is allowed (required).
         #[arg(long)]
         reason: Option<String>,
         /// When the exception expires: YYYY-MM-DD or RFC 3339.
         #[arg(long)]
         until: String,
-        #[arg(long)]
-        yes: bool,
     },
     /// Close the finding this once; a later run reports it again if it is still there.
     Ignore {
-        id: Option<i64>,
-        #[arg(long)]
-        class: Option<String>,
-        #[arg(long)]
-        system: Option<String>,
-        #[arg(long)]
-        run: Option<i64>,
+        #[command(flatten)]
+        target: FindingsTarget,
         #[arg(long)]
         reason: Option<String>,
-        #[arg(long)]
-        yes: bool,
     },
+}
+
+/// Which findings `findings enforce|accept|ignore` act on.
+#[derive(Debug, Args)]
+pub struct FindingsTarget {
+    /// One finding; or use --class (and --system) for a group of the newest run.
+    pub id: Option<i64>,
+    #[arg(long)]
+    pub class: Option<String>,
+    #[arg(long)]
+    pub system: Option<String>,
+    #[arg(long)]
+    pub run: Option<i64>,
+    /// Do not ask before acting on several findings.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,7 +1,7 @@
 //! `accessdesk observe|reconcile|findings`: read what each system really holds, classify
 //! the drift, and remediate it.
 
-use super::{Ctx, FindingsCmd};
+use super::{Ctx, FindingsCmd, FindingsTarget};
 use crate::config::SystemsConfig;
 use crate::engine::observe::{Observer, Progress, SystemRead, observe_all, run_for};
 use crate::engine::reconcile::{Class, Reconciled, reconcile_run};
@@ -398,19 +398,11 @@ pub fn findings(ctx: &Ctx, cmd: FindingsCmd) -> Result<i32> {
             }
             Ok(0)
         }
-        FindingsCmd::Enforce {
-            id,
-            class,
-            system,
-            run,
-            yes,
-        } => {
+        FindingsCmd::Enforce { target } => {
             let cfg = ctx.systems()?;
-            let found = select(&store, id, class, system, run)?;
-            if !confirm(&found, "enforce", yes)? {
-                println!("nothing done");
+            let Some(found) = chosen(&store, target, "enforce")? else {
                 return Ok(1);
-            }
+            };
             let out = crate::engine::findings::enforce(&mut store, &cfg.catalog, &found, &actor)?;
             report(
                 ctx,
@@ -419,19 +411,13 @@ pub fn findings(ctx: &Ctx, cmd: FindingsCmd) -> Result<i32> {
             )
         }
         FindingsCmd::Accept {
-            id,
-            class,
-            system,
-            run,
+            target,
             reason,
             until,
-            yes,
         } => {
-            let found = select(&store, id, class, system, run)?;
-            if !confirm(&found, "accept", yes)? {
-                println!("nothing done");
+            let Some(found) = chosen(&store, target, "accept")? else {
                 return Ok(1);
-            }
+            };
             let out = crate::engine::findings::accept(
                 &mut store,
                 &found,
@@ -441,24 +427,25 @@ pub fn findings(ctx: &Ctx, cmd: FindingsCmd) -> Result<i32> {
             )?;
             report(ctx, &out, "")
         }
-        FindingsCmd::Ignore {
-            id,
-            class,
-            system,
-            run,
-            reason,
-            yes,
-        } => {
-            let found = select(&store, id, class, system, run)?;
-            if !confirm(&found, "ignore", yes)? {
-                println!("nothing done");
+        FindingsCmd::Ignore { target, reason } => {
+            let Some(found) = chosen(&store, target, "ignore")? else {
                 return Ok(1);
-            }
+            };
             let out =
                 crate::engine::findings::ignore(&mut store, &found, reason.as_deref(), &actor)?;
             report(ctx, &out, "")
         }
     }
+}
+
+/// The findings `t` names, once confirmed (None: the admin said no).
+fn chosen(store: &Store, t: FindingsTarget, verb: &str) -> Result<Option<Vec<FindingRow>>> {
+    let found = select(store, t.id, t.class, t.system, t.run)?;
+    if !confirm(&found, verb, t.yes)? {
+        println!("nothing done");
+        return Ok(None);
+    }
+    Ok(Some(found))
 }
 
 fn report(ctx: &Ctx, out: &[crate::engine::findings::Outcome], next: &str) -> Result<i32> {
