@@ -302,11 +302,7 @@ async fn read(
     }
     if cp.phase == "members" {
         let groups = lock(store).observed_groups(run, &system)?;
-        let mut listed: HashSet<String> = lock(store)
-            .observed_accounts(run, &system)?
-            .into_iter()
-            .map(|a| a.external_id)
-            .collect();
+        let mut listed: HashSet<String> = lock(store).observed_account_ids(run, &system)?;
         while (cp.ent_index as usize) < groups.len() {
             let (ent, ext, _) = &groups[cp.ent_index as usize];
             let target = group_target(ent, ext)?;

@@ -391,6 +391,21 @@ CREATE TABLE finding_exceptions (
 ALTER TABLE observed_access ADD COLUMN source TEXT NOT NULL DEFAULT 'recorded';
 ALTER TABLE accounts ADD COLUMN source TEXT NOT NULL DEFAULT 'recorded';
 "#,
+    // 8: memberships keyed by account first, so classification streams a system's
+    // accounts and their memberships side by side (a merge join) instead of loading both.
+    r#"
+CREATE TABLE observed_members_by_account (
+    run_id      INTEGER NOT NULL REFERENCES observe_runs(id) ON DELETE CASCADE,
+    system      TEXT NOT NULL,
+    account_id  TEXT NOT NULL,
+    entitlement TEXT NOT NULL,
+    PRIMARY KEY (run_id, system, account_id, entitlement)
+) WITHOUT ROWID;
+INSERT INTO observed_members_by_account (run_id, system, account_id, entitlement)
+    SELECT run_id, system, account_id, entitlement FROM observed_members;
+DROP TABLE observed_members;
+ALTER TABLE observed_members_by_account RENAME TO observed_members;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -469,6 +469,15 @@ impl Store {
         observed_groups_in(&self.conn, run, system)
     }
 
+    /// The external ids of the accounts a run listed in a system.
+    pub fn observed_account_ids(
+        &self,
+        run: i64,
+        system: &str,
+    ) -> Result<std::collections::HashSet<String>> {
+        observed_account_ids_in(&self.conn, run, system)
+    }
+
     /// Who a run saw in each group of a system: (entitlement, account external id).
     pub fn observed_members(&self, run: i64, system: &str) -> Result<Vec<(String, String)>> {
         observed_members_in(&self.conn, run, system)
@@ -541,6 +550,215 @@ pub fn observed_accounts_in(
         .collect::<rusqlite::Result<_>>()?)
 }
 
+/// One observed account, borrowed from the row being read (see [`for_each_observed_account`]).
+#[derive(Debug, Clone, Copy)]
+pub struct AccountRow<'a> {
+    pub external_id: &'a str,
+    pub login: &'a str,
+    pub email: Option<&'a str>,
+    pub active: bool,
+    pub hris_id: Option<&'a str>,
+    pub attributes: Attrs<'a>,
+    /// Only seen in a group's member listing: it appeared while the run read.
+    pub late: bool,
+}
+
+/// An account's attributes: as stored (a JSON object, parsed only when compared), or
+/// already in memory.
+#[derive(Debug, Clone, Copy)]
+pub enum Attrs<'a> {
+    Json(Option<&'a str>),
+    Map(&'a BTreeMap<String, String>),
+}
+
+impl Attrs<'_> {
+    /// Call `f` with each (name, value) pair. Stored attributes that are not a JSON
+    /// object of strings read as none (`save_page` writes them). Nothing is allocated
+    /// unless a stored string holds an escape.
+    pub fn for_each(&self, mut f: impl FnMut(&str, &str)) {
+        match self {
+            Attrs::Map(m) => m.iter().for_each(|(k, v)| f(k, v)),
+            Attrs::Json(None) => {}
+            Attrs::Json(Some(j)) => {
+                use serde::de::DeserializeSeed;
+                let mut de = serde_json::Deserializer::from_str(j);
+                let _ = PairVisitor(&mut f).deserialize(&mut de);
+            }
+        }
+    }
+}
+
+/// Walks a JSON object of strings, handing each pair to a closure.
+struct PairVisitor<'f, F>(&'f mut F);
+
+impl<'de, F: FnMut(&str, &str)> serde::de::DeserializeSeed<'de> for PairVisitor<'_, F> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, F: FnMut(&str, &str)> serde::de::Visitor<'de> for PairVisitor<'_, F> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object of strings")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<(), A::Error> {
+        while let Some(Text(k)) = map.next_key::<Text<'de>>()? {
+            let Text(v) = map.next_value::<Text<'de>>()?;
+            (self.0)(&k, &v);
+        }
+        Ok(())
+    }
+}
+
+/// A JSON string, borrowed from the input unless it holds an escape. (Serde's own
+/// `Cow<str>` always copies.)
+struct Text<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Text<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Text<'de>, E> {
+                Ok(Text(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Text<'de>, E> {
+                Ok(Text(std::borrow::Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl ObservedAccount {
+    /// This account as classification reads it.
+    pub fn as_row(&self) -> AccountRow<'_> {
+        AccountRow {
+            external_id: &self.external_id,
+            login: &self.login,
+            email: self.email.as_deref(),
+            active: self.active,
+            hris_id: self.hris_id.as_deref(),
+            attributes: Attrs::Map(&self.attributes),
+            late: self.late,
+        }
+    }
+}
+
+pub(crate) fn text<'a>(r: &'a rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'a str> {
+    r.get_ref(i)?.as_str().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+pub(crate) fn opt_text<'a>(
+    r: &'a rusqlite::Row<'_>,
+    i: usize,
+) -> rusqlite::Result<Option<&'a str>> {
+    r.get_ref(i)?.as_str_or_null().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+/// Stream the accounts a run read in one system, in external-id order, each with the
+/// indices (into `groups`, as [`observed_groups_in`] returns them) of the groups it was
+/// seen in. Nothing is loaded whole: the accounts and the memberships (kept in account
+/// order) are read side by side, so memory stays flat however large the system.
+/// Returns the number of memberships whose account the run did not list (an account
+/// that vanished between the two listings).
+pub fn for_each_observed_account(
+    conn: &rusqlite::Connection,
+    run: i64,
+    system: &str,
+    groups: &[(String, String, bool)],
+    mut f: impl FnMut(&AccountRow<'_>, &[u32]) -> Result<()>,
+) -> Result<usize> {
+    let index: std::collections::HashMap<&str, u32, foldhash::fast::RandomState> = groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.0.as_str(), i as u32))
+        .collect();
+    let mut accounts = conn.prepare_cached(
+        "SELECT external_id, login, email, active, hris_id, attributes, seen_in FROM observed_accounts
+         WHERE run_id = ?1 AND system = ?2 ORDER BY external_id",
+    )?;
+    let mut members = conn.prepare_cached(
+        "SELECT account_id, entitlement FROM observed_members
+         WHERE run_id = ?1 AND system = ?2 ORDER BY account_id, entitlement",
+    )?;
+    let mut arows = accounts.query(params![run, system])?;
+    let mut mrows = members.query(params![run, system])?;
+    // The member row ahead: its account (a reused buffer) and its group, if listed.
+    let mut m_account = String::new();
+    let mut m_group: Option<u32> = None;
+    let mut advance = |m_account: &mut String, m_group: &mut Option<u32>| -> Result<bool> {
+        Ok(match mrows.next()? {
+            Some(r) => {
+                m_account.clear();
+                m_account.push_str(text(r, 0)?);
+                *m_group = index.get(text(r, 1)?).copied();
+                true
+            }
+            None => false,
+        })
+    };
+    let mut live = advance(&mut m_account, &mut m_group)?;
+    let mut held: Vec<u32> = Vec::new();
+    let mut unlisted = 0usize;
+    while let Some(r) = arows.next()? {
+        let external_id = text(r, 0)?;
+        held.clear();
+        while live && m_account.as_str() < external_id {
+            unlisted += 1;
+            live = advance(&mut m_account, &mut m_group)?;
+        }
+        while live && m_account == external_id {
+            held.extend(m_group);
+            live = advance(&mut m_account, &mut m_group)?;
+        }
+        let row = AccountRow {
+            external_id,
+            login: text(r, 1)?,
+            email: opt_text(r, 2)?,
+            active: r.get(3)?,
+            hris_id: opt_text(r, 4)?,
+            attributes: Attrs::Json(opt_text(r, 5)?),
+            late: text(r, 6)? == "members",
+        };
+        f(&row, &held)?;
+    }
+    while live {
+        unlisted += 1;
+        live = advance(&mut m_account, &mut m_group)?;
+    }
+    Ok(unlisted)
+}
+
+/// The external ids of the accounts a run listed in a system.
+pub fn observed_account_ids_in(
+    conn: &rusqlite::Connection,
+    run: i64,
+    system: &str,
+) -> Result<std::collections::HashSet<String>> {
+    let mut st = conn.prepare_cached(
+        "SELECT external_id FROM observed_accounts WHERE run_id = ?1 AND system = ?2",
+    )?;
+    let mut rows = st.query(params![run, system])?;
+    let mut out = std::collections::HashSet::new();
+    while let Some(r) = rows.next()? {
+        out.insert(text(r, 0)?.to_string());
+    }
+    Ok(out)
+}
+
 pub fn observed_groups_in(
     conn: &rusqlite::Connection,
     run: i64,
@@ -567,4 +785,114 @@ pub fn observed_members_in(
     Ok(st
         .query_map(params![run, system], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(id: &str, attributes: &[(&str, &str)]) -> ObservedAccount {
+        ObservedAccount {
+            external_id: id.into(),
+            login: format!("{id}@x.io"),
+            email: None,
+            active: true,
+            hris_id: None,
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            late: false,
+        }
+    }
+
+    #[test]
+    fn streaming_pairs_each_account_with_exactly_its_memberships() {
+        let mut store = Store::open_in_memory().unwrap();
+        let cp = Checkpoint {
+            system: "okta".into(),
+            status: "complete".into(),
+            phase: "done".into(),
+            ent_index: 2,
+            cursor: None,
+            accounts: 0,
+            memberships: 0,
+            pages: 1,
+            all_groups: true,
+            started_at: String::new(),
+            observed_at: None,
+            error: None,
+        };
+        let groups = vec![
+            ("okta:group:a".to_string(), "g1".to_string(), true),
+            ("okta:group:b".to_string(), "g2".to_string(), false),
+        ];
+        // Ids whose byte order differs from a naive guess: upper case sorts before lower
+        // case, "b10" before "b2", and non-Latin after Latin.
+        let accounts = vec![
+            account("b2", &[("department", "R&D \"Labs\"")]),
+            account("B1", &[]),
+            account("b10", &[("title", "Инженер")]),
+            account("ж", &[]),
+        ];
+        let members = vec![
+            ("okta:group:a".to_string(), "b2".to_string()),
+            ("okta:group:b".to_string(), "b2".to_string()),
+            ("okta:group:a".to_string(), "ж".to_string()),
+            // Members of accounts the listing did not have: before, between and after.
+            ("okta:group:a".to_string(), "A0".to_string()),
+            ("okta:group:a".to_string(), "b11".to_string()),
+            ("okta:group:b".to_string(), "zz".to_string()),
+            // A group the read did not list.
+            ("okta:group:gone".to_string(), "B1".to_string()),
+        ];
+        let run = store
+            .write(|tx| {
+                let run = tx.start_run(None, &["okta".to_string()], "t")?;
+                tx.save_page(run, &cp, &accounts, &groups, &members)?;
+                Ok(run)
+            })
+            .unwrap();
+        let mut seen: Vec<(String, Vec<u32>, Vec<(String, String)>)> = Vec::new();
+        let unlisted = for_each_observed_account(store.conn(), run, "okta", &groups, |a, held| {
+            let mut attrs = Vec::new();
+            a.attributes
+                .for_each(|k, v| attrs.push((k.to_string(), v.to_string())));
+            seen.push((a.external_id.to_string(), held.to_vec(), attrs));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(unlisted, 3);
+        let ids: Vec<&str> = seen.iter().map(|s| s.0.as_str()).collect();
+        assert_eq!(ids, ["B1", "b10", "b2", "ж"]);
+        assert_eq!(
+            seen[0].1,
+            Vec::<u32>::new(),
+            "B1 is only in an unlisted group"
+        );
+        assert_eq!(seen[1].1, Vec::<u32>::new());
+        assert_eq!(seen[2].1, vec![0, 1]);
+        assert_eq!(seen[3].1, vec![0]);
+        // Attributes come back as stored, escapes and all.
+        assert_eq!(
+            seen[2].2,
+            vec![("department".to_string(), "R&D \"Labs\"".to_string())]
+        );
+        assert_eq!(
+            seen[1].2,
+            vec![("title".to_string(), "Инженер".to_string())]
+        );
+    }
+
+    #[test]
+    fn attributes_that_are_not_an_object_of_strings_read_as_none() {
+        for bad in ["[1,2]", "{\"a\": 1}", "not json", "{\"a\": \"b\""] {
+            let mut n = 0;
+            Attrs::Json(Some(bad)).for_each(|_, _| n += 1);
+            assert!(n <= 1, "{bad}: {n}");
+        }
+        let mut n = 0;
+        Attrs::Json(Some("{\"a\": 1}")).for_each(|_, _| n += 1);
+        assert_eq!(n, 0);
+    }
 }
