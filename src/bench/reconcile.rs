@@ -162,6 +162,17 @@ fn seed(store: &mut Store, people: usize) -> Result<i64> {
     })
 }
 
+/// User + system CPU time this process has used, in seconds (every thread).
+fn cpu_secs() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return f64::NAN;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
 pub fn run(people: usize, runs: usize) -> Result<BenchReport> {
     let cfg = catalog()?;
     let dir = tempfile::tempdir().map_err(|e| Error::io("temp dir", e))?;
@@ -173,10 +184,13 @@ pub fn run(people: usize, runs: usize) -> Result<BenchReport> {
     let mut secs = Vec::new();
     let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut accounts = 0;
+    let mut cpu = Vec::new();
     for _ in 0..runs.max(1) {
         let t = Instant::now();
+        let cpu0 = cpu_secs();
         let c = crate::engine::reconcile::classify_run(&store, &cfg.catalog, run)?;
         secs.push(t.elapsed().as_secs_f64());
+        cpu.push(cpu_secs() - cpu0);
         counts.clear();
         for f in &c.findings {
             *counts.entry(f.class).or_default() += 1;
@@ -241,6 +255,13 @@ pub fn run(people: usize, runs: usize) -> Result<BenchReport> {
         median(&mut secs),
         "s",
         Some(1.0),
+        "lower",
+    );
+    r.push(
+        "  CPU time, all threads (median)",
+        median(&mut cpu),
+        "s",
+        None,
         "lower",
     );
     r.push(

@@ -28,7 +28,7 @@ use crate::config::{Catalog, SystemEntry};
 use crate::model::{Person, RiskLevel};
 use crate::store::Store;
 use crate::store::reconcile::{
-    AccountRow, Checkpoint, NewFinding, ObservedAccount, opt_text, text,
+    AccountRow, Checkpoint, NewFinding, ObservedAccount, bytes, opt_text, text,
 };
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
@@ -161,7 +161,12 @@ fn lower(s: &str) -> Cow<'_, str> {
 pub struct World {
     /// Everyone in HR (in HR id order when loaded from the store).
     pub people: Vec<Person>,
-    index: FastMap<String, u32>,
+    /// HR id → index into `people`. A table of bare indices whose keys live in one
+    /// arena (`hot`), so a lookup touches a few small arrays, not each person's heap.
+    index: hashbrown::HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
+    /// What classification reads for every account, packed per person.
+    hot: Hot,
     /// Lower-cased work e-mail → people.
     by_email: FastMap<String, Vec<u32>>,
     /// The entitlements intended grants name; an entitlement's id is its index.
@@ -179,6 +184,72 @@ pub struct World {
     pub now: DateTime<Utc>,
 }
 
+/// The HR fields attribute drift compares, in this order.
+const HR_FIELDS: [&str; 5] = ["department", "title", "costCenter", "location", "email"];
+
+/// Per person, packed into arenas: their HR id, whether they have left, and the HR
+/// fields attribute drift compares. A million accounts in random order then hit a few
+/// megabytes instead of a hundred thousand scattered `Person`s.
+#[derive(Debug, Default)]
+struct Hot {
+    /// HR ids, back to back, and each person's span of it: kept apart from the fields so
+    /// the index's key checks stay within a small, cache-resident arena.
+    ids: String,
+    id_spans: Vec<(u32, u32)>,
+    /// `HR_FIELDS`, back to back, and each person's spans of them.
+    fields: String,
+    field_spans: Vec<[(u32, u32); HR_FIELDS.len()]>,
+    leaver: Vec<bool>,
+}
+
+fn push_text(arena: &mut String, s: &str) -> (u32, u32) {
+    let start = arena.len() as u32;
+    arena.push_str(s);
+    (start, arena.len() as u32)
+}
+
+impl Hot {
+    fn set(&mut self, i: usize, p: &Person, now: DateTime<Utc>) {
+        let id = push_text(&mut self.ids, &p.hris_id);
+        let mut spans = [(0, 0); HR_FIELDS.len()];
+        for (k, f) in HR_FIELDS.iter().enumerate() {
+            spans[k] = push_text(&mut self.fields, hr_field(p, f).unwrap_or_default());
+        }
+        if i == self.id_spans.len() {
+            self.id_spans.push(id);
+            self.field_spans.push(spans);
+            self.leaver.push(p.is_leaver(now));
+        } else {
+            self.id_spans[i] = id;
+            self.field_spans[i] = spans;
+            self.leaver[i] = p.is_leaver(now);
+        }
+    }
+
+    /// Person `i`'s value of `HR_FIELDS[field]`.
+    fn field(&self, i: usize, field: usize) -> &str {
+        let (a, b) = self.field_spans[i][field];
+        &self.fields[a as usize..b as usize]
+    }
+
+    fn id(&self, i: usize) -> &str {
+        let (a, b) = self.id_spans[i];
+        &self.ids[a as usize..b as usize]
+    }
+}
+
+/// One of `HR_FIELDS` of a person.
+fn hr_field<'p>(p: &'p Person, field: &str) -> Option<&'p str> {
+    Some(match field {
+        "department" => p.department.as_str(),
+        "title" => p.title.as_str(),
+        "costCenter" => p.cost_center.as_str(),
+        "location" => p.location.as_str(),
+        "email" => p.email.as_str(),
+        _ => return None,
+    })
+}
+
 /// Intended grants as loaded: the interned entitlements and, per person in HR id order,
 /// the ids of theirs.
 type IntendedRows = (Vec<String>, Vec<(String, Vec<u32>)>);
@@ -189,7 +260,8 @@ fn load_intended(
     to: Option<&str>,
 ) -> Result<IntendedRows> {
     let mut ents: Vec<String> = Vec::new();
-    let mut ent_ids: FastMap<String, u32> = FastMap::default();
+    // Matched on bytes; text is checked (UTF-8) once per person and entitlement.
+    let mut ent_ids: FastMap<Vec<u8>, u32> = FastMap::default();
     let mut rows_out: Vec<(String, Vec<u32>)> = Vec::new();
     // The primary key orders rows by person: each person's grants arrive together.
     // Bounds spelled out (not `?1 IS NULL OR ...`), so SQLite seeks to the range.
@@ -214,20 +286,19 @@ fn load_intended(
     let mut st = c.prepare(sql)?;
     let mut rows = st.query(rusqlite::params_from_iter(args))?;
     while let Some(r) = rows.next()? {
-        let person = text(r, 0)?;
-        let ent = text(r, 1)?;
+        let ent = bytes(r, 1)?;
         let id = match ent_ids.get(ent) {
             Some(id) => *id,
             None => {
                 let id = ents.len() as u32;
-                ents.push(ent.to_string());
-                ent_ids.insert(ent.to_string(), id);
+                ents.push(text(r, 1)?.to_string());
+                ent_ids.insert(ent.to_vec(), id);
                 id
             }
         };
         match rows_out.last_mut() {
-            Some((p, v)) if p == person => v.push(id),
-            _ => rows_out.push((person.to_string(), vec![id])),
+            Some((p, v)) if p.as_bytes() == bytes(r, 0)? => v.push(id),
+            _ => rows_out.push((text(r, 0)?.to_string(), vec![id])),
         }
     }
     Ok((ents, rows_out))
@@ -237,7 +308,9 @@ impl World {
     pub fn new(now: DateTime<Utc>) -> World {
         World {
             people: Vec::new(),
-            index: FastMap::default(),
+            index: hashbrown::HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
+            hot: Hot::default(),
             by_email: FastMap::default(),
             ents: Vec::new(),
             ent_ids: FastMap::default(),
@@ -249,25 +322,38 @@ impl World {
         }
     }
 
+    fn index_of(&self, id: &str) -> Option<usize> {
+        let hash = std::hash::BuildHasher::hash_one(&self.hasher, id);
+        self.index
+            .find(hash, |&i| self.hot.id(i as usize) == id)
+            .map(|&i| i as usize)
+    }
+
     /// Add a person (or replace the one with the same HR id).
     pub fn add_person(&mut self, p: Person) {
-        if let Some(&i) = self.index.get(&p.hris_id) {
-            self.people[i as usize] = p;
+        if let Some(i) = self.index_of(&p.hris_id) {
+            self.hot.set(i, &p, self.now);
+            self.people[i] = p;
             return;
         }
-        let i = self.people.len() as u32;
+        let i = self.people.len();
         self.by_email
             .entry(p.email.to_lowercase())
             .or_default()
-            .push(i);
-        self.index.insert(p.hris_id.clone(), i);
+            .push(i as u32);
+        self.hot.set(i, &p, self.now);
+        let hash = std::hash::BuildHasher::hash_one(&self.hasher, p.hris_id.as_str());
+        let (hot, hasher) = (&self.hot, &self.hasher);
+        self.index.insert_unique(hash, i as u32, |&j| {
+            std::hash::BuildHasher::hash_one(hasher, hot.id(j as usize))
+        });
         self.people.push(p);
         self.intended.push(Vec::new());
     }
 
     /// A person by HR id, with their index.
     pub fn person(&self, id: &str) -> Option<(usize, &Person)> {
-        let i = *self.index.get(id)? as usize;
+        let i = self.index_of(id)?;
         Some((i, &self.people[i]))
     }
 
@@ -284,8 +370,8 @@ impl World {
     /// Record that policy grants `person` the entitlement (ignored for someone not in HR).
     pub fn intend(&mut self, person: &str, ent: &str) {
         let id = self.ent_id(ent);
-        if let Some(&i) = self.index.get(person) {
-            self.intended[i as usize].push(id);
+        if let Some(i) = self.index_of(person) {
+            self.intended[i].push(id);
         }
     }
 
@@ -389,11 +475,11 @@ impl World {
                 // This part's entitlement ids → the world's.
                 let ids_here: Vec<u32> = ents.iter().map(|e| w.ent_id(e)).collect();
                 for (person, mut ids) in rows {
-                    let Some(&i) = w.index.get(&person) else {
+                    let Some(i) = w.index_of(&person) else {
                         continue;
                     };
                     ids.iter_mut().for_each(|e| *e = ids_here[*e as usize]);
-                    w.intended[i as usize] = ids;
+                    w.intended[i] = ids;
                 }
             }
             Ok(w)
@@ -553,24 +639,23 @@ fn groups_read(read: &Checkpoint, groups: usize) -> usize {
 /// The attributes the target reported that differ from what accessdesk would write for
 /// the person now. HR's own fields are compared directly; names are shaped (the costly
 /// part) only when the target reported one.
-fn attribute_drift(p: &Person, entry: &SystemEntry, a: &AccountRow<'_>) -> Vec<String> {
+fn attribute_drift(w: &World, pi: usize, entry: &SystemEntry, a: &AccountRow<'_>) -> Vec<String> {
     let mut differs = Vec::new();
     let mut shaped: Option<BTreeMap<String, String>> = None;
     a.attributes.for_each(|k, have| {
-        let direct = match k {
-            "manager" => return,
-            "department" => Some(p.department.as_str()),
-            "title" => Some(p.title.as_str()),
-            "costCenter" => Some(p.cost_center.as_str()),
-            "location" => Some(p.location.as_str()),
-            "email" => Some(p.email.as_str()),
-            _ => None,
-        };
+        if k == "manager" {
+            return;
+        }
+        let direct = HR_FIELDS
+            .iter()
+            .position(|f| *f == k)
+            .map(|f| w.hot.field(pi, f));
         let should: Cow<'_, str> = match direct {
             Some(v) => Cow::Borrowed(v),
             None => Cow::Owned(
                 shaped
                     .get_or_insert_with(|| {
+                        let p = &w.people[pi];
                         crate::adapters::AccountSpec::for_person(p, entry.system.kind, a.login)
                             .synced_attributes()
                     })
@@ -610,7 +695,10 @@ pub struct SystemClassifier<'a> {
     accounts_read: bool,
     /// Per person: an account here was matched to them (by any rule).
     with_account: Vec<bool>,
-    /// Reused per account: the groups policy grants its owner here.
+    /// Per person (and one past the last): where their intended groups start in
+    /// `intended`, and how many entitlements policy grants them here (seen or not).
+    intended_at: Vec<(u32, u32)>,
+    /// The groups the read saw that policy grants, person after person (sorted each).
     intended: Vec<u32>,
     out: Vec<NewFinding>,
 }
@@ -654,9 +742,30 @@ impl<'a> SystemClassifier<'a> {
             // Orphans, attributes and missing accounts need the whole account listing.
             accounts_read: complete(read) || read.phase != "accounts",
             with_account: vec![false; w.people.len()],
+            intended_at: Vec::new(),
             intended: Vec::new(),
             out: Vec::new(),
         }
+        .with_intended()
+    }
+
+    /// Index what policy grants each person in this system (one pass over the grants).
+    fn with_intended(mut self) -> Self {
+        self.intended_at.reserve(self.w.people.len() + 1);
+        for ids in &self.w.intended {
+            let start = self.intended.len();
+            let mut here = 0u32;
+            for &e in ids {
+                if let Some(g) = self.local[e as usize] {
+                    here += 1;
+                    self.intended.extend(g);
+                }
+            }
+            self.intended[start..].sort_unstable();
+            self.intended_at.push((start as u32, here));
+        }
+        self.intended_at.push((self.intended.len() as u32, 0));
+        self
     }
 
     /// One account and the groups (indices into the read's groups) it holds.
@@ -704,17 +813,19 @@ impl<'a> SystemClassifier<'a> {
             Match::Linked { person, by } => (person, by),
         };
         let (person, by) = person;
-        let Some((pi, p)) = at.map(|i| (i, &w.people[i])).or_else(|| w.person(person)) else {
+        let Some(pi) = at.or_else(|| w.index_of(person)) else {
             return;
         };
-        let pid = p.hris_id.as_str();
+        // Only findings read the whole person; the rest comes from `w.hot`.
+        let p = &w.people[pi];
+        let pid = w.hot.id(pi);
         self.with_account[pi] = true;
         let by_note = if by.proves() {
             String::new()
         } else {
             format!(" (matched by {} only, not proven)", by.as_str())
         };
-        if p.is_leaver(w.now) {
+        if w.hot.leaver[pi] {
             let keeps = held.iter().filter(|&&g| self.read[g as usize]).count();
             // Where accounts have no sign-in state (the identity store), what a leaver
             // keeps is their memberships.
@@ -742,15 +853,13 @@ impl<'a> SystemClassifier<'a> {
             }
             return;
         }
-        // The groups policy grants this person here that the read saw.
-        self.intended.clear();
-        for &e in &w.intended[pi] {
-            if let Some(Some(g)) = self.local[e as usize] {
-                self.intended.push(g);
-            }
-        }
+        // The groups policy grants this person here that the read saw (sorted).
+        let (from, to) = (
+            self.intended_at[pi].0 as usize,
+            self.intended_at[pi + 1].0 as usize,
+        );
         for &g in held {
-            if !self.read[g as usize] || self.intended.contains(&g) {
+            if !self.read[g as usize] || self.intended[from..to].contains(&g) {
                 continue;
             }
             let (ent, _, catalogued) = &groups[g as usize];
@@ -783,8 +892,7 @@ impl<'a> SystemClassifier<'a> {
             });
         }
         // Groups are in entitlement order, so the findings are too.
-        self.intended.sort_unstable();
-        for i in 0..self.intended.len() {
+        for i in from..to {
             let g = self.intended[i];
             let ent = groups[g as usize].0.as_str();
             if !self.read[g as usize] || held.contains(&g) || w.moving(pid, system, Some(ent)) {
@@ -805,7 +913,7 @@ impl<'a> SystemClassifier<'a> {
         }
         // Attributes: only those the target reported, against what HR says.
         if a.active {
-            let differs = attribute_drift(p, self.entry, a);
+            let differs = attribute_drift(w, pi, self.entry, a);
             if !differs.is_empty() {
                 self.out.push(finding(
                     Class::AttributeDrift,
@@ -827,14 +935,11 @@ impl<'a> SystemClassifier<'a> {
         }
         let (w, system) = (self.w, self.system);
         for (pi, p) in w.people.iter().enumerate() {
-            if self.with_account[pi] || p.is_leaver(w.now) {
+            let n = self.intended_at[pi].1;
+            if n == 0 || self.with_account[pi] || w.hot.leaver[pi] {
                 continue;
             }
-            let n = w.intended[pi]
-                .iter()
-                .filter(|&&e| self.local[e as usize].is_some())
-                .count();
-            if n == 0 || w.moving(&p.hris_id, system, None) {
+            if w.moving(&p.hris_id, system, None) {
                 continue;
             }
             self.out.push(finding(
@@ -1453,13 +1558,15 @@ mod tests {
         let okta =
             SystemsConfig::parse(Path::new("s.toml"), "[systems.okta]\nkind = \"okta\"\n").unwrap();
         // IAM cannot hold "&": "RD" is what was written, not drift.
-        assert!(attribute_drift(&p, &iam.catalog.systems["aws"], &a.as_row()).is_empty());
+        let mut w = World::new(Utc::now());
+        w.add_person(p);
+        assert!(attribute_drift(&w, 0, &iam.catalog.systems["aws"], &a.as_row()).is_empty());
         // Okta can: "RD" there is drift.
-        let d = attribute_drift(&p, &okta.catalog.systems["okta"], &a.as_row());
+        let d = attribute_drift(&w, 0, &okta.catalog.systems["okta"], &a.as_row());
         assert_eq!(d, vec!["department: target \"RD\", HR \"R&D\"".to_string()]);
         // Only what the target reported is compared.
         a.attributes.clear();
-        assert!(attribute_drift(&p, &okta.catalog.systems["okta"], &a.as_row()).is_empty());
+        assert!(attribute_drift(&w, 0, &okta.catalog.systems["okta"], &a.as_row()).is_empty());
     }
 
     #[test]

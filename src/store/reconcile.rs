@@ -659,6 +659,12 @@ pub(crate) fn text<'a>(r: &'a rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&
     })
 }
 
+pub(crate) fn bytes<'a>(r: &'a rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'a [u8]> {
+    r.get_ref(i)?.as_bytes().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 pub(crate) fn opt_text<'a>(
     r: &'a rusqlite::Row<'_>,
     i: usize,
@@ -681,10 +687,11 @@ pub fn for_each_observed_account(
     groups: &[(String, String, bool)],
     mut f: impl FnMut(&AccountRow<'_>, &[u32]) -> Result<()>,
 ) -> Result<usize> {
-    let index: std::collections::HashMap<&str, u32, foldhash::fast::RandomState> = groups
+    // Members are matched on bytes: only the accounts' own text needs to be valid UTF-8.
+    let index: std::collections::HashMap<&[u8], u32, foldhash::fast::RandomState> = groups
         .iter()
         .enumerate()
-        .map(|(i, g)| (g.0.as_str(), i as u32))
+        .map(|(i, g)| (g.0.as_bytes(), i as u32))
         .collect();
     let mut accounts = conn.prepare_cached(
         "SELECT external_id, login, email, active, hris_id, attributes, seen_in FROM observed_accounts
@@ -697,14 +704,14 @@ pub fn for_each_observed_account(
     let mut arows = accounts.query(params![run, system])?;
     let mut mrows = members.query(params![run, system])?;
     // The member row ahead: its account (a reused buffer) and its group, if listed.
-    let mut m_account = String::new();
+    let mut m_account: Vec<u8> = Vec::new();
     let mut m_group: Option<u32> = None;
-    let mut advance = |m_account: &mut String, m_group: &mut Option<u32>| -> Result<bool> {
+    let mut advance = |m_account: &mut Vec<u8>, m_group: &mut Option<u32>| -> Result<bool> {
         Ok(match mrows.next()? {
             Some(r) => {
                 m_account.clear();
-                m_account.push_str(text(r, 0)?);
-                *m_group = index.get(text(r, 1)?).copied();
+                m_account.extend_from_slice(bytes(r, 0)?);
+                *m_group = index.get(bytes(r, 1)?).copied();
                 true
             }
             None => false,
@@ -716,11 +723,11 @@ pub fn for_each_observed_account(
     while let Some(r) = arows.next()? {
         let external_id = text(r, 0)?;
         held.clear();
-        while live && m_account.as_str() < external_id {
+        while live && m_account.as_slice() < external_id.as_bytes() {
             unlisted += 1;
             live = advance(&mut m_account, &mut m_group)?;
         }
-        while live && m_account == external_id {
+        while live && m_account == external_id.as_bytes() {
             held.extend(m_group);
             live = advance(&mut m_account, &mut m_group)?;
         }
@@ -731,7 +738,7 @@ pub fn for_each_observed_account(
             active: r.get(3)?,
             hris_id: opt_text(r, 4)?,
             attributes: Attrs::Json(opt_text(r, 5)?),
-            late: text(r, 6)? == "members",
+            late: bytes(r, 6)? == b"members",
         };
         f(&row, &held)?;
     }
@@ -853,7 +860,9 @@ mod tests {
                 Ok(run)
             })
             .unwrap();
-        let mut seen: Vec<(String, Vec<u32>, Vec<(String, String)>)> = Vec::new();
+        // (external id, groups held, attributes) per account, in stream order.
+        type Seen = (String, Vec<u32>, Vec<(String, String)>);
+        let mut seen: Vec<Seen> = Vec::new();
         let unlisted = for_each_observed_account(store.conn(), run, "okta", &groups, |a, held| {
             let mut attrs = Vec::new();
             a.attributes
