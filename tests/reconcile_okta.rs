@@ -410,3 +410,83 @@ async fn a_read_cut_off_halfway_draws_no_conclusion_and_resumes_at_that_page() {
         "{f:#?}"
     );
 }
+
+/// An account deleted while a read was under way (after the account listing, before its
+/// groups were read) is asked about, found gone and left out: no "missing membership"
+/// for it, and the person is reported as having no account, which is now the truth. An
+/// account in no group that still exists is kept (the admin remains an orphan).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_that_vanishes_during_the_read_draws_no_false_finding() {
+    use accessdesk::engine::observe::observe_system;
+    use accessdesk::engine::reconcile::reconcile_run;
+    use accessdesk::sim::rules::{BodyFault, FailRule};
+
+    let (server, okta) = sim().await;
+    let base = server.base_url();
+    let run = Run::new(
+        &[Entry::new("okta", "okta", &base, "okta-token").settings(catalogue())],
+        &[("okta-token", TOKEN)],
+    );
+    run.intend(4, &["okta"]);
+    let s = run.engine(fast()).run_until_idle(None).await.unwrap();
+    assert_eq!(s.failed, 0, "{s:?}");
+    // The read stops at the first group's members...
+    let admins = okta.group_by_name("admins").unwrap().id;
+    okta.fail(
+        FailRule::new(
+            Some(reqwest::Method::GET),
+            &format!("/api/v1/groups/{admins}/users"),
+            BodyFault::Reset,
+            1,
+        )
+        .always(),
+    );
+    let engine = run.engine(fast());
+    let adapter = engine.adapter("okta").unwrap().clone();
+    let entry = run.cfg.catalog.systems["okta"].clone();
+    let id = run
+        .store
+        .lock()
+        .unwrap()
+        .write(|tx| tx.start_run(None, &["okta".to_string()], "test"))
+        .unwrap();
+    let read = observe_system(&run.store, &adapter, &entry, id, &|_| {})
+        .await
+        .unwrap();
+    assert!(!read.complete, "{read:?}");
+    // ...and meanwhile someone deletes f1's account (listed already) in Okta.
+    let gone = okta.user_by_login("f1@example.com").unwrap().id;
+    let path = format!("/api/v1/users/{gone}");
+    okta_put(
+        &base,
+        &format!("{path}/lifecycle/deactivate"),
+        reqwest::Method::POST,
+    )
+    .await;
+    okta_put(&base, &path, reqwest::Method::DELETE).await;
+    okta.clear_rules();
+    let read = observe_system(&run.store, &adapter, &entry, id, &|_| {})
+        .await
+        .unwrap();
+    assert!(read.complete, "{read:?}");
+    assert_eq!(read.accounts, 4, "5 listed, 1 gone: {read:?}");
+    let mut s = run.store.lock().unwrap();
+    s.write(|tx| tx.finish_run(id, "test")).unwrap();
+    reconcile_run(&mut s, &run.cfg.catalog, id, "test").unwrap();
+    let f = s
+        .findings(&FindingFilter {
+            run: Some(id),
+            open_only: true,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        summary(&f),
+        vec![
+            reconcile::seen("orphan", None, Some(ADMIN_LOGIN), None),
+            reconcile::seen("missing", Some("E001"), None, None),
+        ],
+        "{f:#?}"
+    );
+    assert!(f[1].detail.contains("has no account"), "{:?}", f[1].detail);
+}

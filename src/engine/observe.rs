@@ -342,6 +342,45 @@ async fn read(
             lock(store).write(|tx| tx.save_page(run, cp, &late, &[], &members))?;
             report(cp);
         }
+        confirm_silent(store, adapter, &system, run, cp).await?;
+    }
+    Ok(())
+}
+
+/// An account listed before the groups were read that no group showed may have vanished
+/// since (deleted while the run read): its absence from every group would otherwise
+/// read as access it lacks. Ask the system about each such account; one it no longer
+/// has is marked gone (no finding is drawn from it), one it still has is refreshed.
+/// Idempotent, so an interrupted confirmation simply runs again on resume.
+async fn confirm_silent(
+    store: &Arc<Mutex<Store>>,
+    adapter: &Arc<dyn Adapter>,
+    system: &str,
+    run: i64,
+    cp: &mut Checkpoint,
+) -> Result<()> {
+    let silent = lock(store).silent_accounts(run, system)?;
+    let mut gone = Vec::new();
+    for id in silent {
+        match page(system, || adapter.get_account(&id)).await {
+            Ok(Some(a)) => {
+                let fresh = [observed(&a, false)];
+                lock(store).write(|tx| tx.save_page(run, cp, &fresh, &[], &[]))?;
+            }
+            Ok(None) => gone.push(id),
+            Err(e) if e.class == crate::adapters::ErrorClass::NotFound => gone.push(id),
+            Err(e) => return Err(Error::Failed(e.to_string())),
+        }
+    }
+    if !gone.is_empty() {
+        tracing::info!(
+            system,
+            n = gone.len(),
+            "observe: accounts vanished during the read"
+        );
+        let n = lock(store).write(|tx| tx.mark_gone(run, system, &gone))?;
+        cp.accounts -= n as i64;
+        lock(store).write(|tx| tx.save_checkpoint(run, cp))?;
     }
     Ok(())
 }

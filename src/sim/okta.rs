@@ -465,7 +465,10 @@ pub async fn spawn(opts: OktaSimOptions) -> std::io::Result<(SimServer, OktaHand
 fn router(inner: Arc<Inner>, faults: Arc<Faults>) -> axum::Router {
     axum::Router::new()
         .route("/api/v1/users", get(list_users).post(create_user))
-        .route("/api/v1/users/{id}", get(get_user).post(update_user))
+        .route(
+            "/api/v1/users/{id}",
+            get(get_user).post(update_user).delete(delete_user),
+        )
         .route("/api/v1/users/{id}/lifecycle/{op}", post(lifecycle))
         .route("/api/v1/users/{id}/groups", get(user_groups))
         .route("/api/v1/groups", get(list_groups).post(create_group))
@@ -1173,6 +1176,27 @@ async fn update_user(
     let u = u.clone();
     drop(s);
     json_response(StatusCode::OK, user_json(&u, &base(&headers)))
+}
+
+/// `DELETE /api/v1/users/{id}`: a deprovisioned user is deleted for good (with their
+/// memberships); anyone else is deactivated first, as Okta does.
+async fn delete_user(State(inner): State<Arc<Inner>>, Path(id): Path<String>) -> Response {
+    let mut s = inner.lock();
+    let Some(uid) = lookup_any(&s, &id) else {
+        return not_found(&id, "User");
+    };
+    let Some(u) = s.users.get_mut(&uid) else {
+        return not_found(&id, "User");
+    };
+    if u.status != "DEPROVISIONED" {
+        u.status = "DEPROVISIONED".into();
+        u.status_changed = Some(Utc::now());
+        u.last_updated = Utc::now();
+        return empty(StatusCode::NO_CONTENT);
+    }
+    s.users.remove(&uid);
+    s.memberships.retain(|(_, member), _| *member != uid);
+    empty(StatusCode::NO_CONTENT)
 }
 
 async fn lifecycle(

@@ -245,6 +245,19 @@ impl Tx<'_> {
         self.save_checkpoint(run, cp)
     }
 
+    /// Mark accounts a run listed that the system no longer has (they vanished while the
+    /// run read): classification and adoption leave them out. Returns how many.
+    pub fn mark_gone(&mut self, run: i64, system: &str, ids: &[String]) -> Result<usize> {
+        let mut st = self.tx.prepare_cached(
+            "UPDATE observed_accounts SET seen_in = 'gone' WHERE run_id = ?1 AND system = ?2 AND external_id = ?3",
+        )?;
+        let mut n = 0;
+        for id in ids {
+            n += st.execute(params![run, system, id])?;
+        }
+        Ok(n)
+    }
+
     pub fn save_checkpoint(&mut self, run: i64, cp: &Checkpoint) -> Result<()> {
         self.tx
             .prepare_cached(
@@ -478,6 +491,21 @@ impl Store {
         observed_account_ids_in(&self.conn, run, system)
     }
 
+    /// The accounts a run listed in a system that no group's member listing showed:
+    /// either in no group, or gone since the listing (`observe` asks about each).
+    pub fn silent_accounts(&self, run: i64, system: &str) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT a.external_id FROM observed_accounts a
+             WHERE a.run_id = ?1 AND a.system = ?2 AND a.seen_in = 'accounts'
+               AND NOT EXISTS (SELECT 1 FROM observed_members m
+                               WHERE m.run_id = a.run_id AND m.system = a.system AND m.account_id = a.external_id)
+             ORDER BY a.external_id",
+        )?;
+        Ok(st
+            .query_map(params![run, system], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Who a run saw in each group of a system: (entitlement, account external id).
     pub fn observed_members(&self, run: i64, system: &str) -> Result<Vec<(String, String)>> {
         observed_members_in(&self.conn, run, system)
@@ -530,7 +558,7 @@ pub fn observed_accounts_in(
 ) -> Result<Vec<ObservedAccount>> {
     let mut st = conn.prepare_cached(
         "SELECT external_id, login, email, active, hris_id, attributes, seen_in FROM observed_accounts
-         WHERE run_id = ?1 AND system = ?2 ORDER BY external_id",
+         WHERE run_id = ?1 AND system = ?2 AND seen_in != 'gone' ORDER BY external_id",
     )?;
     Ok(st
         .query_map(params![run, system], |r| {
@@ -695,7 +723,7 @@ pub fn for_each_observed_account(
         .collect();
     let mut accounts = conn.prepare_cached(
         "SELECT external_id, login, email, active, hris_id, attributes, seen_in FROM observed_accounts
-         WHERE run_id = ?1 AND system = ?2 ORDER BY external_id",
+         WHERE run_id = ?1 AND system = ?2 AND seen_in != 'gone' ORDER BY external_id",
     )?;
     let mut members = conn.prepare_cached(
         "SELECT account_id, entitlement FROM observed_members
