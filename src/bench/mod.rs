@@ -10,6 +10,7 @@ pub mod console;
 pub mod engine;
 pub mod leaver;
 pub mod limiter;
+pub mod observe;
 pub mod plan;
 pub mod reconcile;
 pub mod store;

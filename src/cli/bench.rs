@@ -29,14 +29,18 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<()> {
             a.runs,
         )?,
         "reconcile" => crate::bench::reconcile::run(a.people.unwrap_or(100_000), a.runs)?,
+        "observe" => crate::bench::observe::run(a.people.unwrap_or(50_000), a.runs)?,
+        "observe-memory" => crate::bench::observe::run_memory(a.people.unwrap_or(250_000))?,
         // The child process `engine` measures `apply --no-run` in.
         "engine-enqueue" => return crate::bench::engine::enqueue_child(),
         // The child process `console` measures its first frame and memory in.
         "console-frame" => return crate::bench::console::frame_child(),
+        // The child process `observe-memory` measures observing and classifying in.
+        "observe-memory-child" => return crate::bench::observe::memory_child(),
         other => {
             return Err(Error::usage(
                 format!("unknown benchmark {other:?}"),
-                "benchmarks: policy, store, limiter, plan, wave, leaver, console, engine, reconcile",
+                "benchmarks: policy, store, limiter, plan, wave, leaver, console, engine, reconcile, observe, observe-memory",
             ));
         }
     };

@@ -432,10 +432,11 @@ pub enum AccountCmd {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// policy | store | limiter
+    /// policy | store | limiter | plan | wave | leaver | console | engine | reconcile |
+    /// observe | observe-memory
     pub name: String,
     /// Scale: number of people (defaults to the target size); for the limiter
-    /// bench, N requests per window.
+    /// bench, N requests per window; for observe, Okta accounts (memberships are 4 ×).
     #[arg(long)]
     pub people: Option<usize>,
     /// Number of rules (policy bench).

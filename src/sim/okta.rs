@@ -84,7 +84,7 @@ pub mod buckets {
     /// Every other `/api/v1` endpoint (lifecycle, a user's groups): 1,200/min.
     pub const OTHER: &str = "/api/v1";
 
-    pub(super) const DEFAULTS: &[(&str, u32)] = &[
+    pub const DEFAULTS: &[(&str, u32)] = &[
         (USERS, 600),
         (USER_GET, 2000),
         (USER_WRITE, 600),
@@ -405,6 +405,58 @@ impl OktaHandle {
         profile.insert("firstName".into(), json!(first));
         profile.insert("lastName".into(), json!(last));
         new_user(&mut s, profile, "ACTIVE", true, Instant::now())
+    }
+
+    /// Create many ACTIVE users directly (seeding at scale without requests), each visible
+    /// at once, with the given profiles (`login` required; `email`, `firstName`... as
+    /// Okta's base schema has them). Returns their ids, in order. A login missing, or held
+    /// by another user (case-insensitively, as Okta compares them), is refused before
+    /// anything is created.
+    pub fn seed_users(&self, profiles: Vec<Map<String, Value>>) -> Result<Vec<String>, String> {
+        let mut s = self.inner.lock();
+        let mut taken: HashSet<String> =
+            s.users.values().map(|u| u.login().to_lowercase()).collect();
+        for p in &profiles {
+            let login = p.get("login").and_then(Value::as_str).unwrap_or("");
+            if login.is_empty() {
+                return Err("a seeded user has no login".into());
+            }
+            if !taken.insert(login.to_lowercase()) {
+                return Err(format!("login {login:?} is already taken"));
+            }
+        }
+        let now = Instant::now();
+        Ok(profiles
+            .into_iter()
+            .map(|p| new_user(&mut s, p, "ACTIVE", true, now))
+            .collect())
+    }
+
+    /// Put users into an OKTA_GROUP directly, visible at once (seeding without requests;
+    /// not counted as membership adds). Returns how many were not members before. An
+    /// unknown group or user is refused before anything changes.
+    pub fn seed_members(&self, group_id: &str, user_ids: &[String]) -> Result<usize, String> {
+        let mut s = self.inner.lock();
+        if !s.groups.contains_key(group_id) {
+            return Err(format!("no group {group_id}"));
+        }
+        if let Some(u) = user_ids.iter().find(|u| !s.users.contains_key(*u)) {
+            return Err(format!("no user {u}"));
+        }
+        let now = Instant::now();
+        let mut added = 0;
+        for u in user_ids {
+            if s.memberships
+                .insert((group_id.to_string(), u.clone()), now)
+                .is_none()
+            {
+                added += 1;
+            }
+        }
+        if let Some(g) = s.groups.get_mut(group_id) {
+            g.last_membership_updated = Utc::now();
+        }
+        Ok(added)
     }
 
     /// Force a user's status (e.g. PROVISIONED, to exercise reactivation).
@@ -759,8 +811,7 @@ impl VendorBodies for OktaBodies {
 // Middleware
 // ---------------------------------------------------------------------------------------
 
-/// Which documented bucket a request counts against.
-fn bucket_for(method: &Method, path: &str) -> &'static str {
+pub fn bucket_for(method: &Method, path: &str) -> &'static str {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segs.as_slice() {
         ["oauth2", "v1", "token"] => buckets::TOKEN,
@@ -1284,6 +1335,26 @@ async fn lifecycle(
 }
 
 /// `after`-cursor paging over items sorted by id. Returns the page and the next cursor.
+/// One page of users already in id order, starting after the cursor: the first `limit`
+/// rendered, and the last one's id as the next cursor when more follow (as [`page`]).
+fn lazy_page<'a>(
+    mut rows: impl Iterator<Item = &'a SimUser>,
+    limit: usize,
+    base: &str,
+) -> (Vec<Value>, Option<String>) {
+    let mut items = Vec::with_capacity(limit.min(1000));
+    let mut last: Option<&SimUser> = None;
+    for u in rows.by_ref().take(limit) {
+        items.push(user_json(u, base));
+        last = Some(u);
+    }
+    let next = match (last, rows.next()) {
+        (Some(l), Some(_)) => Some(l.id.clone()),
+        _ => None,
+    };
+    (items, next)
+}
+
 fn page<T: Clone>(
     items: &[(String, T)],
     after: Option<&str>,
@@ -1406,16 +1477,43 @@ async fn list_users(
         Ok(l) => l,
         Err(r) => return r,
     };
-    let items: Vec<(String, Value)> = visible
-        .filter(|u| match &expr {
+    drop(visible);
+    // Walk the users in id order from the cursor and render only what the page needs
+    // (a listing of 50,000 users stays linear, not quadratic).
+    use std::ops::Bound;
+    let from = q
+        .get("after")
+        .map_or(Bound::Unbounded, |a| Bound::Excluded(a.as_str()));
+    let mut items: Vec<Value> = Vec::with_capacity(limit);
+    let mut last: Option<String> = None;
+    let mut more = false;
+    for u in s
+        .users
+        .range::<str, _>((from, Bound::Unbounded))
+        .map(|(_, u)| u)
+        .filter(|u| u.visible_at <= now)
+    {
+        let json = match &expr {
             // Without search or filter, Okta omits DEPROVISIONED users.
-            None => u.status != "DEPROVISIONED",
-            Some((x, ci)) => x.matches(&user_json(u, &base), *ci),
-        })
-        .map(|u| (u.id.clone(), user_json(u, &base)))
-        .collect();
+            None if u.status == "DEPROVISIONED" => continue,
+            None => None,
+            Some((x, ci)) => {
+                let j = user_json(u, &base);
+                if !x.matches(&j, *ci) {
+                    continue;
+                }
+                Some(j)
+            }
+        };
+        if items.len() == limit {
+            more = true;
+            break;
+        }
+        items.push(json.unwrap_or_else(|| user_json(u, &base)));
+        last = Some(u.id.clone());
+    }
     drop(s);
-    let (items, next) = page(&items, q.get("after").map(String::as_str), limit);
+    let next = if more { last } else { None };
     list_response(
         items,
         link_header(&base, "/api/v1/users", &q, next.as_deref()),
@@ -1558,20 +1656,32 @@ async fn group_users(
     }
     let now = Instant::now();
     let everyone = gid == s.everyone;
-    let items: Vec<(String, Value)> = s
-        .users
-        .values()
-        .filter(|u| u.visible_at <= now)
-        .filter(|u| {
-            everyone
-                || s.memberships
-                    .get(&(gid.clone(), u.id.clone()))
-                    .is_some_and(|at| *at <= now)
-        })
-        .map(|u| (u.id.clone(), user_json(u, &base)))
-        .collect();
+    // Members in user id order from the cursor; only the page is rendered.
+    use std::ops::Bound;
+    let after = q.get("after").cloned();
+    let (items, next) = if everyone {
+        let from = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        let rows = s
+            .users
+            .range::<str, _>((from, Bound::Unbounded))
+            .map(|(_, u)| u)
+            .filter(|u| u.visible_at <= now);
+        lazy_page(rows, limit, &base)
+    } else {
+        let from = match &after {
+            Some(a) => Bound::Excluded((gid.clone(), a.clone())),
+            None => Bound::Included((gid.clone(), String::new())),
+        };
+        let rows = s
+            .memberships
+            .range((from, Bound::Unbounded))
+            .take_while(|((g, _), _)| *g == gid)
+            .filter(|(_, at)| **at <= now)
+            .filter_map(|((_, uid), _)| s.users.get(uid))
+            .filter(|u| u.visible_at <= now);
+        lazy_page(rows, limit, &base)
+    };
     drop(s);
-    let (items, next) = page(&items, q.get("after").map(String::as_str), limit);
     list_response(
         items,
         link_header(
