@@ -1307,15 +1307,21 @@ fn adopt_observation(
     })?;
     // Accounts the target no longer has (and no operation wrote since the read began),
     // and memberships recorded on logins the read did not see at all.
+    // Both are picked out while reading (not collected whole first): a system of a
+    // million memberships must not be held in memory twice.
     let gone: Vec<String> = {
         let mut st = c.prepare(
             "SELECT login FROM accounts WHERE system = ?1 AND NOT (source = 'recorded' AND observed_at >= ?2)",
         )?;
-        st.query_map(params![system, read_started], |r| r.get::<_, String>(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?
-            .into_iter()
-            .filter(|l| !seen_logins.contains(lower(l).as_ref()))
-            .collect()
+        let mut rows = st.query(params![system, read_started])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let l = text(r, 0)?;
+            if !seen_logins.contains(lower(l).as_ref()) {
+                out.push(l.to_string());
+            }
+        }
+        out
     };
     for login in &gone {
         c.prepare_cached("DELETE FROM observed_access WHERE system = ?1 AND account_login = ?2")?
@@ -1326,13 +1332,16 @@ fn adopt_observation(
     let stray: Vec<(String, String)> = {
         let mut st =
             c.prepare("SELECT account_login, entitlement FROM observed_access WHERE system = ?1")?;
-        st.query_map([system], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?
-        .into_iter()
-        .filter(|(l, e)| !seen_logins.contains(lower(l).as_ref()) && !touched(&lower(l), e))
-        .collect()
+        let mut rows = st.query([system])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let (l, e) = (text(r, 0)?, text(r, 1)?);
+            let key = lower(l);
+            if !seen_logins.contains(key.as_ref()) && !touched(&key, e) {
+                out.push((l.to_string(), e.to_string()));
+            }
+        }
+        out
     };
     for (login, ent) in &stray {
         removed += drop_access.execute(params![system, login, ent])?;
