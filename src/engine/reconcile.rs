@@ -35,7 +35,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 /// Finding classes, in the order they are listed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -155,20 +155,19 @@ fn lower(s: &str) -> Cow<'_, str> {
 }
 
 /// Everything classification needs that is not the observation itself. People are held
-/// by index; intended entitlements are interned, so a run over a million accounts
-/// compares integers, not strings.
+/// by index, packed into arenas (never as a quarter of a million [`Person`]s); intended
+/// entitlements are interned, so a run over a million accounts compares integers, not
+/// strings.
 #[derive(Debug)]
 pub struct World {
-    /// Everyone in HR (in HR id order when loaded from the store).
-    pub people: Vec<Person>,
-    /// HR id → index into `people`. A table of bare indices whose keys live in one
-    /// arena (`hot`), so a lookup touches a few small arrays, not each person's heap.
+    /// HR id → index. A table of bare indices whose keys live in one arena (`hot`), so a
+    /// lookup touches a few small arrays, not each person's heap.
     index: hashbrown::HashTable<u32>,
     hasher: foldhash::fast::RandomState,
-    /// What classification reads for every account, packed per person.
+    /// Everyone in HR (in HR id order when loaded from the store), packed.
     hot: Hot,
-    /// Lower-cased work e-mail → people.
-    by_email: FastMap<String, Vec<u32>>,
+    /// Lower-cased work e-mail → people (one entry per person; homonyms share a hash).
+    by_email: hashbrown::HashTable<u32>,
     /// The entitlements intended grants name; an entitlement's id is its index.
     ents: Vec<String>,
     ent_ids: FastMap<String, u32>,
@@ -186,20 +185,59 @@ pub struct World {
 
 /// The HR fields attribute drift compares, in this order.
 const HR_FIELDS: [&str; 5] = ["department", "title", "costCenter", "location", "email"];
+/// Where `HR_FIELDS` keeps the work e-mail.
+const EMAIL: usize = 4;
+/// The names shaping needs, kept after `HR_FIELDS`: given, family, preferred, display.
+const GIVEN: usize = HR_FIELDS.len();
+const FAMILY: usize = GIVEN + 1;
+const PREFERRED: usize = GIVEN + 2;
+const DISPLAY: usize = GIVEN + 3;
+const TEXT_FIELDS: usize = GIVEN + 4;
 
-/// Per person, packed into arenas: their HR id, whether they have left, and the HR
-/// fields attribute drift compares. A million accounts in random order then hit a few
-/// megabytes instead of a hundred thousand scattered `Person`s.
+/// Per person, packed into arenas: their HR id, whether and when they left, and the text
+/// classification reads. A million accounts in random order then hit a few megabytes
+/// instead of scattered `Person`s, and 250,000 people cost tens of megabytes, not
+/// hundreds.
 #[derive(Debug, Default)]
 struct Hot {
     /// HR ids, back to back, and each person's span of it: kept apart from the fields so
     /// the index's key checks stay within a small, cache-resident arena.
     ids: String,
     id_spans: Vec<(u32, u32)>,
-    /// `HR_FIELDS`, back to back, and each person's spans of them.
+    /// The `TEXT_FIELDS`, back to back, and each person's spans of them.
     fields: String,
-    field_spans: Vec<[(u32, u32); HR_FIELDS.len()]>,
+    field_spans: Vec<[(u32, u32); TEXT_FIELDS]>,
     leaver: Vec<bool>,
+    end_date: Vec<Option<chrono::NaiveDate>>,
+}
+
+/// One person as [`Hot`] keeps them, borrowed from a [`Person`] or a row of `people`.
+struct PersonParts<'a> {
+    id: &'a str,
+    text: [&'a str; TEXT_FIELDS],
+    status: crate::model::EmploymentStatus,
+    end_date: Option<chrono::NaiveDate>,
+}
+
+impl<'a> PersonParts<'a> {
+    fn of(p: &'a Person) -> Self {
+        PersonParts {
+            id: &p.hris_id,
+            text: [
+                &p.department,
+                &p.title,
+                &p.cost_center,
+                &p.location,
+                &p.email,
+                &p.given_name,
+                &p.family_name,
+                p.preferred_name.as_deref().unwrap_or_default(),
+                p.display_name.as_deref().unwrap_or_default(),
+            ],
+            status: p.status,
+            end_date: p.end_date,
+        }
+    }
 }
 
 fn push_text(arena: &mut String, s: &str) -> (u32, u32) {
@@ -209,24 +247,29 @@ fn push_text(arena: &mut String, s: &str) -> (u32, u32) {
 }
 
 impl Hot {
-    fn set(&mut self, i: usize, p: &Person, now: DateTime<Utc>) {
-        let id = push_text(&mut self.ids, &p.hris_id);
-        let mut spans = [(0, 0); HR_FIELDS.len()];
-        for (k, f) in HR_FIELDS.iter().enumerate() {
-            spans[k] = push_text(&mut self.fields, hr_field(p, f).unwrap_or_default());
-        }
-        if i == self.id_spans.len() {
+    fn len(&self) -> usize {
+        self.id_spans.len()
+    }
+
+    /// Set person `i` (the next index appends; a known one is replaced).
+    fn set(&mut self, i: usize, p: &PersonParts<'_>, now: DateTime<Utc>) {
+        let id = push_text(&mut self.ids, p.id);
+        let spans = p.text.map(|t| push_text(&mut self.fields, t));
+        let leaver = crate::model::leaves_at(p.status, p.end_date).is_some_and(|t| t <= now);
+        if i == self.len() {
             self.id_spans.push(id);
             self.field_spans.push(spans);
-            self.leaver.push(p.is_leaver(now));
+            self.leaver.push(leaver);
+            self.end_date.push(p.end_date);
         } else {
             self.id_spans[i] = id;
             self.field_spans[i] = spans;
-            self.leaver[i] = p.is_leaver(now);
+            self.leaver[i] = leaver;
+            self.end_date[i] = p.end_date;
         }
     }
 
-    /// Person `i`'s value of `HR_FIELDS[field]`.
+    /// Person `i`'s text field `field` (an index into `HR_FIELDS`, or `GIVEN`...).
     fn field(&self, i: usize, field: usize) -> &str {
         let (a, b) = self.field_spans[i][field];
         &self.fields[a as usize..b as usize]
@@ -236,18 +279,34 @@ impl Hot {
         let (a, b) = self.id_spans[i];
         &self.ids[a as usize..b as usize]
     }
-}
 
-/// One of `HR_FIELDS` of a person.
-fn hr_field<'p>(p: &'p Person, field: &str) -> Option<&'p str> {
-    Some(match field {
-        "department" => p.department.as_str(),
-        "title" => p.title.as_str(),
-        "costCenter" => p.cost_center.as_str(),
-        "location" => p.location.as_str(),
-        "email" => p.email.as_str(),
-        _ => return None,
-    })
+    /// "Given Family (HR id)", as findings name people.
+    fn display(&self, i: usize) -> String {
+        format!(
+            "{} {} ({})",
+            self.field(i, GIVEN),
+            self.field(i, FAMILY),
+            self.id(i)
+        )
+    }
+
+    /// When person `i` left, as a finding says it.
+    fn left_on(&self, i: usize) -> String {
+        match self.end_date[i] {
+            Some(d) => format!("end date {d}"),
+            None => "terminated in HR".into(),
+        }
+    }
+
+    fn names(&self, i: usize) -> crate::model::names::NameParts<'_> {
+        let opt = |f| Some(self.field(i, f)).filter(|s| !s.is_empty());
+        crate::model::names::NameParts {
+            given: self.field(i, GIVEN),
+            family: self.field(i, FAMILY),
+            preferred: opt(PREFERRED),
+            display: opt(DISPLAY),
+        }
+    }
 }
 
 /// Intended grants as loaded: the interned entitlements and, per person in HR id order,
@@ -307,11 +366,10 @@ fn load_intended(
 impl World {
     pub fn new(now: DateTime<Utc>) -> World {
         World {
-            people: Vec::new(),
             index: hashbrown::HashTable::new(),
             hasher: foldhash::fast::RandomState::default(),
             hot: Hot::default(),
-            by_email: FastMap::default(),
+            by_email: hashbrown::HashTable::new(),
             ents: Vec::new(),
             ent_ids: FastMap::default(),
             intended: Vec::new(),
@@ -322,39 +380,75 @@ impl World {
         }
     }
 
+    /// How many people.
+    pub fn len(&self) -> usize {
+        self.hot.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hot.len() == 0
+    }
+
+    fn hash(&self, s: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, s)
+    }
+
     fn index_of(&self, id: &str) -> Option<usize> {
-        let hash = std::hash::BuildHasher::hash_one(&self.hasher, id);
         self.index
-            .find(hash, |&i| self.hot.id(i as usize) == id)
+            .find(self.hash(id), |&i| self.hot.id(i as usize) == id)
             .map(|&i| i as usize)
+    }
+
+    /// The people whose work e-mail is `email` (any case), in the order they were added.
+    fn with_email(&self, email: &str) -> Vec<usize> {
+        let key = lower(email);
+        let mut out: Vec<usize> = self
+            .by_email
+            .iter_hash(self.hash(&key))
+            .map(|&i| i as usize)
+            .filter(|&i| lower(self.hot.field(i, EMAIL)) == key)
+            .collect();
+        out.sort_unstable();
+        out
     }
 
     /// Add a person (or replace the one with the same HR id).
     pub fn add_person(&mut self, p: Person) {
-        if let Some(i) = self.index_of(&p.hris_id) {
-            self.hot.set(i, &p, self.now);
-            self.people[i] = p;
-            return;
-        }
-        let i = self.people.len();
-        self.by_email
-            .entry(p.email.to_lowercase())
-            .or_default()
-            .push(i as u32);
-        self.hot.set(i, &p, self.now);
-        let hash = std::hash::BuildHasher::hash_one(&self.hasher, p.hris_id.as_str());
-        let (hot, hasher) = (&self.hot, &self.hasher);
-        self.index.insert_unique(hash, i as u32, |&j| {
-            std::hash::BuildHasher::hash_one(hasher, hot.id(j as usize))
-        });
-        self.people.push(p);
-        self.intended.push(Vec::new());
+        self.add_parts(&PersonParts::of(&p));
     }
 
-    /// A person by HR id, with their index.
-    pub fn person(&self, id: &str) -> Option<(usize, &Person)> {
-        let i = self.index_of(id)?;
-        Some((i, &self.people[i]))
+    fn add_parts(&mut self, p: &PersonParts<'_>) {
+        let i = match self.index_of(p.id) {
+            Some(i) => {
+                // Replaced: out of the old e-mail's entries (back in below).
+                let old = self.hash(&lower(self.hot.field(i, EMAIL)));
+                if let Ok(e) = self.by_email.find_entry(old, |&j| j as usize == i) {
+                    e.remove();
+                }
+                i
+            }
+            None => {
+                let i = self.hot.len();
+                let hash = self.hash(p.id);
+                let (hot, hasher) = (&self.hot, &self.hasher);
+                self.index.insert_unique(hash, i as u32, |&j| {
+                    std::hash::BuildHasher::hash_one(hasher, hot.id(j as usize))
+                });
+                self.intended.push(Vec::new());
+                i
+            }
+        };
+        self.hot.set(i, p, self.now);
+        let hash = self.hash(&lower(p.text[EMAIL]));
+        let (hot, hasher) = (&self.hot, &self.hasher);
+        self.by_email.insert_unique(hash, i as u32, |&j| {
+            std::hash::BuildHasher::hash_one(hasher, lower(hot.field(j as usize, EMAIL)).as_ref())
+        });
+    }
+
+    /// Whether someone with this HR id is in HR, with their index.
+    pub fn person_index(&self, id: &str) -> Option<usize> {
+        self.index_of(id)
     }
 
     fn ent_id(&mut self, ent: &str) -> u32 {
@@ -411,9 +505,11 @@ impl World {
 
     /// Load people, intended grants, links, assigned logins and work in flight. The
     /// intended grants (the largest part) load meanwhile on two readers of their own,
-    /// each taking half of the people.
+    /// each taking half of the people. People are read straight into the arenas, row by
+    /// row, never as a list of [`Person`]s.
     pub fn load(store: &Store, now: DateTime<Utc>) -> Result<World> {
         let c = store.conn();
+        let mode = store.read_mode();
         // The HR id that splits the grants in two (by the primary key's order).
         let middle: Option<String> = c
             .query_row(
@@ -422,7 +518,11 @@ impl World {
                 |r| r.get(0),
             )
             .optional()?;
-        let readers = match (&middle, store.open_reader()?, store.open_reader()?) {
+        let readers = match (
+            &middle,
+            store.open_reader_in(mode)?,
+            store.open_reader_in(mode)?,
+        ) {
             (Some(m), Some(a), Some(b)) => {
                 Some(((a, None, Some(m.clone())), (b, Some(m.clone()), None)))
             }
@@ -437,10 +537,42 @@ impl World {
                 (spawn(lo), spawn(hi))
             });
             let mut w = World::new(now);
-            let people = store.all_people()?;
-            w.people.reserve(people.len());
-            for p in people {
-                w.add_person(p);
+            let people: i64 = c.query_row("SELECT count(*) FROM people", [], |r| r.get(0))?;
+            let people = people as usize;
+            w.hot.id_spans.reserve(people);
+            w.hot.field_spans.reserve(people);
+            w.intended.reserve(people);
+            w.index.reserve(people, |_| 0);
+            let mut st = c.prepare(
+                "SELECT hris_id, department, title, cost_center, location, email, given_name,
+                        family_name, preferred_name, display_name, status, end_date
+                 FROM people ORDER BY hris_id",
+            )?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                let t = |k| text(r, k);
+                let o = |k| opt_text(r, k).map(Option::unwrap_or_default);
+                let status = t(10)?;
+                let parts = PersonParts {
+                    id: t(0)?,
+                    text: [
+                        t(1)?,
+                        t(2)?,
+                        t(3)?,
+                        t(4)?,
+                        t(5)?,
+                        t(6)?,
+                        t(7)?,
+                        o(8)?,
+                        o(9)?,
+                    ],
+                    // The CHECK constraint keeps this to the four known values.
+                    status: status
+                        .parse()
+                        .unwrap_or(crate::model::EmploymentStatus::Pending),
+                    end_date: r.get(11)?,
+                };
+                w.add_parts(&parts);
             }
             let mut st = c.prepare(
                 "SELECT system, login, person_id FROM accounts WHERE person_id IS NOT NULL",
@@ -513,7 +645,7 @@ pub fn correlate<'w>(
     correlate_at(w, system, rules, a).0
 }
 
-/// [`correlate`], with the matched person's index in `w.people` when the match found
+/// [`correlate`], with the matched person's index in the world when the match found
 /// them by HR id (saving a second lookup for the commonest match).
 fn correlate_at<'w>(
     w: &'w World,
@@ -539,10 +671,10 @@ fn correlate_at<'w>(
             return (Match::Ambiguous { candidates, why }, None);
         }
         if rules.contains(&Correlate::HrisId) {
-            return match w.person(h) {
-                Some((i, p)) => (
+            return match w.index_of(h) {
+                Some(i) => (
                     Match::Linked {
-                        person: p.hris_id.as_str(),
+                        person: w.hot.id(i),
                         by: if linked.is_some() {
                             Correlate::Link
                         } else {
@@ -567,12 +699,7 @@ fn correlate_at<'w>(
             Correlate::Email => a
                 .email
                 .or_else(|| a.login.contains('@').then_some(a.login))
-                .and_then(|e| w.by_email.get(lower(e).as_ref()))
-                .map(|v| {
-                    v.iter()
-                        .map(|&i| w.people[i as usize].hris_id.as_str())
-                        .collect()
-                })
+                .map(|e| w.with_email(e).into_iter().map(|i| w.hot.id(i)).collect())
                 .unwrap_or_default(),
             Correlate::Login => w
                 .logins
@@ -637,11 +764,11 @@ fn groups_read(read: &Checkpoint, groups: usize) -> usize {
 }
 
 /// The attributes the target reported that differ from what accessdesk would write for
-/// the person now. HR's own fields are compared directly; names are shaped (the costly
-/// part) only when the target reported one.
+/// the person now (as [`crate::adapters::AccountSpec::synced_attributes`] has them). HR's
+/// own fields are compared directly; names are shaped only when the target reported one.
 fn attribute_drift(w: &World, pi: usize, entry: &SystemEntry, a: &AccountRow<'_>) -> Vec<String> {
     let mut differs = Vec::new();
-    let mut shaped: Option<BTreeMap<String, String>> = None;
+    let mut shaped: Option<(String, String, String)> = None;
     a.attributes.for_each(|k, have| {
         if k == "manager" {
             return;
@@ -650,25 +777,26 @@ fn attribute_drift(w: &World, pi: usize, entry: &SystemEntry, a: &AccountRow<'_>
             .iter()
             .position(|f| *f == k)
             .map(|f| w.hot.field(pi, f));
-        let should: Cow<'_, str> = match direct {
-            Some(v) => Cow::Borrowed(v),
-            None => Cow::Owned(
-                shaped
-                    .get_or_insert_with(|| {
-                        let p = &w.people[pi];
-                        crate::adapters::AccountSpec::for_person(p, entry.system.kind, a.login)
-                            .synced_attributes()
-                    })
-                    .get(k)
-                    .cloned()
-                    .unwrap_or_default(),
-            ),
+        let should: &str = match (direct, k) {
+            (Some(v), _) => v,
+            (None, "givenName" | "familyName" | "displayName") => {
+                let (given, family, display) = shaped.get_or_insert_with(|| {
+                    crate::model::names::shape_names(&w.hot.names(pi), entry.system.kind)
+                });
+                match k {
+                    "givenName" => given,
+                    "familyName" => family,
+                    _ => display,
+                }
+            }
+            // Nothing accessdesk writes.
+            (None, _) => "",
         };
         // Compare with what the adapter would have written: IAM drops characters a tag
         // value cannot hold ("R&D" is stored as "RD").
         let same = match entry.system.kind {
             crate::model::SystemKind::AwsIam => {
-                have.trim() == crate::adapters::aws_iam::tag_value(&should)
+                have.trim() == crate::adapters::aws_iam::tag_value(should)
             }
             _ => have == should || have.trim() == should.trim(),
         };
@@ -741,7 +869,7 @@ impl<'a> SystemClassifier<'a> {
                 .collect(),
             // Orphans, attributes and missing accounts need the whole account listing.
             accounts_read: complete(read) || read.phase != "accounts",
-            with_account: vec![false; w.people.len()],
+            with_account: vec![false; w.len()],
             intended_at: Vec::new(),
             intended: Vec::new(),
             out: Vec::new(),
@@ -751,7 +879,7 @@ impl<'a> SystemClassifier<'a> {
 
     /// Index what policy grants each person in this system (one pass over the grants).
     fn with_intended(mut self) -> Self {
-        self.intended_at.reserve(self.w.people.len() + 1);
+        self.intended_at.reserve(self.w.len() + 1);
         for ids in &self.w.intended {
             let start = self.intended.len();
             let mut here = 0u32;
@@ -816,8 +944,6 @@ impl<'a> SystemClassifier<'a> {
         let Some(pi) = at.or_else(|| w.index_of(person)) else {
             return;
         };
-        // Only findings read the whole person; the rest comes from `w.hot`.
-        let p = &w.people[pi];
         let pid = w.hot.id(pi);
         self.with_account[pi] = true;
         let by_note = if by.proves() {
@@ -848,7 +974,11 @@ impl<'a> SystemClassifier<'a> {
                     Some(pid),
                     Some(a),
                     None,
-                    format!("{} left ({}); {what}{by_note}", display(p), left_on(p)),
+                    format!(
+                        "{} left ({}); {what}{by_note}",
+                        w.hot.display(pi),
+                        w.hot.left_on(pi)
+                    ),
                 ));
             }
             return;
@@ -874,7 +1004,7 @@ impl<'a> SystemClassifier<'a> {
                     Some(pid),
                     Some(a),
                     Some(ent),
-                    format!("{} holds {ent}, which no policy grants{by_note}", display(p)),
+                    format!("{} holds {ent}, which no policy grants{by_note}", w.hot.display(pi)),
                 )
             } else {
                 finding(
@@ -886,7 +1016,7 @@ impl<'a> SystemClassifier<'a> {
                     Some(ent),
                     format!(
                         "{} holds {ent}, which the catalogue does not list (reported, never changed)",
-                        display(p)
+                        w.hot.display(pi)
                     ),
                 )
             });
@@ -907,7 +1037,7 @@ impl<'a> SystemClassifier<'a> {
                 Some(ent),
                 format!(
                     "{} should hold {ent} (policy), the target does not show it{by_note}",
-                    display(p)
+                    w.hot.display(pi)
                 ),
             ));
         }
@@ -922,7 +1052,7 @@ impl<'a> SystemClassifier<'a> {
                     Some(pid),
                     Some(a),
                     None,
-                    format!("{}: {}{by_note}", display(p), differs.join("; ")),
+                    format!("{}: {}{by_note}", w.hot.display(pi), differs.join("; ")),
                 ));
             }
         }
@@ -934,24 +1064,25 @@ impl<'a> SystemClassifier<'a> {
             return self.out;
         }
         let (w, system) = (self.w, self.system);
-        for (pi, p) in w.people.iter().enumerate() {
+        for pi in 0..w.len() {
             let n = self.intended_at[pi].1;
             if n == 0 || self.with_account[pi] || w.hot.leaver[pi] {
                 continue;
             }
-            if w.moving(&p.hris_id, system, None) {
+            let pid = w.hot.id(pi);
+            if w.moving(pid, system, None) {
                 continue;
             }
             self.out.push(finding(
                 Class::Missing,
                 Severity::Low,
                 system,
-                Some(&p.hris_id),
+                Some(pid),
                 None,
                 None,
                 format!(
                     "{} has no account in {system}; policy grants {n} entitlements there",
-                    display(p)
+                    w.hot.display(pi)
                 ),
             ));
         }
@@ -987,17 +1118,6 @@ pub fn classify(w: &World, entry: &SystemEntry, obs: &SystemObservation) -> Vec<
 /// AWS identity store has no such state: deactivating there removes the memberships.
 pub fn has_sign_in_state(kind: crate::model::SystemKind) -> bool {
     kind != crate::model::SystemKind::AwsIdentityStore
-}
-
-fn display(p: &Person) -> String {
-    format!("{} {} ({})", p.given_name, p.family_name, p.hris_id)
-}
-
-fn left_on(p: &Person) -> String {
-    match (p.status, p.end_date) {
-        (_, Some(d)) => format!("end date {d}"),
-        _ => "terminated in HR".into(),
-    }
 }
 
 /// What reconciling a run found.
@@ -1081,7 +1201,7 @@ pub fn classify_run(store: &Store, catalog: &Catalog, run: i64) -> Result<Classi
         .min(reads.len().max(1));
     let mut readers = Vec::new();
     for _ in 1..workers {
-        match store.open_reader()? {
+        match store.open_reader_in(store.read_mode())? {
             Some(c) => readers.push(c),
             None => break,
         }
@@ -1156,6 +1276,22 @@ pub fn reconcile_run(
             "see `accessdesk findings list` for runs",
         )
     })?;
+    // Read through the page cache, not a memory map: a run of a million memberships
+    // would otherwise map the whole file into resident memory.
+    let was = store.read_mode();
+    store.set_read_mode(crate::store::ReadMode::Paged)?;
+    let result = reconcile_paged(store, catalog, run, actor, &meta);
+    store.set_read_mode(was)?;
+    result
+}
+
+fn reconcile_paged(
+    store: &mut Store,
+    catalog: &Catalog,
+    run: i64,
+    actor: &str,
+    meta: &crate::store::reconcile::RunRow,
+) -> Result<Reconciled> {
     let c = classify_run(store, catalog, run)?;
     let n = c.findings.len();
     store.write(|tx| {
@@ -1398,7 +1534,7 @@ mod tests {
             email: email.map(str::to_string),
             active: true,
             hris_id: hris.map(str::to_string),
-            attributes: BTreeMap::new(),
+            attributes: std::collections::BTreeMap::new(),
             late: false,
         }
     }
@@ -1599,7 +1735,7 @@ mod tests {
     #[test]
     fn leavers_come_first_and_get_no_other_findings() {
         let mut w = world();
-        let mut ann = w.person("E1").unwrap().1.clone();
+        let mut ann = Person::new("E1", "Ann", "Smith", "ann@x.io");
         ann.status = crate::model::EmploymentStatus::Terminated;
         w.add_person(ann);
         w.intend("E1", "okta:group:eng");

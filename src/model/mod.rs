@@ -90,17 +90,23 @@ pub struct Person {
     pub custom: BTreeMap<String, String>,
 }
 
+/// When someone with this status and end date stops working here (see
+/// [`Person::leaves_at`]): for readers that hold the two fields, not a whole person.
+pub fn leaves_at(status: EmploymentStatus, end_date: Option<NaiveDate>) -> Option<DateTime<Utc>> {
+    if status == EmploymentStatus::Terminated {
+        return Some(DateTime::<Utc>::MIN_UTC);
+    }
+    end_date?
+        .succ_opt()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+}
+
 impl Person {
     /// When this person stops working here: now-or-earlier for a terminated status, else
     /// the start of the day after their `end_date` (UTC). None: not leaving.
     pub fn leaves_at(&self) -> Option<DateTime<Utc>> {
-        if self.status == EmploymentStatus::Terminated {
-            return Some(DateTime::<Utc>::MIN_UTC);
-        }
-        let end = self.end_date?;
-        end.succ_opt()
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .map(|t| t.and_utc())
+        leaves_at(self.status, self.end_date)
     }
 
     /// A leaver: terminated in HR, or past their end date.

@@ -200,16 +200,45 @@ pub fn login_for(person: &Person) -> String {
 /// Shape a person's names for one kind of target system.
 pub fn shape(person: &Person, kind: SystemKind) -> ShapedName {
     let lim = limits(kind);
-    let preferred = person
-        .preferred_name
-        .as_deref()
-        .map(clean)
-        .filter(|p| !p.is_empty());
-    let given = preferred.unwrap_or_else(|| clean(&person.given_name));
-    let family = clean(&person.family_name);
-    let display = person
-        .display_name
-        .as_deref()
+    let (given, family, display) = shape_names(
+        &NameParts {
+            given: &person.given_name,
+            family: &person.family_name,
+            preferred: person.preferred_name.as_deref(),
+            display: person.display_name.as_deref(),
+        },
+        kind,
+    );
+    let mut login = login_for(person);
+    // IAM allows [\w+=,.@-]; ascii_fold already yields [a-z0-9], so only the length matters.
+    login.truncate(lim.login);
+    let login = login.trim_end_matches('.').to_string();
+    ShapedName {
+        given,
+        family,
+        display,
+        login,
+    }
+}
+
+/// A person's HR names, borrowed (reconciliation keeps them packed, not as [`Person`]s).
+#[derive(Debug, Clone, Copy)]
+pub struct NameParts<'a> {
+    pub given: &'a str,
+    pub family: &'a str,
+    pub preferred: Option<&'a str>,
+    pub display: Option<&'a str>,
+}
+
+/// The (given, family, display) names a system of `kind` gets: [`shape`] without the
+/// login, whose transliteration is the costly part.
+pub fn shape_names(n: &NameParts<'_>, kind: SystemKind) -> (String, String, String) {
+    let lim = limits(kind);
+    let preferred = n.preferred.map(clean).filter(|p| !p.is_empty());
+    let given = preferred.unwrap_or_else(|| clean(n.given));
+    let family = clean(n.family);
+    let display = n
+        .display
         .map(clean)
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| match (given.is_empty(), family.is_empty()) {
@@ -217,20 +246,11 @@ pub fn shape(person: &Person, kind: SystemKind) -> ShapedName {
             (false, true) => given.clone(),
             (true, _) => family.clone(),
         });
-    let mut login = login_for(person);
-    if kind == SystemKind::AwsIam {
-        // IAM allows [\w+=,.@-]; ascii_fold already yields [a-z0-9] so only the length matters.
-        login.truncate(lim.login);
-    } else {
-        login.truncate(lim.login);
-    }
-    let login = login.trim_end_matches('.').to_string();
-    ShapedName {
-        given: truncate_graphemes(&given, lim.given),
-        family: truncate_graphemes(&family, lim.family),
-        display: truncate_graphemes(&display, lim.display),
-        login,
-    }
+    (
+        truncate_graphemes(&given, lim.given),
+        truncate_graphemes(&family, lim.family),
+        truncate_graphemes(&display, lim.display),
+    )
 }
 
 #[cfg(test)]

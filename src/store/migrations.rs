@@ -406,6 +406,20 @@ INSERT INTO observed_members_by_account (run_id, system, account_id, entitlement
 DROP TABLE observed_members;
 ALTER TABLE observed_members_by_account RENAME TO observed_members;
 "#,
+    // 9: complete reads packed for reconciliation (store/pack.rs): a few large blobs per
+    // system instead of three rows per account.
+    r#"
+CREATE TABLE observed_packs (
+    run_id   INTEGER NOT NULL REFERENCES observe_runs(id) ON DELETE CASCADE,
+    system   TEXT NOT NULL,
+    seq      INTEGER NOT NULL,
+    groups   INTEGER NOT NULL,
+    accounts INTEGER NOT NULL,
+    unlisted INTEGER NOT NULL,
+    data     BLOB NOT NULL,
+    PRIMARY KEY (run_id, system, seq)
+);
+"#,
 ];
 
 /// The schema version this build writes.

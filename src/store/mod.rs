@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod grants;
 pub mod identity;
 pub mod migrations;
+pub mod pack;
 pub mod people;
 pub mod queue;
 pub mod reconcile;
@@ -31,6 +32,8 @@ const STATEMENT_CACHE: usize = 128;
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// How this connection reads, and how the readers it opens read by default.
+    read_mode: std::cell::Cell<ReadMode>,
 }
 
 impl std::fmt::Debug for Store {
@@ -65,6 +68,7 @@ impl Store {
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
+            read_mode: std::cell::Cell::new(ReadMode::Mapped),
         };
         store.migrate()?;
         Ok(store)
@@ -77,6 +81,7 @@ impl Store {
         let mut store = Store {
             conn,
             path: PathBuf::from(":memory:"),
+            read_mode: std::cell::Cell::new(ReadMode::Mapped),
         };
         store.migrate()?;
         Ok(store)
@@ -138,12 +143,26 @@ impl Store {
     }
 }
 
+/// How much of the database file a connection may map into memory.
+const MMAP_BYTES: i64 = 1 << 30;
+
 /// Large scans (the planner reads millions of rows) go faster straight from the OS page
 /// cache (mmap) and with a bigger page cache.
 fn tune_for_scans(conn: &Connection) -> Result<()> {
-    conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
+    conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
     conn.pragma_update(None, "cache_size", -65536)?;
     Ok(())
+}
+
+/// How a reader connection reads the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadMode {
+    /// Through a memory map and a large page cache: fastest for big scans, but every
+    /// page it touches counts as the process's resident memory.
+    Mapped,
+    /// Through a small page cache, from the OS's page cache: resident memory stays small
+    /// however much is read (reconciling a million memberships within its memory budget).
+    Paged,
 }
 
 impl Store {
@@ -155,9 +174,32 @@ impl Store {
         Ok(())
     }
 
+    /// Map the file into memory for reads (the default) or read it through the page
+    /// cache only. Turning the map off releases the pages it holds.
+    pub fn set_read_mode(&self, mode: ReadMode) -> Result<()> {
+        let bytes = match mode {
+            ReadMode::Mapped => MMAP_BYTES,
+            ReadMode::Paged => 0,
+        };
+        self.conn.pragma_update(None, "mmap_size", bytes)?;
+        self.read_mode.set(mode);
+        Ok(())
+    }
+
+    /// How this store reads (see [`Store::set_read_mode`]).
+    pub fn read_mode(&self) -> ReadMode {
+        self.read_mode.get()
+    }
+
     /// A second, read-only connection to the same database, for reading in parallel on
-    /// another thread (WAL lets readers run beside each other). None for in-memory stores.
+    /// another thread (WAL lets readers run beside each other), tuned for large scans.
+    /// None for in-memory stores.
     pub fn open_reader(&self) -> Result<Option<Connection>> {
+        self.open_reader_in(ReadMode::Mapped)
+    }
+
+    /// [`Store::open_reader`] reading in `mode`.
+    pub fn open_reader_in(&self, mode: ReadMode) -> Result<Option<Connection>> {
         if self.path.as_os_str() == ":memory:" {
             return Ok(None);
         }
@@ -166,7 +208,13 @@ impl Store {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         c.busy_timeout(std::time::Duration::from_secs(10))?;
-        tune_for_scans(&c)?;
+        match mode {
+            ReadMode::Mapped => tune_for_scans(&c)?,
+            ReadMode::Paged => {
+                c.pragma_update(None, "mmap_size", 0)?;
+                c.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
+            }
+        }
         Ok(Some(c))
     }
 }

@@ -199,6 +199,7 @@ impl Tx<'_> {
         groups: &[(String, String, bool)],
         members: &[(String, String)],
     ) -> Result<()> {
+        super::pack::drop_pack(&self.tx, run, &cp.system)?;
         {
             let mut ins = self.tx.prepare_cached(
                 "INSERT INTO observed_accounts (run_id, system, external_id, login, email, active, hris_id, attributes, seen_in)
@@ -248,6 +249,7 @@ impl Tx<'_> {
     /// Mark accounts a run listed that the system no longer has (they vanished while the
     /// run read): classification and adoption leave them out. Returns how many.
     pub fn mark_gone(&mut self, run: i64, system: &str, ids: &[String]) -> Result<usize> {
+        super::pack::drop_pack(&self.tx, run, system)?;
         let mut st = self.tx.prepare_cached(
             "UPDATE observed_accounts SET seen_in = 'gone' WHERE run_id = ?1 AND system = ?2 AND external_id = ?3",
         )?;
@@ -279,6 +281,9 @@ impl Tx<'_> {
                 cp.observed_at,
                 cp.error
             ])?;
+        if cp.status == "complete" {
+            super::pack::build(&self.tx, run, &cp.system)?;
+        }
         Ok(())
     }
 
@@ -704,11 +709,26 @@ pub(crate) fn opt_text<'a>(
 
 /// Stream the accounts a run read in one system, in external-id order, each with the
 /// indices (into `groups`, as [`observed_groups_in`] returns them) of the groups it was
-/// seen in. Nothing is loaded whole: the accounts and the memberships (kept in account
-/// order) are read side by side, so memory stays flat however large the system.
+/// seen in. Nothing is loaded whole, so memory stays flat however large the system:
+/// a complete read streams from its pack (store/pack.rs), any other from its rows.
 /// Returns the number of memberships whose account the run did not list (an account
 /// that vanished between the two listings).
 pub fn for_each_observed_account(
+    conn: &rusqlite::Connection,
+    run: i64,
+    system: &str,
+    groups: &[(String, String, bool)],
+    mut f: impl FnMut(&AccountRow<'_>, &[u32]) -> Result<()>,
+) -> Result<usize> {
+    if let Some(unlisted) = super::pack::for_each(conn, run, system, groups.len(), &mut f)? {
+        return Ok(unlisted);
+    }
+    for_each_observed_row(conn, run, system, groups, f)
+}
+
+/// [`for_each_observed_account`] from the rows: the accounts and the memberships (kept in
+/// account order) read side by side, a merge join.
+pub(crate) fn for_each_observed_row(
     conn: &rusqlite::Connection,
     run: i64,
     system: &str,
@@ -841,6 +861,33 @@ mod tests {
         }
     }
 
+    /// (external id, groups held, attributes) per account, in stream order.
+    type Seen = (String, Vec<u32>, Vec<(String, String)>);
+
+    /// Stream a read from its pack (where it has one) or, with `rows`, from its rows.
+    fn stream(
+        store: &Store,
+        run: i64,
+        groups: &[(String, String, bool)],
+        rows: bool,
+    ) -> (usize, Vec<Seen>) {
+        let mut seen: Vec<Seen> = Vec::new();
+        let f = |a: &AccountRow<'_>, held: &[u32]| {
+            let mut attrs = Vec::new();
+            a.attributes
+                .for_each(|k, v| attrs.push((k.to_string(), v.to_string())));
+            seen.push((a.external_id.to_string(), held.to_vec(), attrs));
+            Ok(())
+        };
+        let unlisted = if rows {
+            for_each_observed_row(store.conn(), run, "okta", groups, f)
+        } else {
+            for_each_observed_account(store.conn(), run, "okta", groups, f)
+        }
+        .unwrap();
+        (unlisted, seen)
+    }
+
     #[test]
     fn streaming_pairs_each_account_with_exactly_its_memberships() {
         let mut store = Store::open_in_memory().unwrap();
@@ -888,17 +935,20 @@ mod tests {
                 Ok(run)
             })
             .unwrap();
-        // (external id, groups held, attributes) per account, in stream order.
-        type Seen = (String, Vec<u32>, Vec<(String, String)>);
-        let mut seen: Vec<Seen> = Vec::new();
-        let unlisted = for_each_observed_account(store.conn(), run, "okta", &groups, |a, held| {
-            let mut attrs = Vec::new();
-            a.attributes
-                .for_each(|k, v| attrs.push((k.to_string(), v.to_string())));
-            seen.push((a.external_id.to_string(), held.to_vec(), attrs));
-            Ok(())
-        })
-        .unwrap();
+        // A complete read is packed; the pack and the rows stream the same.
+        let packed: i64 = store
+            .conn()
+            .query_row("SELECT count(*) FROM observed_packs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(packed, 1);
+        let (unlisted, seen) = stream(&store, run, &groups, false);
+        assert_eq!(
+            (unlisted, &seen),
+            (
+                stream(&store, run, &groups, true).0,
+                &stream(&store, run, &groups, true).1
+            )
+        );
         assert_eq!(unlisted, 3);
         let ids: Vec<&str> = seen.iter().map(|s| s.0.as_str()).collect();
         assert_eq!(ids, ["B1", "b10", "b2", "ж"]);
@@ -919,6 +969,70 @@ mod tests {
             seen[1].2,
             vec![("title".to_string(), "Инженер".to_string())]
         );
+    }
+
+    #[test]
+    fn a_pack_spans_blobs_and_changed_rows_drop_it() {
+        let mut store = Store::open_in_memory().unwrap();
+        let mut cp = Checkpoint {
+            system: "okta".into(),
+            status: "running".into(),
+            phase: "members".into(),
+            ent_index: 0,
+            cursor: None,
+            accounts: 0,
+            memberships: 0,
+            pages: 1,
+            all_groups: true,
+            started_at: String::new(),
+            observed_at: None,
+            error: None,
+        };
+        let groups: Vec<(String, String, bool)> = (0..3)
+            .map(|g| (format!("okta:group:g{g}"), format!("id{g}"), true))
+            .collect();
+        // More accounts than one blob holds, in groups by a pattern.
+        let accounts: Vec<ObservedAccount> = (0..5000)
+            .map(|i| account(&format!("u{i:05}"), &[("title", "Инженер")]))
+            .collect();
+        let members: Vec<(String, String)> = (0..5000)
+            .flat_map(|i| {
+                (0..3)
+                    .filter(move |g| (i + g) % 2 == 0)
+                    .map(move |g| (format!("okta:group:g{g}"), format!("u{i:05}")))
+            })
+            .collect();
+        let run = store
+            .write(|tx| {
+                let run = tx.start_run(None, &["okta".to_string()], "t")?;
+                tx.save_page(run, &cp, &accounts, &groups, &members)?;
+                Ok(run)
+            })
+            .unwrap();
+        let packs = |store: &Store| -> i64 {
+            store
+                .conn()
+                .query_row("SELECT count(*) FROM observed_packs", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(packs(&store), 0, "an unfinished read is not packed");
+        cp.status = "complete".into();
+        store.write(|tx| tx.save_checkpoint(run, &cp)).unwrap();
+        assert_eq!(packs(&store), 3, "5,000 accounts: three blobs");
+        let from_rows = stream(&store, run, &groups, true);
+        assert_eq!(from_rows.1.len(), 5000);
+        assert_eq!(stream(&store, run, &groups, false), from_rows);
+        // An account marked gone afterwards: the pack goes, the rows leave it out.
+        store
+            .write(|tx| tx.mark_gone(run, "okta", &["u00007".to_string()]))
+            .unwrap();
+        assert_eq!(packs(&store), 0);
+        let after = stream(&store, run, &groups, false);
+        assert_eq!(after.1.len(), 4999);
+        assert!(after.1.iter().all(|s| s.0 != "u00007"));
+        // A pack made for another number of groups is not used.
+        store.write(|tx| tx.save_checkpoint(run, &cp)).unwrap();
+        assert_eq!(stream(&store, run, &groups[..2], false).1.len(), 4999);
     }
 
     #[test]
