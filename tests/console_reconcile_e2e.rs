@@ -1,6 +1,7 @@
 //! The Reconcile view's jobs against the SCIM simulator, through a real engine: an
 //! observation session reports progress per system and reconciles the run; a leaver's
-//! finding is enforced (operations queued); an orphan's is refused with what to do.
+//! finding is enforced (operations queued), and an orphan's: the engine deactivates the
+//! account nobody owns; enforcing it again is refused, saying it already was.
 
 #[path = "common/engine.rs"]
 mod engine;
@@ -115,17 +116,8 @@ async fn the_console_observes_reconciles_and_remediates_through_its_jobs() {
         .await
         .unwrap();
     assert!(said.contains("queued #"), "{said}");
-    assert!(said.contains("1 left as they were"), "{said}");
-    let mut refusals = Vec::new();
-    while let Ok(Msg::Event(e)) = rx.try_recv() {
-        refusals.push(e);
-    }
-    assert!(
-        refusals
-            .iter()
-            .any(|e| e.contains("orphan left open") && e.contains("accessdesk account link")),
-        "{refusals:?}"
-    );
+    assert!(!said.contains("left as they were"), "{said}");
+    assert!(rx.try_recv().is_err(), "nothing was refused");
     let after = store
         .findings(&FindingFilter {
             id: Some(leaver[0]),
@@ -134,4 +126,42 @@ async fn the_console_observes_reconciles_and_remediates_through_its_jobs() {
         .unwrap();
     assert_eq!(after[0].status, "enforced");
     assert_eq!(after[0].decided_by.as_deref(), Some("console-test"));
+    // The engine carries it out: the orphan is deactivated in the target, not deleted.
+    engine.run_until_idle(None).await.unwrap();
+    let ghost: serde_json::Value = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("{base}/Users"))
+        .query(&[("filter", "userName eq \"ghost@elsewhere.example\"")])
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ghost["totalResults"], 1, "{ghost}");
+    assert_eq!(ghost["Resources"][0]["active"], false, "{ghost}");
+    // Enforcing it again is refused with the reason.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let said = remediate(
+        &backend,
+        orphan.clone(),
+        FindingVerb::Enforce,
+        None,
+        None,
+        Some(tx),
+    )
+    .await
+    .unwrap();
+    assert!(said.contains("1 left as they were"), "{said}");
+    let mut refusals = Vec::new();
+    while let Ok(Msg::Event(e)) = rx.try_recv() {
+        refusals.push(e);
+    }
+    assert!(
+        refusals.iter().any(|e| e.contains("already enforced")),
+        "{refusals:?}"
+    );
 }

@@ -117,6 +117,7 @@ async fn drift_made_behind_our_back_is_found_planned_and_enforced() {
     )
     .await;
     okta.seed_user("stray@example.com", "Stray", "Account");
+    okta.seed_user("claimed@example.com", "Claimed", "Later");
     // E002's department edited in Okta; E001 put in a group the catalogue does not list.
     okta_call(
         &base,
@@ -164,6 +165,12 @@ async fn drift_made_behind_our_back_is_found_planned_and_enforced() {
         (
             "orphan".into(),
             None,
+            Some("claimed@example.com".into()),
+            None,
+        ),
+        (
+            "orphan".into(),
+            None,
             Some("stray@example.com".into()),
             None,
         ),
@@ -190,7 +197,7 @@ async fn drift_made_behind_our_back_is_found_planned_and_enforced() {
     assert_eq!(f[0].severity, "critical");
     assert_eq!(f[1].severity, "critical", "excess privileged access");
 
-    // Enforce what can be enforced; orphans are refused with what to do instead.
+    // Enforce everything; unmanaged access is refused with what to do instead.
     let out = {
         let mut s = run.store.lock().unwrap();
         findings::enforce(&mut s, &run.cfg.catalog, &f, "test").unwrap()
@@ -202,7 +209,15 @@ async fn drift_made_behind_our_back_is_found_planned_and_enforced() {
         .collect();
     assert_eq!(
         enforced,
-        vec!["leaver_with_access", "excess", "missing", "attribute_drift"],
+        vec![
+            "leaver_with_access",
+            "excess",
+            "orphan",
+            "orphan",
+            "orphan",
+            "missing",
+            "attribute_drift"
+        ],
         "{out:#?}"
     );
     let drift = f.iter().find(|f| f.class == "attribute_drift").unwrap();
@@ -212,16 +227,64 @@ async fn drift_made_behind_our_back_is_found_planned_and_enforced() {
             .contains("department: target \"Finance\", HR \"Engineering\""),
         "{drift:?}"
     );
-    // Orphans and unmanaged access are refused, each saying what to do instead.
-    for o in out.iter().filter(|o| o.status != "enforced") {
-        let note = o.note.as_deref().unwrap_or("");
-        assert!(
-            note.contains("account link") || note.contains("never changes it"),
-            "{o:?}"
-        );
-    }
+    let refused: Vec<&findings::Outcome> = out.iter().filter(|o| o.status != "enforced").collect();
+    assert_eq!(refused.len(), 1, "{out:#?}");
+    assert_eq!(refused[0].class, "unmanaged");
+    assert!(
+        refused[0]
+            .note
+            .as_deref()
+            .unwrap_or("")
+            .contains("never changes it"),
+        "{refused:?}"
+    );
+    // Before the engine runs, the claimed account proves to be E002's (someone typed
+    // their HR id into it): its deactivation must not run.
+    okta_call(
+        &base,
+        &format!("/api/v1/users/{}", uid("claimed@example.com")),
+        reqwest::Method::POST,
+        Some(serde_json::json!({"profile": {"employeeNumber": "E002"}})),
+    )
+    .await;
     let s = run.engine(fast()).run_until_idle(None).await.unwrap();
     assert_eq!(s.failed, 0, "{s:?}");
+    // The stray account is deactivated, not deleted; the claimed one and the API's own
+    // admin are left active, each cancelled with the reason.
+    assert_eq!(
+        okta.user_by_login("stray@example.com").unwrap().status,
+        "DEPROVISIONED"
+    );
+    assert_eq!(
+        okta.user_by_login("claimed@example.com").unwrap().status,
+        "ACTIVE"
+    );
+    assert_eq!(okta.user_by_login(ADMIN_LOGIN).unwrap().status, "ACTIVE");
+    let cancelled: Vec<String> = {
+        let s = run.store.lock().unwrap();
+        s.conn()
+            .prepare(
+                "SELECT details FROM audit_events WHERE action = 'op.status' AND details LIKE '%\"to\":\"cancelled\"%' ORDER BY seq",
+            )
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    };
+    assert_eq!(cancelled.len(), 2, "{cancelled:?}");
+    assert!(
+        cancelled
+            .iter()
+            .any(|m| m.contains("own credentials act as")),
+        "{cancelled:?}"
+    );
+    assert!(
+        cancelled
+            .iter()
+            .any(|m| m.contains("no longer an orphan") && m.contains("E002")),
+        "{cancelled:?}"
+    );
 
     // Okta is back to intended.
     let members = |g: &str| okta.members(&gid(g));
@@ -236,33 +299,35 @@ async fn drift_made_behind_our_back_is_found_planned_and_enforced() {
     // Unmanaged access is never touched.
     assert!(members("contractors").contains(&uid("f1@example.com")));
     let (_, f) = reconcile::reconcile(&run, "okta").await;
+    // The claimed account now carries E002's HR id while E002 has an account already:
+    // two accounts claim one person, reported and never merged.
     assert_eq!(
         summary(&f),
         vec![
             ("orphan".into(), None, Some(ADMIN_LOGIN.into()), None),
-            (
-                "orphan".into(),
-                None,
-                Some("stray@example.com".into()),
-                None
-            ),
             (
                 "unmanaged".into(),
                 Some("E001".into()),
                 Some("f1@example.com".into()),
                 Some("okta:group:contractors".into()),
             ),
+            (
+                "ambiguous".into(),
+                None,
+                Some("claimed@example.com".into()),
+                None
+            ),
         ],
         "{f:#?}"
     );
 
-    // Accepting the stray account as an exception keeps it out of the open findings of
-    // later runs until the exception expires.
+    // Accepting the admin as an exception keeps it out of the open findings of later
+    // runs until the exception expires.
     {
         let mut s = run.store.lock().unwrap();
         findings::accept(
             &mut s,
-            &f[1..2],
+            &f[0..1],
             "break-glass account",
             "2099-12-31",
             "test",
@@ -280,12 +345,12 @@ async fn drift_made_behind_our_back_is_found_planned_and_enforced() {
             ..Default::default()
         })
         .unwrap();
-    let stray = all
+    let admin = all
         .iter()
-        .find(|f| f.account.as_deref() == Some("stray@example.com"))
+        .find(|f| f.account.as_deref() == Some(ADMIN_LOGIN))
         .unwrap();
-    assert_eq!(stray.status, "accepted");
-    assert_eq!(stray.reason.as_deref(), Some("break-glass account"));
+    assert_eq!(admin.status, "accepted");
+    assert_eq!(admin.reason.as_deref(), Some("break-glass account"));
     run.audit_ok();
 }
 

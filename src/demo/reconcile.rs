@@ -18,7 +18,7 @@ pub struct ReconcileStory {
     pub found: BTreeMap<String, usize>,
     /// Findings enforced (operations queued for them).
     pub enforced: usize,
-    /// Findings that cannot be enforced (orphans, unmanaged, ambiguous): left open.
+    /// Findings that cannot be enforced (unmanaged, ambiguous): left open.
     pub refused: usize,
     /// Open findings by class after the engine carried out the enforcement.
     pub after: BTreeMap<String, usize>,

@@ -470,7 +470,7 @@ impl DemoSummary {
                 o,
                 "",
                 &format!(
-                    "enforced {}, refused {} (orphans and unmanaged access are never changed); afterwards {}",
+                    "enforced {}, refused {} (unmanaged access is never changed); afterwards {}",
                     r.enforced,
                     r.refused,
                     show(&r.after)

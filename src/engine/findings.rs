@@ -11,10 +11,12 @@
 //! - `leaver_with_access`: the planner's deactivation and, where `on_leave` says so, the
 //!   removals.
 //! - `attribute_drift`: an attribute update from HR.
-//! - `orphan`, `ambiguous`, `unmanaged`: refused with what to do instead. An orphan has no
-//!   person whose policy could be enforced (link it with `accessdesk account link`, then
-//!   reconcile again); an ambiguous account must be linked first; unmanaged access is
-//!   reported and never touched.
+//! - `orphan`: the account's deactivation (`deactivate_orphan`, by its id in the target;
+//!   never a deletion, so it can be restored). Before it runs the worker reads the
+//!   account again and leaves it alone if it now proves to be somebody's. An orphan that
+//!   is really someone's is linked instead (`accessdesk account link`).
+//! - `ambiguous`, `unmanaged`: refused with what to do instead. An ambiguous account must
+//!   be linked first; unmanaged access is reported and never touched.
 
 use super::apply::{ApplyReport, enqueue_planned};
 use super::plan::{PlannedOp, Scope, Settings, compute};
@@ -43,9 +45,6 @@ pub struct Outcome {
 /// Why a finding of this class cannot be enforced, if it cannot.
 pub fn not_enforceable(class: &str) -> Option<&'static str> {
     match Class::parse(class)? {
-        Class::Orphan => Some(
-            "an orphan has no person whose policy could be enforced: link it to its owner (`accessdesk account link`) and reconcile again, or accept it with a reason",
-        ),
         Class::Ambiguous => Some(
             "more than one person matches this account: link it to the right one (`accessdesk account link`) and reconcile again",
         ),
@@ -124,17 +123,30 @@ pub fn enforce(
             continue;
         }
         let cause = format!("finding:{}", f.id);
-        let ops: Vec<i64> = if f.class == Class::AttributeDrift.as_str() {
+        // Attribute drift and orphans are one operation each, on the finding's account;
+        // the rest are what the planner proposes for the person.
+        let direct = if f.class == Class::AttributeDrift.as_str() {
             let person = f
                 .person
                 .as_deref()
                 .ok_or_else(|| Error::Failed(format!("finding {} names no person", f.id)))?;
+            Some((OperationKind::UpdateAttributes, person))
+        } else if f.class == Class::Orphan.as_str() {
+            let account = f
+                .account_id
+                .as_deref()
+                .ok_or_else(|| Error::Failed(format!("finding {} names no account id", f.id)))?;
+            Some((OperationKind::DeactivateOrphan, account))
+        } else {
+            None
+        };
+        let ops: Vec<i64> = if let Some((kind, subject)) = direct {
             store.write(|tx| {
                 let id = tx.enqueue(
                     &NewOp {
-                        kind: OperationKind::UpdateAttributes,
+                        kind,
                         system: &f.system,
-                        person_id: person,
+                        person_id: subject,
                         entitlement: None,
                         status: OperationStatus::Queued,
                         priority: crate::store::queue::PRIORITY_NORMAL,

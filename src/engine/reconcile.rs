@@ -175,6 +175,8 @@ pub struct World {
     intended: Vec<Vec<u32>>,
     /// system → lower-cased login → the person accessdesk's accounts table links it to.
     links: FastMap<String, FastMap<String, String>>,
+    /// system → person → a login linked to them there (the reverse of `links`).
+    linked_login: FastMap<String, FastMap<String, String>>,
     /// system → lower-cased login → the person accessdesk assigned that login.
     logins: FastMap<String, FastMap<String, String>>,
     /// (person, system, entitlement or None for the account) with an operation still in
@@ -374,6 +376,7 @@ impl World {
             ent_ids: FastMap::default(),
             intended: Vec::new(),
             links: FastMap::default(),
+            linked_login: FastMap::default(),
             logins: FastMap::default(),
             in_flight: HashSet::new(),
             now,
@@ -475,6 +478,10 @@ impl World {
             .entry(system.to_string())
             .or_default()
             .insert(login.to_lowercase(), person.to_string());
+        self.linked_login
+            .entry(system.to_string())
+            .or_default()
+            .insert(person.to_string(), login.to_string());
     }
 
     /// Record a login accessdesk assigned a person in a system.
@@ -669,6 +676,23 @@ fn correlate_at<'w>(
             let why = format!("linked to {l}, but the account carries HR id {h}");
             let candidates = vec![l.to_string(), h.to_string()];
             return (Match::Ambiguous { candidates, why }, None);
+        }
+        // An account carrying the HR id of someone accessdesk already links to another
+        // account here: two accounts claim one person. Nobody's until an admin says.
+        if let Some(other) = w.linked_login.get(system).and_then(|m| m.get(h))
+            && linked.is_none()
+            && rules.contains(&Correlate::Link)
+        {
+            let why = format!(
+                "carries HR id {h}, but {h}'s account here is {other}: two accounts claim one person"
+            );
+            return (
+                Match::Ambiguous {
+                    candidates: vec![h.to_string()],
+                    why,
+                },
+                None,
+            );
         }
         if rules.contains(&Correlate::HrisId) {
             return match w.index_of(h) {
@@ -906,6 +930,17 @@ impl<'a> SystemClassifier<'a> {
         let top_risk = held.iter().filter_map(|&g| self.risk[g as usize]).max();
         let (matched, at) = correlate_at(w, system, &self.entry.correlate, a);
         let person = match matched {
+            // An orphan that can neither sign in nor holds anything (deactivated, say, by
+            // an enforced finding) gives nobody access: not drift.
+            Match::Orphan { .. }
+                if !(if has_sign_in_state(self.entry.system.kind) {
+                    a.active
+                } else {
+                    !held.is_empty()
+                }) =>
+            {
+                return;
+            }
             Match::Orphan { why } => {
                 self.out.push(finding(
                     Class::Orphan,

@@ -816,7 +816,9 @@ impl Engine {
                 },
                 (
                     ErrorClass::NotFound,
-                    OperationKind::RemoveMembership | OperationKind::Deactivate,
+                    OperationKind::RemoveMembership
+                    | OperationKind::Deactivate
+                    | OperationKind::DeactivateOrphan,
                 ) => Outcome::Done {
                     write_through: true,
                     account: None,
@@ -973,12 +975,21 @@ impl Engine {
 
     async fn execute(&self, op: &OpRow, known: Known) -> Result<Outcome> {
         let rt = self.runtime(&op.system)?;
+        if op.kind.on_account() {
+            return self.deactivate_orphan(op, rt).await;
+        }
         if let Some(why) = self.still_wanted(op, &known)? {
             return Ok(Outcome::Cancel(why));
         }
         let mut moved: Option<Moved> = None;
         let r: std::result::Result<Option<(RemoteAccount, Option<Attrs>)>, AdapterError> = async {
             match op.kind {
+                // Acts on an account, not a person's: run by `deactivate_orphan`.
+                OperationKind::DeactivateOrphan => Err(AdapterError::new(
+                    ErrorClass::Permanent,
+                    &op.system,
+                    "an orphan's deactivation is not a person's operation",
+                )),
                 OperationKind::CreateAccount => {
                     let person = self.person(op, &known).map_err(|e| {
                         AdapterError::new(ErrorClass::Permanent, &op.system, e.to_string())
@@ -1100,6 +1111,56 @@ impl Engine {
         Ok(outcome)
     }
 
+    /// Deactivate an account no person owns (`op.person_id` is its external id), after
+    /// reading it again: one that now proves to be somebody's (it carries the HR id of a
+    /// person in HR, or accessdesk links it to one) is left alone, and one already
+    /// inactive or gone needs nothing. Never deleted, whatever the leaver policy.
+    async fn deactivate_orphan(&self, op: &OpRow, rt: &SystemRuntime) -> Result<Outcome> {
+        let id = op.person_id.as_str();
+        let found = match rt.adapter.get_account(id).await {
+            Ok(f) => f,
+            Err(e) => return Ok(self.classify(op, Err(e))),
+        };
+        let Some(acc) = found else {
+            return Ok(self.classify(op, Ok(None)));
+        };
+        let owner = self.db(|s| {
+            let by_hris = match acc.hris_id.as_deref().filter(|h| !h.is_empty()) {
+                Some(h) => s.has_person(h)?.then(|| h.to_string()),
+                None => None,
+            };
+            Ok(match by_hris {
+                Some(p) => Some(p),
+                None => s.account_owner_by_external_id(&op.system, id)?,
+            })
+        })?;
+        if let Some(person) = owner {
+            return Ok(Outcome::Cancel(format!(
+                "cancelled before it ran: account {} ({id}) in {} is no longer an orphan: it belongs to {person}",
+                acc.login, op.system
+            )));
+        }
+        if !acc.active {
+            return Ok(self.classify(op, Ok(None)));
+        }
+        // Never the account accessdesk's own credentials act as (an Okta API token's
+        // admin, say): deactivating it would cut every integration off.
+        let me = match rt.adapter.authenticate().await {
+            Ok(me) => me,
+            Err(e) => return Ok(self.classify(op, Err(e))),
+        };
+        if me.principal.eq_ignore_ascii_case(&acc.login)
+            || me.details.get("user_id").is_some_and(|u| u == id)
+        {
+            return Ok(Outcome::Cancel(format!(
+                "cancelled before it ran: account {} ({id}) in {} is the one accessdesk's own credentials act as; it is never deactivated (accept the finding instead)",
+                acc.login, op.system
+            )));
+        }
+        let r = rt.adapter.deactivate_account(id).await.map(|()| None);
+        Ok(self.classify(op, r))
+    }
+
     /// Write through what a successful operation changed, so the next plan sees it.
     async fn record_effect(&self, op: &OpRow, _unused: Option<()>) -> Result<()> {
         let actor = self.cfg.actor.clone();
@@ -1111,6 +1172,10 @@ impl Engine {
         let rt = self
             .runtime(&op.system)
             .map_err(|e| AdapterError::new(ErrorClass::Permanent, &op.system, e.to_string()))?;
+        if op.kind.on_account() {
+            let acc = rt.adapter.get_account(&op.person_id).await?;
+            return Ok(acc.is_none_or(|a| !a.active));
+        }
         let login = self
             .db(|s| s.login_of(&op.system, &op.person_id))
             .map_err(|e| AdapterError::new(ErrorClass::Transient, &op.system, e.to_string()))?;
@@ -1134,7 +1199,9 @@ impl Engine {
                 }
                 Ok(acc.is_some())
             }
-            OperationKind::Deactivate => Ok(acc.is_none_or(|a| !a.active)),
+            OperationKind::Deactivate | OperationKind::DeactivateOrphan => {
+                Ok(acc.is_none_or(|a| !a.active))
+            }
             OperationKind::Reactivate => Ok(acc.is_some_and(|a| a.active)),
             OperationKind::UpdateAttributes => Ok(false),
             OperationKind::AddMembership | OperationKind::RemoveMembership => {
@@ -1304,6 +1371,10 @@ fn account_row(op: &OpRow, acc: &RemoteAccount) -> AccountRow {
 
 /// Write through what a successful operation changed, so the next plan sees it.
 fn effect_in_tx(tx: &mut crate::store::Tx<'_>, op: &OpRow, actor: &str) -> Result<()> {
+    if op.kind.on_account() {
+        tx.set_account_inactive_by_external_id(&op.system, &op.person_id)?;
+        return Ok(());
+    }
     let acct = tx.account_for(&op.system, &op.person_id)?;
     match op.kind {
         OperationKind::AddMembership | OperationKind::RemoveMembership => {
@@ -1320,7 +1391,9 @@ fn effect_in_tx(tx: &mut crate::store::Tx<'_>, op: &OpRow, actor: &str) -> Resul
                 tx.upsert_account(&a, actor)?;
             }
         }
-        OperationKind::CreateAccount | OperationKind::UpdateAttributes => {}
+        OperationKind::CreateAccount
+        | OperationKind::UpdateAttributes
+        | OperationKind::DeactivateOrphan => {}
     }
     Ok(())
 }

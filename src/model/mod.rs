@@ -418,16 +418,21 @@ pub enum OperationKind {
     RemoveMembership,
     Deactivate,
     Reactivate,
+    /// Deactivate an account no person owns (an orphan, by a reconciliation finding).
+    /// Its `person_id` holds the account's external id in the target, not a person; it
+    /// is never deleted, whatever the system's leaver policy, so it can be restored.
+    DeactivateOrphan,
 }
 
 impl OperationKind {
-    pub const ALL: [OperationKind; 6] = [
+    pub const ALL: [OperationKind; 7] = [
         OperationKind::CreateAccount,
         OperationKind::UpdateAttributes,
         OperationKind::AddMembership,
         OperationKind::RemoveMembership,
         OperationKind::Deactivate,
         OperationKind::Reactivate,
+        OperationKind::DeactivateOrphan,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -438,6 +443,7 @@ impl OperationKind {
             OperationKind::RemoveMembership => "remove_membership",
             OperationKind::Deactivate => "deactivate",
             OperationKind::Reactivate => "reactivate",
+            OperationKind::DeactivateOrphan => "deactivate_orphan",
         }
     }
 
@@ -451,6 +457,11 @@ impl OperationKind {
                 | OperationKind::Reactivate
                 | OperationKind::UpdateAttributes
         )
+    }
+
+    /// Whether it acts on an account by its id rather than on a person's account.
+    pub fn on_account(self) -> bool {
+        self == OperationKind::DeactivateOrphan
     }
 }
 

@@ -192,6 +192,21 @@ impl Store {
         account_for(&self.conn, system, person_id)
     }
 
+    /// The person accessdesk links the account with this external id to, if any.
+    pub fn account_owner_by_external_id(
+        &self,
+        system: &str,
+        external_id: &str,
+    ) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT person_id FROM accounts WHERE system = ?1 AND external_id = ?2 AND person_id IS NOT NULL LIMIT 1",
+            )?
+            .query_row(params![system, external_id], |r| r.get(0))
+            .optional()?)
+    }
+
     /// The attributes accessdesk last wrote on the person's account in `system` (None:
     /// not recorded; an unreadable record reads as empty).
     pub fn account_attrs(
@@ -215,6 +230,21 @@ impl Store {
 impl Tx<'_> {
     pub fn account_for(&self, system: &str, person_id: &str) -> Result<Option<AccountRow>> {
         account_for(&self.tx, system, person_id)
+    }
+
+    /// Record that the account with this external id is no longer active (an orphan
+    /// accessdesk deactivated): what it did since the last read, until the next.
+    pub fn set_account_inactive_by_external_id(
+        &mut self,
+        system: &str,
+        external_id: &str,
+    ) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "UPDATE accounts SET active = 0, source = 'recorded', observed_at = ?3 WHERE system = ?1 AND external_id = ?2",
+            )?
+            .execute(params![system, external_id, super::queue::ts(self.now)])?;
+        Ok(())
     }
 }
 

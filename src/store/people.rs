@@ -186,6 +186,14 @@ impl Tx<'_> {
 }
 
 impl Store {
+    /// Whether someone with this HR id is in HR.
+    pub fn has_person(&self, hris_id: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM people WHERE hris_id = ?1")?
+            .exists([hris_id])?)
+    }
+
     /// Look a person up by HRIS id, or by work email (case-insensitive).
     pub fn find_person(&self, key: &str) -> Result<Option<Person>> {
         let by_id = self

@@ -1197,6 +1197,12 @@ fn describe_request(catalog: &Catalog, op: &OpRow) -> String {
         OperationKind::UpdateAttributes => "update the account's attributes".to_string(),
         OperationKind::Deactivate => "deactivate the account".to_string(),
         OperationKind::Reactivate => "reactivate the account".to_string(),
+        OperationKind::DeactivateOrphan => {
+            return format!(
+                "deactivate the orphan account {} (no person owns it) at {target}",
+                op.person_id
+            );
+        }
         OperationKind::AddMembership => format!(
             "add to {}",
             op.entitlement.as_deref().unwrap_or("(no entitlement)")

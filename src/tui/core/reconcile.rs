@@ -187,7 +187,7 @@ pub async fn remediate(
     Ok(summary(verb, &outcomes))
 }
 
-/// "enforce: 3 enforced, queued #12 #13 #14; 1 left open (#7 orphan)".
+/// "enforce: 3 enforced, queued #12 #13 #14; 1 left open (#7 unmanaged)".
 pub fn summary(verb: FindingVerb, outcomes: &[Outcome]) -> String {
     let done_word = match verb {
         FindingVerb::Enforce => "enforced",

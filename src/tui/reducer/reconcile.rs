@@ -210,7 +210,7 @@ pub fn blast_radius(s: &AppState, ids: &[i64], verb: FindingVerb) -> Vec<String>
             .count();
         if refused > 0 {
             lines.push(format!(
-                "{refused} cannot be enforced (orphan, ambiguous or unmanaged): they stay open and the result says what to do instead"
+                "{refused} cannot be enforced (ambiguous or unmanaged): they stay open and the result says what to do instead"
             ));
         }
         let decided = rows.iter().filter(|f| f.status != "open").count();

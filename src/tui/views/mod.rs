@@ -560,6 +560,7 @@ pub(super) fn kind_word(k: crate::model::OperationKind) -> &'static str {
         RemoveMembership => "remove",
         Deactivate => "deactivate",
         Reactivate => "reactivate",
+        DeactivateOrphan => "disable orphan",
     }
 }
 
