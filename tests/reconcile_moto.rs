@@ -146,12 +146,37 @@ iam.add_user_to_group(GroupName="break-glass", UserName="cy")
         .filter(|o| o.status == "enforced")
         .map(|o| o.class.as_str())
         .collect();
-    assert_eq!(enforced, vec!["excess", "missing"], "{out:#?}");
+    assert_eq!(
+        enforced,
+        vec!["excess", "orphan", "orphan", "missing"],
+        "{out:#?}"
+    );
     let s = run.engine(fast()).run_until_idle(None).await.unwrap();
     assert_eq!(s.failed, 0, "{s:?} {:#?}", run.failed());
 
-    // boto3 sees IAM back to intended; the hand-made user and the unmanaged group are
-    // untouched.
+    // boto3 sees IAM back to intended; the hand-made user is deactivated (tagged, still
+    // there), the credentials' own admin is not, and the unmanaged group is untouched.
+    let tags = boto3(
+        &t,
+        &format!(
+            r#"
+out = {{u: {{t["Key"]: t["Value"] for t in iam.list_user_tags(UserName=u)["Tags"]}} for u in ["hand.made", "{ADMIN}"]}}
+print(json.dumps(out))
+"#
+        ),
+    );
+    assert!(
+        tags["hand.made"]
+            .as_object()
+            .is_some_and(|t| t.contains_key("accessdesk:deactivated")),
+        "{tags}"
+    );
+    assert!(
+        tags[ADMIN]
+            .as_object()
+            .is_some_and(|t| !t.contains_key("accessdesk:deactivated")),
+        "{tags}"
+    );
     let g = groups(&t);
     assert_eq!(
         g["ada"],
@@ -170,7 +195,6 @@ iam.add_user_to_group(GroupName="break-glass", UserName="cy")
         summary(&f),
         vec![
             seen("orphan", None, Some(ADMIN), None),
-            seen("orphan", None, Some("hand.made"), None),
             seen(
                 "unmanaged",
                 Some("E3"),

@@ -196,13 +196,23 @@ async fn scim_changed_behind_our_back_is_found_and_enforced_back() {
         .collect();
     assert_eq!(
         enforced,
-        vec!["excess", "missing", "attribute_drift"],
+        vec!["excess", "orphan", "missing", "attribute_drift"],
         "{out:#?}"
     );
     let s = run.engine(fast()).run_until_idle(None).await.unwrap();
     assert_eq!(s.failed, 0, "{s:?} {:#?}", run.failed());
 
-    // The provider is back to intended; the hand-made user and the unlisted group stay.
+    // The provider is back to intended; the hand-made user is deactivated, not deleted;
+    // the unlisted group stays.
+    let hand = scim
+        .call(
+            reqwest::Method::GET,
+            "/Users?filter=userName%20eq%20%22hand.made%40example.com%22",
+            None,
+        )
+        .await;
+    assert_eq!(hand["totalResults"], 1, "{hand}");
+    assert_eq!(hand["Resources"][0]["active"], false, "{hand}");
     assert_eq!(scim.groups_of(&ada_id).await, vec!["everyone"]);
     assert_eq!(scim.groups_of(&bob_id).await, vec!["everyone", "unlisted"]);
     let u = scim
@@ -215,15 +225,12 @@ async fn scim_changed_behind_our_back_is_found_and_enforced_back() {
     let (_, f) = reconcile::reconcile(&run, "app").await;
     assert_eq!(
         summary(&f),
-        vec![
-            seen("orphan", None, Some("hand.made@example.com"), None),
-            seen(
-                "unmanaged",
-                Some("E2"),
-                Some("bob@example.com"),
-                Some("app:group:unlisted")
-            ),
-        ],
+        vec![seen(
+            "unmanaged",
+            Some("E2"),
+            Some("bob@example.com"),
+            Some("app:group:unlisted")
+        ),],
         "{f:#?}"
     );
     assert_eq!(run.plan_apply(), 0, "nothing left to do");

@@ -1149,9 +1149,7 @@ impl Engine {
             Ok(me) => me,
             Err(e) => return Ok(self.classify(op, Err(e))),
         };
-        if me.principal.eq_ignore_ascii_case(&acc.login)
-            || me.details.get("user_id").is_some_and(|u| u == id)
-        {
+        if is_own_account(&me, &acc) {
             return Ok(Outcome::Cancel(format!(
                 "cancelled before it ran: account {} ({id}) in {} is the one accessdesk's own credentials act as; it is never deactivated (accept the finding instead)",
                 acc.login, op.system
@@ -1367,6 +1365,24 @@ fn account_row(op: &OpRow, acc: &RemoteAccount) -> AccountRow {
         external_id: Some(acc.external_id.clone()),
         active: acc.active,
     }
+}
+
+/// Whether `acc` is the account the credentials act as: by login (the principal itself,
+/// or the last part of an ARN-like principal, or the user name the adapter reports) or by
+/// the vendor's user id.
+fn is_own_account(me: &crate::adapters::Identity, acc: &RemoteAccount) -> bool {
+    let login = acc.login.as_str();
+    let same = |s: &str| !s.is_empty() && s.eq_ignore_ascii_case(login);
+    same(&me.principal)
+        || me
+            .principal
+            .rsplit_once('/')
+            .is_some_and(|(_, tail)| same(tail))
+        || me.details.get("user_name").is_some_and(|u| same(u))
+        || me
+            .details
+            .get("user_id")
+            .is_some_and(|u| !u.is_empty() && *u == acc.external_id)
 }
 
 /// Write through what a successful operation changed, so the next plan sees it.

@@ -100,7 +100,7 @@ fn enforcing_a_group_asks_with_its_blast_radius_esc_cancels_and_y_runs() {
 }
 
 #[test]
-fn enforcing_an_orphan_warns_that_it_will_be_refused() {
+fn enforcing_an_orphan_asks_without_a_refusal() {
     let mut s = reconcile_state(120, 40);
     ch(&mut s, 'j');
     ch(&mut s, 'j');
@@ -109,8 +109,9 @@ fn enforcing_an_orphan_warns_that_it_will_be_refused() {
     let Some(Modal::Confirm { lines, .. }) = &s.modal else {
         panic!("no confirmation")
     };
+    // An orphan is deactivated when enforced: nothing in the selection is refused.
     assert!(
-        lines.iter().any(|l| l.starts_with("1 cannot be enforced")),
+        !lines.iter().any(|l| l.contains("cannot be enforced")),
         "{lines:?}"
     );
 }
@@ -187,7 +188,7 @@ fn accepting_asks_a_reason_then_an_expiry_defaulting_to_ninety_days() {
 }
 
 #[test]
-fn enter_opens_the_person_or_the_orphan_and_x_exports_the_run() {
+fn enter_opens_the_person_or_the_account_and_x_exports_the_run() {
     let mut s = reconcile_state(120, 40);
     press(&mut s, KeyCode::Enter);
     assert_eq!(s.page(), &Page::Person("E006".into()));
@@ -200,7 +201,7 @@ fn enter_opens_the_person_or_the_orphan_and_x_exports_the_run() {
     ch(&mut s, 'j');
     press(&mut s, KeyCode::Enter);
     assert_eq!(s.page(), &Page::Finding(11));
-    assert!(render(&s).contains("Not enforceable"));
+    assert!(!render(&s).contains("Not enforceable"));
     press(&mut s, KeyCode::Esc);
     let e = ch(&mut s, 'x');
     assert_eq!(runs(&e), vec![Job::ExportFindings { run: 7 }]);

@@ -319,6 +319,11 @@ pub fn finding_page(f: &mut Frame, s: &AppState, area: Rect, id: i64) {
             format!("Not enforceable: {why}."),
             t.style(Role::AlertWarn),
         ));
+    } else if x.class == "orphan" && x.status == "open" {
+        lines.push(Line::raw(""));
+        lines.push(Line::raw(
+            "Enforcing deactivates this account (never deletes it), unless by then it proves to be somebody's or is the one accessdesk's credentials act as. If it is someone's, link it instead (`accessdesk account link`).",
+        ));
     }
     detail_page(f, s, area, lines, &format!(" Finding #{id} "));
 }
