@@ -171,8 +171,10 @@ pub struct World {
     /// The entitlements intended grants name; an entitlement's id is its index.
     ents: Vec<String>,
     ent_ids: FastMap<String, u32>,
-    /// Per person (by index): the ids of their intended entitlements, in every system.
-    intended: Vec<Vec<u32>>,
+    /// Per person (by index): where the ids of their intended entitlements (in every
+    /// system) lie in `intended_ids`. One flat array, not a vector per person.
+    intended_at: Vec<(u32, u32)>,
+    intended_ids: Vec<u32>,
     /// system → lower-cased login → the person accessdesk's accounts table links it to.
     links: FastMap<String, FastMap<String, String>>,
     /// system → person → a login linked to them there (the reverse of `links`).
@@ -311,19 +313,42 @@ impl Hot {
     }
 }
 
-/// Intended grants as loaded: the interned entitlements and, per person in HR id order,
-/// the ids of theirs.
-type IntendedRows = (Vec<String>, Vec<(String, Vec<u32>)>);
+/// Intended grants as loaded: the interned entitlements, and per person (in HR id order)
+/// their HR id and the ids of their entitlements, packed flat.
+struct IntendedRows {
+    ents: Vec<String>,
+    /// HR ids back to back, and per person: their id's end, and their ids' end.
+    people: String,
+    ends: Vec<(u32, u32)>,
+    ids: Vec<u32>,
+}
+
+impl IntendedRows {
+    /// (person, their entitlement ids), in order.
+    fn iter(&self) -> impl Iterator<Item = (&str, &[u32])> {
+        let mut from = (0usize, 0usize);
+        self.ends.iter().map(move |&(p, e)| {
+            let (p, e) = (p as usize, e as usize);
+            let out = (&self.people[from.0..p], &self.ids[from.1..e]);
+            from = (p, e);
+            out
+        })
+    }
+}
 
 fn load_intended(
     c: &rusqlite::Connection,
     from: Option<&str>,
     to: Option<&str>,
 ) -> Result<IntendedRows> {
-    let mut ents: Vec<String> = Vec::new();
+    let mut out = IntendedRows {
+        ents: Vec::new(),
+        people: String::new(),
+        ends: Vec::new(),
+        ids: Vec::new(),
+    };
     // Matched on bytes; text is checked (UTF-8) once per person and entitlement.
     let mut ent_ids: FastMap<Vec<u8>, u32> = FastMap::default();
-    let mut rows_out: Vec<(String, Vec<u32>)> = Vec::new();
     // The primary key orders rows by person: each person's grants arrive together.
     // Bounds spelled out (not `?1 IS NULL OR ...`), so SQLite seeks to the range.
     let (sql, args): (&str, Vec<&str>) = match (from, to) {
@@ -346,23 +371,32 @@ fn load_intended(
     };
     let mut st = c.prepare(sql)?;
     let mut rows = st.query(rusqlite::params_from_iter(args))?;
+    let mut last_start = 0usize;
     while let Some(r) = rows.next()? {
         let ent = bytes(r, 1)?;
         let id = match ent_ids.get(ent) {
             Some(id) => *id,
             None => {
-                let id = ents.len() as u32;
-                ents.push(text(r, 1)?.to_string());
+                let id = out.ents.len() as u32;
+                out.ents.push(text(r, 1)?.to_string());
                 ent_ids.insert(ent.to_vec(), id);
                 id
             }
         };
-        match rows_out.last_mut() {
-            Some((p, v)) if p.as_bytes() == bytes(r, 0)? => v.push(id),
-            _ => rows_out.push((text(r, 0)?.to_string(), vec![id])),
+        let person = bytes(r, 0)?;
+        let same = !out.ends.is_empty() && out.people.as_bytes()[last_start..] == *person;
+        if !same {
+            last_start = out.people.len();
+            out.people.push_str(text(r, 0)?);
+            out.ends
+                .push((out.people.len() as u32, out.ids.len() as u32));
+        }
+        out.ids.push(id);
+        if let Some(last) = out.ends.last_mut() {
+            last.1 = out.ids.len() as u32;
         }
     }
-    Ok((ents, rows_out))
+    Ok(out)
 }
 
 impl World {
@@ -374,7 +408,8 @@ impl World {
             by_email: hashbrown::HashTable::new(),
             ents: Vec::new(),
             ent_ids: FastMap::default(),
-            intended: Vec::new(),
+            intended_at: Vec::new(),
+            intended_ids: Vec::new(),
             links: FastMap::default(),
             linked_login: FastMap::default(),
             logins: FastMap::default(),
@@ -437,7 +472,7 @@ impl World {
                 self.index.insert_unique(hash, i as u32, |&j| {
                     std::hash::BuildHasher::hash_one(hasher, hot.id(j as usize))
                 });
-                self.intended.push(Vec::new());
+                self.intended_at.push((0, 0));
                 i
             }
         };
@@ -468,8 +503,33 @@ impl World {
     pub fn intend(&mut self, person: &str, ent: &str) {
         let id = self.ent_id(ent);
         if let Some(i) = self.index_of(person) {
-            self.intended[i].push(id);
+            self.set_intended(i, |ids| ids.push(id));
         }
+    }
+
+    /// Person `i`'s intended entitlement ids.
+    fn intended(&self, i: usize) -> &[u32] {
+        let (start, len) = self.intended_at[i];
+        &self.intended_ids[start as usize..(start + len) as usize]
+    }
+
+    /// Change person `i`'s intended ids: their span moves to the end of the flat array
+    /// unless it is there already (loading appends each person once; `intend` is for
+    /// small worlds).
+    fn set_intended(&mut self, i: usize, f: impl FnOnce(&mut Vec<u32>)) {
+        let (start, len) = self.intended_at[i];
+        let (start, len) = (start as usize, len as usize);
+        if start + len != self.intended_ids.len() || len == 0 {
+            let old = start..start + len;
+            let at = self.intended_ids.len();
+            self.intended_ids.extend_from_within(old);
+            self.intended_at[i] = (at as u32, len as u32);
+        }
+        let at = self.intended_at[i].0 as usize;
+        let mut tail = self.intended_ids.split_off(at);
+        f(&mut tail);
+        self.intended_at[i] = (at as u32, tail.len() as u32);
+        self.intended_ids.extend_from_slice(&tail);
     }
 
     /// Record accessdesk's link of a login in a system to a person.
@@ -548,7 +608,7 @@ impl World {
             let people = people as usize;
             w.hot.id_spans.reserve(people);
             w.hot.field_spans.reserve(people);
-            w.intended.reserve(people);
+            w.intended_at.reserve(people);
             w.index.reserve(people, |_| 0);
             let mut st = c.prepare(
                 "SELECT hris_id, department, title, cost_center, location, email, given_name,
@@ -610,15 +670,17 @@ impl World {
                 Some((lo, hi)) => vec![join(lo)?, join(hi)?],
                 None => vec![load_intended(c, None, None)?],
             };
-            for (ents, rows) in parts {
+            for rows in parts {
                 // This part's entitlement ids → the world's.
-                let ids_here: Vec<u32> = ents.iter().map(|e| w.ent_id(e)).collect();
-                for (person, mut ids) in rows {
-                    let Some(i) = w.index_of(&person) else {
+                let ids_here: Vec<u32> = rows.ents.iter().map(|e| w.ent_id(e)).collect();
+                for (person, ids) in rows.iter() {
+                    let Some(i) = w.index_of(person) else {
                         continue;
                     };
-                    ids.iter_mut().for_each(|e| *e = ids_here[*e as usize]);
-                    w.intended[i] = ids;
+                    let at = w.intended_ids.len();
+                    w.intended_ids
+                        .extend(ids.iter().map(|e| ids_here[*e as usize]));
+                    w.intended_at[i] = (at as u32, ids.len() as u32);
                 }
             }
             Ok(w)
@@ -649,21 +711,40 @@ pub fn correlate<'w>(
     rules: &[Correlate],
     a: &AccountRow<'_>,
 ) -> Match<'w> {
-    correlate_at(w, system, rules, a).0
+    correlate_at(&SystemMaps::of(w, system), rules, a).0
+}
+
+/// One system's share of the world's login maps, looked up once per system instead of
+/// once per account.
+struct SystemMaps<'w> {
+    w: &'w World,
+    links: Option<&'w FastMap<String, String>>,
+    linked_login: Option<&'w FastMap<String, String>>,
+    logins: Option<&'w FastMap<String, String>>,
+}
+
+impl<'w> SystemMaps<'w> {
+    fn of(w: &'w World, system: &str) -> Self {
+        SystemMaps {
+            w,
+            links: w.links.get(system),
+            linked_login: w.linked_login.get(system),
+            logins: w.logins.get(system),
+        }
+    }
 }
 
 /// [`correlate`], with the matched person's index in the world when the match found
 /// them by HR id (saving a second lookup for the commonest match).
 fn correlate_at<'w>(
-    w: &'w World,
-    system: &str,
+    maps: &SystemMaps<'w>,
     rules: &[Correlate],
     a: &AccountRow<'_>,
 ) -> (Match<'w>, Option<usize>) {
+    let w = maps.w;
     let login = lower(a.login);
-    let linked: Option<&'w str> = w
+    let linked: Option<&'w str> = maps
         .links
-        .get(system)
         .and_then(|m| m.get(login.as_ref()))
         .map(String::as_str);
     // The target's own claim comes first: an account carrying an HR id is that person's
@@ -679,7 +760,7 @@ fn correlate_at<'w>(
         }
         // An account carrying the HR id of someone accessdesk already links to another
         // account here: two accounts claim one person. Nobody's until an admin says.
-        if let Some(other) = w.linked_login.get(system).and_then(|m| m.get(h))
+        if let Some(other) = maps.linked_login.and_then(|m| m.get(h))
             && linked.is_none()
             && rules.contains(&Correlate::Link)
         {
@@ -725,9 +806,8 @@ fn correlate_at<'w>(
                 .or_else(|| a.login.contains('@').then_some(a.login))
                 .map(|e| w.with_email(e).into_iter().map(|i| w.hot.id(i)).collect())
                 .unwrap_or_default(),
-            Correlate::Login => w
+            Correlate::Login => maps
                 .logins
-                .get(system)
                 .and_then(|m| m.get(login.as_ref()))
                 .map(String::as_str)
                 .into_iter()
@@ -835,6 +915,7 @@ fn attribute_drift(w: &World, pi: usize, entry: &SystemEntry, a: &AccountRow<'_>
 /// Pure: the same inputs give the same findings.
 pub struct SystemClassifier<'a> {
     w: &'a World,
+    maps: SystemMaps<'a>,
     entry: &'a SystemEntry,
     system: &'a str,
     groups: &'a [(String, String, bool)],
@@ -872,6 +953,7 @@ impl<'a> SystemClassifier<'a> {
         let prefix = format!("{system}:");
         SystemClassifier {
             w,
+            maps: SystemMaps::of(w, system),
             entry,
             system,
             groups,
@@ -904,7 +986,7 @@ impl<'a> SystemClassifier<'a> {
     /// Index what policy grants each person in this system (one pass over the grants).
     fn with_intended(mut self) -> Self {
         self.intended_at.reserve(self.w.len() + 1);
-        for ids in &self.w.intended {
+        for ids in (0..self.w.len()).map(|i| self.w.intended(i)) {
             let start = self.intended.len();
             let mut here = 0u32;
             for &e in ids {
@@ -928,7 +1010,7 @@ impl<'a> SystemClassifier<'a> {
         }
         let (w, system, groups) = (self.w, self.system, self.groups);
         let top_risk = held.iter().filter_map(|&g| self.risk[g as usize]).max();
-        let (matched, at) = correlate_at(w, system, &self.entry.correlate, a);
+        let (matched, at) = correlate_at(&self.maps, &self.entry.correlate, a);
         let person = match matched {
             // An orphan that can neither sign in nor holds anything (deactivated, say, by
             // an enforced finding) gives nobody access: not drift.
@@ -1765,6 +1847,32 @@ mod tests {
         w.in_flight("E1", "okta", Some("okta:group:eng"));
         w.in_flight("E1", "okta", Some("okta:group:admins"));
         assert!(!classes(&w).contains(&"missing") && !classes(&w).contains(&"excess"));
+    }
+
+    #[test]
+    fn intended_grants_added_in_any_order_stay_each_persons_own() {
+        let mut w = world();
+        for (p, e) in [
+            ("E1", "okta:group:a"),
+            ("E2", "okta:group:b"),
+            ("E1", "okta:group:c"),
+            ("E4", "okta:group:a"),
+            ("E2", "okta:group:d"),
+            ("E9", "okta:group:z"), // nobody in HR: ignored
+        ] {
+            w.intend(p, e);
+        }
+        let names = |w: &World, id: &str| -> Vec<String> {
+            let i = w.person_index(id).unwrap();
+            w.intended(i)
+                .iter()
+                .map(|&e| w.ents[e as usize].clone())
+                .collect()
+        };
+        assert_eq!(names(&w, "E1"), ["okta:group:a", "okta:group:c"]);
+        assert_eq!(names(&w, "E2"), ["okta:group:b", "okta:group:d"]);
+        assert_eq!(names(&w, "E3"), Vec::<String>::new());
+        assert_eq!(names(&w, "E4"), ["okta:group:a"]);
     }
 
     #[test]
