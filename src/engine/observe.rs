@@ -347,11 +347,13 @@ async fn read(
     Ok(())
 }
 
-/// An account listed before the groups were read that no group showed may have vanished
-/// since (deleted while the run read): its absence from every group would otherwise
-/// read as access it lacks. Ask the system about each such account; one it no longer
-/// has is marked gone (no finding is drawn from it), one it still has is refreshed.
-/// Idempotent, so an interrupted confirmation simply runs again on resume.
+/// An account listed before the groups were read may have vanished since (deleted while
+/// the run read): its absence from the groups read after that would otherwise read as
+/// access it lacks. The suspects are the accounts no group showed and those a group did
+/// not show although policy grants it to their person (in steady state, none). Ask the
+/// system about each; one it no longer has is marked gone (no finding is drawn from it),
+/// one it still has is refreshed. Idempotent, so an interrupted confirmation simply runs
+/// again on resume.
 async fn confirm_silent(
     store: &Arc<Mutex<Store>>,
     adapter: &Arc<dyn Adapter>,
@@ -359,9 +361,17 @@ async fn confirm_silent(
     run: i64,
     cp: &mut Checkpoint,
 ) -> Result<()> {
-    let silent = lock(store).silent_accounts(run, system)?;
+    // Accounts no group showed, and accounts a group did not show though policy grants
+    // it to their person: either may have been deleted while the groups were read.
+    let suspects: std::collections::BTreeSet<String> = {
+        let s = lock(store);
+        let mut ids: std::collections::BTreeSet<String> =
+            s.silent_accounts(run, system)?.into_iter().collect();
+        ids.extend(s.accounts_short_of_intent(run, system)?);
+        ids
+    };
     let mut gone = Vec::new();
-    for id in silent {
+    for id in suspects {
         match page(system, || adapter.get_account(&id)).await {
             Ok(Some(a)) => {
                 let fresh = [observed(&a, false)];

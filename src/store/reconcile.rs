@@ -511,6 +511,31 @@ impl Store {
             .collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Accounts a run listed in a system that some group it read in full did not show
+    /// although policy grants it to the account's person (by the HR id the account
+    /// carries, or accessdesk's link of its login): drift, or an account deleted after
+    /// its other groups were read. Observation asks about each before concluding.
+    pub fn accounts_short_of_intent(&self, run: i64, system: &str) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare_cached(
+            "WITH owner AS (
+               SELECT oa.external_id AS id, COALESCE(NULLIF(oa.hris_id, ''), ac.person_id) AS person
+               FROM observed_accounts oa
+               LEFT JOIN accounts ac ON ac.system = oa.system AND ac.login = oa.login
+               WHERE oa.run_id = ?1 AND oa.system = ?2 AND oa.seen_in = 'accounts'
+             )
+             SELECT DISTINCT o.id FROM owner o
+             JOIN intended_grants ig ON ig.person_id = o.person
+             JOIN observed_groups og ON og.run_id = ?1 AND og.system = ?2 AND og.entitlement = ig.entitlement
+             WHERE NOT EXISTS (SELECT 1 FROM observed_members m
+                               WHERE m.run_id = ?1 AND m.system = ?2 AND m.account_id = o.id
+                                 AND m.entitlement = ig.entitlement)
+             ORDER BY o.id",
+        )?;
+        Ok(st
+            .query_map(params![run, system], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Who a run saw in each group of a system: (entitlement, account external id).
     pub fn observed_members(&self, run: i64, system: &str) -> Result<Vec<(String, String)>> {
         observed_members_in(&self.conn, run, system)
