@@ -360,7 +360,6 @@ async fn drift_made_behind_our_back_is_found_planned_and_enforced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_cut_off_halfway_draws_no_conclusion_and_resumes_at_that_page() {
     use accessdesk::engine::observe::observe_system;
-    use accessdesk::engine::reconcile::reconcile_run;
     use accessdesk::sim::rules::{BodyFault, FailRule};
 
     let (server, okta) = sim().await;
@@ -390,12 +389,7 @@ async fn a_read_cut_off_halfway_draws_no_conclusion_and_resumes_at_that_page() {
     let engine = run.engine(fast());
     let adapter = engine.adapter("okta").unwrap().clone();
     let entry = run.cfg.catalog.systems["okta"].clone();
-    let id = run
-        .store
-        .lock()
-        .unwrap()
-        .write(|tx| tx.start_run(None, &["okta".to_string()], "test"))
-        .unwrap();
+    let id = reconcile::start_run(&run, "okta");
     let read = observe_system(&run.store, &adapter, &entry, id, &|_| {})
         .await
         .unwrap();
@@ -405,16 +399,8 @@ async fn a_read_cut_off_halfway_draws_no_conclusion_and_resumes_at_that_page() {
         "{read:?}"
     );
     {
-        let mut s = run.store.lock().unwrap();
-        s.write(|tx| tx.finish_run(id, "test")).unwrap();
-        let r = reconcile_run(&mut s, &run.cfg.catalog, id, "test").unwrap();
+        let (r, f) = reconcile::finish_and_reconcile(&run, id, false);
         assert!(!r.complete);
-        let f = s
-            .findings(&FindingFilter {
-                run: Some(id),
-                ..Default::default()
-            })
-            .unwrap();
         // engineering was half read: nobody is reported missing from it, and the
         // accounts on its unread page are not reported as anything.
         assert!(
@@ -423,7 +409,6 @@ async fn a_read_cut_off_halfway_draws_no_conclusion_and_resumes_at_that_page() {
             "{f:#?}"
         );
         // The plan is unchanged by a partial read: nothing to do.
-        drop(s);
         assert_eq!(run.plan_apply(), 0);
     }
     // Again, with the connection back: the read resumes at the page it stopped on.
@@ -453,17 +438,8 @@ async fn a_read_cut_off_halfway_draws_no_conclusion_and_resumes_at_that_page() {
         12 + 6,
         "every membership exactly once: {read:?}"
     );
-    let mut s = run.store.lock().unwrap();
-    s.write(|tx| tx.finish_run(id, "test")).unwrap();
-    let r = reconcile_run(&mut s, &run.cfg.catalog, id, "test").unwrap();
+    let (r, f) = reconcile::finish_and_reconcile(&run, id, true);
     assert!(r.complete);
-    let f = s
-        .findings(&FindingFilter {
-            run: Some(id),
-            open_only: true,
-            ..Default::default()
-        })
-        .unwrap();
     assert_eq!(
         summary(&f),
         vec![(
@@ -498,7 +474,6 @@ async fn an_account_deleted_between_its_groups_draws_no_false_finding() {
 /// have no account.
 async fn vanish_while_reading(stop_at: &str, login: &str, person: &str) {
     use accessdesk::engine::observe::observe_system;
-    use accessdesk::engine::reconcile::reconcile_run;
     use accessdesk::sim::rules::{BodyFault, FailRule};
 
     let (server, okta) = sim().await;
@@ -524,12 +499,7 @@ async fn vanish_while_reading(stop_at: &str, login: &str, person: &str) {
     let engine = run.engine(fast());
     let adapter = engine.adapter("okta").unwrap().clone();
     let entry = run.cfg.catalog.systems["okta"].clone();
-    let id = run
-        .store
-        .lock()
-        .unwrap()
-        .write(|tx| tx.start_run(None, &["okta".to_string()], "test"))
-        .unwrap();
+    let id = reconcile::start_run(&run, "okta");
     let read = observe_system(&run.store, &adapter, &entry, id, &|_| {})
         .await
         .unwrap();
@@ -550,16 +520,7 @@ async fn vanish_while_reading(stop_at: &str, login: &str, person: &str) {
         .unwrap();
     assert!(read.complete, "{read:?}");
     assert_eq!(read.accounts, 4, "5 listed, 1 gone: {read:?}");
-    let mut s = run.store.lock().unwrap();
-    s.write(|tx| tx.finish_run(id, "test")).unwrap();
-    reconcile_run(&mut s, &run.cfg.catalog, id, "test").unwrap();
-    let f = s
-        .findings(&FindingFilter {
-            run: Some(id),
-            open_only: true,
-            ..Default::default()
-        })
-        .unwrap();
+    let (_, f) = reconcile::finish_and_reconcile(&run, id, true);
     assert_eq!(
         summary(&f),
         vec![

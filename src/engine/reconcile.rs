@@ -419,12 +419,8 @@ impl World {
     }
 
     /// How many people.
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.hot.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.hot.len() == 0
     }
 
     fn hash(&self, s: &str) -> u64 {
@@ -482,11 +478,6 @@ impl World {
         self.by_email.insert_unique(hash, i as u32, |&j| {
             std::hash::BuildHasher::hash_one(hasher, lower(hot.field(j as usize, EMAIL)).as_ref())
         });
-    }
-
-    /// Whether someone with this HR id is in HR, with their index.
-    pub fn person_index(&self, id: &str) -> Option<usize> {
-        self.index_of(id)
     }
 
     fn ent_id(&mut self, ent: &str) -> u32 {
@@ -1499,6 +1490,7 @@ fn adopt_observation(
          ON CONFLICT(system, account_login, entitlement) DO UPDATE SET person_id = excluded.person_id,
            observed_at = excluded.observed_at, source = 'observed'",
     )?;
+    let maps = SystemMaps::of(w, system);
     let mut seen_logins: HashSet<String> = HashSet::new();
     let (mut accounts, mut memberships, mut removed, mut added) = (0usize, 0usize, 0usize, 0usize);
     let mut want: Vec<&str> = Vec::new();
@@ -1507,7 +1499,7 @@ fn adopt_observation(
         let key = lower(a.login);
         if !touched_accounts.contains(key.as_ref()) {
             // Accounts: proven owners only.
-            let owner = match correlate(w, system, &entry.correlate, a) {
+            let owner = match correlate_at(&maps, &entry.correlate, a).0 {
                 Match::Linked { person, by } if by.proves() => Some(person),
                 _ => None,
             };
@@ -1863,7 +1855,7 @@ mod tests {
             w.intend(p, e);
         }
         let names = |w: &World, id: &str| -> Vec<String> {
-            let i = w.person_index(id).unwrap();
+            let i = w.index_of(id).unwrap();
             w.intended(i)
                 .iter()
                 .map(|&e| w.ents[e as usize].clone())

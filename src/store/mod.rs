@@ -154,6 +154,14 @@ fn tune_for_scans(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// No memory map and a modest page cache: resident memory stays small however much is
+/// read ([`ReadMode::Paged`]).
+fn tune_paged(conn: &Connection) -> Result<()> {
+    conn.pragma_update(None, "mmap_size", 0)?;
+    conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
+    Ok(())
+}
+
 /// How a reader connection reads the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadMode {
@@ -169,8 +177,8 @@ impl Store {
     /// A long-lived reader that does small indexed reads (the console): a modest page
     /// cache and no memory map, so its resident memory stays small on a big database.
     pub fn tune_for_small_reads(&self) -> Result<()> {
-        self.conn.pragma_update(None, "mmap_size", 0)?;
-        self.conn.pragma_update(None, "cache_size", -8192)?;
+        tune_paged(&self.conn)?;
+        self.read_mode.set(ReadMode::Paged);
         Ok(())
     }
 
@@ -210,10 +218,7 @@ impl Store {
         c.busy_timeout(std::time::Duration::from_secs(10))?;
         match mode {
             ReadMode::Mapped => tune_for_scans(&c)?,
-            ReadMode::Paged => {
-                c.pragma_update(None, "mmap_size", 0)?;
-                c.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
-            }
+            ReadMode::Paged => tune_paged(&c)?,
         }
         Ok(Some(c))
     }

@@ -195,7 +195,20 @@ pub fn build(conn: &Connection, run: i64, system: &str) -> Result<usize> {
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     let mut blob = Vec::with_capacity(256 * CHUNK);
-    let (mut seq, mut in_blob, mut total) = (0i64, 0usize, 0usize);
+    let (mut seq, mut in_blob) = (0usize, 0usize);
+    let mut flush = |blob: &mut Vec<u8>, in_blob: usize, seq: usize, unlisted: usize| {
+        ins.execute(params![
+            run,
+            system,
+            seq as i64,
+            groups.len() as i64,
+            in_blob as i64,
+            unlisted as i64,
+            blob.as_slice()
+        ])?;
+        blob.clear();
+        Ok::<_, Error>(())
+    };
     let unlisted =
         super::reconcile::for_each_observed_row(conn, run, system, &groups, |a, held| {
             let attrs = match a.attributes {
@@ -204,35 +217,17 @@ pub fn build(conn: &Connection, run: i64, system: &str) -> Result<usize> {
             };
             encode(&mut blob, a, attrs, held);
             in_blob += 1;
-            total += 1;
             if in_blob == CHUNK {
-                ins.execute(params![
-                    run,
-                    system,
-                    seq,
-                    groups.len() as i64,
-                    in_blob as i64,
-                    0,
-                    blob
-                ])?;
+                flush(&mut blob, in_blob, seq, 0)?;
                 seq += 1;
                 in_blob = 0;
-                blob.clear();
             }
             Ok(())
         })?;
     // The last blob, even empty: it carries the count of memberships without an account,
     // and marks the read as packed.
-    ins.execute(params![
-        run,
-        system,
-        seq,
-        groups.len() as i64,
-        in_blob as i64,
-        unlisted as i64,
-        blob
-    ])?;
-    Ok(total)
+    flush(&mut blob, in_blob, seq, unlisted)?;
+    Ok(seq * CHUNK + in_blob)
 }
 
 /// Forget a read's pack (its rows changed).

@@ -886,6 +886,24 @@ mod tests {
         }
     }
 
+    /// Okta's read at `status`/`phase`, groups read up to `ent_index`.
+    fn checkpoint(status: &str, phase: &str, ent_index: i64) -> Checkpoint {
+        Checkpoint {
+            system: "okta".into(),
+            status: status.into(),
+            phase: phase.into(),
+            ent_index,
+            cursor: None,
+            accounts: 0,
+            memberships: 0,
+            pages: 1,
+            all_groups: true,
+            started_at: String::new(),
+            observed_at: None,
+            error: None,
+        }
+    }
+
     /// (external id, groups held, attributes) per account, in stream order.
     type Seen = (String, Vec<u32>, Vec<(String, String)>);
 
@@ -916,20 +934,7 @@ mod tests {
     #[test]
     fn streaming_pairs_each_account_with_exactly_its_memberships() {
         let mut store = Store::open_in_memory().unwrap();
-        let cp = Checkpoint {
-            system: "okta".into(),
-            status: "complete".into(),
-            phase: "done".into(),
-            ent_index: 2,
-            cursor: None,
-            accounts: 0,
-            memberships: 0,
-            pages: 1,
-            all_groups: true,
-            started_at: String::new(),
-            observed_at: None,
-            error: None,
-        };
+        let cp = checkpoint("complete", "done", 2);
         let groups = vec![
             ("okta:group:a".to_string(), "g1".to_string(), true),
             ("okta:group:b".to_string(), "g2".to_string(), false),
@@ -999,20 +1004,7 @@ mod tests {
     #[test]
     fn a_pack_spans_blobs_and_changed_rows_drop_it() {
         let mut store = Store::open_in_memory().unwrap();
-        let mut cp = Checkpoint {
-            system: "okta".into(),
-            status: "running".into(),
-            phase: "members".into(),
-            ent_index: 0,
-            cursor: None,
-            accounts: 0,
-            memberships: 0,
-            pages: 1,
-            all_groups: true,
-            started_at: String::new(),
-            observed_at: None,
-            error: None,
-        };
+        let mut cp = checkpoint("running", "members", 0);
         let groups: Vec<(String, String, bool)> = (0..3)
             .map(|g| (format!("okta:group:g{g}"), format!("id{g}"), true))
             .collect();

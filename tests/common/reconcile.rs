@@ -3,7 +3,7 @@
 
 use crate::engine::{Run, fast};
 use accessdesk::engine::observe::observe_system;
-use accessdesk::engine::reconcile::reconcile_run;
+use accessdesk::engine::reconcile::{Reconciled, reconcile_run};
 use accessdesk::store::reconcile::{FindingFilter, FindingRow};
 
 /// Observe `system` in a new run and reconcile it; the open findings, in listing order.
@@ -11,27 +11,38 @@ pub async fn reconcile(run: &Run, system: &str) -> (i64, Vec<FindingRow>) {
     let engine = run.engine(fast());
     let adapter = engine.adapter(system).unwrap().clone();
     let entry = run.cfg.catalog.systems[system].clone();
-    let id = run
-        .store
-        .lock()
-        .unwrap()
-        .write(|tx| tx.start_run(None, &[system.to_string()], "test"))
-        .unwrap();
+    let id = start_run(run, system);
     let read = observe_system(&run.store, &adapter, &entry, id, &|_| {})
         .await
         .unwrap();
     assert!(read.complete, "{read:?}");
+    let (_, f) = finish_and_reconcile(run, id, true);
+    (id, f)
+}
+
+/// A new observation run over `system`.
+pub fn start_run(run: &Run, system: &str) -> i64 {
+    run.store
+        .lock()
+        .unwrap()
+        .write(|tx| tx.start_run(None, &[system.to_string()], "test"))
+        .unwrap()
+}
+
+/// Close run `id`, reconcile it, and read its findings (only the open ones with
+/// `open_only`), in listing order.
+pub fn finish_and_reconcile(run: &Run, id: i64, open_only: bool) -> (Reconciled, Vec<FindingRow>) {
     let mut s = run.store.lock().unwrap();
     s.write(|tx| tx.finish_run(id, "test")).unwrap();
-    reconcile_run(&mut s, &run.cfg.catalog, id, "test").unwrap();
+    let r = reconcile_run(&mut s, &run.cfg.catalog, id, "test").unwrap();
     let f = s
         .findings(&FindingFilter {
             run: Some(id),
-            open_only: true,
+            open_only,
             ..Default::default()
         })
         .unwrap();
-    (id, f)
+    (r, f)
 }
 
 /// (class, person, account, entitlement)
