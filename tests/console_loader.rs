@@ -55,6 +55,7 @@ fn enqueue(store: &mut Store, kind: OperationKind, sys: &str, p: &str, e: Option
                     cause: "test",
                     depends_on: &[],
                     not_before: None,
+                    counted_as: None,
                 },
                 "t",
             )

@@ -165,6 +165,7 @@ pub fn run(people: usize, runs: usize, seconds: u64) -> Result<BenchReport> {
                         cause: "bench",
                         depends_on: &[],
                         not_before: None,
+                        counted_as: None,
                     },
                     "bench",
                 )?;

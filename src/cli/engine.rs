@@ -384,6 +384,16 @@ pub fn queue(ctx: &Ctx, cmd: QueueCmd) -> Result<i32> {
                 }
                 super::say_cut(shown, total, "operations");
             }
+            let backlog = store.backlog_counts()?;
+            let in_backlog: u64 = backlog.iter().map(|(_, n)| n).sum();
+            if in_backlog > 0 && statuses.contains(&OperationStatus::Queued) {
+                let per: Vec<String> = backlog.iter().map(|(s, n)| format!("{s} {n}")).collect();
+                // Not cut silently: said on stderr, so --json output stays one document.
+                eprintln!(
+                    "and {in_backlog} more queued operations of applied plans ({}), not listed: they become rows as the workers reach them",
+                    per.join(", ")
+                );
+            }
             Ok(0)
         }
         QueueCmd::Show { id } => {

@@ -9,6 +9,7 @@ use super::plan::{PlannedOp, Scope, Settings, compute};
 use crate::config::Catalog;
 use crate::config::systems::GuardThresholds;
 use crate::model::{OperationKind, OperationStatus, RiskLevel};
+use crate::store::backlog::BacklogRow;
 use crate::store::queue::{NewOp, PRIORITY_LEAVER, PRIORITY_NORMAL};
 use crate::store::{NewAuditEvent, Store};
 use crate::{Error, Result};
@@ -157,8 +158,15 @@ pub fn make_plan(
     let created_at = crate::store::queue::ts(chrono::Utc::now());
     let scope_json = serde_json::to_string(scope).unwrap_or_else(|_| "{}".into());
     let status = if held.is_some() { "held" } else { "planned" };
+    let ops_sha256 = plan_digest(&ops);
+    let waiting = ops
+        .iter()
+        .filter(|o| o.requires_approval || o.not_before.is_some())
+        .count();
     store.write(|tx| {
-        let summary = json!({"operations": ops.len()}).to_string();
+        let summary = json!({"operations": ops.len(), "ops_sha256": ops_sha256,
+                             "approval_or_scheduled": waiting})
+        .to_string();
         tx.conn().execute(
             "INSERT INTO plans (id, created_at, scope, status, held_reason, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![id, created_at, scope_json, status, held, summary],
@@ -175,7 +183,9 @@ pub fn make_plan(
             actor,
             action: if held.is_some() { "plan.held" } else { "plan.created" },
             subject: &id,
-            details: json!({"operations": ops.len(), "scope": scope, "held_reason": held}),
+            details: json!({"operations": ops.len(), "scope": scope, "held_reason": held,
+                            "ops_sha256": ops_sha256,
+                            "digest_of": "each planned operation as \"seq|kind|system|person|entitlement\\n\", in seq order"}),
         })?;
         tx.conn()
             .execute("UPDATE plans SET audit_seq = ?2 WHERE id = ?1", params![id, seq])?;
@@ -319,13 +329,58 @@ fn differences(was: &[OpKey], is: &[OpKey]) -> (usize, usize) {
     (gone + was.len() - i, new + is.len() - j)
 }
 
+/// How many operations applying a plan makes queue rows for at once (whole people); the
+/// rest wait in the plan's backlog until the workers reach them (store/backlog.rs).
+pub const APPLY_ROWS: usize = 20_000;
+
+/// What applying reads of a stored plan before deciding: everything but its operations.
+struct PlanHead {
+    scope: Scope,
+    status: String,
+    held_reason: Option<String>,
+    audit_seq: Option<i64>,
+    summary: serde_json::Value,
+}
+
+fn plan_head(store: &Store, id: &str) -> Result<PlanHead> {
+    store
+        .conn()
+        .query_row(
+            "SELECT scope, status, held_reason, audit_seq, summary FROM plans WHERE id = ?1",
+            [id],
+            |r| {
+                Ok(PlanHead {
+                    scope: serde_json::from_str(&r.get::<_, String>(0)?).unwrap_or_default(),
+                    status: r.get(1)?,
+                    held_reason: r.get(2)?,
+                    audit_seq: r.get(3)?,
+                    summary: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
+                })
+            },
+        )
+        .optional()?
+        .ok_or_else(|| {
+            Error::usage(
+                format!("no plan {id:?}"),
+                "run `accessdesk plan` to make one",
+            )
+        })
+}
+
 /// Apply exactly the stored plan. `mass_change_approval` is (who, why) for a held plan.
 ///
 /// The world must not have changed since the plan was made. When nothing at all was
 /// written since (the audit chain's head is where the plan left it) that is known without
-/// recomputing; otherwise the diff is recomputed and compared. The operations are
-/// enqueued in one transaction and audited by one `plan.applied` event carrying their
-/// count, id range and a SHA-256 over each one's id, kind, system, person and entitlement.
+/// recomputing; otherwise the diff is recomputed and compared.
+///
+/// Applying takes time in [`APPLY_ROWS`], not in the plan's size. In one transaction it
+/// marks the plan applied, makes queue rows for every person with an operation that waits
+/// for an approver or a date (so approvers see it at once), puts the rest in the plan's
+/// backlog (counted as queued), and makes rows for the first people of that. The workers
+/// make the others as they reach them ([`materialise`]). One `plan.applied` event carries
+/// the plan's digest (made when it was stored), the rows made now with their id range and
+/// a digest of them, and how many wait in the backlog; each later batch of rows has its
+/// own `plan.materialised` event.
 pub fn apply_plan(
     store: &mut Store,
     catalog: &Catalog,
@@ -333,14 +388,30 @@ pub fn apply_plan(
     actor: &str,
     mass_change_approval: Option<&str>,
 ) -> Result<ApplyReport> {
-    let plan = load_plan(store, id)?;
-    if plan.status == "applied" {
-        return Err(Error::usage(
+    apply_plan_with(store, catalog, id, actor, mass_change_approval, APPLY_ROWS)
+}
+
+/// [`apply_plan`], making rows now for about `rows_now` operations (whole people; none
+/// when 0) besides those waiting for an approver or a date.
+pub fn apply_plan_with(
+    store: &mut Store,
+    catalog: &Catalog,
+    id: &str,
+    actor: &str,
+    mass_change_approval: Option<&str>,
+    rows_now: usize,
+) -> Result<ApplyReport> {
+    let head = plan_head(store, id)?;
+    let already = || {
+        Error::usage(
             format!("plan {id} was already applied"),
             "run `accessdesk plan` for a new one",
-        ));
+        )
+    };
+    if head.status == "applied" {
+        return Err(already());
     }
-    if let Some(reason) = &plan.held_reason {
+    if let Some(reason) = &head.held_reason {
         match mass_change_approval {
             Some(why) if !why.trim().is_empty() => {}
             _ => {
@@ -350,9 +421,10 @@ pub fn apply_plan(
             }
         }
     }
-    let untouched = plan.audit_seq.is_some() && plan.audit_seq == Some(store.audit_head_seq()?);
+    let untouched = head.audit_seq.is_some() && head.audit_seq == Some(store.audit_head_seq()?);
     if !untouched {
-        let (now_ops, _, _) = compute(store, &plan.scope, &Settings::from_catalog(catalog))?;
+        let plan = load_plan(store, id)?;
+        let (now_ops, _, _) = compute(store, &head.scope, &Settings::from_catalog(catalog))?;
         let is = sorted_keys(&now_ops);
         drop(now_ops);
         let (gone, new) = differences(&sorted_keys(&plan.ops), &is);
@@ -372,36 +444,219 @@ pub fn apply_plan(
             )));
         }
     }
-    let cause = format!("plan:{id}");
+    let plan_sha = match head.summary["ops_sha256"].as_str() {
+        Some(s) => s.to_string(),
+        None => plan_digest(&load_plan(store, id)?.ops),
+    };
     let mut report = ApplyReport {
         plan: id.to_string(),
         ..Default::default()
     };
     store.write(|tx| {
-        if let (Some(reason), Some(why)) = (&plan.held_reason, mass_change_approval) {
+        if let (Some(reason), Some(why)) = (&head.held_reason, mass_change_approval) {
             tx.audit(NewAuditEvent { actor, action: "plan.mass_change_approved", subject: id, details: json!({"held_reason": reason, "why": why}) })?;
         }
-        let mut digest = Sha256::new();
-        let (mut first, mut last) = (None, None);
-        let ops: Vec<&PlannedOp> = plan.ops.iter().collect();
-        enqueue_planned(tx, catalog, &ops, Some(id), &cause, &mut report, |op_id, op| {
-            digest.update(format!("{op_id}|{}|{}|{}|{}\n", op.kind.as_str(), op.system, op.person_id, op.entitlement.unwrap_or("-")));
-            first.get_or_insert(op_id);
-            last = Some(op_id);
-        })?;
-        tx.conn().execute("UPDATE plans SET status = 'applied' WHERE id = ?1", [id])?;
+        // Marking it applied first makes a second apply racing this one fail.
+        if tx.conn().execute(
+            "UPDATE plans SET status = 'applied' WHERE id = ?1 AND status IN ('planned', 'held')",
+            [id],
+        )? == 0
+        {
+            return Err(already());
+        }
+        let mut rows = RowsMade::default();
+        // People with an operation for an approver or a date: all their rows now.
+        let waiting = head.summary["approval_or_scheduled"].as_u64() != Some(0);
+        if waiting {
+            let people: Vec<String> = {
+                let mut stmt = tx.conn().prepare(
+                    "SELECT DISTINCT person_id FROM plan_ops WHERE plan_id = ?1
+                     AND (requires_approval OR not_before IS NOT NULL)",
+                )?;
+                let r = stmt.query_map([id], |r| r.get(0))?;
+                r.collect::<rusqlite::Result<_>>()?
+            };
+            let mut taken = Vec::new();
+            for p in &people {
+                taken.extend(tx.plan_take_person(id, p)?);
+            }
+            rows.make(tx, catalog, &taken, None, &mut report)?;
+        }
+        let deferred = tx.backlog_open(id)?;
+        // Then the first people of the rest (all of a small plan).
+        let mut left = deferred;
+        if rows_now > 0
+            && let Some(first) = tx.backlog_next(Some(id), rows_now)?
+        {
+            left -= first.len() as u64;
+            rows.make(tx, catalog, &first, Some(OperationStatus::Queued), &mut report)?;
+        }
+        report.queued += left as usize;
         tx.audit(NewAuditEvent {
             actor,
             action: "plan.applied",
             subject: id,
             details: json!({"queued": report.queued, "pending_approval": report.pending_approval,
-                            "first_op": first, "last_op": last,
-                            "ops_sha256": hex::encode(digest.finalize()),
-                            "digest_of": "each new operation as \"id|kind|system|person|entitlement\\n\", in id order"}),
+                            "ops_sha256": plan_sha,
+                            "digest_of": "each planned operation as \"seq|kind|system|person|entitlement\\n\", in seq order",
+                            "rows_now": rows.n, "first_op": rows.first, "last_op": rows.last,
+                            "rows_sha256": rows.hex(),
+                            "rows_digest_of": "each new operation as \"id|kind|system|person|entitlement\\n\", in id order",
+                            "in_backlog": left}),
         })?;
         Ok(())
     })?;
     Ok(report)
+}
+
+/// Queue rows made from planned operations, and a digest of them for the audit log.
+#[derive(Default)]
+struct RowsMade {
+    sha: Sha256,
+    n: usize,
+    first: Option<i64>,
+    last: Option<i64>,
+}
+
+impl RowsMade {
+    /// Make `rows` (whole people, of one plan) queue rows. `counted_as`: already counted
+    /// in the queue's counts under this status (the backlog), None to count them now.
+    fn make(
+        &mut self,
+        tx: &mut crate::store::Tx<'_>,
+        catalog: &Catalog,
+        rows: &[BacklogRow],
+        counted_as: Option<OperationStatus>,
+        report: &mut ApplyReport,
+    ) -> Result<()> {
+        let Some(plan) = rows.first().map(|r| r.plan_id.clone()) else {
+            return Ok(());
+        };
+        let ops: Vec<PlannedOp> = rows.iter().filter_map(planned).collect();
+        let refs: Vec<&PlannedOp> = ops.iter().collect();
+        let cause = format!("plan:{plan}");
+        enqueue_planned(
+            tx,
+            catalog,
+            &refs,
+            Origin {
+                plan_id: Some(&plan),
+                cause: &cause,
+                counted_as,
+            },
+            report,
+            |op_id, op| {
+                self.sha.update(format!(
+                    "{op_id}|{}|{}|{}|{}\n",
+                    op.kind.as_str(),
+                    op.system,
+                    op.person_id,
+                    op.entitlement.unwrap_or("-")
+                ));
+                self.n += 1;
+                self.first = Some(self.first.map_or(op_id, |f| f.min(op_id)));
+                self.last = Some(self.last.map_or(op_id, |l| l.max(op_id)));
+            },
+        )?;
+        Ok(())
+    }
+
+    fn hex(&self) -> String {
+        hex::encode(self.sha.clone().finalize())
+    }
+}
+
+fn planned(r: &BacklogRow) -> Option<PlannedOp> {
+    Some(PlannedOp {
+        kind: r.kind.parse().ok()?,
+        system: Arc::from(r.system.as_str()),
+        person_id: Arc::from(r.person_id.as_str()),
+        entitlement: r.entitlement.as_deref().map(Arc::from),
+        requires_approval: r.requires_approval,
+        not_before: r
+            .not_before
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc)),
+        detail: r.detail.as_deref().map(Arc::from),
+    })
+}
+
+/// Make queue rows for the backlog's next people: at least `min_ops` operations (whole
+/// people) of the oldest applied plan that has any left, audited as one
+/// `plan.materialised` event. Returns how many rows; 0 when the backlog is empty. The
+/// scheduler calls it as its systems run short of ready work.
+pub fn materialise(
+    tx: &mut crate::store::Tx<'_>,
+    catalog: &Catalog,
+    min_ops: usize,
+    actor: &str,
+) -> Result<usize> {
+    let Some(rows) = tx.backlog_next(None, min_ops)? else {
+        return Ok(0);
+    };
+    let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+        return Ok(0);
+    };
+    let (plan, people) = (
+        first.plan_id.clone(),
+        [first.person_id.clone(), last.person_id.clone()],
+    );
+    let mut made = RowsMade::default();
+    made.make(
+        tx,
+        catalog,
+        &rows,
+        Some(OperationStatus::Queued),
+        &mut ApplyReport::default(),
+    )?;
+    tx.audit(NewAuditEvent {
+        actor,
+        action: "plan.materialised",
+        subject: &plan,
+        details: json!({"rows": made.n, "first_op": made.first, "last_op": made.last,
+                        "people": people, "rows_sha256": made.hex(),
+                        "rows_digest_of": "each new operation as \"id|kind|system|person|entitlement\\n\", in id order"}),
+    })?;
+    Ok(rows.len())
+}
+
+/// Make every backlog operation a queue row (benchmarks that time the workers alone).
+pub fn materialise_all(store: &mut Store, catalog: &Catalog, actor: &str) -> Result<usize> {
+    let mut total = 0;
+    loop {
+        let n = store.write(|tx| materialise(tx, catalog, APPLY_ROWS, actor))?;
+        if n == 0 {
+            return Ok(total);
+        }
+        total += n;
+    }
+}
+
+/// A plan's digest: SHA-256 over each operation as "seq|kind|system|person|entitlement\n".
+fn plan_digest(ops: &[PlannedOp]) -> String {
+    let mut sha = Sha256::new();
+    for (i, o) in ops.iter().enumerate() {
+        sha.update(format!(
+            "{i}|{}|{}|{}|{}\n",
+            o.kind.as_str(),
+            o.system,
+            o.person_id,
+            o.entitlement.as_deref().unwrap_or("-")
+        ));
+    }
+    hex::encode(sha.finalize())
+}
+
+/// Where enqueued operations come from.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub plan_id: Option<&'a str>,
+    /// `plan:ID`, `reconcile:RUN`, ...
+    pub cause: &'a str,
+    /// Already counted in the queue's counts under this status (a plan's backlog), or
+    /// None to count them as they are enqueued.
+    pub counted_as: Option<OperationStatus>,
 }
 
 /// Enqueue planned operations in `tx`: account creations first, in system-dependency
@@ -413,13 +668,12 @@ pub fn enqueue_planned(
     tx: &mut crate::store::Tx<'_>,
     catalog: &Catalog,
     ops: &[&PlannedOp],
-    plan_id: Option<&str>,
-    cause: &str,
+    origin: Origin<'_>,
     report: &mut ApplyReport,
     mut on_new: impl FnMut(i64, &NewOp<'_>),
 ) -> Result<Vec<i64>> {
     // Creations already queued (by earlier plans) that these operations wait on.
-    let inflight = inflight_creates(tx.conn())?;
+    let inflight = inflight_creates(tx.conn(), ops)?;
     let mut ids = vec![0i64; ops.len()];
     let mut enqueue = |tx: &mut crate::store::Tx<'_>, op: &NewOp<'_>| -> Result<i64> {
         let (op_id, fresh) = tx.enqueue_unaudited(op)?;
@@ -462,10 +716,11 @@ pub fn enqueue_planned(
                 entitlement: None,
                 status: OperationStatus::Queued,
                 priority: PRIORITY_NORMAL,
-                plan_id,
-                cause,
+                plan_id: origin.plan_id,
+                cause: origin.cause,
                 depends_on: &deps,
                 not_before: None,
+                counted_as: origin.counted_as,
             },
         )?;
         creates.insert((o.person_id.clone(), o.system.clone()), op_id);
@@ -514,10 +769,11 @@ pub fn enqueue_planned(
                 entitlement: o.entitlement.as_deref(),
                 status,
                 priority,
-                plan_id,
-                cause,
+                plan_id: origin.plan_id,
+                cause: origin.cause,
                 depends_on: &deps,
                 not_before: o.not_before,
+                counted_as: origin.counted_as,
             },
         )?;
         ids[i] = op_id;
@@ -539,21 +795,27 @@ pub fn enqueue_planned(
 /// Every account creation not yet finished, by (person, system).
 type PersonSystem = (Arc<str>, Arc<str>);
 
-fn inflight_creates(conn: &rusqlite::Connection) -> Result<HashMap<PersonSystem, i64>> {
+/// The account creations not yet finished of the people in `ops`, by (person, system).
+fn inflight_creates(
+    conn: &rusqlite::Connection,
+    ops: &[&PlannedOp],
+) -> Result<HashMap<PersonSystem, i64>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT person_id, system, max(id) FROM operations WHERE kind = 'create_account'
-         AND status NOT IN ('succeeded','failed','cancelled') GROUP BY person_id, system",
+        "SELECT system, max(id) FROM operations WHERE person_id = ?1 AND kind = 'create_account'
+         AND status NOT IN ('succeeded','failed','cancelled') GROUP BY system",
     )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            (
-                Arc::from(r.get::<_, String>(0)?),
-                Arc::from(r.get::<_, String>(1)?),
-            ),
-            r.get::<_, i64>(2)?,
-        ))
-    })?;
-    Ok(rows.collect::<rusqlite::Result<HashMap<_, _>>>()?)
+    let mut out = HashMap::new();
+    let people: HashSet<&Arc<str>> = ops.iter().map(|o| &o.person_id).collect();
+    for p in people {
+        let rows = stmt.query_map([&**p], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        for row in rows {
+            let (system, id) = row?;
+            out.insert((p.clone(), Arc::from(system)), id);
+        }
+    }
+    Ok(out)
 }
 
 /// Systems in dependency order (dependencies first). The config loader refuses cycles.

@@ -18,7 +18,7 @@
 //! - `ambiguous`, `unmanaged`: refused with what to do instead. An ambiguous account must
 //!   be linked first; unmanaged access is reported and never touched.
 
-use super::apply::{ApplyReport, enqueue_planned};
+use super::apply::{ApplyReport, Origin, enqueue_planned};
 use super::plan::{PlannedOp, Scope, Settings, compute};
 use super::reconcile::Class;
 use crate::config::Catalog;
@@ -154,6 +154,7 @@ pub fn enforce(
                         cause: &cause,
                         depends_on: &[],
                         not_before: None,
+                        counted_as: None,
                     },
                     actor,
                 )?;
@@ -182,8 +183,18 @@ pub fn enforce(
             }
             store.write(|tx| {
                 let mut report = ApplyReport::default();
-                let ids =
-                    enqueue_planned(tx, catalog, &picked, None, &cause, &mut report, |_, _| {})?;
+                let ids = enqueue_planned(
+                    tx,
+                    catalog,
+                    &picked,
+                    Origin {
+                        plan_id: None,
+                        cause: &cause,
+                        counted_as: None,
+                    },
+                    &mut report,
+                    |_, _| {},
+                )?;
                 tx.decide_finding(f, "enforced", None, None, &ids, actor)?;
                 Ok(ids)
             })?

@@ -309,10 +309,13 @@ pub fn read_inputs(store: &Store, settings: &Settings) -> Result<Inputs> {
         }
         let mut inflight = HashSet::new();
         {
-            let mut stmt = conn.prepare(
+            // Queue rows not finished, and an applied plan's operations not rows yet.
+            let mut stmt = conn.prepare(&format!(
                 "SELECT kind, system, person_id, entitlement FROM operations
-                 WHERE status NOT IN ('succeeded', 'failed', 'cancelled')",
-            )?;
+                 WHERE status NOT IN ('succeeded', 'failed', 'cancelled')
+                 UNION ALL SELECT kind, system, person_id, entitlement FROM ({})",
+                crate::store::backlog::BACKLOG_OPS
+            ))?;
             let mut rows = stmt.query([])?;
             while let Some(r) = rows.next()? {
                 let Ok(kind) = text(r, 0)?.parse::<OperationKind>() else {

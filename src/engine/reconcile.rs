@@ -639,10 +639,12 @@ impl World {
             while let Some(r) = rows.next()? {
                 w.link(text(r, 0)?, text(r, 1)?, text(r, 2)?);
             }
-            let mut st = c.prepare(
+            let mut st = c.prepare(&format!(
                 "SELECT person_id, system, entitlement FROM operations
-                 WHERE status IN ('queued','running','retry_wait','verifying','scheduled','pending_approval','blocked')",
-            )?;
+                 WHERE status IN ('queued','running','retry_wait','verifying','scheduled','pending_approval','blocked')
+                 UNION ALL SELECT person_id, system, entitlement FROM ({})",
+                crate::store::backlog::BACKLOG_OPS
+            ))?;
             let mut rows = st.query([])?;
             while let Some(r) = rows.next()? {
                 w.in_flight(text(r, 0)?, text(r, 1)?, opt_text(r, 2)?);

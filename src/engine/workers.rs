@@ -159,6 +159,11 @@ pub struct Engine {
 const GATHER_WAIT: Duration = Duration::from_micros(500);
 const GATHER_MAX: usize = 1024;
 
+/// A system with fewer ready operations than this gets more rows from the backlog, in
+/// batches of about `FEED_ROWS` (a few tens of milliseconds of writing each).
+const FEED_LOW: usize = 1024;
+const FEED_ROWS: usize = 4096;
+
 type Attrs = std::collections::BTreeMap<String, String>;
 
 /// What the claiming transaction read for an operation (its person, their account and
@@ -423,8 +428,13 @@ impl Engine {
                 looking.remove(&op.id);
             }
             self.settle_all(std::mem::take(&mut finished), &mut summary)?;
+            let fed = self.feed()?;
             let dispatched = self.dispatch(&mut tasks, &mut looking)?;
             if tasks.is_empty() && dispatched == 0 {
+                if fed {
+                    // New rows, none runnable yet (they wait on something): look again.
+                    continue;
+                }
                 // Nothing running. Is anything waiting for its time?
                 let next = self.db(|s| s.next_wakeup())?;
                 let longest = self.cfg.idle_poll.max(Duration::from_millis(10)) * 20;
@@ -468,6 +478,26 @@ impl Engine {
         }
         self.settle_all(finished, &mut summary)?;
         Ok(summary)
+    }
+
+    /// Make queue rows from applied plans' backlogs (store/backlog.rs) when a system this
+    /// engine drives has operations there and fewer than [`FEED_LOW`] ready to run: one
+    /// batch of whole people, [`FEED_ROWS`] operations or so. Returns whether it made any.
+    fn feed(&self) -> Result<bool> {
+        let actor = self.cfg.actor.clone();
+        self.db(|s| {
+            for (system, _) in s.backlog_counts()? {
+                if self.systems.contains_key(&system)
+                    && s.ready_count(&system, FEED_LOW)? < FEED_LOW
+                {
+                    let n = s.write(|tx| {
+                        crate::engine::apply::materialise(tx, &self.catalog, FEED_ROWS, &actor)
+                    })?;
+                    return Ok(n > 0);
+                }
+            }
+            Ok(false)
+        })
     }
 
     /// Claim what may run now, on every system with free capacity, in one transaction,

@@ -420,6 +420,39 @@ CREATE TABLE observed_packs (
     PRIMARY KEY (run_id, system, seq)
 );
 "#,
+    // 10: applying a plan is O(1) in its size (store/backlog.rs). Planned operations are
+    // kept by person, so an applied plan's operations become queue rows person by person
+    // as the workers reach them; `materialised` marks a person taken out of turn (a
+    // leaver's cancelled grants). `plan_backlog` is each applied plan's cursor (the last
+    // person made rows), `backlog_counts` what is left per system.
+    r#"
+CREATE TABLE plan_ops_by_person (
+    plan_id           TEXT NOT NULL REFERENCES plans(id) ON DELETE CASCADE,
+    person_id         TEXT NOT NULL,
+    seq               INTEGER NOT NULL,
+    kind              TEXT NOT NULL,
+    system            TEXT NOT NULL,
+    entitlement       TEXT,
+    requires_approval INTEGER NOT NULL DEFAULT 0,
+    not_before        TEXT,
+    detail            TEXT,
+    materialised      INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (plan_id, person_id, seq)
+) WITHOUT ROWID;
+INSERT INTO plan_ops_by_person (plan_id, person_id, seq, kind, system, entitlement, requires_approval, not_before, detail)
+    SELECT plan_id, person_id, seq, kind, system, entitlement, requires_approval, not_before, detail FROM plan_ops;
+DROP TABLE plan_ops;
+ALTER TABLE plan_ops_by_person RENAME TO plan_ops;
+CREATE TABLE plan_backlog (
+    plan_id    TEXT PRIMARY KEY REFERENCES plans(id) ON DELETE CASCADE,
+    cursor     TEXT NOT NULL DEFAULT '',
+    applied_at TEXT NOT NULL
+);
+CREATE TABLE backlog_counts (
+    system TEXT PRIMARY KEY,
+    n      INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod backlog;
 pub mod catalog;
 pub mod grants;
 pub mod identity;

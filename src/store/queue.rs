@@ -29,6 +29,9 @@ pub struct NewOp<'a> {
     pub depends_on: &'a [i64],
     /// Not before this time (status `scheduled`); None: as soon as it is ready.
     pub not_before: Option<DateTime<Utc>>,
+    /// Already counted in `op_counts` under this status (a plan's backlog is counted as
+    /// queued when the plan is applied); None: count it now.
+    pub counted_as: Option<OperationStatus>,
 }
 
 /// A stored operation.
@@ -192,6 +195,9 @@ impl Tx<'_> {
         )?
         .execute(params![key, op.kind.as_str(), op.system, op.person_id, op.entitlement, op.status.as_str(), now, op.priority, op.cause, op.plan_id, op.not_before.map(ts).unwrap_or_else(|| now.clone()), unmet])?;
         if inserted == 0 {
+            if let Some(c) = op.counted_as {
+                self.count_op(op.system, c, -1);
+            }
             let id = self
                 .tx
                 .prepare_cached("SELECT id FROM operations WHERE idempotency_key = ?1")?
@@ -199,7 +205,14 @@ impl Tx<'_> {
             return Ok((id, false));
         }
         let id = self.tx.last_insert_rowid();
-        self.count_op(op.system, op.status, 1);
+        match op.counted_as {
+            None => self.count_op(op.system, op.status, 1),
+            Some(c) if c != op.status => {
+                self.count_op(op.system, c, -1);
+                self.count_op(op.system, op.status, 1);
+            }
+            Some(_) => {}
+        }
         for d in &deps {
             self.tx
                 .prepare_cached(
@@ -210,7 +223,7 @@ impl Tx<'_> {
         Ok((id, true))
     }
 
-    fn count_op(&mut self, system: &str, status: OperationStatus, delta: i64) {
+    pub(crate) fn count_op(&mut self, system: &str, status: OperationStatus, delta: i64) {
         *self
             .op_count_deltas
             .entry((system.to_string(), status.as_str()))
@@ -359,6 +372,33 @@ impl Tx<'_> {
     /// waiting for approval or blocked. Each is audited with `why`. Used in the same
     /// transaction as the change that makes them a leaver.
     pub fn cancel_granting_ops(&mut self, person: &str, why: &str, actor: &str) -> Result<usize> {
+        // Their operations still in an applied plan's backlog become rows now, so they
+        // are cancelled (and audited) like any other. None of them waits on another:
+        // the grants among them are cancelled below, and a removal needs no account
+        // creation.
+        for r in self.backlog_take_person(person)? {
+            let Ok(kind) = r.kind.parse::<OperationKind>() else {
+                continue;
+            };
+            let cause = format!("plan:{}", r.plan_id);
+            self.enqueue_unaudited(&NewOp {
+                kind,
+                system: &r.system,
+                person_id: &r.person_id,
+                entitlement: r.entitlement.as_deref(),
+                status: OperationStatus::Queued,
+                priority: if kind == OperationKind::Deactivate {
+                    PRIORITY_LEAVER
+                } else {
+                    PRIORITY_NORMAL
+                },
+                plan_id: Some(&r.plan_id),
+                cause: &cause,
+                depends_on: &[],
+                not_before: None,
+                counted_as: Some(OperationStatus::Queued),
+            })?;
+        }
         let ids: Vec<(i64, String)> = {
             let mut stmt = self.tx.prepare_cached(
                 "SELECT id, kind FROM operations WHERE person_id = ?1
@@ -592,13 +632,72 @@ impl Store {
             .query_row([], |r| r.get(0))?)
     }
 
-    /// A person's operations, newest first (at most `limit`).
+    /// How many of a system's queued operations could run now (none of their
+    /// dependencies unmet), counting no further than `cap`.
+    pub fn ready_count(&self, system: &str, cap: usize) -> Result<usize> {
+        let n: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM (SELECT 1 FROM operations INDEXED BY operations_runnable
+                 WHERE system = ?1 AND status = 'queued' AND unmet_deps = 0 LIMIT ?2)",
+            )?
+            .query_row(params![system, cap as i64], |r| r.get(0))?;
+        Ok(n.max(0) as usize)
+    }
+
+    /// A person's operations, newest first (at most `limit`). Those still in an applied
+    /// plan's backlog come first, as queued, with id 0 (they have no row yet).
     pub fn ops_for_person(&self, person_id: &str, limit: usize) -> Result<Vec<OpRow>> {
+        let mut out: Vec<OpRow> = Vec::new();
+        for (r, applied_at) in self.backlog_for_person(person_id)? {
+            let Ok(kind) = r.kind.parse::<OperationKind>() else {
+                continue;
+            };
+            let cause = format!("plan:{}", r.plan_id);
+            out.push(OpRow {
+                id: 0,
+                idempotency_key: idempotency_key(
+                    kind,
+                    &r.system,
+                    &r.person_id,
+                    r.entitlement.as_deref(),
+                    &cause,
+                ),
+                kind,
+                system: r.system,
+                person_id: r.person_id,
+                entitlement: r.entitlement,
+                status: OperationStatus::Queued,
+                attempts: 0,
+                next_attempt_at: None,
+                priority: if kind == OperationKind::Deactivate {
+                    PRIORITY_LEAVER
+                } else {
+                    PRIORITY_NORMAL
+                },
+                last_error_class: None,
+                last_error_status: None,
+                last_error_code: None,
+                last_error_message: None,
+                blocked_reason: None,
+                cause: Some(cause),
+                plan_id: Some(r.plan_id),
+                verify_until: None,
+                updated_at: applied_at,
+            });
+        }
+        out.truncate(limit);
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {OP_COLUMNS} FROM operations WHERE person_id = ?1 ORDER BY id DESC LIMIT ?2"
         ))?;
-        let rows = stmt.query_map(params![person_id, limit as i64], row_to_op)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        let rows = stmt.query_map(
+            params![person_id, limit.saturating_sub(out.len()) as i64],
+            row_to_op,
+        )?;
+        for r in rows {
+            out.push(r?);
+        }
+        Ok(out)
     }
 
     pub fn ops_with_status(
@@ -638,13 +737,15 @@ impl Store {
             [system],
             |r| r.get(0),
         )?;
+        // And what an applied plan holds for it that is not a row yet.
+        let count = count.max(0) as u64 + self.backlog_count_for(system)?;
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT id FROM operations WHERE system = ?1 AND status IN {WAITING} ORDER BY id LIMIT ?2"
         ))?;
         let ids = stmt
             .query_map(params![system, cap as i64], |r| r.get(0))?
             .collect::<rusqlite::Result<Vec<i64>>>()?;
-        Ok((count.max(0) as u64, ids))
+        Ok((count, ids))
     }
 
     pub fn dependencies_of(&self, id: i64) -> Result<Vec<i64>> {
@@ -754,6 +855,7 @@ mod tests {
             cause: "test",
             depends_on: deps,
             not_before: None,
+            counted_as: None,
         }
     }
 
