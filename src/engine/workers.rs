@@ -633,6 +633,30 @@ impl Engine {
                     let (status, message) = self.settle_in(tx, &op, outcome, &mut counts)?;
                     told.push((op, status, message));
                 }
+                // The batch's successes in one audit event, as their claims were: which
+                // operation, of whom, in which system, from which status (running or
+                // verifying), and any note.
+                let ops: Vec<serde_json::Value> = told
+                    .iter()
+                    .filter(|(_, st, _)| *st == Some(OperationStatus::Succeeded))
+                    .map(|(o, _, note)| {
+                        let mut v = serde_json::json!({"op": o.id, "system": o.system,
+                                                       "person": o.person_id,
+                                                       "from": o.status.as_str()});
+                        if let Some(n) = note {
+                            v["note"] = serde_json::json!(n);
+                        }
+                        v
+                    })
+                    .collect();
+                if !ops.is_empty() {
+                    tx.audit(crate::store::NewAuditEvent {
+                        actor: &self.cfg.actor,
+                        action: "op.succeeded",
+                        subject: "queue",
+                        details: serde_json::json!({"to": "succeeded", "ops": ops}),
+                    })?;
+                }
                 Ok(told)
             })
         })?;
@@ -692,6 +716,8 @@ impl Engine {
                     OperationStatus::Succeeded,
                     Change {
                         clear_error: true,
+                        // One `op.succeeded` event for the batch (settle_all).
+                        audited_by_caller: true,
                         ..Default::default()
                     },
                     actor,

@@ -286,41 +286,31 @@ impl Tx<'_> {
             return Ok(false);
         }
         let now = ts(self.now);
-        let mut sets = vec!["status = ?2".to_string(), "updated_at = ?3".to_string()];
-        if change.count_attempt {
-            sets.push("attempts = attempts + 1".into());
-        }
-        sets.push("next_attempt_at = ?4".into());
-        sets.push("blocked_reason = ?5".into());
-        sets.push("verify_until = ?6".into());
-        // ?11 says whether this transition sets (or clears) the last error.
-        sets.push(
-            "last_error_class = CASE ?11 WHEN 1 THEN ?7 ELSE last_error_class END, \
-             last_error_status = CASE ?11 WHEN 1 THEN ?8 ELSE last_error_status END, \
-             last_error_code = CASE ?11 WHEN 1 THEN ?9 ELSE last_error_code END, \
-             last_error_message = CASE ?11 WHEN 1 THEN ?10 ELSE last_error_message END"
-                .into(),
-        );
+        // ?11 says whether this transition sets (or clears) the last error; ?12 whether
+        // it counts an attempt.
+        const UPDATE: &str = "UPDATE operations SET status = ?2, updated_at = ?3,
+             attempts = attempts + ?12, next_attempt_at = ?4, blocked_reason = ?5, verify_until = ?6,
+             last_error_class = CASE ?11 WHEN 1 THEN ?7 ELSE last_error_class END,
+             last_error_status = CASE ?11 WHEN 1 THEN ?8 ELSE last_error_status END,
+             last_error_code = CASE ?11 WHEN 1 THEN ?9 ELSE last_error_code END,
+             last_error_message = CASE ?11 WHEN 1 THEN ?10 ELSE last_error_message END
+             WHERE id = ?1";
         let e = change.error.cloned().unwrap_or_default();
         let none = change.clear_error && change.error.is_none();
-        self.tx
-            .prepare_cached(&format!(
-                "UPDATE operations SET {} WHERE id = ?1",
-                sets.join(", ")
-            ))?
-            .execute(params![
-                id,
-                to.as_str(),
-                now,
-                change.next_attempt_at.map(ts),
-                change.blocked_reason,
-                change.verify_until.map(ts),
-                if none { None } else { Some(e.class.clone()) },
-                if none { None } else { e.status },
-                if none { None } else { e.code.clone() },
-                if none { None } else { Some(e.message.clone()) },
-                change.error.is_some() || change.clear_error,
-            ])?;
+        self.tx.prepare_cached(UPDATE)?.execute(params![
+            id,
+            to.as_str(),
+            now,
+            change.next_attempt_at.map(ts),
+            change.blocked_reason,
+            change.verify_until.map(ts),
+            if none { None } else { Some(e.class.clone()) },
+            if none { None } else { e.status },
+            if none { None } else { e.code.clone() },
+            if none { None } else { Some(e.message.clone()) },
+            change.error.is_some() || change.clear_error,
+            i64::from(change.count_attempt),
+        ])?;
         if let Some(system) = &system
             && cur != to
         {
