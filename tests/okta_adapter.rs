@@ -792,5 +792,8 @@ fn the_registry_builds_it_and_settings_are_checked() {
     let e = err(&[("page_size", toml::Value::Integer(500))], SSWS_TOKEN);
     assert!(e.contains("page_size"), "{e}");
     let e = err(&[("auth", toml::Value::String("basic".into()))], SSWS_TOKEN);
-    assert!(e.contains("unknown auth"), "{e}");
+    assert!(
+        e.contains("setting auth: unknown variant `basic`, expected `ssws` or `private_key_jwt`"),
+        "{e}"
+    );
 }

@@ -229,14 +229,14 @@ pub fn valid_region(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-/// Read `region` and `base_url`; resolve the credential into an access key pair.
+/// Check the `region` setting and read `base_url`; resolve the credential into an access
+/// key pair.
 pub fn common_settings(
     ctx: &super::registry::AdapterContext<'_>,
+    region: Option<String>,
 ) -> crate::Result<(CommonSettings, AwsCredentials, String)> {
     let name = &ctx.entry.system.name;
-    let region = ctx
-        .setting("region")
-        .unwrap_or_else(|| DEFAULT_REGION.to_string());
+    let region = region.unwrap_or_else(|| DEFAULT_REGION.to_string());
     if !valid_region(&region) {
         return Err(crate::Error::usage(
             format!("system {name}: settings.region {region:?} is not an AWS region name"),
@@ -263,30 +263,6 @@ pub fn common_settings(
         creds,
         source,
     ))
-}
-
-/// A numeric setting in a range, with a default.
-pub fn int_setting(
-    ctx: &super::registry::AdapterContext<'_>,
-    key: &str,
-    default: u32,
-    range: std::ops::RangeInclusive<u32>,
-) -> crate::Result<u32> {
-    let Some(v) = ctx.entry.settings.get(key) else {
-        return Ok(default);
-    };
-    match v.as_integer() {
-        Some(n) if n >= *range.start() as i64 && n <= *range.end() as i64 => Ok(n as u32),
-        _ => Err(crate::Error::usage(
-            format!(
-                "system {}: settings.{key} must be a number from {} to {}",
-                ctx.entry.system.name,
-                range.start(),
-                range.end()
-            ),
-            "",
-        )),
-    }
 }
 
 /// Retries for AWS as `_retry.json` describes them: 5 attempts, exponential with full jitter.

@@ -58,6 +58,7 @@ use super::aws::{
 use super::error::ok_if_not_found;
 use super::error::{AdapterError, ErrorClass};
 use super::http::{HttpClient, HttpResponse, Req, RetryPolicy};
+use super::kit::settings;
 use super::registry::AdapterContext;
 use super::{
     AResult, AccountSpec, Adapter, EntitlementTarget, Identity, Page, RemoteAccount,
@@ -66,6 +67,7 @@ use super::{
 use crate::model::EntitlementKind;
 use async_trait::async_trait;
 use futures::StreamExt;
+use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, LazyLock};
 
@@ -333,14 +335,28 @@ pub fn from_config(ctx: AdapterContext<'_>) -> crate::Result<Arc<dyn Adapter>> {
     Ok(Arc::new(AwsIam::from_context(ctx)?))
 }
 
+/// `[systems.NAME.settings]` of an `aws_iam` system.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IamSettings {
+    /// Picks the partition (default us-east-1); IAM itself is global.
+    pub region: Option<String>,
+    /// Create users under this path, and list only this path.
+    pub path: Option<String>,
+    /// MaxItems per listing page, 1 to 1000 (default 1000, IAM's most).
+    #[serde(default, deserialize_with = "settings::optional_in::<_, 1, MAX_ITEMS>")]
+    pub page_size: Option<u32>,
+}
+
 impl AwsIam {
     pub fn from_context(ctx: AdapterContext<'_>) -> crate::Result<Self> {
         let name = ctx.entry.system.name.clone();
         let usage =
             |m: String, hint: &str| crate::Error::usage(format!("system {name}: {m}"), hint);
         ctx.require_api_version(API_VERSION, "IAM")?;
-        let (settings, creds, source) = aws::common_settings(&ctx)?;
-        let path = ctx.setting("path");
+        let set: IamSettings = settings::parse(ctx.entry)?;
+        let (settings, creds, source) = aws::common_settings(&ctx, set.region)?;
+        let path = set.path;
         if let Some(p) = &path {
             let ok = p == "/"
                 || (p.starts_with('/')
@@ -354,7 +370,7 @@ impl AwsIam {
                 ));
             }
         }
-        let page_size = aws::int_setting(&ctx, "page_size", MAX_ITEMS, 1..=MAX_ITEMS)?;
+        let page_size = set.page_size.unwrap_or(MAX_ITEMS);
         let (default_endpoint, signing_region) = partition_endpoint(&settings.region);
         let base = settings
             .base_url

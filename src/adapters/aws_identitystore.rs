@@ -64,6 +64,7 @@ use super::aws::{self, AwsProfile, CommonSettings, SigV4Auth};
 use super::error::ok_if_not_found;
 use super::error::{AdapterError, ErrorClass};
 use super::http::{HttpClient, HttpResponse, Req, RetryPolicy};
+use super::kit::settings;
 use super::registry::AdapterContext;
 use super::{
     AResult, AccountSpec, Adapter, EntitlementTarget, Identity, Page, RemoteAccount,
@@ -87,10 +88,28 @@ const CONTENT_TYPE_JSON11: &str = "application/x-amz-json-1.1";
 pub const HRIS_ISSUER: &str = "accessdesk";
 
 /// What deactivation does (see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DeactivateMode {
+    #[default]
     RemoveMemberships,
     DeleteUser,
+}
+
+/// `[systems.NAME.settings]` of an `aws_identity_store` system.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityStoreSettings {
+    /// The region the identity store lives in (default us-east-1).
+    pub region: Option<String>,
+    /// The store's id, as IAM Identity Center > Settings shows it (d-xxxxxxxxxx); required.
+    pub identity_store_id: Option<String>,
+    /// `"remove_memberships"` (default) or `"delete_user"`.
+    #[serde(default)]
+    pub deactivate: DeactivateMode,
+    /// MaxResults per listing page, 1 to 100 (default 100).
+    #[serde(default, deserialize_with = "settings::optional_in::<_, 1, 100>")]
+    pub page_size: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -355,8 +374,9 @@ impl AwsIdentityStore {
         let usage =
             |m: String, hint: &str| crate::Error::usage(format!("system {name}: {m}"), hint);
         ctx.require_api_version(API_VERSION, "identitystore")?;
-        let (settings, creds, source) = aws::common_settings(&ctx)?;
-        let store_id = ctx.setting("identity_store_id").ok_or_else(|| {
+        let set: IdentityStoreSettings = settings::parse(ctx.entry)?;
+        let (settings, creds, source) = aws::common_settings(&ctx, set.region)?;
+        let store_id = set.identity_store_id.ok_or_else(|| {
             usage(
                 "settings.identity_store_id is missing".into(),
                 "set it to the id shown in IAM Identity Center > Settings (d-xxxxxxxxxx)",
@@ -368,17 +388,8 @@ impl AwsIdentityStore {
                 "it looks like d-1234567890 (d- and ten hex digits) or a UUID",
             ));
         }
-        let mode = match ctx.setting("deactivate").as_deref() {
-            None | Some("remove_memberships") => DeactivateMode::RemoveMemberships,
-            Some("delete_user") => DeactivateMode::DeleteUser,
-            Some(other) => {
-                return Err(usage(
-                    format!("settings.deactivate {other:?} is not known"),
-                    "use \"remove_memberships\" (default) or \"delete_user\"",
-                ));
-            }
-        };
-        let page_size = aws::int_setting(&ctx, "page_size", 100, 1..=100)?;
+        let mode = set.deactivate;
+        let page_size = set.page_size.unwrap_or(100);
         let base = settings
             .base_url
             .clone()
@@ -1030,6 +1041,22 @@ mod tests {
                 "not an AWS region",
             ),
             ("aws_iam", "", "path = \"staff\"", OK, "not an IAM path"),
+            // A misspelt setting was once ignored silently; now it is named, with the
+            // closest known one.
+            (
+                "aws_iam",
+                "",
+                "pathh = \"/staff/\"",
+                OK,
+                "unknown setting \"pathh\" for kind aws_iam | did you mean \"path\"?",
+            ),
+            (
+                "aws_identity_store",
+                "",
+                "identity_store_id = \"d-1234567890\"\nidentity_store = \"d-1\"",
+                OK,
+                "unknown setting \"identity_store\"",
+            ),
             (
                 "aws_iam",
                 "",

@@ -13,6 +13,7 @@ pub mod aws_iam;
 pub mod aws_identitystore;
 pub mod error;
 pub mod http;
+pub mod kit;
 pub mod okta;
 pub mod registry;
 pub mod scim;

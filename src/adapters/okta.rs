@@ -40,6 +40,7 @@ use super::http::{
     Auth, HeaderAuth, HttpClient, HttpResponse, RateLimiter, RateSignal, Req, RetryPolicy,
     Timeouts, VendorProfile, classify_status, link_next,
 };
+use super::kit::settings;
 use super::registry::AdapterContext;
 use super::{
     AResult, AccountSpec, Adapter, EntitlementTarget, Identity, Page, RemoteAccount,
@@ -108,16 +109,40 @@ const ACTIVE_STATUSES: &[&str] = &[
 /// omits them; a filter includes them).
 const ALL_STATUSES_FILTER: &str = "status eq \"STAGED\" or status eq \"PROVISIONED\" or status eq \"ACTIVE\" or status eq \"RECOVERY\" or status eq \"PASSWORD_EXPIRED\" or status eq \"LOCKED_OUT\" or status eq \"SUSPENDED\" or status eq \"DEPROVISIONED\"";
 
-const SETTINGS: &[&str] = &[
-    "auth",
-    "client_id",
-    "scopes",
-    "key_id",
-    "token_url",
-    "page_size",
-    "hris_id_attribute",
-    "custom_attributes",
-];
+/// `[systems.NAME.settings]` of an `okta` system.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OktaSettings {
+    /// `"ssws"` (an API token, the default) or `"private_key_jwt"` (an OAuth service app
+    /// whose private key is the credential).
+    #[serde(default)]
+    pub auth: OktaAuthKind,
+    /// The service app's client ID (private_key_jwt).
+    pub client_id: Option<String>,
+    /// The scopes to ask for (private_key_jwt), e.g. `["okta.users.manage", "okta.groups.manage"]`.
+    #[serde(default, deserialize_with = "settings::words")]
+    pub scopes: Vec<String>,
+    /// The key's `kid`, when the app holds several keys (private_key_jwt).
+    pub key_id: Option<String>,
+    /// The token endpoint; default `{base_url}/oauth2/v1/token`.
+    pub token_url: Option<String>,
+    /// A cap on every listing's page; default each endpoint's documented maximum.
+    pub page_size: Option<settings::Bounded<1, 200>>,
+    /// The profile attribute holding the HR id; default `employeeNumber`.
+    pub hris_id_attribute: Option<String>,
+    /// Custom profile attributes the adapter reads and writes.
+    #[serde(default, deserialize_with = "settings::words")]
+    pub custom_attributes: Vec<String>,
+}
+
+/// `auth` in an okta system's settings.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OktaAuthKind {
+    #[default]
+    Ssws,
+    PrivateKeyJwt,
+}
 
 /// How the adapter authenticates.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,59 +211,26 @@ pub fn options_from_config(ctx: &AdapterContext<'_>) -> Result<OktaOptions> {
     let name = ctx.entry.system.name.clone();
     let usage = |msg: String, hint: &str| Error::usage(format!("system {name}: {msg}"), hint);
     ctx.require_api_version(API_VERSION, "Okta Management API")?;
-    for key in ctx.entry.settings.keys() {
-        if !SETTINGS.contains(&key.as_str()) {
-            return Err(usage(
-                format!("unknown setting {key:?}"),
-                &format!("okta settings are {}", SETTINGS.join(", ")),
-            ));
-        }
-    }
+    let set: OktaSettings = settings::parse(ctx.entry)?;
     let base_url = ctx.base_url()?.trim_end_matches('/').to_string();
     let source = ctx.credential()?.to_string();
     let secret = ctx.secret()?;
-    let strings = |key: &str| -> Result<Vec<String>> {
-        match ctx.entry.settings.get(key) {
-            None => Ok(Vec::new()),
-            Some(toml::Value::String(s)) => Ok(s.split_whitespace().map(str::to_string).collect()),
-            Some(toml::Value::Array(a)) => a
-                .iter()
-                .map(|v| {
-                    v.as_str().map(str::to_string).ok_or_else(|| {
-                        usage(
-                            format!("{key} must be strings"),
-                            &format!("{key} = [\"a\", \"b\"]"),
-                        )
-                    })
-                })
-                .collect(),
-            Some(_) => Err(usage(
-                format!("{key} must be an array of strings or a space-separated string"),
-                &format!("{key} = [\"a\", \"b\"]"),
-            )),
-        }
-    };
-    let auth = match ctx.setting("auth").as_deref().unwrap_or("ssws") {
-        "ssws" => OktaAuthConfig::Ssws,
-        "private_key_jwt" => {
-            let client_id = ctx
-                .setting("client_id")
-                .filter(|c| !c.is_empty())
-                .ok_or_else(|| {
-                    usage(
-                        "auth = \"private_key_jwt\" needs client_id".into(),
-                        "set client_id to the service app's client ID",
-                    )
-                })?;
-            let scopes = strings("scopes")?;
-            if scopes.is_empty() {
+    let auth = match set.auth {
+        OktaAuthKind::Ssws => OktaAuthConfig::Ssws,
+        OktaAuthKind::PrivateKeyJwt => {
+            let client_id = set.client_id.filter(|c| !c.is_empty()).ok_or_else(|| {
+                usage(
+                    "auth = \"private_key_jwt\" needs client_id".into(),
+                    "set client_id to the service app's client ID",
+                )
+            })?;
+            if set.scopes.is_empty() {
                 return Err(usage(
                     "auth = \"private_key_jwt\" needs scopes".into(),
                     "scopes = [\"okta.users.manage\", \"okta.groups.manage\"]",
                 ));
             }
-            let token_url = ctx.setting("token_url");
-            if let Some(t) = &token_url
+            if let Some(t) = &set.token_url
                 && url::Url::parse(t).is_err()
             {
                 return Err(usage(
@@ -248,26 +240,10 @@ pub fn options_from_config(ctx: &AdapterContext<'_>) -> Result<OktaOptions> {
             }
             OktaAuthConfig::PrivateKeyJwt {
                 client_id,
-                scopes,
-                key_id: ctx.setting("key_id").filter(|k| !k.is_empty()),
-                token_url,
+                scopes: set.scopes,
+                key_id: set.key_id.filter(|k| !k.is_empty()),
+                token_url: set.token_url,
             }
-        }
-        other => {
-            return Err(usage(
-                format!("unknown auth {other:?}"),
-                "auth is \"ssws\" (API token) or \"private_key_jwt\" (OAuth service app)",
-            ));
-        }
-    };
-    let page_size = match ctx.entry.settings.get("page_size") {
-        None => None,
-        Some(toml::Value::Integer(n)) if (1..=200).contains(n) => Some(*n as u32),
-        Some(_) => {
-            return Err(usage(
-                "page_size must be an integer from 1 to 200".into(),
-                "leave it out to ask each listing for the most a page may hold",
-            ));
         }
     };
     Ok(OktaOptions {
@@ -279,11 +255,11 @@ pub fn options_from_config(ctx: &AdapterContext<'_>) -> Result<OktaOptions> {
         timeouts: ctx.timeouts,
         limiter: ctx.limiter.clone(),
         retry: RetryPolicy::default(),
-        page_size,
-        hris_attribute: ctx
-            .setting("hris_id_attribute")
+        page_size: set.page_size.map(|p| p.0),
+        hris_attribute: set
+            .hris_id_attribute
             .unwrap_or_else(|| "employeeNumber".into()),
-        custom_attributes: strings("custom_attributes")?,
+        custom_attributes: set.custom_attributes,
     })
 }
 

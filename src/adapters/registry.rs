@@ -74,15 +74,6 @@ impl AdapterContext<'_> {
             format!("remove api_version from [systems.{name}] or set it to \"{supported}\""),
         ))
     }
-
-    /// A string setting from `[systems.NAME.settings]`.
-    pub fn setting(&self, key: &str) -> Option<String> {
-        self.entry
-            .settings
-            .get(key)
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-    }
 }
 
 /// The limiter for a system, from its configured budget.

@@ -68,6 +68,7 @@ use super::http::{
     HeaderAuth, HttpClient, HttpResponse, Req, RetryPolicy, VendorProfile, classify_status,
     redact_text, scim_next_start,
 };
+use super::kit::settings;
 use super::registry::AdapterContext;
 use super::{
     AResult, AccountSpec, Adapter, EntitlementTarget, Identity, Page, RemoteAccount,
@@ -78,6 +79,7 @@ use crate::model::EntitlementKind;
 use crate::{Error, Result};
 use async_trait::async_trait;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, IF_MATCH};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -338,10 +340,12 @@ fn lenient_u64(v: &Value) -> Option<u64> {
 // ---------------------------------------------------------------------------------------
 
 /// `[systems.NAME.settings]` for a scim system.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ScimSettings {
-    /// Resources per page (capped by `filter.maxResults`). None: the provider's
-    /// `filter.maxResults` (at most 10,000), or 100 where it advertises none.
+    /// Resources per page (capped by `filter.maxResults`), 1 to 1000. None: the
+    /// provider's `filter.maxResults` (at most 10,000), or 100 where it advertises none.
+    #[serde(deserialize_with = "settings::optional_in::<_, 1, MAX_PAGE_SIZE>")]
     pub page_size: Option<u32>,
     /// Use PATCH when advertised (false: always GET + PUT).
     pub use_patch: bool,
@@ -349,7 +353,9 @@ pub struct ScimSettings {
     pub use_filter: bool,
     /// Send If-Match when ETags are advertised.
     pub use_etag: bool,
-    /// `sortBy` for paged listings when sorting is advertised; None: provider order.
+    /// `sortBy` for paged listings when sorting is advertised (default `meta.created`);
+    /// `""`: the provider's order.
+    #[serde(deserialize_with = "settings::non_empty")]
     pub sort_by: Option<String>,
     /// Force the enterprise extension on or off; None: as /ResourceTypes says.
     pub enterprise_extension: Option<bool>,
@@ -368,61 +374,9 @@ impl Default for ScimSettings {
     }
 }
 
-const SETTINGS: &[&str] = &[
-    "page_size",
-    "use_patch",
-    "use_filter",
-    "use_etag",
-    "sort_by",
-    "enterprise_extension",
-];
-
 impl ScimSettings {
     pub fn from_entry(entry: &SystemEntry) -> Result<Self> {
-        let name = &entry.system.name;
-        let mut s = ScimSettings::default();
-        let bad = |key: &str, want: &str| {
-            Error::usage(
-                format!("system {name}: setting {key} must be {want}"),
-                format!("fix [systems.{name}.settings] in systems.toml"),
-            )
-        };
-        for (key, value) in &entry.settings {
-            match key.as_str() {
-                "page_size" => {
-                    let n = value
-                        .as_integer()
-                        .filter(|n| (1..=MAX_PAGE_SIZE as i64).contains(n))
-                        .ok_or_else(|| bad(key, "an integer from 1 to 1000"))?;
-                    s.page_size = Some(n as u32);
-                }
-                "use_patch" | "use_filter" | "use_etag" => {
-                    let b = value.as_bool().ok_or_else(|| bad(key, "true or false"))?;
-                    match key.as_str() {
-                        "use_patch" => s.use_patch = b,
-                        "use_filter" => s.use_filter = b,
-                        _ => s.use_etag = b,
-                    }
-                }
-                "sort_by" => {
-                    let v = value
-                        .as_str()
-                        .ok_or_else(|| bad(key, "an attribute name, or \"\" for none"))?;
-                    s.sort_by = (!v.trim().is_empty()).then(|| v.trim().to_string());
-                }
-                "enterprise_extension" => {
-                    s.enterprise_extension =
-                        Some(value.as_bool().ok_or_else(|| bad(key, "true or false"))?);
-                }
-                other => {
-                    return Err(Error::usage(
-                        format!("system {name}: unknown setting {other:?} for a scim system"),
-                        format!("known settings: {}", SETTINGS.join(", ")),
-                    ));
-                }
-            }
-        }
-        Ok(s)
+        settings::parse(entry)
     }
 }
 
@@ -2650,7 +2604,7 @@ mod tests {
         );
         for (bad, why) in [
             ("page_size = 0", "1 to 1000"),
-            ("use_filter = \"no\"", "true or false"),
+            ("use_filter = \"no\"", "setting use_filter: invalid type"),
             ("pagesize = 5", "unknown setting"),
         ] {
             let text = format!(
