@@ -232,7 +232,7 @@ pub fn valid_region(s: &str) -> bool {
 /// Check the `region` setting and read `base_url`; resolve the credential into an access
 /// key pair.
 pub fn common_settings(
-    ctx: &super::registry::AdapterContext<'_>,
+    ctx: &super::kit::context::AdapterContext<'_>,
     region: Option<String>,
 ) -> crate::Result<(CommonSettings, AwsCredentials, String)> {
     let name = &ctx.entry.system.name;

@@ -58,8 +58,8 @@ use super::aws::{
 use super::error::ok_if_not_found;
 use super::error::{AdapterError, ErrorClass};
 use super::http::{HttpClient, HttpResponse, Req, RetryPolicy};
+use super::kit::context::AdapterContext;
 use super::kit::settings;
-use super::registry::AdapterContext;
 use super::{
     AResult, AccountSpec, Adapter, EntitlementTarget, Identity, Page, RemoteAccount,
     RemoteEntitlement, RemoteMembership, collect_all,

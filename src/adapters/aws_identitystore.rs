@@ -64,8 +64,8 @@ use super::aws::{self, AwsProfile, CommonSettings, SigV4Auth};
 use super::error::ok_if_not_found;
 use super::error::{AdapterError, ErrorClass};
 use super::http::{HttpClient, HttpResponse, Req, RetryPolicy};
+use super::kit::context::AdapterContext;
 use super::kit::settings;
-use super::registry::AdapterContext;
 use super::{
     AResult, AccountSpec, Adapter, EntitlementTarget, Identity, Page, RemoteAccount,
     RemoteEntitlement, RemoteMembership, collect_all,
@@ -956,7 +956,7 @@ mod tests {
     use super::*;
 
     struct OneSecret(&'static str);
-    impl crate::adapters::registry::SecretSource for OneSecret {
+    impl crate::adapters::kit::context::SecretSource for OneSecret {
         fn resolve(
             &self,
             _: &crate::config::systems::CredentialRef,
@@ -977,7 +977,7 @@ mod tests {
         let ctx = || AdapterContext {
             entry,
             secrets: &secrets,
-            limiter: crate::adapters::registry::limiter_for(entry),
+            limiter: crate::adapters::kit::context::limiter_for(entry),
             timeouts: Default::default(),
         };
         let r = if kind == "aws_iam" {

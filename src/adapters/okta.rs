@@ -40,8 +40,8 @@ use super::http::{
     Auth, HeaderAuth, HttpClient, HttpResponse, RateLimiter, RateSignal, Req, RetryPolicy,
     Timeouts, VendorProfile, classify_status, link_next,
 };
+use super::kit::context::AdapterContext;
 use super::kit::settings;
-use super::registry::AdapterContext;
 use super::{
     AResult, AccountSpec, Adapter, EntitlementTarget, Identity, Page, RemoteAccount,
     RemoteEntitlement, RemoteMembership,
@@ -206,7 +206,7 @@ impl OktaOptions {
     }
 }
 
-/// Read the adapter's options from systems.toml (via the registry's context).
+/// Read the adapter's options from systems.toml (the constructor's context).
 pub fn options_from_config(ctx: &AdapterContext<'_>) -> Result<OktaOptions> {
     let name = ctx.entry.system.name.clone();
     let usage = |msg: String, hint: &str| Error::usage(format!("system {name}: {msg}"), hint);

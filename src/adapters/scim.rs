@@ -68,8 +68,8 @@ use super::http::{
     HeaderAuth, HttpClient, HttpResponse, Req, RetryPolicy, VendorProfile, classify_status,
     redact_text, scim_next_start,
 };
+use super::kit::context::AdapterContext;
 use super::kit::settings;
-use super::registry::AdapterContext;
 use super::{
     AResult, AccountSpec, Adapter, EntitlementTarget, Identity, Page, RemoteAccount,
     RemoteEntitlement, RemoteMembership,
@@ -2075,7 +2075,7 @@ fn parse_cursor(system: &str, cursor: Option<&str>) -> AResult<u64> {
 mod tests {
     use super::*;
     use crate::adapters::http::{RateLimiter, Timeouts};
-    use crate::adapters::registry::SecretSource;
+    use crate::adapters::kit::context::SecretSource;
     use crate::config::SystemsConfig;
     use crate::config::systems::CredentialRef;
     use crate::secrets::Secret;
