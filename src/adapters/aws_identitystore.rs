@@ -955,16 +955,6 @@ impl Adapter for AwsIdentityStore {
 mod tests {
     use super::*;
 
-    struct OneSecret(&'static str);
-    impl crate::adapters::kit::context::SecretSource for OneSecret {
-        fn resolve(
-            &self,
-            _: &crate::config::systems::CredentialRef,
-        ) -> crate::Result<crate::secrets::Secret> {
-            Ok(crate::secrets::Secret::new(self.0))
-        }
-    }
-
     /// Build either AWS adapter from a systems.toml snippet; the error text if it fails.
     fn build(kind: &str, extra: &str, settings: &str, secret: &'static str) -> Option<String> {
         let text = format!(
@@ -973,7 +963,7 @@ mod tests {
         let cfg = crate::config::SystemsConfig::parse(std::path::Path::new("systems.toml"), &text)
             .expect("parses");
         let entry = &cfg.catalog.systems["a"];
-        let secrets = OneSecret(secret);
+        let secrets = crate::adapters::kit::testkit::FixedSecret::new(secret);
         let ctx = || AdapterContext {
             entry,
             secrets: &secrets,

@@ -2075,9 +2075,7 @@ fn parse_cursor(system: &str, cursor: Option<&str>) -> AResult<u64> {
 mod tests {
     use super::*;
     use crate::adapters::http::{RateLimiter, Timeouts};
-    use crate::adapters::kit::context::SecretSource;
     use crate::config::SystemsConfig;
-    use crate::config::systems::CredentialRef;
     use crate::secrets::Secret;
     use bytes::Bytes;
     use reqwest::header::HeaderValue;
@@ -2555,12 +2553,7 @@ mod tests {
 
     // -- an adapter against a small in-process provider ---------------------------------
 
-    struct Fixed(Secret);
-    impl SecretSource for Fixed {
-        fn resolve(&self, _c: &CredentialRef) -> crate::Result<Secret> {
-            Ok(self.0.clone())
-        }
-    }
+    use crate::adapters::kit::testkit::FixedSecret as Fixed;
 
     const TOKEN: &str = "unit-test-token-5f1c9e";
 

@@ -6,14 +6,13 @@
 
 use super::BenchReport;
 use crate::adapters::http::{RateLimiter, Timeouts};
-use crate::adapters::registry::{AdapterContext, SecretSource, build_with};
+use crate::adapters::registry::{AdapterContext, build_with};
 use crate::config::SystemsConfig;
-use crate::config::systems::{CredentialRef, GuardThresholds};
+use crate::config::systems::GuardThresholds;
 use crate::engine::apply::{apply_plan, make_plan};
 use crate::engine::plan::Scope;
 use crate::engine::workers::{Engine, EngineConfig, SystemRuntime};
 use crate::model::{Grant, Person};
-use crate::secrets::Secret;
 use crate::sim::SimServer;
 use crate::sim::fault::FaultProfile;
 use crate::sim::okta::{OktaHandle, OktaSimOptions, spawn};
@@ -27,13 +26,6 @@ use std::time::{Duration, Instant};
 const TOKEN: &str = "00bench-wave-token";
 /// Allowed requests per second per bucket, by system.
 pub const RATES: [u32; 5] = [200, 160, 140, 120, 100];
-
-struct Token;
-impl SecretSource for Token {
-    fn resolve(&self, _c: &CredentialRef) -> Result<Secret> {
-        Ok(Secret::new(TOKEN))
-    }
-}
 
 pub struct World {
     pub sims: Vec<(SimServer, OktaHandle)>,
@@ -111,7 +103,7 @@ pub fn engine(w: &World) -> Result<Arc<Engine>> {
     for (name, entry) in &w.cfg.catalog.systems {
         let ctx = AdapterContext {
             entry,
-            secrets: &Token,
+            secrets: &crate::adapters::kit::testkit::FixedSecret::new(TOKEN),
             limiter: crate::adapters::registry::limiter_for(entry),
             timeouts: Timeouts::default(),
         };

@@ -5,17 +5,16 @@
 #![allow(dead_code)]
 
 use accessdesk::adapters::http::{RateLimiter, Timeouts};
-use accessdesk::adapters::registry::{AdapterContext, SecretSource, build_with};
+use accessdesk::adapters::registry::{AdapterContext, build_with};
 use accessdesk::config::SystemsConfig;
-use accessdesk::config::systems::{CredentialRef, GuardThresholds};
+use accessdesk::config::systems::GuardThresholds;
 use accessdesk::engine::apply::{apply_plan, make_plan};
 use accessdesk::engine::plan::Scope;
 use accessdesk::engine::workers::{Engine, EngineConfig, SystemRuntime};
 use accessdesk::model::{Grant, OperationStatus, Person};
-use accessdesk::secrets::Secret;
 use accessdesk::store::Store;
 use accessdesk::store::queue::OpRow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -87,19 +86,7 @@ pub fn systems_toml(entries: &[Entry]) -> String {
 }
 
 /// Secrets by keychain entry name.
-pub struct Secrets(pub BTreeMap<String, String>);
-
-impl SecretSource for Secrets {
-    fn resolve(&self, cred: &CredentialRef) -> accessdesk::Result<Secret> {
-        let name = match cred {
-            CredentialRef::Keyring(n) | CredentialRef::Env(n) => n,
-        };
-        self.0
-            .get(name)
-            .map(|s| Secret::new(s.clone()))
-            .ok_or_else(|| accessdesk::Error::usage(format!("no test secret {name}"), ""))
-    }
-}
+pub use accessdesk::adapters::kit::testkit::NamedSecrets as Secrets;
 
 /// Short retries, polls and verification deadlines.
 pub fn fast() -> EngineConfig {

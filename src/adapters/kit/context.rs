@@ -88,13 +88,6 @@ mod tests {
     use crate::config::SystemsConfig;
     use std::path::Path;
 
-    struct NoSecrets;
-    impl SecretSource for NoSecrets {
-        fn resolve(&self, _c: &CredentialRef) -> Result<Secret> {
-            Ok(Secret::new(""))
-        }
-    }
-
     #[test]
     fn a_pinned_api_version_other_than_the_adapters_is_refused() {
         let cfg = SystemsConfig::parse(
@@ -105,7 +98,7 @@ mod tests {
         let entry = &cfg.catalog.systems["idp"];
         let ctx = AdapterContext {
             entry,
-            secrets: &NoSecrets,
+            secrets: &crate::adapters::kit::testkit::FixedSecret::new(""),
             limiter: limiter_for(entry),
             timeouts: Timeouts::default(),
         };

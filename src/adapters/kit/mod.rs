@@ -4,6 +4,8 @@
 //! - [`context`]: what a constructor receives (the system's entry, its secrets, its
 //!   limiter and timeouts), so adapters need not know the registry that builds them.
 //! - [`settings`]: `[systems.NAME.settings]` declared once, as a serde struct.
+//! - [`testkit`]: stand-ins for the keychain that tests and benchmarks share.
 
 pub mod context;
 pub mod settings;
+pub mod testkit;

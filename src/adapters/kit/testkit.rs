@@ -1,0 +1,75 @@
+//! What adapter tests, benchmarks and the demo's harnesses share instead of copying:
+//! secret sources that stand in for the OS keychain.
+
+use super::context::SecretSource;
+use crate::Result;
+use crate::config::systems::CredentialRef;
+use crate::secrets::Secret;
+use std::collections::BTreeMap;
+
+/// Every credential resolves to this one secret.
+pub struct FixedSecret(pub Secret);
+
+impl FixedSecret {
+    pub fn new(value: &str) -> Self {
+        FixedSecret(Secret::new(value))
+    }
+}
+
+impl SecretSource for FixedSecret {
+    fn resolve(&self, _cred: &CredentialRef) -> Result<Secret> {
+        Ok(self.0.clone())
+    }
+}
+
+/// Secrets by name: a keychain entry (`keyring:NAME`) or an environment variable
+/// (`env:NAME`). A name it does not hold is an error naming it, as a keychain's would be.
+#[derive(Default)]
+pub struct NamedSecrets(pub BTreeMap<String, String>);
+
+impl NamedSecrets {
+    /// One secret, under `name`.
+    pub fn one(name: &str, value: &str) -> Self {
+        NamedSecrets(BTreeMap::from([(name.to_string(), value.to_string())]))
+    }
+}
+
+impl SecretSource for NamedSecrets {
+    fn resolve(&self, cred: &CredentialRef) -> Result<Secret> {
+        let name = match cred {
+            CredentialRef::Keyring(n) | CredentialRef::Env(n) => n,
+        };
+        self.0
+            .get(name)
+            .map(|s| Secret::new(s.clone()))
+            .ok_or_else(|| crate::Error::usage(format!("no test secret {cred}"), ""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_secrets_resolve_by_name_and_refuse_others() {
+        let s = NamedSecrets::one("okta-token", "t0k");
+        let got = s
+            .resolve(&CredentialRef::Keyring("okta-token".into()))
+            .unwrap();
+        assert_eq!(got.expose(), "t0k");
+        let e = s
+            .resolve(&CredentialRef::Keyring("other".into()))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("no test secret keyring:other"),
+            "{e}"
+        );
+        let f = FixedSecret::new("x");
+        assert_eq!(
+            f.resolve(&CredentialRef::Env("ANY".into()))
+                .unwrap()
+                .expose(),
+            "x"
+        );
+    }
+}
