@@ -127,7 +127,11 @@ pub struct OktaSettings {
     /// The token endpoint; default `{base_url}/oauth2/v1/token`.
     pub token_url: Option<String>,
     /// A cap on every listing's page; default each endpoint's documented maximum.
-    pub page_size: Option<settings::Bounded<1, 200>>,
+    #[serde(
+        default,
+        deserialize_with = "settings::optional_in::<_, 1, USERS_PAGE_MAX>"
+    )]
+    pub page_size: Option<u32>,
     /// The profile attribute holding the HR id; default `employeeNumber`.
     pub hris_id_attribute: Option<String>,
     /// Custom profile attributes the adapter reads and writes.
@@ -255,7 +259,7 @@ pub fn options_from_config(ctx: &AdapterContext<'_>) -> Result<OktaOptions> {
         timeouts: ctx.timeouts,
         limiter: ctx.limiter.clone(),
         retry: RetryPolicy::default(),
-        page_size: set.page_size.map(|p| p.0),
+        page_size: set.page_size,
         hris_attribute: set
             .hris_id_attribute
             .unwrap_or_else(|| "employeeNumber".into()),

@@ -10,7 +10,7 @@ use crate::config::Catalog;
 use crate::config::systems::GuardThresholds;
 use crate::model::{OperationKind, OperationStatus, RiskLevel};
 use crate::store::backlog::BacklogRow;
-use crate::store::queue::{NewOp, PRIORITY_LEAVER, PRIORITY_NORMAL};
+use crate::store::queue::{NewOp, PRIORITY_NORMAL, plan_cause, priority_of};
 use crate::store::{NewAuditEvent, Store};
 use crate::{Error, Result};
 use rusqlite::{OptionalExtension, params};
@@ -204,72 +204,55 @@ pub fn make_plan(
 }
 
 pub fn load_plan(store: &Store, id: &str) -> Result<StoredPlan> {
-    type PlanRow = (String, String, String, Option<String>, Option<i64>);
-    let row: Option<PlanRow> = store
-        .conn()
-        .query_row(
-            "SELECT created_at, scope, status, held_reason, audit_seq FROM plans WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
-        .optional()?;
-    let Some((created_at, scope, status, held_reason, audit_seq)) = row else {
-        return Err(Error::usage(
-            format!("no plan {id:?}"),
-            "run `accessdesk plan` to make one",
-        ));
-    };
-    let mut stmt = store.conn().prepare("SELECT kind, system, person_id, entitlement, requires_approval, not_before, detail FROM plan_ops WHERE plan_id = ?1 ORDER BY seq")?;
-    let rows = stmt.query_map([id], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, Option<String>>(3)?,
-            r.get::<_, bool>(4)?,
-            r.get::<_, Option<String>>(5)?,
-            r.get::<_, Option<String>>(6)?,
-        ))
-    })?;
+    let head = plan_head(store, id)?;
     let mut ops = Vec::new();
     // A plan for a whole company repeats a few systems and entitlements and each person
     // several times: share one copy of each string.
-    let mut strings: HashSet<Arc<str>> = HashSet::new();
-    let mut intern = |v: String| -> Arc<str> {
-        match strings.get(v.as_str()) {
+    let mut strings = Interner::default();
+    store.for_each_plan_row(id, |r| {
+        ops.extend(planned(r, &mut strings));
+    })?;
+    Ok(StoredPlan {
+        id: id.to_string(),
+        created_at: head.created_at,
+        scope: head.scope,
+        status: head.status,
+        held_reason: head.held_reason,
+        audit_seq: head.audit_seq,
+        ops,
+    })
+}
+
+/// One shared copy of each string.
+#[derive(Default)]
+struct Interner(HashSet<Arc<str>>);
+
+impl Interner {
+    fn get(&mut self, v: String) -> Arc<str> {
+        match self.0.get(v.as_str()) {
             Some(a) => a.clone(),
             None => {
                 let a: Arc<str> = Arc::from(v);
-                strings.insert(a.clone());
+                self.0.insert(a.clone());
                 a
             }
         }
-    };
-    for row in rows {
-        let (k, s, p, e, a, nb, detail) = row?;
-        let Ok(kind) = k.parse::<crate::model::OperationKind>() else {
-            continue;
-        };
-        ops.push(PlannedOp {
-            kind,
-            system: intern(s),
-            person_id: intern(p),
-            entitlement: e.map(&mut intern),
-            requires_approval: a,
-            not_before: nb
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
-                .map(|t| t.with_timezone(&chrono::Utc)),
-            detail: detail.map(Arc::from),
-        });
     }
-    Ok(StoredPlan {
-        id: id.to_string(),
-        created_at,
-        scope: serde_json::from_str(&scope).unwrap_or_default(),
-        status,
-        held_reason,
-        audit_seq,
-        ops,
+}
+
+/// A stored planned operation; None if its kind is not one this build knows.
+fn planned(r: BacklogRow, strings: &mut Interner) -> Option<PlannedOp> {
+    Some(PlannedOp {
+        kind: r.kind.parse().ok()?,
+        system: strings.get(r.system),
+        person_id: strings.get(r.person_id),
+        entitlement: r.entitlement.map(|e| strings.get(e)),
+        requires_approval: r.requires_approval,
+        not_before: r
+            .not_before
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc)),
+        detail: r.detail.map(Arc::from),
     })
 }
 
@@ -333,8 +316,9 @@ fn differences(was: &[OpKey], is: &[OpKey]) -> (usize, usize) {
 /// rest wait in the plan's backlog until the workers reach them (store/backlog.rs).
 pub const APPLY_ROWS: usize = 20_000;
 
-/// What applying reads of a stored plan before deciding: everything but its operations.
+/// A stored plan without its operations (what applying reads before deciding).
 struct PlanHead {
+    created_at: String,
     scope: Scope,
     status: String,
     held_reason: Option<String>,
@@ -346,15 +330,16 @@ fn plan_head(store: &Store, id: &str) -> Result<PlanHead> {
     store
         .conn()
         .query_row(
-            "SELECT scope, status, held_reason, audit_seq, summary FROM plans WHERE id = ?1",
+            "SELECT created_at, scope, status, held_reason, audit_seq, summary FROM plans WHERE id = ?1",
             [id],
             |r| {
                 Ok(PlanHead {
-                    scope: serde_json::from_str(&r.get::<_, String>(0)?).unwrap_or_default(),
-                    status: r.get(1)?,
-                    held_reason: r.get(2)?,
-                    audit_seq: r.get(3)?,
-                    summary: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
+                    created_at: r.get(0)?,
+                    scope: serde_json::from_str(&r.get::<_, String>(1)?).unwrap_or_default(),
+                    status: r.get(2)?,
+                    held_reason: r.get(3)?,
+                    audit_seq: r.get(4)?,
+                    summary: serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or_default(),
                 })
             },
         )
@@ -422,8 +407,9 @@ pub fn apply_plan_with(
         }
     }
     let untouched = head.audit_seq.is_some() && head.audit_seq == Some(store.audit_head_seq()?);
+    let mut loaded = None;
     if !untouched {
-        let plan = load_plan(store, id)?;
+        let plan = loaded.insert(load_plan(store, id)?);
         let (now_ops, _, _) = compute(store, &head.scope, &Settings::from_catalog(catalog))?;
         let is = sorted_keys(&now_ops);
         drop(now_ops);
@@ -444,9 +430,11 @@ pub fn apply_plan_with(
             )));
         }
     }
-    let plan_sha = match head.summary["ops_sha256"].as_str() {
-        Some(s) => s.to_string(),
-        None => plan_digest(&load_plan(store, id)?.ops),
+    // Plans stored before their digest was kept get it now.
+    let plan_sha = match (head.summary["ops_sha256"].as_str(), loaded) {
+        (Some(s), _) => s.to_string(),
+        (None, Some(plan)) => plan_digest(&plan.ops),
+        (None, None) => plan_digest(&load_plan(store, id)?.ops),
     };
     let mut report = ApplyReport {
         plan: id.to_string(),
@@ -480,7 +468,7 @@ pub fn apply_plan_with(
             for p in &people {
                 taken.extend(tx.plan_take_person(id, p)?);
             }
-            rows.make(tx, catalog, &taken, None, &mut report)?;
+            rows.make(tx, catalog, taken, None, &mut report)?;
         }
         let deferred = tx.backlog_open(id)?;
         // Then the first people of the rest (all of a small plan).
@@ -489,7 +477,7 @@ pub fn apply_plan_with(
             && let Some(first) = tx.backlog_next(Some(id), rows_now)?
         {
             left -= first.len() as u64;
-            rows.make(tx, catalog, &first, Some(OperationStatus::Queued), &mut report)?;
+            rows.make(tx, catalog, first, Some(OperationStatus::Queued), &mut report)?;
         }
         report.queued += left as usize;
         tx.audit(NewAuditEvent {
@@ -525,16 +513,20 @@ impl RowsMade {
         &mut self,
         tx: &mut crate::store::Tx<'_>,
         catalog: &Catalog,
-        rows: &[BacklogRow],
+        rows: Vec<BacklogRow>,
         counted_as: Option<OperationStatus>,
         report: &mut ApplyReport,
     ) -> Result<()> {
         let Some(plan) = rows.first().map(|r| r.plan_id.clone()) else {
             return Ok(());
         };
-        let ops: Vec<PlannedOp> = rows.iter().filter_map(planned).collect();
+        let mut strings = Interner::default();
+        let ops: Vec<PlannedOp> = rows
+            .into_iter()
+            .filter_map(|r| planned(r, &mut strings))
+            .collect();
         let refs: Vec<&PlannedOp> = ops.iter().collect();
-        let cause = format!("plan:{plan}");
+        let cause = plan_cause(&plan);
         enqueue_planned(
             tx,
             catalog,
@@ -546,12 +538,12 @@ impl RowsMade {
             },
             report,
             |op_id, op| {
-                self.sha.update(format!(
-                    "{op_id}|{}|{}|{}|{}\n",
-                    op.kind.as_str(),
+                self.sha.update(digest_line(
+                    op_id,
+                    op.kind,
                     op.system,
                     op.person_id,
-                    op.entitlement.unwrap_or("-")
+                    op.entitlement,
                 ));
                 self.n += 1;
                 self.first = Some(self.first.map_or(op_id, |f| f.min(op_id)));
@@ -564,22 +556,6 @@ impl RowsMade {
     fn hex(&self) -> String {
         hex::encode(self.sha.clone().finalize())
     }
-}
-
-fn planned(r: &BacklogRow) -> Option<PlannedOp> {
-    Some(PlannedOp {
-        kind: r.kind.parse().ok()?,
-        system: Arc::from(r.system.as_str()),
-        person_id: Arc::from(r.person_id.as_str()),
-        entitlement: r.entitlement.as_deref().map(Arc::from),
-        requires_approval: r.requires_approval,
-        not_before: r
-            .not_before
-            .as_deref()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&chrono::Utc)),
-        detail: r.detail.as_deref().map(Arc::from),
-    })
 }
 
 /// Make queue rows for the backlog's next people: at least `min_ops` operations (whole
@@ -602,11 +578,12 @@ pub fn materialise(
         first.plan_id.clone(),
         [first.person_id.clone(), last.person_id.clone()],
     );
+    let n = rows.len();
     let mut made = RowsMade::default();
     made.make(
         tx,
         catalog,
-        &rows,
+        rows,
         Some(OperationStatus::Queued),
         &mut ApplyReport::default(),
     )?;
@@ -618,7 +595,7 @@ pub fn materialise(
                         "people": people, "rows_sha256": made.hex(),
                         "rows_digest_of": "each new operation as \"id|kind|system|person|entitlement\\n\", in id order"}),
     })?;
-    Ok(rows.len())
+    Ok(n)
 }
 
 /// Make every backlog operation a queue row (benchmarks that time the workers alone).
@@ -637,15 +614,31 @@ pub fn materialise_all(store: &mut Store, catalog: &Catalog, actor: &str) -> Res
 fn plan_digest(ops: &[PlannedOp]) -> String {
     let mut sha = Sha256::new();
     for (i, o) in ops.iter().enumerate() {
-        sha.update(format!(
-            "{i}|{}|{}|{}|{}\n",
-            o.kind.as_str(),
-            o.system,
-            o.person_id,
-            o.entitlement.as_deref().unwrap_or("-")
+        sha.update(digest_line(
+            i as i64,
+            o.kind,
+            &o.system,
+            &o.person_id,
+            o.entitlement.as_deref(),
         ));
     }
     hex::encode(sha.finalize())
+}
+
+/// One operation's line in a digest: "n|kind|system|person|entitlement\n", n being its
+/// seq in the plan or its queue id.
+fn digest_line(
+    n: i64,
+    kind: OperationKind,
+    system: &str,
+    person: &str,
+    entitlement: Option<&str>,
+) -> String {
+    format!(
+        "{n}|{}|{system}|{person}|{}\n",
+        kind.as_str(),
+        entitlement.unwrap_or("-")
+    )
 }
 
 /// Where enqueued operations come from.
@@ -755,11 +748,7 @@ pub fn enqueue_planned(
         } else {
             OperationStatus::Queued
         };
-        let priority = if o.kind == OperationKind::Deactivate {
-            PRIORITY_LEAVER
-        } else {
-            PRIORITY_NORMAL
-        };
+        let priority = priority_of(o.kind);
         let op_id = enqueue(
             tx,
             &NewOp {

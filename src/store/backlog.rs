@@ -150,22 +150,16 @@ impl Tx<'_> {
     /// Take one person's operations from every plan in the backlog, out of turn (they
     /// are marked, so the plan's turn skips them).
     pub fn backlog_take_person(&mut self, person: &str) -> Result<Vec<BacklogRow>> {
-        let taken: Vec<BacklogRow> = {
-            let mut stmt = self.tx.prepare_cached(&format!(
-                "SELECT {ROW_COLUMNS} FROM plan_backlog b JOIN plan_ops p
-                   ON p.plan_id = b.plan_id AND p.person_id = ?1 AND p.person_id > b.cursor
-                  AND p.materialised = 0
-                 ORDER BY b.applied_at, p.seq"
-            ))?;
-            let rows = stmt.query_map([person], row)?;
+        let plans: Vec<String> = {
+            let mut stmt = self.tx.prepare_cached(
+                "SELECT plan_id FROM plan_backlog WHERE cursor < ?1 ORDER BY applied_at, rowid",
+            )?;
+            let rows = stmt.query_map([person], |r| r.get(0))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
-        for r in &taken {
-            self.tx
-                .prepare_cached(
-                    "UPDATE plan_ops SET materialised = 1 WHERE plan_id = ?1 AND person_id = ?2 AND seq = ?3",
-                )?
-                .execute(params![r.plan_id, r.person_id, r.seq])?;
+        let mut taken = Vec::new();
+        for plan in plans {
+            taken.extend(self.plan_take_person(&plan, person)?);
         }
         self.backlog_taken(&taken)?;
         Ok(taken)
@@ -203,6 +197,18 @@ impl Tx<'_> {
 }
 
 impl Store {
+    /// Every stored operation of a plan, in seq order.
+    pub fn for_each_plan_row(&self, plan_id: &str, mut f: impl FnMut(BacklogRow)) -> Result<()> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {ROW_COLUMNS} FROM plan_ops p WHERE p.plan_id = ?1 ORDER BY p.seq"
+        ))?;
+        let mut rows = stmt.query([plan_id])?;
+        while let Some(r) = rows.next()? {
+            f(row(r)?);
+        }
+        Ok(())
+    }
+
     /// Operations per system still in the backlog (not queue rows yet), where any.
     pub fn backlog_counts(&self) -> Result<Vec<(String, u64)>> {
         let mut stmt = self

@@ -14,6 +14,20 @@ use serde_json::json;
 pub const PRIORITY_LEAVER: i64 = 0;
 pub const PRIORITY_NORMAL: i64 = 5;
 
+/// An operation's priority: a leaver's deactivation goes first.
+pub fn priority_of(kind: OperationKind) -> i64 {
+    if kind == OperationKind::Deactivate {
+        PRIORITY_LEAVER
+    } else {
+        PRIORITY_NORMAL
+    }
+}
+
+/// The cause an applied plan's operations carry.
+pub fn plan_cause(plan_id: &str) -> String {
+    format!("plan:{plan_id}")
+}
+
 /// An operation to enqueue.
 #[derive(Debug, Clone)]
 pub struct NewOp<'a> {
@@ -370,18 +384,14 @@ impl Tx<'_> {
             let Ok(kind) = r.kind.parse::<OperationKind>() else {
                 continue;
             };
-            let cause = format!("plan:{}", r.plan_id);
+            let cause = plan_cause(&r.plan_id);
             self.enqueue_unaudited(&NewOp {
                 kind,
                 system: &r.system,
                 person_id: &r.person_id,
                 entitlement: r.entitlement.as_deref(),
                 status: OperationStatus::Queued,
-                priority: if kind == OperationKind::Deactivate {
-                    PRIORITY_LEAVER
-                } else {
-                    PRIORITY_NORMAL
-                },
+                priority: priority_of(kind),
                 plan_id: Some(&r.plan_id),
                 cause: &cause,
                 depends_on: &[],
@@ -643,7 +653,7 @@ impl Store {
             let Ok(kind) = r.kind.parse::<OperationKind>() else {
                 continue;
             };
-            let cause = format!("plan:{}", r.plan_id);
+            let cause = plan_cause(&r.plan_id);
             out.push(OpRow {
                 id: 0,
                 idempotency_key: idempotency_key(
@@ -660,11 +670,7 @@ impl Store {
                 status: OperationStatus::Queued,
                 attempts: 0,
                 next_attempt_at: None,
-                priority: if kind == OperationKind::Deactivate {
-                    PRIORITY_LEAVER
-                } else {
-                    PRIORITY_NORMAL
-                },
+                priority: priority_of(kind),
                 last_error_class: None,
                 last_error_status: None,
                 last_error_code: None,

@@ -8,8 +8,9 @@
 //!   all (the names come from the struct itself, so the list cannot drift from it);
 //! - a value of the wrong type or out of range names the key and what it must be.
 //!
-//! Helpers for shapes systems.toml commonly uses: [`Bounded`] integers and [`words`]
-//! (an array of strings, or one space-separated string).
+//! Helpers for shapes systems.toml commonly uses: integers in a range ([`optional_in`],
+//! over [`Bounded`]), [`words`] (an array of strings, or one space-separated string) and
+//! [`non_empty`] strings.
 
 use crate::config::SystemEntry;
 use crate::{Error, Result};
