@@ -65,6 +65,16 @@ fn plan(store: &mut Store, cfg: &SystemsConfig) -> accessdesk::engine::apply::St
     .unwrap()
 }
 
+/// Synthetic person `i` is terminated, through the import's upsert.
+fn leave(store: &mut Store, i: usize) -> accessdesk::model::Person {
+    let mut leaver = synthetic_person(i);
+    leaver.status = EmploymentStatus::Terminated;
+    store
+        .write(|tx| tx.upsert_person(&leaver, "t").map(|_| ()))
+        .unwrap();
+    leaver
+}
+
 fn count(store: &Store, sql: &str) -> i64 {
     store.conn().query_row(sql, [], |r| r.get(0)).unwrap()
 }
@@ -187,11 +197,7 @@ fn a_leaver_s_grants_in_the_backlog_are_cancelled_with_the_change_that_made_them
     apply_plan_with(&mut store, &cfg.catalog, &p.id, "t", None, 0).unwrap();
     assert_eq!(count(&store, "SELECT count(*) FROM operations"), 0);
     assert_eq!(queued_total(&store), 30);
-    let mut leaver = synthetic_person(3);
-    leaver.status = EmploymentStatus::Terminated;
-    store
-        .write(|tx| tx.upsert_person(&leaver, "t").map(|_| ()))
-        .unwrap();
+    let leaver = leave(&mut store, 3);
     // Their six are rows now, every one cancelled (each a grant), and audited.
     assert_eq!(
         count(
@@ -306,4 +312,41 @@ fn the_workers_drain_the_backlog_and_do_everything_once() {
         "the plan left the backlog"
     );
     assert_eq!(queued_total(&store), 0);
+}
+
+/// A plan whose remaining people all left (their operations taken out of turn) has nothing
+/// left to make: the next plan's batch comes instead, so the workers (and
+/// `materialise_all`) do not stop while another plan still waits.
+#[test]
+fn a_plan_emptied_by_leavers_makes_way_for_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config();
+    let mut store = seeded(dir.path(), 1);
+    let first = plan(&mut store, &cfg);
+    apply_plan_with(&mut store, &cfg.catalog, &first.id, "t", None, 0).unwrap();
+    let newcomers: Vec<_> = (1..3).map(synthetic_person).collect();
+    store
+        .write(|tx| insert_people_with_grants(tx, &newcomers, &GRANTS))
+        .unwrap();
+    let second = plan(&mut store, &cfg);
+    assert_eq!(second.ops.len(), 2 * PER_PERSON);
+    apply_plan_with(&mut store, &cfg.catalog, &second.id, "t", None, 0).unwrap();
+    leave(&mut store, 0);
+    assert_eq!(
+        store
+            .write(|tx| materialise(tx, &cfg.catalog, 1, "t"))
+            .unwrap(),
+        PER_PERSON,
+        "the second plan's first person"
+    );
+    assert_eq!(
+        materialise_all(&mut store, &cfg.catalog, "t").unwrap(),
+        PER_PERSON
+    );
+    assert_eq!(count(&store, "SELECT count(*) FROM plan_backlog"), 0);
+    assert!(store.backlog_counts().unwrap().is_empty());
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM operations"),
+        3 * PER_PERSON as i64
+    );
 }

@@ -96,55 +96,62 @@ impl Tx<'_> {
     }
 
     /// Take the next people's operations from the oldest applied plan in the backlog (or
-    /// from `plan`): whole people, at least `min_ops` operations unless the plan has fewer left. The
-    /// caller makes them rows in the same transaction. None when the backlog is empty.
+    /// from `plan`): whole people, at least `min_ops` operations unless the plan has fewer
+    /// left. The caller makes them rows in the same transaction. None when nothing is left.
     pub fn backlog_next(
         &mut self,
         plan: Option<&str>,
         min_ops: usize,
     ) -> Result<Option<Vec<BacklogRow>>> {
-        let head: Option<(String, String)> = self
-            .tx
-            .prepare_cached(
-                "SELECT plan_id, cursor FROM plan_backlog WHERE ?1 IS NULL OR plan_id = ?1
-                 ORDER BY applied_at, rowid LIMIT 1",
-            )?
-            .query_row([plan], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let Some((plan_id, cursor)) = head else {
-            return Ok(None);
-        };
-        let mut taken: Vec<BacklogRow> = Vec::new();
-        let mut exhausted = true;
-        {
-            let mut stmt = self.tx.prepare_cached(&format!(
-                "SELECT {ROW_COLUMNS} FROM plan_ops p
-                 WHERE p.plan_id = ?1 AND p.person_id > ?2 AND p.materialised = 0
-                 ORDER BY p.person_id, p.seq"
-            ))?;
-            let mut rows = stmt.query(params![plan_id, cursor])?;
-            while let Some(r) = rows.next()? {
-                let op = row(r)?;
-                if taken.len() >= min_ops
-                    && taken.last().is_some_and(|l| l.person_id != op.person_id)
-                {
-                    exhausted = false;
-                    break;
+        // A plan whose remaining people were all taken out of turn (leavers) has nothing
+        // left: it leaves the backlog, and the next plan is asked.
+        loop {
+            let head: Option<(String, String)> = self
+                .tx
+                .prepare_cached(
+                    "SELECT plan_id, cursor FROM plan_backlog WHERE ?1 IS NULL OR plan_id = ?1
+                     ORDER BY applied_at, rowid LIMIT 1",
+                )?
+                .query_row([plan], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let Some((plan_id, cursor)) = head else {
+                return Ok(None);
+            };
+            let mut taken: Vec<BacklogRow> = Vec::new();
+            let mut exhausted = true;
+            {
+                let mut stmt = self.tx.prepare_cached(&format!(
+                    "SELECT {ROW_COLUMNS} FROM plan_ops p
+                     WHERE p.plan_id = ?1 AND p.person_id > ?2 AND p.materialised = 0
+                     ORDER BY p.person_id, p.seq"
+                ))?;
+                let mut rows = stmt.query(params![plan_id, cursor])?;
+                while let Some(r) = rows.next()? {
+                    let op = row(r)?;
+                    if taken.len() >= min_ops
+                        && taken.last().is_some_and(|l| l.person_id != op.person_id)
+                    {
+                        exhausted = false;
+                        break;
+                    }
+                    taken.push(op);
                 }
-                taken.push(op);
             }
+            if exhausted {
+                self.tx
+                    .prepare_cached("DELETE FROM plan_backlog WHERE plan_id = ?1")?
+                    .execute([&plan_id])?;
+            } else if let Some(last) = taken.last() {
+                self.tx
+                    .prepare_cached("UPDATE plan_backlog SET cursor = ?2 WHERE plan_id = ?1")?
+                    .execute(params![plan_id, last.person_id])?;
+            }
+            if taken.is_empty() {
+                continue;
+            }
+            self.backlog_taken(&taken)?;
+            return Ok(Some(taken));
         }
-        if exhausted {
-            self.tx
-                .prepare_cached("DELETE FROM plan_backlog WHERE plan_id = ?1")?
-                .execute([&plan_id])?;
-        } else if let Some(last) = taken.last() {
-            self.tx
-                .prepare_cached("UPDATE plan_backlog SET cursor = ?2 WHERE plan_id = ?1")?
-                .execute(params![plan_id, last.person_id])?;
-        }
-        self.backlog_taken(&taken)?;
-        Ok(Some(taken))
     }
 
     /// Take one person's operations from every plan in the backlog, out of turn (they
