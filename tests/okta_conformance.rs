@@ -22,215 +22,17 @@
 //! every API call, with `Authorization: Bearer`, through Prism.
 
 mod okta_support;
+#[path = "common/prism.rs"]
+mod prism;
 
 use accessdesk::adapters::{Adapter, ErrorClass, collect_all};
-use accessdesk::sim::SimServer;
 use accessdesk::sim::fault::FaultProfile;
 use accessdesk::sim::okta::{self, ADMIN_LOGIN, BodyFault, FailRule, OktaHandle, OktaSimOptions};
-use axum::body::Body;
-use axum::extract::{Request, State};
 use axum::http::Method;
-use axum::response::Response;
 use okta_support::*;
+use prism::{Exchange, PrismRig};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-const INSTALL: &str = "npm install --prefix .peers/prism --no-audit --no-fund @stoplight/prism-cli";
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn prism_path() -> PathBuf {
-    match std::env::var_os("ACCESSDESK_PRISM") {
-        Some(p) => PathBuf::from(p),
-        None => repo_root().join(".peers/prism/node_modules/.bin/prism"),
-    }
-}
-
-fn spec_path() -> PathBuf {
-    let specs = match std::env::var_os("ACCESSDESK_SPECS") {
-        Some(p) => PathBuf::from(p),
-        None => repo_root().join("tests/specs"),
-    };
-    specs.join("okta/management.prism.json")
-}
-
-/// Prism, killed by its PID when dropped.
-struct Prism {
-    child: Child,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Prism {
-    fn start(bin: &Path, spec: &Path, port: u16, upstream: &str) -> Prism {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let log = dir.path().join("prism.log");
-        let out = std::fs::File::create(&log).expect("prism log");
-        let err = out.try_clone().expect("prism log");
-        let child = Command::new(bin)
-            .args([
-                "proxy",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "--errors",
-            ])
-            .arg(spec)
-            .arg(upstream)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-        Prism {
-            child,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-
-    async fn wait_ready(&mut self, port: u16) {
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "Prism exited ({status}) before it was ready:\n{}",
-                    self.log_tail()
-                );
-            }
-            let probe = client
-                .get(format!("http://127.0.0.1:{port}/api/v1/users/me"))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await;
-            if probe.is_ok() {
-                return;
-            }
-            if Instant::now() > deadline {
-                panic!("Prism was not ready after 120 s:\n{}", self.log_tail());
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-}
-
-impl Drop for Prism {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
-/// One exchange as the recorder saw it.
-#[derive(Debug, Clone)]
-struct Exchange {
-    method: String,
-    path: String,
-    status: u16,
-    /// Prism's `sl-violations` header, its 422 / problem+json body: anything Prism objected to.
-    violation: Option<String>,
-}
-
-#[derive(Clone)]
-struct Recorder {
-    upstream: String,
-    client: reqwest::Client,
-    log: Arc<Mutex<Vec<Exchange>>>,
-}
-
-async fn record(State(rec): State<Recorder>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let path = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default();
-    let bytes = axum::body::to_bytes(body, 16 * 1024 * 1024)
-        .await
-        .unwrap_or_default();
-    let mut rb = rec
-        .client
-        .request(parts.method.clone(), format!("{}{path}", rec.upstream));
-    for (k, v) in parts.headers.iter() {
-        if k != "host" && k != "content-length" {
-            rb = rb.header(k, v);
-        }
-    }
-    let (status, headers, body) = match rb.body(bytes).send().await {
-        Ok(r) => {
-            let status = r.status();
-            let headers = r.headers().clone();
-            (status, headers, r.bytes().await.unwrap_or_default())
-        }
-        Err(e) => {
-            let mut out = Response::new(Body::from(format!("recorder: {e}")));
-            *out.status_mut() = axum::http::StatusCode::BAD_GATEWAY;
-            return out;
-        }
-    };
-    let problem = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.starts_with("application/problem+json"));
-    let sl = headers
-        .get("sl-violations")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let violation = match (sl, problem || status.as_u16() == 422) {
-        (Some(v), true) => Some(format!("{v} | {}", String::from_utf8_lossy(&body))),
-        (Some(v), false) => Some(v),
-        (None, true) => Some(String::from_utf8_lossy(&body).to_string()),
-        (None, false) => None,
-    };
-    rec.log.lock().unwrap().push(Exchange {
-        method: parts.method.to_string(),
-        path: path.clone(),
-        status: status.as_u16(),
-        violation,
-    });
-    let mut out = Response::new(Body::from(body));
-    *out.status_mut() = status;
-    for (k, v) in headers.iter() {
-        if k != "transfer-encoding" && k != "content-length" && k != "connection" {
-            out.headers_mut().append(k, v.clone());
-        }
-    }
-    out
-}
-
-impl Recorder {
-    async fn spawn(upstream: String) -> (SimServer, Recorder) {
-        let rec = Recorder {
-            upstream,
-            client: reqwest::Client::builder().no_proxy().build().unwrap(),
-            log: Arc::new(Mutex::new(Vec::new())),
-        };
-        let app = axum::Router::new().fallback(record).with_state(rec.clone());
-        (SimServer::spawn(app).await.expect("recorder"), rec)
-    }
-
-    fn exchanges(&self) -> Vec<Exchange> {
-        self.log.lock().unwrap().clone()
-    }
-}
+use std::time::Duration;
 
 /// The spec operation a recorded request belongs to.
 fn operation(method: &str, path: &str) -> String {
@@ -636,21 +438,6 @@ async fn rate_limited(base: &str, sim: &OktaHandle) {
 
 #[test]
 fn okta_adapter_conforms_to_the_official_spec_through_prism() {
-    let bin = prism_path();
-    assert!(
-        bin.exists(),
-        "Prism is required for the Okta conformance test and was not found at {}.\n\
-         Install it from the repository root ({}) with:\n    {INSTALL}\n\
-         or point ACCESSDESK_PRISM at a prism binary.",
-        bin.display(),
-        repo_root().display()
-    );
-    let spec = spec_path();
-    assert!(
-        spec.exists(),
-        "Okta's API description was not found at {} (set ACCESSDESK_SPECS to the specs directory)",
-        spec.display()
-    );
     accessdesk::adapters::http::install_crypto_provider();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -660,11 +447,14 @@ fn okta_adapter_conforms_to_the_official_spec_through_prism() {
     rt.block_on(async {
         let (sim_server, sim) = okta::spawn(OktaSimOptions::default()).await.expect("sim");
         sim.add_api_token(SSWS_TOKEN);
-        let port = free_port();
-        let mut prism = Prism::start(&bin, &spec, port, &sim_server.base_url());
-        prism.wait_ready(port).await;
-        let (rec_server, rec) = Recorder::spawn(format!("http://127.0.0.1:{port}")).await;
-        let base = rec_server.base_url();
+        let rig = PrismRig::start(
+            "okta/management.prism.json",
+            &sim_server.base_url(),
+            "/api/v1/users/me",
+        )
+        .await;
+        let rec = &rig.recorder;
+        let base = rig.base();
 
         ssws_contract(&base, &sim).await;
         oauth_contract(&base, &sim_server.base_url(), &sim).await;
@@ -709,21 +499,13 @@ fn okta_adapter_conforms_to_the_official_spec_through_prism() {
         let exchanges = rec.exchanges()[..contract].to_vec();
         let spec_gaps = exchanges.iter().filter(|x| undeclared_401(x)).count();
         assert_eq!(spec_gaps, 1, "the one 401 probe");
-        let violations: Vec<String> = exchanges
-            .iter()
-            .filter(|x| !undeclared_401(x))
-            .filter_map(|x| {
-                x.violation
-                    .as_ref()
-                    .map(|v| format!("{} {} -> {}: {v}", x.method, x.path, x.status))
-            })
-            .collect();
+        let violations = prism::violations(&exchanges, undeclared_401);
         if !violations.is_empty() {
             panic!(
                 "Prism reported {} violation(s) of Okta's API description:\n{}\n\nPrism log:\n{}",
                 violations.len(),
                 violations.join("\n"),
-                prism.log_tail()
+                rig.prism.log_tail()
             );
         }
         let covered: BTreeSet<String> = exchanges
@@ -760,8 +542,7 @@ fn okta_adapter_conforms_to_the_official_spec_through_prism() {
              no violations besides the undeclared 401 ({spec_gaps}, see undeclared_401)",
             covered.len()
         );
-        drop(prism);
-        rec_server.stop().await;
+        rig.stop().await;
         sim_server.stop().await;
     });
 }
