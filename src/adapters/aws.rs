@@ -18,8 +18,10 @@
 //! any part of the value.
 
 use super::AResult;
+use super::auth::Auth;
 use super::error::{AdapterError, ErrorClass};
-use super::http::{Auth, HttpClient, Req, RetryPolicy, VendorProfile, redact_url, retry_after};
+use super::http::{HttpClient, Req, RetryPolicy, redact_url, retry_after};
+use super::kit::errors::VendorProfile;
 use crate::secrets::Secret;
 use async_trait::async_trait;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};

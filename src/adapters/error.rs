@@ -3,6 +3,8 @@
 use serde::Serialize;
 use std::time::Duration;
 
+pub type AResult<T> = std::result::Result<T, AdapterError>;
+
 /// What kind of failure this is; the engine decides what to do from the class alone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "class", rename_all = "snake_case")]

@@ -8,6 +8,7 @@
 //!
 //! Adapters never touch the store; the engine owns persistence.
 
+pub mod auth;
 pub mod aws;
 pub mod aws_iam;
 pub mod aws_identitystore;
@@ -18,40 +19,13 @@ pub mod okta;
 pub mod registry;
 pub mod scim;
 
-pub use error::{AdapterError, ErrorClass};
+pub use error::{AResult, AdapterError, ErrorClass};
+pub use kit::names::NameCache;
+pub use kit::paging::collect_all;
 
 use async_trait::async_trait;
 use serde::Serialize;
 use std::collections::BTreeMap;
-
-pub type AResult<T> = std::result::Result<T, AdapterError>;
-
-/// Group names resolved to the vendor's ids, shared by an adapter's workers. A name whose
-/// id turns out stale (the group was recreated) is forgotten and looked up again.
-#[derive(Debug, Default)]
-pub struct NameCache(std::sync::Mutex<std::collections::HashMap<String, String>>);
-
-impl NameCache {
-    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-    pub fn get(&self, name: &str) -> Option<String> {
-        self.map().get(name).cloned()
-    }
-    pub fn insert(&self, name: &str, id: &str) {
-        self.map().insert(name.to_string(), id.to_string());
-    }
-    /// Remember ids seen in a listing, without replacing what is known.
-    pub fn remember<'a>(&self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) {
-        let mut m = self.map();
-        for (name, id) in pairs {
-            m.entry(name.to_string()).or_insert_with(|| id.to_string());
-        }
-    }
-    pub fn forget(&self, name: &str) {
-        self.map().remove(name);
-    }
-}
 
 /// Who we are in the target system, and what we may do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -275,112 +249,5 @@ pub trait Adapter: Send + Sync {
             self.system(),
             "list entitlements",
         ))
-    }
-}
-
-/// Collect every page of a listing. A page that fails is retried from its own cursor
-/// (the pages before it are kept) up to `page_retries` times for retryable errors; then
-/// the whole listing fails. It never returns a silent partial result.
-pub async fn collect_all<T, F, Fut>(mut fetch: F, page_retries: u32) -> AResult<Vec<T>>
-where
-    F: FnMut(Option<String>) -> Fut,
-    Fut: std::future::Future<Output = AResult<Page<T>>>,
-{
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    let mut pages = 0u32;
-    loop {
-        let mut tries = 0;
-        let page = loop {
-            match fetch(cursor.clone()).await {
-                Ok(p) => break p,
-                Err(e) if e.class.is_retryable() && tries < page_retries => {
-                    tries += 1;
-                    let wait = e
-                        .class
-                        .retry_after()
-                        .unwrap_or(std::time::Duration::from_millis(50 * 2u64.pow(tries)));
-                    tokio::time::sleep(wait).await;
-                }
-                Err(mut e) => {
-                    e.message = format!(
-                        "listing failed on page {} after {} pages: {}",
-                        pages + 1,
-                        pages,
-                        e.message
-                    );
-                    return Err(e);
-                }
-            }
-        };
-        pages += 1;
-        out.extend(page.items);
-        match page.next {
-            Some(n) if Some(&n) != cursor.as_ref() => cursor = Some(n),
-            Some(_) => {
-                return Err(AdapterError::new(
-                    ErrorClass::Permanent,
-                    "",
-                    "pagination cursor did not advance; refusing to loop",
-                ));
-            }
-            None => return Ok(out),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    fn pages(
-        fail_on: u32,
-        fail_times: u32,
-        class: ErrorClass,
-    ) -> impl FnMut(Option<String>) -> std::future::Ready<AResult<Page<u32>>> {
-        let calls = std::sync::Arc::new(AtomicU32::new(0));
-        move |cursor: Option<String>| {
-            let n: u32 = cursor
-                .as_deref()
-                .map(|c| c.parse().unwrap_or(0))
-                .unwrap_or(1);
-            if n == fail_on && calls.fetch_add(1, Ordering::SeqCst) < fail_times {
-                return std::future::ready(Err(AdapterError::new(
-                    class.clone(),
-                    "sim",
-                    "page failed",
-                )));
-            }
-            let next = if n < 10 {
-                Some((n + 1).to_string())
-            } else {
-                None
-            };
-            std::future::ready(Ok(Page {
-                items: vec![n],
-                next,
-            }))
-        }
-    }
-
-    #[tokio::test]
-    async fn listing_resumes_from_the_failed_page() {
-        let all = collect_all(pages(7, 2, ErrorClass::Transient), 3)
-            .await
-            .unwrap();
-        assert_eq!(all, (1..=10).collect::<Vec<_>>());
-    }
-
-    #[tokio::test]
-    async fn listing_fails_whole_rather_than_partially() {
-        let e = collect_all(pages(7, 99, ErrorClass::Transient), 2)
-            .await
-            .unwrap_err();
-        assert!(e.message.contains("page 7 after 6 pages"), "{}", e.message);
-        let e = collect_all(pages(7, 1, ErrorClass::Permanent), 5)
-            .await
-            .unwrap_err();
-        assert_eq!(e.class, ErrorClass::Permanent);
     }
 }

@@ -35,12 +35,16 @@
 //! `hris_id_attribute` (default `employeeNumber`),
 //! `custom_attributes` (profile attributes beyond Okta's base schema that may be sent).
 
+use super::auth::jwt::Signer;
+use super::auth::oauth::{ClientAssertion, TokenAuth, TokenEndpoint};
+use super::auth::{Auth, HeaderAuth};
 use super::error::{AdapterError, ErrorClass};
-use super::http::{
-    Auth, HeaderAuth, HttpClient, HttpResponse, RateLimiter, RateSignal, Req, RetryPolicy,
-    Timeouts, VendorProfile, classify_status, link_next,
-};
+use super::http::{HttpClient, HttpResponse, RateLimiter, RateSignal, Req, RetryPolicy, Timeouts};
 use super::kit::context::AdapterContext;
+use super::kit::errors::{
+    Class, ErrorRule, OAUTH_ERRORS, VendorProfile, classify_by, classify_status, code,
+};
+use super::kit::paging::link_next;
 use super::kit::settings;
 use super::{
     AResult, AccountSpec, Adapter, EntitlementTarget, Identity, Page, RemoteAccount,
@@ -50,12 +54,12 @@ use crate::model::EntitlementKind;
 use crate::secrets::Secret;
 use crate::{Error, Result};
 use async_trait::async_trait;
-use reqwest::header::{ACCEPT, HeaderMap, HeaderValue};
+use reqwest::header::{ACCEPT, HeaderMap};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The Okta Management API version this adapter speaks. Every path is built from it.
 pub const API_VERSION: &str = "v1";
@@ -366,6 +370,15 @@ impl VendorProfile for OktaProfile {
 }
 
 /// Classify a non-2xx Okta response (Management API or OAuth endpoint).
+/// Okta's error codes that say more than their status.
+const OKTA_ERRORS: &[ErrorRule] = &[
+    code("E0000047", Class::RateLimited),
+    code("E0000011", Class::Unauthorized),
+    code("E0000004", Class::Unauthorized),
+    code("E0000005", Class::Unauthorized),
+    code("E0000007", Class::NotFound),
+];
+
 pub fn classify_okta(system: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> AdapterError {
     let www = headers
         .get("www-authenticate")
@@ -399,18 +412,9 @@ pub fn classify_okta(system: &str, status: u16, headers: &HeaderMap, body: &[u8]
             Some(d) => format!("{code}: {d}"),
             None => code.to_string(),
         };
-        let class = match code {
-            "invalid_client"
-            | "invalid_grant"
-            | "unauthorized_client"
-            | "invalid_token"
-            | "access_denied" => ErrorClass::Unauthorized,
-            "slow_down" | "temporarily_unavailable" => ErrorClass::Transient,
-            _ if status == 429 => ErrorClass::RateLimited {
-                retry_after: wait_until_reset(headers),
-            },
-            _ if status >= 500 => ErrorClass::Transient,
-            _ => ErrorClass::Permanent,
+        let class = match classify_by(OAUTH_ERRORS, status, Some(code)) {
+            Class::RateLimited => Class::RateLimited.with_wait(wait_until_reset(headers)),
+            c => c.with_wait(None),
         };
         return AdapterError::new(class, system, message)
             .with_status(status)
@@ -433,22 +437,14 @@ pub fn classify_okta(system: &str, status: u16, headers: &HeaderMap, body: &[u8]
         .iter()
         .chain(std::iter::once(&summary))
         .any(|c| c.to_ascii_lowercase().contains("already exists"));
-    let class = match code.as_str() {
-        "E0000047" => ErrorClass::RateLimited {
-            retry_after: wait_until_reset(headers),
-        },
-        "E0000011" | "E0000004" | "E0000005" => ErrorClass::Unauthorized,
-        "E0000007" => ErrorClass::NotFound,
-        _ if already_exists => ErrorClass::Conflict,
-        _ if status == 401 || www.contains("invalid_token") => ErrorClass::Unauthorized,
-        _ if status == 429 => ErrorClass::RateLimited {
-            retry_after: wait_until_reset(headers),
-        },
-        _ if status == 404 || status == 410 => ErrorClass::NotFound,
-        _ if status == 409 => ErrorClass::Conflict,
-        _ if status == 408 || status >= 500 => ErrorClass::Transient,
-        _ => ErrorClass::Permanent,
+    let class = if already_exists && !OKTA_ERRORS.iter().any(|r| r.code == Some(code.as_str())) {
+        Class::Conflict
+    } else if status == 401 || www.contains("invalid_token") {
+        Class::Unauthorized
+    } else {
+        classify_by(OKTA_ERRORS, status, Some(&code))
     };
+    let class = class.with_wait(wait_until_reset(headers));
     let message = if www.contains("insufficient_scope") {
         format!("{message} (the access token lacks a scope this call needs)")
     } else {
@@ -458,272 +454,6 @@ pub fn classify_okta(system: &str, status: u16, headers: &HeaderMap, body: &[u8]
         .with_status(status)
         .with_code(code)
         .with_excerpt(body)
-}
-
-// ---------------------------------------------------------------------------------------
-// OAuth 2.0 client credentials with private_key_jwt
-// ---------------------------------------------------------------------------------------
-
-struct CachedToken {
-    value: Secret,
-    expires_at: Instant,
-    lifetime: Duration,
-    scopes: Vec<String>,
-}
-
-/// Mints client assertions, exchanges them for access tokens and caches the token.
-pub struct PrivateKeyJwtAuth {
-    system: String,
-    client_id: String,
-    scopes: Vec<String>,
-    key_id: Option<String>,
-    alg: jsonwebtoken::Algorithm,
-    key: jsonwebtoken::EncodingKey,
-    token_url: String,
-    source: String,
-    client: HttpClient,
-    cache: tokio::sync::Mutex<Option<CachedToken>>,
-}
-
-impl std::fmt::Debug for PrivateKeyJwtAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PrivateKeyJwtAuth")
-            .field("client_id", &self.client_id)
-            .field("alg", &self.alg)
-            .field("token_url", &self.token_url)
-            .field("key", &"[redacted]")
-            .finish()
-    }
-}
-
-/// The token request carries its credential (the signed assertion) in the body; this only
-/// names where the key came from in error messages.
-struct TokenEndpointAuth {
-    source: String,
-}
-
-#[async_trait]
-impl Auth for TokenEndpointAuth {
-    async fn authorize(&self, _req: &mut reqwest::Request) -> AResult<()> {
-        Ok(())
-    }
-    fn source(&self) -> String {
-        self.source.clone()
-    }
-}
-
-#[derive(serde::Serialize)]
-struct AssertionClaims<'a> {
-    iss: &'a str,
-    sub: &'a str,
-    aud: &'a str,
-    iat: u64,
-    exp: u64,
-    jti: String,
-}
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    token_type: String,
-    expires_in: u64,
-    #[serde(default)]
-    scope: Option<String>,
-}
-
-/// Parse a PEM private key: RSA (PKCS#1 or PKCS#8) signs RS256, P-256 (PKCS#8) ES256.
-pub fn signing_key(
-    pem: &str,
-) -> std::result::Result<(jsonwebtoken::Algorithm, jsonwebtoken::EncodingKey), String> {
-    use jsonwebtoken::{Algorithm, EncodingKey};
-    if let Ok(k) = EncodingKey::from_rsa_pem(pem.as_bytes()) {
-        return Ok((Algorithm::RS256, k));
-    }
-    if let Ok(k) = EncodingKey::from_ec_pem(pem.as_bytes()) {
-        return Ok((Algorithm::ES256, k));
-    }
-    Err("is not a PEM private key (RSA for RS256, or P-256 in PKCS#8 for ES256)".into())
-}
-
-impl PrivateKeyJwtAuth {
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        system: &str,
-        client_id: &str,
-        scopes: &[String],
-        key_id: Option<String>,
-        pem: &Secret,
-        token_url: &str,
-        source: &str,
-        timeouts: Timeouts,
-        limiter: Arc<RateLimiter>,
-        retry: RetryPolicy,
-    ) -> AResult<Self> {
-        let (alg, key) = signing_key(pem.expose()).map_err(|why| {
-            AdapterError::new(
-                ErrorClass::Unauthorized,
-                system,
-                format!("the credential from {source} {why}"),
-            )
-        })?;
-        let mut client = HttpClient::new(
-            system,
-            token_url,
-            timeouts,
-            limiter,
-            Arc::new(TokenEndpointAuth {
-                source: source.to_string(),
-            }),
-            Arc::new(OktaProfile),
-        )?;
-        client.retry = retry;
-        Ok(PrivateKeyJwtAuth {
-            system: system.to_string(),
-            client_id: client_id.to_string(),
-            scopes: scopes.to_vec(),
-            key_id,
-            alg,
-            key,
-            token_url: token_url.to_string(),
-            source: source.to_string(),
-            client,
-            cache: tokio::sync::Mutex::new(None),
-        })
-    }
-
-    fn assertion(&self) -> AResult<String> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        let jti: String = {
-            use rand::Rng;
-            let mut rng = rand::rng();
-            (0..32)
-                .map(|_| format!("{:x}", rng.random_range(0..16u8)))
-                .collect()
-        };
-        let claims = AssertionClaims {
-            iss: &self.client_id,
-            sub: &self.client_id,
-            aud: &self.token_url,
-            iat: now,
-            exp: now + 300,
-            jti,
-        };
-        let mut header = jsonwebtoken::Header::new(self.alg);
-        header.kid = self.key_id.clone();
-        jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| {
-            AdapterError::new(
-                ErrorClass::Unauthorized,
-                &self.system,
-                format!(
-                    "could not sign a client assertion with the key from {}: {}",
-                    self.source, e
-                ),
-            )
-        })
-    }
-
-    async fn fetch(&self) -> AResult<CachedToken> {
-        let form = vec![
-            ("grant_type".to_string(), "client_credentials".to_string()),
-            ("scope".to_string(), self.scopes.join(" ")),
-            (
-                "client_assertion_type".to_string(),
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_string(),
-            ),
-            ("client_assertion".to_string(), self.assertion()?),
-        ];
-        let sent = Instant::now();
-        let resp = self
-            .client
-            .send(
-                Req::post(self.token_url.clone())
-                    .form(form)
-                    .header(ACCEPT, "application/json"),
-            )
-            .await
-            .map_err(|mut e| {
-                // The token client's own "rejected the credential" prefix would be repeated
-                // by the API request that needed the token; keep the vendor's words only.
-                let prefix = format!(
-                    "{} rejected the credential from {} (expired or revoked?): ",
-                    self.system, self.source
-                );
-                let vendor = e.message.strip_prefix(&prefix).unwrap_or(&e.message);
-                e.message = format!(
-                    "the token endpoint {} refused client {}: {vendor}",
-                    self.token_url, self.client_id
-                );
-                e
-            })?;
-        let t: TokenResponse = resp.json(&self.system, "an OAuth token response")?;
-        if !t.token_type.eq_ignore_ascii_case("bearer") || t.access_token.is_empty() {
-            return Err(AdapterError::bad_response(
-                &self.system,
-                resp.status,
-                "a Bearer access token",
-                b"(token response withheld)",
-            ));
-        }
-        let scopes = match t.scope {
-            Some(s) => s.split_whitespace().map(str::to_string).collect(),
-            None => self.scopes.clone(),
-        };
-        let ttl = Duration::from_secs(t.expires_in.max(1));
-        Ok(CachedToken {
-            value: Secret::new(t.access_token),
-            expires_at: sent + ttl,
-            lifetime: ttl,
-            scopes,
-        })
-    }
-
-    /// A valid token: the cached one unless it expires within a margin, else a new one.
-    /// Returns (token, scopes).
-    async fn token(&self) -> AResult<(Secret, Vec<String>)> {
-        let mut cache = self.cache.lock().await;
-        if let Some(t) = cache.as_ref() {
-            let left = t.expires_at.saturating_duration_since(Instant::now());
-            // Refresh a little early: a quarter of a short lifetime, at most a minute.
-            let margin = Duration::from_secs(60).min(t.lifetime / 4);
-            if left > margin {
-                return Ok((t.value.clone(), t.scopes.clone()));
-            }
-        }
-        let fresh = self.fetch().await?;
-        let out = (fresh.value.clone(), fresh.scopes.clone());
-        *cache = Some(fresh);
-        Ok(out)
-    }
-}
-
-#[async_trait]
-impl Auth for PrivateKeyJwtAuth {
-    async fn authorize(&self, req: &mut reqwest::Request) -> AResult<()> {
-        let (token, _) = self.token().await?;
-        let mut v = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
-            AdapterError::new(
-                ErrorClass::Unauthorized,
-                &self.system,
-                "the access token contains characters not allowed in a header",
-            )
-        })?;
-        v.set_sensitive(true);
-        req.headers_mut().insert(reqwest::header::AUTHORIZATION, v);
-        Ok(())
-    }
-
-    /// After a 401: drop the cached token so that the next attempt fetches a new one. If
-    /// there was none (the token request itself was refused), retrying cannot help.
-    async fn invalidate(&self) -> bool {
-        self.cache.lock().await.take().is_some()
-    }
-
-    fn source(&self) -> String {
-        self.source.clone()
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -808,9 +538,19 @@ fn quoted(s: &str) -> String {
 // The adapter
 // ---------------------------------------------------------------------------------------
 
+/// The OAuth service app's token source and what `authenticate` reports of it.
+#[derive(Debug)]
+struct JwtAuth {
+    auth: Arc<TokenAuth>,
+    client_id: String,
+    token_url: String,
+    alg: jsonwebtoken::Algorithm,
+    key_id: Option<String>,
+}
+
 enum AuthKind {
     Ssws,
-    Jwt(Arc<PrivateKeyJwtAuth>),
+    Jwt(Box<JwtAuth>),
 }
 
 pub struct OktaAdapter {
@@ -863,19 +603,42 @@ impl OktaAdapter {
                 let token_url = token_url
                     .clone()
                     .unwrap_or_else(|| format!("{}/oauth2/v1/token", opts.base_url));
-                let j = Arc::new(PrivateKeyJwtAuth::new(
+                let signer =
+                    Signer::from_pem(opts.credential.expose(), key_id.clone()).map_err(|why| {
+                        AdapterError::new(
+                            ErrorClass::Unauthorized,
+                            &opts.system,
+                            format!("the credential from {} {why}", opts.credential_source),
+                        )
+                    })?;
+                let alg = signer.alg;
+                let grant = ClientAssertion {
+                    client_id: client_id.clone(),
+                    scopes: scopes.clone(),
+                    signer,
+                    token_url: token_url.clone(),
+                };
+                let endpoint = TokenEndpoint {
+                    url: token_url.clone(),
+                    timeouts: opts.timeouts,
+                    limiter: opts.limiter.clone(),
+                    retry: opts.retry,
+                    profile: Arc::new(OktaProfile),
+                };
+                let j = Arc::new(TokenAuth::new(
                     &opts.system,
-                    client_id,
-                    scopes,
-                    key_id.clone(),
-                    &opts.credential,
-                    &token_url,
                     &opts.credential_source,
-                    opts.timeouts,
-                    opts.limiter.clone(),
-                    opts.retry,
+                    endpoint,
+                    Box::new(grant),
                 )?);
-                (j.clone(), AuthKind::Jwt(j))
+                let info = JwtAuth {
+                    auth: j.clone(),
+                    client_id: client_id.clone(),
+                    token_url,
+                    alg,
+                    key_id: key_id.clone(),
+                };
+                (j, AuthKind::Jwt(Box::new(info)))
             }
         };
         let mut http = HttpClient::new(
@@ -1216,16 +979,23 @@ impl Adapter for OktaAdapter {
                     details.insert("key_id".into(), k.clone());
                 }
                 // Check the credential for real: a fresh token, then one cheap call with it.
-                j.invalidate().await;
-                let (_, scopes) = j.token().await.map_err(|mut e| {
-                    if e.class == ErrorClass::Unauthorized {
-                        e.message = format!(
-                            "{} rejected the credential from {}: {}",
-                            self.system, j.source, e.message
-                        );
-                    }
-                    e
-                })?;
+                j.auth.invalidate().await;
+                let scopes = j
+                    .auth
+                    .token()
+                    .await
+                    .map_err(|mut e| {
+                        if e.class == ErrorClass::Unauthorized {
+                            e.message = format!(
+                                "{} rejected the credential from {}: {}",
+                                self.system,
+                                j.auth.source(),
+                                e.message
+                            );
+                        }
+                        e
+                    })?
+                    .scopes;
                 let q = query_string(&[("limit", "1")]);
                 self.send(Req::get(api(&format!("/users?{q}")))).await?;
                 Ok(Identity {
@@ -1425,7 +1195,7 @@ impl Adapter for OktaAdapter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderName;
+    use reqwest::header::{HeaderName, HeaderValue};
 
     fn h(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut m = HeaderMap::new();
@@ -1590,9 +1360,15 @@ mod tests {
     fn keys_are_recognised_and_never_shown() {
         let rsa = include_str!("../../tests/fixtures/okta/test-rsa-private.pem");
         let ec = include_str!("../../tests/fixtures/okta/test-ec-private.pem");
-        assert_eq!(signing_key(rsa).unwrap().0, jsonwebtoken::Algorithm::RS256);
-        assert_eq!(signing_key(ec).unwrap().0, jsonwebtoken::Algorithm::ES256);
-        assert!(signing_key("00abc-not-a-key").is_err());
+        assert_eq!(
+            crate::adapters::auth::jwt::signing_key(rsa).unwrap().0,
+            jsonwebtoken::Algorithm::RS256
+        );
+        assert_eq!(
+            crate::adapters::auth::jwt::signing_key(ec).unwrap().0,
+            jsonwebtoken::Algorithm::ES256
+        );
+        assert!(crate::adapters::auth::jwt::signing_key("00abc-not-a-key").is_err());
         let mut o = OktaOptions::new(
             "okta",
             "http://127.0.0.1:1",

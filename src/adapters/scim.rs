@@ -63,12 +63,12 @@
 //! - **Secrets** live only in the `Authorization` header (marked sensitive); `Debug` shows the
 //!   system and URL only; error excerpts and messages are redacted.
 
+use super::auth::HeaderAuth;
 use super::error::{AdapterError, ErrorClass};
-use super::http::{
-    HeaderAuth, HttpClient, HttpResponse, Req, RetryPolicy, VendorProfile, classify_status,
-    redact_text, scim_next_start,
-};
+use super::http::{HttpClient, HttpResponse, Req, RetryPolicy, redact_text};
 use super::kit::context::AdapterContext;
+use super::kit::errors::{VendorProfile, classify_status};
+use super::kit::paging::scim_next_start;
 use super::kit::settings;
 use super::{
     AResult, AccountSpec, Adapter, EntitlementTarget, Identity, Page, RemoteAccount,

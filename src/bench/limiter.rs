@@ -12,9 +12,9 @@
 //! per-minute semantics are the same at any window length.
 
 use super::BenchReport;
-use crate::adapters::http::{
-    HttpClient, NoAuth, RateLimiter, RateSignal, Req, RetryPolicy, Timeouts, VendorProfile,
-};
+use crate::adapters::auth::NoAuth;
+use crate::adapters::http::{HttpClient, RateLimiter, RateSignal, Req, RetryPolicy, Timeouts};
+use crate::adapters::kit::errors::VendorProfile;
 use crate::sim::SimServer;
 use crate::sim::ratelimit::RateWindows;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};

@@ -4,8 +4,17 @@
 //! - [`context`]: what a constructor receives (the system's entry, its secrets, its
 //!   limiter and timeouts), so adapters need not know the registry that builds them.
 //! - [`settings`]: `[systems.NAME.settings]` declared once, as a serde struct.
+//! - [`errors`]: each vendor's error and rate-limit dialect ([`errors::VendorProfile`]) and
+//!   the error-class mapping table.
+//! - [`paging`]: Link headers, cursors and page tokens, SCIM startIndex; `collect_all`.
+//! - [`names`]: the name → id cache.
 //! - [`testkit`]: stand-ins for the keychain that tests and benchmarks share.
+//!
+//! Auth providers live beside the kit in [`crate::adapters::auth`].
 
 pub mod context;
+pub mod errors;
+pub mod names;
+pub mod paging;
 pub mod settings;
 pub mod testkit;
