@@ -10,7 +10,8 @@ mod contract;
 #[path = "common/moto.rs"]
 mod moto;
 
-use accessdesk::adapters::{Adapter, collect_all};
+use accessdesk::adapters::collect_all;
+use accessdesk::adapters::prelude::*;
 use contract::{MotoTarget, SLOW, all_accounts, iam, person};
 
 #[tokio::test]

@@ -11,8 +11,9 @@
 mod engine;
 
 use accessdesk::adapters::http::{RateLimiter, Timeouts};
+use accessdesk::adapters::prelude::*;
 use accessdesk::adapters::registry::{AdapterContext, build_with};
-use accessdesk::adapters::{Adapter, RemoteAccount, collect_all};
+use accessdesk::adapters::{RemoteAccount, collect_all};
 use accessdesk::model::{EmploymentStatus, Person};
 use accessdesk::sim::aws::AwsSimOptions;
 use accessdesk::sim::okta::OktaSimOptions;

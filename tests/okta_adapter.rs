@@ -5,8 +5,9 @@
 mod okta_support;
 
 use accessdesk::adapters::http::{RateLimiter, install_crypto_provider};
+use accessdesk::adapters::prelude::*;
 use accessdesk::adapters::registry::{AdapterContext, build_with};
-use accessdesk::adapters::{Adapter, AdapterError, ErrorClass, collect_all};
+use accessdesk::adapters::{AdapterError, ErrorClass, collect_all};
 use accessdesk::secrets::Secret;
 use accessdesk::sim::SimServer;
 use accessdesk::sim::fault::FaultProfile;

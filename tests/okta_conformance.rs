@@ -25,7 +25,8 @@ mod okta_support;
 #[path = "common/prism.rs"]
 mod prism;
 
-use accessdesk::adapters::{Adapter, ErrorClass, collect_all};
+use accessdesk::adapters::prelude::*;
+use accessdesk::adapters::{ErrorClass, collect_all};
 use accessdesk::sim::fault::FaultProfile;
 use accessdesk::sim::okta::{self, ADMIN_LOGIN, BodyFault, FailRule, OktaHandle, OktaSimOptions};
 use axum::http::Method;

@@ -7,8 +7,9 @@ mod okta_support;
 
 use accessdesk::adapters::http::install_crypto_provider;
 use accessdesk::adapters::okta::{GROUP_USERS_PAGE_MAX, GROUPS_PAGE_MAX, USERS_PAGE_MAX};
+use accessdesk::adapters::prelude::*;
 use accessdesk::adapters::{
-    Adapter, EntitlementTarget, ErrorClass, RemoteAccount, RemoteEntitlement, collect_all,
+    EntitlementTarget, ErrorClass, RemoteAccount, RemoteEntitlement, collect_all,
 };
 use accessdesk::model::EntitlementKind;
 use accessdesk::sim::SimServer;

@@ -7,8 +7,8 @@
 #[path = "okta_support/mod.rs"]
 mod okta_support;
 
-use accessdesk::adapters::Adapter;
 use accessdesk::adapters::http::install_crypto_provider;
+use accessdesk::adapters::prelude::*;
 use accessdesk::sim::okta::{self, OktaSimOptions};
 use okta_support::*;
 

@@ -19,8 +19,8 @@ mod contract;
 #[path = "common/scim_server.rs"]
 mod scim_server;
 
-use accessdesk::adapters::Adapter;
 use accessdesk::adapters::http::RateLimiter;
+use accessdesk::adapters::prelude::*;
 use accessdesk::adapters::registry::AdapterContext;
 use contract::{
     CREDENTIAL, Keychain, SYSTEM, adapter, adapter_with, config, create_group, group, methods_seen,

@@ -15,11 +15,12 @@ mod engine;
 #[path = "common/moto.rs"]
 mod moto;
 
-use accessdesk::adapters::{Adapter, ErrorClass, collect_all};
+use accessdesk::adapters::prelude::*;
+use accessdesk::adapters::{ErrorClass, collect_all};
 use accessdesk::model::SystemKind;
 use accessdesk::sim::aws::AwsSimOptions;
+use accessdesk::sim::aws::{iam as aws_iam, identitystore as aws_identitystore};
 use accessdesk::sim::fault::FaultProfile;
-use accessdesk::sim::{aws_iam, aws_identitystore};
 use contract::{AwsTarget, SLOW, SimAws, group, iam, idstore, names, person};
 use serde_json::Value;
 use std::path::PathBuf;

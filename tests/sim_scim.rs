@@ -16,8 +16,9 @@ mod engine;
 mod scim_server;
 
 use accessdesk::adapters::http::RateLimiter;
+use accessdesk::adapters::prelude::*;
 use accessdesk::adapters::registry::{AdapterContext, build_with};
-use accessdesk::adapters::{Adapter, ErrorClass, collect_all};
+use accessdesk::adapters::{ErrorClass, collect_all};
 use accessdesk::sim::fault::FaultProfile;
 use accessdesk::sim::scim::ScimSimOptions;
 use contract::{

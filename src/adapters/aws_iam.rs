@@ -55,14 +55,14 @@ use super::aws::{
     self, AwsProfile, CommonSettings, SigV4Auth, child, child_text, members, next_marker,
     with_result,
 };
-use super::error::ok_if_not_found;
 use super::error::{AdapterError, ErrorClass};
+use super::error::{Edit, already_done, ok_if_not_found};
 use super::http::{HttpClient, HttpResponse, Req, RetryPolicy};
 use super::kit::context::AdapterContext;
 use super::kit::settings;
 use super::{
-    AResult, AccountSpec, Adapter, EntitlementTarget, Identity, Page, RemoteAccount,
-    RemoteEntitlement, RemoteMembership, collect_all,
+    AResult, About, AccountSpec, Adapter, Capabilities, EntitlementTarget, Identity, Page,
+    Provisioner, Reader, RemoteAccount, RemoteEntitlement, RemoteMembership, collect_all,
 };
 use crate::model::EntitlementKind;
 use async_trait::async_trait;
@@ -70,6 +70,9 @@ use futures::StreamExt;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, LazyLock};
+
+mod provisioner;
+mod reader;
 
 /// The IAM API version this adapter speaks.
 pub const API_VERSION: &str = "2010-05-08";
@@ -322,7 +325,17 @@ pub fn partition_endpoint(region: &str) -> (&'static str, &'static str) {
     }
 }
 
+/// IAM users carry the HR id as a tag; no suspend (deactivation removes sign-in); users are
+/// not deleted.
+const CAPABILITIES: Capabilities = Capabilities {
+    suspend: false,
+    delete: false,
+    list_entitlements: true,
+    stores_hris_id: true,
+};
+
 pub struct AwsIam {
+    about: About,
     http: HttpClient,
     sts: HttpClient,
     settings: CommonSettings,
@@ -408,6 +421,7 @@ impl AwsIam {
         .map_err(to_usage)?;
         sts.retry = aws::default_retry();
         Ok(AwsIam {
+            about: About::of(&http, API_VERSION, CAPABILITIES),
             http,
             sts,
             settings,
@@ -586,443 +600,5 @@ impl AwsIam {
     }
 }
 
-#[async_trait]
-impl Adapter for AwsIam {
-    fn limiter(&self) -> Option<std::sync::Arc<crate::adapters::http::RateLimiter>> {
-        Some(self.http.limiter.clone())
-    }
-
-    fn system(&self) -> &str {
-        self.system_name()
-    }
-
-    fn api_version(&self) -> &str {
-        API_VERSION
-    }
-
-    /// `GetUser` without a name answers for the caller. Credentials that are not an IAM
-    /// user's (a role session) get a ValidationError there; then `sts:GetCallerIdentity`.
-    async fn authenticate(&self) -> AResult<Identity> {
-        let mut details = BTreeMap::new();
-        details.insert("api_version".to_string(), API_VERSION.to_string());
-        details.insert("region".to_string(), self.settings.region.clone());
-        details.insert("endpoint".to_string(), self.http.base().to_string());
-        let principal = match self.get_user(None).await {
-            Ok(Some(u)) => {
-                details.insert("user_name".into(), u.user_name.clone());
-                u.arn
-            }
-            Ok(None) => {
-                return Err(AdapterError::new(
-                    ErrorClass::Unauthorized,
-                    self.system_name(),
-                    "IAM answered that the calling user does not exist",
-                ));
-            }
-            Err(e) if e.vendor_code.as_deref() == Some("ValidationError") => {
-                let (arn, _, user_id) = aws::get_caller_identity(&self.sts).await?;
-                details.insert("user_id".into(), user_id);
-                arn
-            }
-            Err(e) => return Err(e),
-        };
-        if let Some(acct) = aws::arn_account(&principal) {
-            details.insert("account".into(), acct.to_string());
-        }
-        Ok(Identity {
-            principal,
-            scopes: Vec::new(),
-            details,
-        })
-    }
-
-    async fn create_account(&self, spec: &AccountSpec) -> AResult<RemoteAccount> {
-        self.check_user_name(&spec.login)?;
-        let tags = spec_tags(self.system_name(), spec)?;
-        let mut p = vec![("UserName".to_string(), spec.login.clone())];
-        if let Some(path) = &self.path {
-            p.push(("Path".into(), path.clone()));
-        }
-        p.extend(tag_params(&tags));
-        let r = self.call_owned("CreateUser", p).await?;
-        let mut user = parse_user_result(self.system_name(), "CreateUser", r.status, &r.body)?;
-        if user.tags.is_none() {
-            user.tags = Some(tags.into_iter().collect());
-        }
-        Ok(user.to_remote())
-    }
-
-    async fn update_account(
-        &self,
-        external_id: &str,
-        spec: &AccountSpec,
-    ) -> AResult<RemoteAccount> {
-        self.check_user_name(external_id)?;
-        let user = self.require_user(external_id).await?;
-        self.tag_user(external_id, &spec_tags(self.system_name(), spec)?)
-            .await?;
-        if let Some(path) = &self.path
-            && &user.path != path
-        {
-            self.call_empty(
-                "UpdateUser",
-                &[("UserName", external_id), ("NewPath", path)],
-            )
-            .await?;
-        }
-        Ok(self.require_user(external_id).await?.to_remote())
-    }
-
-    async fn deactivate_account(&self, external_id: &str) -> AResult<()> {
-        self.check_user_name(external_id)?;
-        let user = self.require_user(external_id).await?;
-        let tags = user.tags.unwrap_or_default();
-        let keys = self.access_keys(external_id).await?;
-        let active: Vec<String> = keys
-            .into_iter()
-            .filter(|(_, s)| s == "Active")
-            .map(|(id, _)| id)
-            .collect();
-        // Record first (merged with any earlier attempt), then act.
-        let mut recorded: BTreeSet<String> = tags
-            .get(DEACTIVATED_KEYS_TAG)
-            .map(|v| v.split_whitespace().map(str::to_string).collect())
-            .unwrap_or_default();
-        recorded.extend(active.iter().cloned());
-        let since = tags
-            .get(DEACTIVATED_TAG)
-            .cloned()
-            .unwrap_or_else(|| chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string());
-        let keys_value = recorded.into_iter().collect::<Vec<_>>().join(" ");
-        self.tag_user(
-            external_id,
-            &[
-                (DEACTIVATED_TAG.to_string(), since),
-                (DEACTIVATED_KEYS_TAG.to_string(), keys_value),
-            ],
-        )
-        .await?;
-        for key in &active {
-            ok_if_not_found(
-                self.call_empty(
-                    "UpdateAccessKey",
-                    &[
-                        ("UserName", external_id),
-                        ("AccessKeyId", key),
-                        ("Status", "Inactive"),
-                    ],
-                )
-                .await,
-            )?;
-        }
-        ok_if_not_found(
-            self.call_empty("DeleteLoginProfile", &[("UserName", external_id)])
-                .await,
-        )?;
-        for group in self.groups_of(external_id).await? {
-            ok_if_not_found(
-                self.call_empty(
-                    "RemoveUserFromGroup",
-                    &[("GroupName", &group), ("UserName", external_id)],
-                )
-                .await,
-            )?;
-        }
-        Ok(())
-    }
-
-    async fn reactivate_account(&self, external_id: &str) -> AResult<()> {
-        self.check_user_name(external_id)?;
-        let user = self.require_user(external_id).await?;
-        let tags = user.tags.unwrap_or_default();
-        let keys: Vec<String> = tags
-            .get(DEACTIVATED_KEYS_TAG)
-            .map(|v| v.split_whitespace().map(str::to_string).collect())
-            .unwrap_or_default();
-        for key in &keys {
-            // A key deleted since is not ours to bring back.
-            ok_if_not_found(
-                self.call_empty(
-                    "UpdateAccessKey",
-                    &[
-                        ("UserName", external_id),
-                        ("AccessKeyId", key),
-                        ("Status", "Active"),
-                    ],
-                )
-                .await,
-            )?;
-        }
-        if tags.contains_key(DEACTIVATED_TAG) || tags.contains_key(DEACTIVATED_KEYS_TAG) {
-            self.call_empty(
-                "UntagUser",
-                &[
-                    ("UserName", external_id),
-                    ("TagKeys.member.1", DEACTIVATED_TAG),
-                    ("TagKeys.member.2", DEACTIVATED_KEYS_TAG),
-                ],
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
-    async fn get_account_by_login(&self, login: &str) -> AResult<Option<RemoteAccount>> {
-        if !valid_user_name(login) {
-            return Ok(None); // IAM cannot hold a user by that name
-        }
-        Ok(self.get_user(Some(login)).await?.map(|u| u.to_remote()))
-    }
-
-    async fn get_account(&self, external_id: &str) -> AResult<Option<RemoteAccount>> {
-        self.get_account_by_login(external_id).await
-    }
-
-    async fn add_membership(&self, account_id: &str, target: &EntitlementTarget) -> AResult<()> {
-        self.check_user_name(account_id)?;
-        let group = self.group_name(target)?;
-        self.call_empty(
-            "AddUserToGroup",
-            &[("GroupName", group), ("UserName", account_id)],
-        )
-        .await
-    }
-
-    async fn remove_membership(&self, account_id: &str, target: &EntitlementTarget) -> AResult<()> {
-        self.check_user_name(account_id)?;
-        let group = self.group_name(target)?;
-        ok_if_not_found(
-            self.call_empty(
-                "RemoveUserFromGroup",
-                &[("GroupName", group), ("UserName", account_id)],
-            )
-            .await,
-        )
-    }
-
-    async fn list_memberships(&self, account_id: &str) -> AResult<Vec<RemoteMembership>> {
-        self.check_user_name(account_id)?;
-        Ok(self
-            .groups_of(account_id)
-            .await?
-            .into_iter()
-            .map(|g| RemoteMembership {
-                kind: EntitlementKind::Group,
-                name: g.clone(),
-                external_id: g,
-            })
-            .collect())
-    }
-
-    async fn list_accounts(&self, cursor: Option<String>) -> AResult<Page<RemoteAccount>> {
-        let page_size = self.page_size.to_string();
-        let mut p = vec![("MaxItems", page_size.as_str())];
-        if let Some(path) = &self.path {
-            p.push(("PathPrefix", path));
-        }
-        if let Some(m) = cursor.as_deref() {
-            p.push(("Marker", m));
-        }
-        let r = self.call("ListUsers", &p).await?;
-        let (users, next) = parse_user_page(self.system_name(), "ListUsers", r.status, &r.body)?;
-        Ok(Page {
-            items: self.enrich(users).await?,
-            next,
-        })
-    }
-
-    async fn list_members(
-        &self,
-        target: &EntitlementTarget,
-        cursor: Option<String>,
-    ) -> AResult<Page<RemoteAccount>> {
-        let group = self.group_name(target)?;
-        let page_size = self.page_size.to_string();
-        let mut p = vec![("GroupName", group), ("MaxItems", page_size.as_str())];
-        if let Some(m) = cursor.as_deref() {
-            p.push(("Marker", m));
-        }
-        let r = self.call("GetGroup", &p).await?;
-        let (users, next) = parse_user_page(self.system_name(), "GetGroup", r.status, &r.body)?;
-        Ok(Page {
-            items: self.enrich(users).await?,
-            next,
-        })
-    }
-
-    /// `ListGroups` over every path, `MaxItems` as for users; the cursor is the Marker.
-    async fn list_entitlements(&self, cursor: Option<String>) -> AResult<Page<RemoteEntitlement>> {
-        let page_size = self.page_size.to_string();
-        let mut p = vec![("MaxItems", page_size.as_str())];
-        if let Some(m) = cursor.as_deref() {
-            p.push(("Marker", m));
-        }
-        let r = self.call("ListGroups", &p).await?;
-        let page = parse_group_list_page(self.system_name(), r.status, &r.body)?;
-        Ok(Page {
-            items: page
-                .items
-                .into_iter()
-                .map(|g| RemoteEntitlement {
-                    kind: EntitlementKind::Group,
-                    name: g.clone(),
-                    external_id: g,
-                })
-                .collect(),
-            next: page.next,
-        })
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const NS: &str = "xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"";
-
-    #[test]
-    fn parses_users_with_and_without_tags() {
-        let body = format!(
-            "<GetUserResponse {NS}><GetUserResult><User><Path>/staff/</Path><UserName>ada</UserName>\
-             <UserId>AIDA1</UserId><Arn>arn:aws:iam::123456789012:user/staff/ada</Arn>\
-             <CreateDate>2024-01-01T00:00:00Z</CreateDate><Tags><member><Key>accessdesk:hris-id</Key>\
-             <Value>E001</Value></member><member><Key>accessdesk:deactivated</Key><Value>2024-02-02T00:00:00Z</Value>\
-             </member></Tags></User></GetUserResult><ResponseMetadata><RequestId>r</RequestId>\
-             </ResponseMetadata></GetUserResponse>"
-        );
-        let u = parse_user_result("iam", "GetUser", 200, body.as_bytes()).unwrap();
-        assert_eq!(u.path, "/staff/");
-        let a = u.to_remote();
-        assert_eq!(a.external_id, "ada");
-        assert_eq!(a.hris_id.as_deref(), Some("E001"));
-        assert!(!a.active);
-        let body = format!(
-            "<GetUserResponse {NS}><GetUserResult><User><UserName>bob</UserName></User></GetUserResult></GetUserResponse>"
-        );
-        let u = parse_user_result("iam", "GetUser", 200, body.as_bytes()).unwrap();
-        assert_eq!(u.tags, None);
-        assert!(u.to_remote().active);
-    }
-
-    #[test]
-    fn parses_pages_and_markers() {
-        let body = format!(
-            "<ListUsersResponse {NS}><ListUsersResult><Users><member><UserName>a</UserName></member>\
-             <member><UserName>b</UserName></member></Users><IsTruncated>true</IsTruncated>\
-             <Marker>m2</Marker></ListUsersResult></ListUsersResponse>"
-        );
-        let (users, next) = parse_user_page("iam", "ListUsers", 200, body.as_bytes()).unwrap();
-        assert_eq!(users.len(), 2);
-        assert_eq!(next.as_deref(), Some("m2"));
-        let body = format!(
-            "<ListGroupsForUserResponse {NS}><ListGroupsForUserResult><Groups><member><GroupName>g1</GroupName>\
-             </member></Groups><IsTruncated>false</IsTruncated></ListGroupsForUserResult></ListGroupsForUserResponse>"
-        );
-        let p = parse_groups_page("iam", 200, body.as_bytes()).unwrap();
-        assert_eq!(p.items, vec!["g1".to_string()]);
-        assert_eq!(p.next, None);
-        let body = format!(
-            "<ListAccessKeysResponse {NS}><ListAccessKeysResult><AccessKeyMetadata><member><UserName>a</UserName>\
-             <AccessKeyId>AKIA1</AccessKeyId><Status>Active</Status></member></AccessKeyMetadata>\
-             </ListAccessKeysResult></ListAccessKeysResponse>"
-        );
-        let p = parse_keys_page("iam", 200, body.as_bytes()).unwrap();
-        assert_eq!(p.items, vec![("AKIA1".to_string(), "Active".to_string())]);
-    }
-
-    #[test]
-    fn bad_bodies_are_classified_errors() {
-        // A 200 with an unexpected shape: the user has no name.
-        let body = format!(
-            "<GetUserResponse {NS}><GetUserResult><User><Arn>x</Arn></User></GetUserResult></GetUserResponse>"
-        );
-        let e = parse_user_result("iam", "GetUser", 200, body.as_bytes()).unwrap_err();
-        assert_eq!(e.class, ErrorClass::Transient);
-        assert_eq!(e.status, Some(200));
-        assert!(e.message.contains("GetUserResponse"), "{}", e.message);
-        // A truncated page says "more" but has no marker.
-        let body = format!(
-            "<ListUsersResponse {NS}><ListUsersResult><Users/><IsTruncated>true</IsTruncated></ListUsersResult></ListUsersResponse>"
-        );
-        assert!(parse_user_page("iam", "ListUsers", 200, body.as_bytes()).is_err());
-        // A list with a member missing its name.
-        let body = format!(
-            "<ListGroupsForUserResponse {NS}><ListGroupsForUserResult><Groups><member/></Groups></ListGroupsForUserResult></ListGroupsForUserResponse>"
-        );
-        assert!(parse_groups_page("iam", 200, body.as_bytes()).is_err());
-        // No list element at all.
-        let body = format!("<ListUsersResponse {NS}><ListUsersResult/></ListUsersResponse>");
-        assert!(parse_user_page("iam", "ListUsers", 200, body.as_bytes()).is_err());
-        // A body cut off mid-element, HTML, and JSON where XML was expected.
-        for body in [
-            &b"<ListUsersResponse><ListUsersResult><Users><member><UserName>a"[..],
-            b"<!DOCTYPE html><html><head><title>502</title></head></html>",
-            b"{\"Users\": []}",
-        ] {
-            let e = parse_user_page("iam", "ListUsers", 200, body).unwrap_err();
-            assert_eq!(e.class, ErrorClass::Transient, "{body:?}");
-            assert!(!e.excerpt.is_empty());
-        }
-    }
-
-    #[test]
-    fn names_and_tags() {
-        assert!(valid_user_name("ada.lovelace"));
-        assert!(valid_user_name("a+b=c,d.e@f-g_h"));
-        assert!(!valid_user_name(""));
-        assert!(!valid_user_name("has space"));
-        assert!(!valid_user_name("ünï"));
-        assert!(!valid_user_name(&"a".repeat(65)));
-        assert!(valid_group_name(&"g".repeat(128)));
-        assert!(valid_tag_value("E-001 / x@y.z"));
-        assert!(!valid_tag_value("a,b"));
-        assert_eq!(tag_value("Sales, EMEA (North)"), "Sales EMEA North");
-        assert_eq!(tag_value("Иван Петров"), "Иван Петров");
-        let spec = AccountSpec {
-            hris_id: "E001".into(),
-            login: "ada".into(),
-            email: "ada@example.com".into(),
-            display_name: "Ada L.".into(),
-            attributes: [("department".to_string(), "R&D".to_string())].into(),
-            ..Default::default()
-        };
-        let tags = spec_tags("iam", &spec).unwrap();
-        assert!(tags.contains(&(HRIS_TAG.to_string(), "E001".to_string())));
-        assert!(tags.contains(&("accessdesk:department".to_string(), "RD".to_string())));
-        let bad = AccountSpec {
-            hris_id: "E,001".into(),
-            ..spec
-        };
-        assert_eq!(
-            spec_tags("iam", &bad).unwrap_err().class,
-            ErrorClass::Permanent
-        );
-        assert_eq!(
-            tag_params(&[("k".into(), "v".into())]),
-            vec![
-                ("Tags.member.1.Key".to_string(), "k".to_string()),
-                ("Tags.member.1.Value".to_string(), "v".to_string())
-            ]
-        );
-    }
-
-    #[test]
-    fn group_ids() {
-        assert_eq!(group_name_from_id("eng"), "eng");
-        assert_eq!(
-            group_name_from_id("arn:aws:iam::123456789012:group/division/eng"),
-            "eng"
-        );
-        assert_eq!(
-            group_name_from_id("arn:aws:iam::123456789012:group/ops"),
-            "ops"
-        );
-    }
-
-    #[test]
-    fn partitions() {
-        assert_eq!(partition_endpoint("eu-west-1").1, "us-east-1");
-        assert_eq!(partition_endpoint("cn-northwest-1").1, "cn-north-1");
-        assert_eq!(partition_endpoint("us-gov-east-1").1, "us-gov-west-1");
-    }
-}
+mod tests;

@@ -61,14 +61,14 @@
 //! - `list_entitlements` is `ListGroups`: name the DisplayName, id the GroupId.
 
 use super::aws::{self, AwsProfile, CommonSettings, SigV4Auth};
-use super::error::ok_if_not_found;
 use super::error::{AdapterError, ErrorClass};
+use super::error::{Edit, already_done, ok_if_not_found};
 use super::http::{HttpClient, HttpResponse, Req, RetryPolicy};
 use super::kit::context::AdapterContext;
 use super::kit::settings;
 use super::{
-    AResult, AccountSpec, Adapter, EntitlementTarget, Identity, Page, RemoteAccount,
-    RemoteEntitlement, RemoteMembership, collect_all,
+    AResult, About, AccountSpec, Adapter, Capabilities, EntitlementTarget, Identity, Page,
+    Provisioner, Reader, RemoteAccount, RemoteEntitlement, RemoteMembership, collect_all,
 };
 use crate::model::EntitlementKind;
 use async_trait::async_trait;
@@ -79,6 +79,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+
+mod provisioner;
+mod reader;
 
 /// The identity store API version this adapter speaks.
 pub const API_VERSION: &str = "2020-06-15";
@@ -348,7 +351,17 @@ pub fn create_user_body(store_id: &str, spec: &AccountSpec) -> Value {
     body
 }
 
+/// The identity store deletes users (its leaver policy may be `delete`), lists groups, and
+/// holds no HR id accessdesk can write: proof is our record of creating the account.
+const CAPABILITIES: Capabilities = Capabilities {
+    suspend: false,
+    delete: true,
+    list_entitlements: true,
+    stores_hris_id: false,
+};
+
 pub struct AwsIdentityStore {
+    about: About,
     http: HttpClient,
     /// The same endpoint with a single attempt per send, for `CreateGroupMembership`: after
     /// an ambiguous failure (timeout, reset) the membership may exist, so the adapter looks
@@ -439,6 +452,7 @@ impl AwsIdentityStore {
         .map_err(to_usage)?;
         sts.retry = aws::default_retry();
         Ok(AwsIdentityStore {
+            about: About::of(&http, API_VERSION, CAPABILITIES),
             http,
             once,
             sts,
@@ -656,488 +670,5 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-#[async_trait]
-impl Adapter for AwsIdentityStore {
-    fn limiter(&self) -> Option<std::sync::Arc<crate::adapters::http::RateLimiter>> {
-        Some(self.http.limiter.clone())
-    }
-
-    fn system(&self) -> &str {
-        self.system_name()
-    }
-
-    fn api_version(&self) -> &str {
-        API_VERSION
-    }
-
-    /// CreateUser takes no ExternalIds, so an account made here cannot carry the HR id;
-    /// accessdesk's record of creating it is the proof.
-    fn stores_hris_id(&self) -> bool {
-        false
-    }
-
-    /// `sts:GetCallerIdentity` names the principal; one `ListUsers` proves the store id
-    /// and the `identitystore:ListUsers` permission.
-    async fn authenticate(&self) -> AResult<Identity> {
-        let (arn, account, _) = aws::get_caller_identity(&self.sts).await?;
-        let _: ListUsersOut = self.call_as("ListUsers", json!({"MaxResults": 1})).await?;
-        let mut details = BTreeMap::new();
-        details.insert("api_version".to_string(), API_VERSION.to_string());
-        details.insert("region".to_string(), self.settings.region.clone());
-        details.insert("identity_store_id".to_string(), self.store_id.clone());
-        details.insert("account".to_string(), account);
-        details.insert(
-            "deactivate".to_string(),
-            match self.mode {
-                DeactivateMode::RemoveMemberships => "remove_memberships",
-                DeactivateMode::DeleteUser => "delete_user",
-            }
-            .to_string(),
-        );
-        Ok(Identity {
-            principal: arn,
-            scopes: Vec::new(),
-            details,
-        })
-    }
-
-    async fn create_account(&self, spec: &AccountSpec) -> AResult<RemoteAccount> {
-        if spec.login.is_empty() || spec.login.chars().count() > 128 {
-            return Err(AdapterError::new(
-                ErrorClass::Permanent,
-                self.system_name(),
-                "an identity store UserName must be 1-128 characters",
-            ));
-        }
-        let out: UserIdOut = self
-            .call_as("CreateUser", create_user_body(&self.store_id, spec))
-            .await?;
-        Ok(RemoteAccount {
-            external_id: out.user_id,
-            login: spec.login.clone(),
-            email: Some(spec.email.clone()).filter(|e| !e.is_empty()),
-            active: true,
-            hris_id: None,
-            attributes: synced(
-                &spec.email,
-                &spec.display_name,
-                &spec.given_name,
-                &spec.family_name,
-                spec.attributes.get("title").map_or("", String::as_str),
-            ),
-        })
-    }
-
-    async fn update_account(
-        &self,
-        external_id: &str,
-        spec: &AccountSpec,
-    ) -> AResult<RemoteAccount> {
-        let current = self.require_user(external_id).await?;
-        let ops = update_operations(spec, &current.user_name);
-        if !ops.is_empty() {
-            self.call(
-                "UpdateUser",
-                json!({"UserId": external_id, "Operations": ops}),
-            )
-            .await?;
-        }
-        Ok(self.require_user(external_id).await?.to_remote())
-    }
-
-    async fn deactivate_account(&self, external_id: &str) -> AResult<()> {
-        self.require_user(external_id).await?;
-        self.remove_all_memberships(external_id).await?;
-        if self.mode == DeactivateMode::DeleteUser {
-            ok_if_not_found(
-                self.call("DeleteUser", json!({"UserId": external_id}))
-                    .await
-                    .map(|_| ()),
-            )?;
-        }
-        Ok(())
-    }
-
-    async fn reactivate_account(&self, external_id: &str) -> AResult<()> {
-        match (self.describe_user(external_id).await?, self.mode) {
-            (Some(_), _) => Ok(()),
-            (None, DeactivateMode::DeleteUser) => Err(AdapterError::new(
-                ErrorClass::Permanent,
-                self.system_name(),
-                format!(
-                    "identity store user {external_id} was deleted on deactivation \
-                     (deactivate = \"delete_user\") and cannot be reactivated; create the account again"
-                ),
-            )),
-            (None, DeactivateMode::RemoveMemberships) => Err(AdapterError::new(
-                ErrorClass::NotFound,
-                self.system_name(),
-                format!("identity store user {external_id} does not exist"),
-            )),
-        }
-    }
-
-    /// Remove the memberships, then `DeleteUser`; a user already gone counts as deleted.
-    async fn delete_account(&self, external_id: &str) -> AResult<()> {
-        if self.describe_user(external_id).await?.is_none() {
-            return Ok(());
-        }
-        self.remove_all_memberships(external_id).await?;
-        ok_if_not_found(
-            self.call("DeleteUser", json!({"UserId": external_id}))
-                .await
-                .map(|_| ()),
-        )
-    }
-
-    async fn get_account_by_login(&self, login: &str) -> AResult<Option<RemoteAccount>> {
-        let out: ListUsersOut = self
-            .call_as(
-                "ListUsers",
-                json!({"Filters": [{"AttributePath": "UserName", "AttributeValue": login}]}),
-            )
-            .await?;
-        Ok(out
-            .users
-            .iter()
-            .find(|u| u.user_name == login)
-            .map(StoreUser::to_remote))
-    }
-
-    async fn get_account(&self, external_id: &str) -> AResult<Option<RemoteAccount>> {
-        Ok(self
-            .describe_user(external_id)
-            .await?
-            .map(|u| u.to_remote()))
-    }
-
-    async fn add_membership(&self, account_id: &str, target: &EntitlementTarget) -> AResult<()> {
-        let group_id = self.group_id(target).await?;
-        let retry = self.http.retry;
-        let started = std::time::Instant::now();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            // Look first: after an ambiguous failure the last attempt may have landed.
-            if self.membership_id(&group_id, account_id).await?.is_some() {
-                return Ok(());
-            }
-            let err = match self
-                .call_with(
-                    &self.once,
-                    "CreateGroupMembership",
-                    json!({"GroupId": group_id, "MemberId": {"UserId": account_id}}),
-                )
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(e) if e.class == ErrorClass::Conflict => return Ok(()),
-                Err(e) => e,
-            };
-            let delay = retry.delay(attempt, err.class.retry_after());
-            if !err.class.is_retryable()
-                || attempt >= retry.max_attempts
-                || started.elapsed() + delay > retry.max_elapsed
-            {
-                return Err(err);
-            }
-            tokio::time::sleep(delay).await;
-        }
-    }
-
-    async fn remove_membership(&self, account_id: &str, target: &EntitlementTarget) -> AResult<()> {
-        let group_id = self.group_id(target).await?;
-        let Some(mid) = self.membership_id(&group_id, account_id).await? else {
-            return Ok(());
-        };
-        ok_if_not_found(
-            self.call("DeleteGroupMembership", json!({"MembershipId": mid}))
-                .await
-                .map(|_| ()),
-        )
-    }
-
-    async fn list_memberships(&self, account_id: &str) -> AResult<Vec<RemoteMembership>> {
-        let mut out = Vec::new();
-        for m in self.memberships_of(account_id).await? {
-            out.push(RemoteMembership {
-                kind: EntitlementKind::Group,
-                name: self.group_name_of(&m.group_id).await?,
-                external_id: m.group_id,
-            });
-        }
-        Ok(out)
-    }
-
-    async fn list_accounts(&self, cursor: Option<String>) -> AResult<Page<RemoteAccount>> {
-        let mut body = json!({"MaxResults": self.page_size});
-        if let Some(t) = cursor {
-            body["NextToken"] = json!(t);
-        }
-        let out: ListUsersOut = self.call_as("ListUsers", body).await?;
-        Ok(Page {
-            items: out.users.iter().map(StoreUser::to_remote).collect(),
-            next: out.next_token.filter(|t| !t.is_empty()),
-        })
-    }
-
-    async fn list_members(
-        &self,
-        target: &EntitlementTarget,
-        cursor: Option<String>,
-    ) -> AResult<Page<RemoteAccount>> {
-        let group_id = self.group_id(target).await?;
-        let mut body = json!({"GroupId": group_id, "MaxResults": self.page_size});
-        if let Some(t) = cursor {
-            body["NextToken"] = json!(t);
-        }
-        let out: ListMembershipsOut = self.call_as("ListGroupMemberships", body).await?;
-        let ids: Vec<String> = out
-            .group_memberships
-            .into_iter()
-            .filter_map(|m| m.member_id.and_then(|x| x.user_id))
-            .collect();
-        let users: Vec<AResult<Option<StoreUser>>> = futures::stream::iter(ids)
-            .map(|id| async move { self.describe_user(&id).await })
-            .buffered(4)
-            .collect()
-            .await;
-        let mut items = Vec::new();
-        for u in users {
-            // A member deleted between the two calls is simply gone.
-            if let Some(u) = u? {
-                items.push(u.to_remote());
-            }
-        }
-        Ok(Page {
-            items,
-            next: out.next_token.filter(|t| !t.is_empty()),
-        })
-    }
-
-    /// `ListGroups` with `MaxResults` as for users; the cursor is the NextToken. A group
-    /// without a DisplayName is named by its id (as memberships name it).
-    async fn list_entitlements(&self, cursor: Option<String>) -> AResult<Page<RemoteEntitlement>> {
-        let mut body = json!({"MaxResults": self.page_size});
-        if let Some(t) = cursor {
-            body["NextToken"] = json!(t);
-        }
-        let out: ListGroupsOut = self.call_as("ListGroups", body).await?;
-        let items: Vec<RemoteEntitlement> = out
-            .groups
-            .into_iter()
-            .map(|g| RemoteEntitlement {
-                kind: EntitlementKind::Group,
-                name: g.display_name.unwrap_or_else(|| g.group_id.clone()),
-                external_id: g.group_id,
-            })
-            .collect();
-        {
-            let mut by_name = lock(&self.by_name);
-            let mut by_id = lock(&self.by_id);
-            for e in &items {
-                by_name
-                    .entry(e.name.clone())
-                    .or_insert_with(|| e.external_id.clone());
-                by_id
-                    .entry(e.external_id.clone())
-                    .or_insert_with(|| e.name.clone());
-            }
-        }
-        Ok(Page {
-            items,
-            next: out.next_token.filter(|t| !t.is_empty()),
-        })
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Build either AWS adapter from a systems.toml snippet; the error text if it fails.
-    fn build(kind: &str, extra: &str, settings: &str, secret: &'static str) -> Option<String> {
-        let text = format!(
-            "[systems.a]\nkind = \"{kind}\"\ncredential = \"keyring:aws-x\"\n{extra}\n[systems.a.settings]\n{settings}\n"
-        );
-        let cfg = crate::config::SystemsConfig::parse(std::path::Path::new("systems.toml"), &text)
-            .expect("parses");
-        let entry = &cfg.catalog.systems["a"];
-        let secrets = crate::adapters::kit::testkit::FixedSecret::new(secret);
-        let ctx = || AdapterContext {
-            entry,
-            secrets: &secrets,
-            limiter: crate::adapters::kit::context::limiter_for(entry),
-            timeouts: Default::default(),
-        };
-        let r = if kind == "aws_iam" {
-            super::super::aws_iam::from_config(ctx()).map(|_| ())
-        } else {
-            from_config(ctx()).map(|_| ())
-        };
-        r.err().map(|e| match e {
-            crate::Error::Usage { message, hint } => format!("{message} | {hint}"),
-            other => other.to_string(),
-        })
-    }
-
-    #[test]
-    fn configuration_errors_say_what_to_fix() {
-        const OK: &str = "AKIAIOSFODNN7EXAMPLE:s3cr3tS3CR3T";
-        const STORE: &str = "identity_store_id = \"d-1234567890\"";
-        assert_eq!(build("aws_identity_store", "", STORE, OK), None);
-        assert_eq!(build("aws_iam", "", "path = \"/staff/\"", OK), None);
-        for (kind, extra, settings, secret, expect) in [
-            (
-                "aws_identity_store",
-                "",
-                "",
-                OK,
-                "identity_store_id is missing",
-            ),
-            (
-                "aws_identity_store",
-                "",
-                "identity_store_id = \"x\"",
-                OK,
-                "not an identity store id",
-            ),
-            (
-                "aws_identity_store",
-                "",
-                "identity_store_id = \"d-1234567890\"\ndeactivate = \"wipe\"",
-                OK,
-                "remove_memberships",
-            ),
-            (
-                "aws_identity_store",
-                "",
-                "identity_store_id = \"d-1234567890\"\npage_size = 500",
-                OK,
-                "page_size",
-            ),
-            (
-                "aws_identity_store",
-                "api_version = \"2019-01-01\"",
-                STORE,
-                OK,
-                "not supported",
-            ),
-            (
-                "aws_iam",
-                "",
-                "region = \"Mars 1\"",
-                OK,
-                "not an AWS region",
-            ),
-            ("aws_iam", "", "path = \"staff\"", OK, "not an IAM path"),
-            // A misspelt setting was once ignored silently; now it is named, with the
-            // closest known one.
-            (
-                "aws_iam",
-                "",
-                "pathh = \"/staff/\"",
-                OK,
-                "unknown setting \"pathh\" for kind aws_iam | did you mean \"path\"?",
-            ),
-            (
-                "aws_identity_store",
-                "",
-                "identity_store_id = \"d-1234567890\"\nidentity_store = \"d-1\"",
-                OK,
-                "unknown setting \"identity_store\"",
-            ),
-            (
-                "aws_iam",
-                "",
-                "",
-                "secretwithoutkeyid",
-                "accessdesk secret set aws-x",
-            ),
-        ] {
-            let e = build(kind, extra, settings, secret).expect("refused");
-            assert!(e.contains(expect), "{e}");
-            assert!(
-                !e.contains("s3cr3t") && !e.contains("secretwithoutkeyid"),
-                "{e}"
-            );
-        }
-    }
-
-    #[test]
-    fn store_ids() {
-        assert!(valid_store_id("d-1234567890"));
-        assert!(valid_store_id("d-90670abcde"));
-        assert!(valid_store_id("0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"));
-        assert!(!valid_store_id("d-12345"));
-        assert!(!valid_store_id("d-ABCDEF0123"));
-        assert!(!valid_store_id(""));
-    }
-
-    #[test]
-    fn decodes_users_with_nulls_and_rejects_bad_bodies() {
-        let body = br#"{"Users": [{"UserId": "u1", "IdentityStoreId": "d-1234567890", "UserName": "ada",
-            "Name": {"GivenName": "Ada", "FamilyName": null}, "DisplayName": "Ada", "NickName": null,
-            "Emails": [{"Value": "a@x", "Primary": null}, {"Value": "ada@x", "Primary": true}],
-            "Addresses": null, "ExternalIds": [{"Issuer": "accessdesk", "Id": "E001"}]}], "NextToken": null}"#;
-        let out: ListUsersOut = decode("s", "ListUsers", 200, body).unwrap();
-        let a = out.users[0].to_remote();
-        assert_eq!(a.external_id, "u1");
-        assert_eq!(a.email.as_deref(), Some("ada@x"));
-        assert_eq!(a.hris_id.as_deref(), Some("E001"));
-        assert_eq!(out.next_token, None);
-        for bad in [
-            &br#"{"Users": [{"UserId": "u1""#[..],
-            b"<html><body>502 Bad Gateway</body></html>",
-            br#"{"Groups": []}"#,
-            br#"{"Users": "nope"}"#,
-        ] {
-            let e = decode::<ListUsersOut>("s", "ListUsers", 200, bad).unwrap_err();
-            assert_eq!(e.class, ErrorClass::Transient, "{bad:?}");
-            assert_eq!(e.status, Some(200));
-            assert!(
-                e.message.contains("ListUsers") || e.message.contains("HTML"),
-                "{}",
-                e.message
-            );
-        }
-        // Void operations answer {} (or nothing).
-        let _: Value = decode("s", "DeleteGroupMembership", 200, b"").unwrap();
-    }
-
-    #[test]
-    fn request_bodies() {
-        let spec = AccountSpec {
-            login: "ada".into(),
-            email: "ada@example.com".into(),
-            given_name: "Ada".into(),
-            family_name: "Lovelace".into(),
-            display_name: "Ada Lovelace".into(),
-            attributes: [("title".to_string(), "Engineer".to_string())].into(),
-            ..Default::default()
-        };
-        let b = create_user_body("d-1234567890", &spec);
-        assert_eq!(b["Name"]["FamilyName"], "Lovelace");
-        assert_eq!(b["Emails"][0]["Primary"], true);
-        assert_eq!(b["Title"], "Engineer");
-        let ops = update_operations(&spec, "ada");
-        let paths: Vec<&str> = ops
-            .iter()
-            .filter_map(|o| o["AttributePath"].as_str())
-            .collect();
-        assert_eq!(
-            paths,
-            [
-                "displayName",
-                "name.givenName",
-                "name.familyName",
-                "title",
-                "emails"
-            ]
-        );
-        assert_eq!(ops[4]["AttributeValue"][0]["Value"], "ada@example.com");
-        let ops = update_operations(&spec, "ada.old");
-        assert_eq!(ops[0]["AttributePath"], "userName");
-        assert_eq!(ops[0]["AttributeValue"], "ada");
-    }
-}
+mod tests;

@@ -176,6 +176,30 @@ impl AdapterError {
     }
 }
 
+/// What a provisioning call asked for, for [`already_done`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edit {
+    /// Add a membership.
+    Grant,
+    /// Remove a membership.
+    Revoke,
+    /// Deactivate (or delete) an account.
+    Deactivate,
+}
+
+/// The adapter's idempotency, in one place: an answer that says the wanted state already
+/// holds is success. A grant answered "already a member" (Conflict) is done; a revoke
+/// answered "not found" (not a member, or the group or account is gone: either way nobody
+/// holds it) is done; so is deactivating an account that is gone. Everything else is the
+/// error it was; the engine takes every error as a failure.
+pub fn already_done(edit: Edit, r: Result<(), AdapterError>) -> Result<(), AdapterError> {
+    match (edit, r) {
+        (Edit::Grant, Err(e)) if e.class == ErrorClass::Conflict => Ok(()),
+        (Edit::Revoke | Edit::Deactivate, Err(e)) if e.class == ErrorClass::NotFound => Ok(()),
+        (_, r) => r,
+    }
+}
+
 /// "Already gone" is success for removals and deactivations.
 pub fn ok_if_not_found(r: Result<(), AdapterError>) -> Result<(), AdapterError> {
     match r {

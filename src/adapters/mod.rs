@@ -189,48 +189,78 @@ pub struct Page<T> {
     pub next: Option<String>,
 }
 
+/// What a system can do beyond the contract every adapter keeps, declared by its adapter
+/// rather than discovered from an "unsupported" answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Capabilities {
+    /// Suspend: block sign-in temporarily, keeping everything.
+    pub suspend: bool,
+    /// Delete an account for good (a leaver policy of `delete`).
+    pub delete: bool,
+    /// List every group the target has, catalogued or not (reconciliation).
+    pub list_entitlements: bool,
+    /// Accounts carry the HR id accessdesk writes (an IAM tag, an Okta profile attribute,
+    /// SCIM externalId). Where they cannot, the only proof that an existing account is a
+    /// person's is accessdesk's own record of creating it.
+    pub stores_hris_id: bool,
+}
+
+/// What every adapter says about itself, held once: the configured system name, the
+/// vendor API version it speaks (pinned in one place per adapter), the limiter its
+/// requests go through (for the console's rate gauge) and its capabilities.
+#[derive(Debug, Clone)]
+pub struct About {
+    pub system: String,
+    pub api_version: &'static str,
+    pub limiter: Option<std::sync::Arc<http::RateLimiter>>,
+    pub capabilities: Capabilities,
+}
+
+impl About {
+    /// An HTTP adapter's: the system and limiter are its client's.
+    pub fn of(
+        http: &http::HttpClient,
+        api_version: &'static str,
+        capabilities: Capabilities,
+    ) -> Self {
+        About {
+            system: http.system().to_string(),
+            api_version,
+            limiter: Some(http.limiter.clone()),
+            capabilities,
+        }
+    }
+}
+
+/// The reading side: what reconciliation needs from every system.
 #[async_trait]
-pub trait Adapter: Send + Sync {
+pub trait Reader: Send + Sync {
+    fn about(&self) -> &About;
     /// The configured system name.
-    fn system(&self) -> &str;
-    /// The vendor API version this adapter speaks (pinned in one place per adapter).
-    fn api_version(&self) -> &str;
+    fn system(&self) -> &str {
+        &self.about().system
+    }
+    /// The vendor API version this adapter speaks.
+    fn api_version(&self) -> &str {
+        self.about().api_version
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.about().capabilities
+    }
+    /// The limiter this adapter's requests go through.
+    fn limiter(&self) -> Option<std::sync::Arc<http::RateLimiter>> {
+        self.about().limiter.clone()
+    }
+    /// Whether accounts here carry the HR id accessdesk writes ([`Capabilities`]).
+    fn stores_hris_id(&self) -> bool {
+        self.capabilities().stores_hris_id
+    }
 
     /// Check the credential: who are we, with which scopes.
     async fn authenticate(&self) -> AResult<Identity>;
 
-    /// Whether accounts here carry the HR id accessdesk writes (an IAM tag, an Okta profile
-    /// attribute, SCIM externalId). Where they cannot, the only proof that an existing
-    /// account is a person's is accessdesk's own record of creating it.
-    fn stores_hris_id(&self) -> bool {
-        true
-    }
-
-    /// The limiter this adapter's requests go through, for the console's rate gauge.
-    fn limiter(&self) -> Option<std::sync::Arc<http::RateLimiter>> {
-        None
-    }
-
-    async fn create_account(&self, spec: &AccountSpec) -> AResult<RemoteAccount>;
-    /// Partial update: only the fields in `spec` are sent.
-    async fn update_account(&self, external_id: &str, spec: &AccountSpec)
-    -> AResult<RemoteAccount>;
-    async fn deactivate_account(&self, external_id: &str) -> AResult<()>;
-    async fn reactivate_account(&self, external_id: &str) -> AResult<()>;
-    /// Suspend (temporarily block sign-in, keep everything). Not every vendor has it.
-    async fn suspend_account(&self, _external_id: &str) -> AResult<()> {
-        Err(AdapterError::unsupported(self.system(), "suspend"))
-    }
-    /// Delete the account for good (a leaver policy of `delete`). An account that is
-    /// already gone counts as deleted. Not every vendor allows it.
-    async fn delete_account(&self, _external_id: &str) -> AResult<()> {
-        Err(AdapterError::unsupported(self.system(), "delete"))
-    }
     async fn get_account_by_login(&self, login: &str) -> AResult<Option<RemoteAccount>>;
     async fn get_account(&self, external_id: &str) -> AResult<Option<RemoteAccount>>;
-
-    async fn add_membership(&self, account_id: &str, target: &EntitlementTarget) -> AResult<()>;
-    async fn remove_membership(&self, account_id: &str, target: &EntitlementTarget) -> AResult<()>;
     async fn list_memberships(&self, account_id: &str) -> AResult<Vec<RemoteMembership>>;
 
     /// One page of all accounts (reconciliation).
@@ -243,11 +273,52 @@ pub trait Adapter: Send + Sync {
     ) -> AResult<Page<RemoteAccount>>;
     /// One page of every group the target has, catalogued or not (reconciliation finds
     /// memberships in groups the catalogue does not list). Each listed group appears once
-    /// over the whole listing; a failed page is fetched again from its own cursor.
+    /// over the whole listing; a failed page is fetched again from its own cursor. Only
+    /// called where [`Capabilities::list_entitlements`] is declared.
     async fn list_entitlements(&self, _cursor: Option<String>) -> AResult<Page<RemoteEntitlement>> {
         Err(AdapterError::unsupported(
             self.system(),
             "list entitlements",
         ))
     }
+}
+
+/// The provisioning side: create, update, deactivate, grant, revoke.
+///
+/// Idempotency is the adapter's: "already a member" from `add_membership`, "not a member"
+/// or "already gone" from `remove_membership` and `deactivate_account` are success, and
+/// only the adapter can tell those from "the group does not exist". The engine takes
+/// every error it gets as a failure. `create_account` is the exception: "already exists"
+/// comes back as [`ErrorClass::Conflict`], because only the engine can decide from the
+/// account's HR id whether it is this person's (engine/identity.rs).
+#[async_trait]
+pub trait Provisioner: Reader {
+    async fn create_account(&self, spec: &AccountSpec) -> AResult<RemoteAccount>;
+    /// Partial update: only the fields in `spec` are sent.
+    async fn update_account(&self, external_id: &str, spec: &AccountSpec)
+    -> AResult<RemoteAccount>;
+    async fn deactivate_account(&self, external_id: &str) -> AResult<()>;
+    async fn reactivate_account(&self, external_id: &str) -> AResult<()>;
+    /// Suspend (temporarily block sign-in, keep everything), where
+    /// [`Capabilities::suspend`] is declared.
+    async fn suspend_account(&self, _external_id: &str) -> AResult<()> {
+        Err(AdapterError::unsupported(self.system(), "suspend"))
+    }
+    /// Delete the account for good (a leaver policy of `delete`), where
+    /// [`Capabilities::delete`] is declared. An account that is already gone counts as
+    /// deleted.
+    async fn delete_account(&self, _external_id: &str) -> AResult<()> {
+        Err(AdapterError::unsupported(self.system(), "delete"))
+    }
+    async fn add_membership(&self, account_id: &str, target: &EntitlementTarget) -> AResult<()>;
+    async fn remove_membership(&self, account_id: &str, target: &EntitlementTarget) -> AResult<()>;
+}
+
+/// A whole adapter: both sides. Every [`Provisioner`] is one.
+pub trait Adapter: Provisioner {}
+impl<T: Provisioner + ?Sized> Adapter for T {}
+
+/// The contract's traits, for `use accessdesk::adapters::prelude::*`.
+pub mod prelude {
+    pub use super::{Adapter, Provisioner, Reader};
 }

@@ -38,7 +38,7 @@
 use super::auth::jwt::Signer;
 use super::auth::oauth::{ClientAssertion, TokenAuth, TokenEndpoint};
 use super::auth::{Auth, HeaderAuth};
-use super::error::{AdapterError, ErrorClass};
+use super::error::{AdapterError, Edit, ErrorClass, already_done};
 use super::http::{HttpClient, HttpResponse, RateLimiter, RateSignal, Req, RetryPolicy, Timeouts};
 use super::kit::context::AdapterContext;
 use super::kit::errors::{
@@ -47,8 +47,8 @@ use super::kit::errors::{
 use super::kit::paging::link_next;
 use super::kit::settings;
 use super::{
-    AResult, AccountSpec, Adapter, EntitlementTarget, Identity, Page, RemoteAccount,
-    RemoteEntitlement, RemoteMembership,
+    AResult, About, AccountSpec, Adapter, Capabilities, EntitlementTarget, Identity, Page,
+    Provisioner, Reader, RemoteAccount, RemoteEntitlement, RemoteMembership,
 };
 use crate::model::EntitlementKind;
 use crate::secrets::Secret;
@@ -60,6 +60,11 @@ use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+mod profile;
+mod provisioner;
+mod reader;
+pub use profile::*;
 
 /// The Okta Management API version this adapter speaks. Every path is built from it.
 pub const API_VERSION: &str = "v1";
@@ -278,185 +283,6 @@ pub fn from_config(ctx: AdapterContext<'_>) -> Result<Arc<dyn Adapter>> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Vendor profile
-// ---------------------------------------------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct OktaErrorBody {
-    error_code: Option<String>,
-    error_summary: Option<String>,
-    #[serde(default)]
-    error_causes: Vec<OktaErrorCause>,
-    /// OAuth endpoints answer `{"error": ..., "error_description": ...}` instead.
-    error: Option<String>,
-    #[serde(rename = "error_description")]
-    error_description: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct OktaErrorCause {
-    error_summary: Option<String>,
-}
-
-fn looks_html(body: &[u8]) -> bool {
-    let head: Vec<u8> = body
-        .iter()
-        .copied()
-        .skip_while(|b| b.is_ascii_whitespace())
-        .take(64)
-        .collect::<Vec<u8>>()
-        .to_ascii_lowercase();
-    head.starts_with(b"<!doctype") || head.starts_with(b"<html")
-}
-
-/// Reset-based wait from Okta's headers.
-fn wait_until_reset(headers: &HeaderMap) -> Option<Duration> {
-    let reset = headers
-        .get("x-rate-limit-reset")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()?;
-    let at = UNIX_EPOCH + Duration::from_secs(reset);
-    Some(
-        at.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
-}
-
-/// Okta's rate-limit headers and error codes.
-pub struct OktaProfile;
-
-impl VendorProfile for OktaProfile {
-    /// Okta counts requests per endpoint family, each with its own X-Rate-Limit-* window
-    /// (rate-limit documentation: /api/v1/users, /api/v1/users/{id}, /api/v1/groups,
-    /// /api/v1/groups/{id}, ...). The limiter keeps one window per family.
-    fn bucket(&self, method: &reqwest::Method, path: &str) -> String {
-        let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-        match segs.as_slice() {
-            ["oauth2", ..] => "oauth2",
-            ["api", "v1", "users"] => "users",
-            ["api", "v1", "users", _] if method == reqwest::Method::GET => "user-get",
-            ["api", "v1", "users", ..] => "user-write",
-            ["api", "v1", "groups"] => "groups",
-            ["api", "v1", "groups", ..] => "group",
-            _ => "other",
-        }
-        .to_string()
-    }
-
-    fn rate_signal(&self, status: u16, headers: &HeaderMap, _body: &[u8]) -> RateSignal {
-        RateSignal::from_triple(
-            status,
-            headers,
-            "x-rate-limit-limit",
-            "x-rate-limit-remaining",
-            "x-rate-limit-reset",
-        )
-    }
-
-    fn classify(
-        &self,
-        system: &str,
-        status: u16,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> AdapterError {
-        classify_okta(system, status, headers, body)
-    }
-}
-
-/// Classify a non-2xx Okta response (Management API or OAuth endpoint).
-/// Okta's error codes that say more than their status.
-const OKTA_ERRORS: &[ErrorRule] = &[
-    code("E0000047", Class::RateLimited),
-    code("E0000011", Class::Unauthorized),
-    code("E0000004", Class::Unauthorized),
-    code("E0000005", Class::Unauthorized),
-    code("E0000007", Class::NotFound),
-];
-
-pub fn classify_okta(system: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> AdapterError {
-    let www = headers
-        .get("www-authenticate")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let parsed = serde_json::from_slice::<OktaErrorBody>(body)
-        .ok()
-        .filter(|e| e.error_code.is_some() || e.error.is_some());
-    let Some(err) = parsed else {
-        // Not Okta's error object: a proxy, a gateway, a load balancer or a cut-off body.
-        let what = if looks_html(body) {
-            format!(
-                "HTTP {status} with an HTML page instead of an Okta error (a proxy or gateway answered)"
-            )
-        } else if body.is_empty() {
-            format!("HTTP {status} with an empty body")
-        } else {
-            format!("HTTP {status} with a body that is not an Okta error object")
-        };
-        let mut e = classify_status(system, status, headers, body, None, what);
-        if status == 429 {
-            e.class = ErrorClass::RateLimited {
-                retry_after: wait_until_reset(headers).or(e.class.retry_after()),
-            };
-        }
-        return e;
-    };
-    if let Some(code) = err.error.as_deref() {
-        // OAuth error ({"error": "invalid_client", ...}).
-        let message = match err.error_description.as_deref() {
-            Some(d) => format!("{code}: {d}"),
-            None => code.to_string(),
-        };
-        let class = match classify_by(OAUTH_ERRORS, status, Some(code)) {
-            Class::RateLimited => Class::RateLimited.with_wait(wait_until_reset(headers)),
-            c => c.with_wait(None),
-        };
-        return AdapterError::new(class, system, message)
-            .with_status(status)
-            .with_code(code)
-            .with_excerpt(body);
-    }
-    let code = err.error_code.clone().unwrap_or_default();
-    let causes: Vec<String> = err
-        .error_causes
-        .iter()
-        .filter_map(|c| c.error_summary.clone())
-        .collect();
-    let summary = err.error_summary.clone().unwrap_or_default();
-    let message = if causes.is_empty() {
-        summary.clone()
-    } else {
-        format!("{summary} ({})", causes.join("; "))
-    };
-    let already_exists = causes
-        .iter()
-        .chain(std::iter::once(&summary))
-        .any(|c| c.to_ascii_lowercase().contains("already exists"));
-    let class = if already_exists && !OKTA_ERRORS.iter().any(|r| r.code == Some(code.as_str())) {
-        Class::Conflict
-    } else if status == 401 || www.contains("invalid_token") {
-        Class::Unauthorized
-    } else {
-        classify_by(OKTA_ERRORS, status, Some(&code))
-    };
-    let class = class.with_wait(wait_until_reset(headers));
-    let message = if www.contains("insufficient_scope") {
-        format!("{message} (the access token lacks a scope this call needs)")
-    } else {
-        message
-    };
-    AdapterError::new(class, system, message)
-        .with_status(status)
-        .with_code(code)
-        .with_excerpt(body)
-}
-
-// ---------------------------------------------------------------------------------------
 // Response shapes
 // ---------------------------------------------------------------------------------------
 
@@ -553,8 +379,17 @@ enum AuthKind {
     Jwt(Box<JwtAuth>),
 }
 
+/// Okta suspends and lists every group; users are never deleted (deactivation keeps them);
+/// the HR id lives in a profile attribute.
+const CAPABILITIES: Capabilities = Capabilities {
+    suspend: true,
+    delete: false,
+    list_entitlements: true,
+    stores_hris_id: true,
+};
+
 pub struct OktaAdapter {
-    system: String,
+    about: About,
     base_url: String,
     http: HttpClient,
     auth: AuthKind,
@@ -569,7 +404,7 @@ pub struct OktaAdapter {
 impl std::fmt::Debug for OktaAdapter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OktaAdapter")
-            .field("system", &self.system)
+            .field("system", &self.about.system)
             .field("base_url", &self.base_url)
             .field(
                 "auth",
@@ -651,7 +486,7 @@ impl OktaAdapter {
         )?;
         http.retry = opts.retry;
         Ok(OktaAdapter {
-            system: opts.system,
+            about: About::of(&http, API_VERSION, CAPABILITIES),
             base_url: opts.base_url,
             http,
             auth: kind,
@@ -663,7 +498,7 @@ impl OktaAdapter {
     }
 
     fn err(&self, class: ErrorClass, msg: impl Into<String>) -> AdapterError {
-        AdapterError::new(class, &self.system, msg)
+        AdapterError::new(class, &self.about.system, msg)
     }
 
     async fn send(&self, req: Req) -> AResult<HttpResponse> {
@@ -713,10 +548,10 @@ impl OktaAdapter {
     }
 
     fn user(&self, resp: &HttpResponse) -> AResult<OktaUser> {
-        let u: OktaUser = resp.json(&self.system, "an Okta user object")?;
+        let u: OktaUser = resp.json(&self.about.system, "an Okta user object")?;
         if u.id.is_empty() {
             return Err(AdapterError::bad_response(
-                &self.system,
+                &self.about.system,
                 resp.status,
                 "an Okta user object with an id",
                 &resp.body,
@@ -749,7 +584,7 @@ impl OktaAdapter {
             if self.writes_attribute(k) {
                 put(k, v);
             } else {
-                tracing::debug!(system = %self.system, attribute = %k, "not an Okta base attribute and not in custom_attributes; not sent");
+                tracing::debug!(system = %self.about.system, attribute = %k, "not an Okta base attribute and not in custom_attributes; not sent");
             }
         }
         p
@@ -795,7 +630,7 @@ impl OktaAdapter {
             .or_else(|_| url::Url::parse(&format!("{}{}", self.base_url, next)))
             .map_err(|_| {
                 AdapterError::bad_response(
-                    &self.system,
+                    &self.about.system,
                     resp.status,
                     "a next Link with a URL",
                     next.as_bytes(),
@@ -824,7 +659,7 @@ impl OktaAdapter {
 
     async fn list_users_page(&self, path: String) -> AResult<Page<RemoteAccount>> {
         let resp = self.send(Req::get(path)).await?;
-        let users: Vec<OktaUser> = resp.json(&self.system, "a JSON array of Okta users")?;
+        let users: Vec<OktaUser> = resp.json(&self.about.system, "a JSON array of Okta users")?;
         let next = self.cursor_from(&resp)?;
         Ok(Page {
             items: users.into_iter().map(|u| self.account(u)).collect(),
@@ -836,7 +671,7 @@ impl OktaAdapter {
     async fn group_id(&self, target: &EntitlementTarget) -> AResult<String> {
         if target.kind != EntitlementKind::Group {
             return Err(AdapterError::unsupported(
-                &self.system,
+                &self.about.system,
                 &format!("{} entitlements", target.kind),
             ));
         }
@@ -852,7 +687,8 @@ impl OktaAdapter {
         let limit = 200usize;
         let q = query_string(&[("q", name), ("limit", &limit.to_string())]);
         let resp = self.send(Req::get(api(&format!("/groups?{q}")))).await?;
-        let mut groups: Vec<OktaGroup> = resp.json(&self.system, "a JSON array of Okta groups")?;
+        let mut groups: Vec<OktaGroup> =
+            resp.json(&self.about.system, "a JSON array of Okta groups")?;
         if groups.len() >= limit
             && !groups
                 .iter()
@@ -860,7 +696,7 @@ impl OktaAdapter {
         {
             let s = query_string(&[("search", &format!("profile.name eq {}", quoted(name)))]);
             let resp = self.send(Req::get(api(&format!("/groups?{s}")))).await?;
-            groups = resp.json(&self.system, "a JSON array of Okta groups")?;
+            groups = resp.json(&self.about.system, "a JSON array of Okta groups")?;
         }
         let exact: Vec<&OktaGroup> = groups
             .iter()
@@ -931,512 +767,5 @@ impl OktaAdapter {
     }
 }
 
-#[async_trait]
-impl Adapter for OktaAdapter {
-    fn limiter(&self) -> Option<std::sync::Arc<crate::adapters::http::RateLimiter>> {
-        Some(self.http.limiter.clone())
-    }
-
-    fn system(&self) -> &str {
-        &self.system
-    }
-
-    fn api_version(&self) -> &str {
-        API_VERSION
-    }
-
-    async fn authenticate(&self) -> AResult<Identity> {
-        let mut details = BTreeMap::new();
-        details.insert("org".to_string(), self.base_url.clone());
-        details.insert("api_version".to_string(), API_VERSION.to_string());
-        match &self.auth {
-            AuthKind::Ssws => {
-                details.insert("auth".into(), "ssws (API token)".into());
-                let resp = self.send(Req::get(api("/users/me"))).await?;
-                let u = self.user(&resp)?;
-                details.insert("user_id".into(), u.id.clone());
-                details.insert(
-                    "permissions".into(),
-                    "those of the admin who created the token".into(),
-                );
-                let principal = u
-                    .profile
-                    .get("login")
-                    .and_then(Value::as_str)
-                    .unwrap_or(&u.id)
-                    .to_string();
-                Ok(Identity {
-                    principal,
-                    scopes: Vec::new(),
-                    details,
-                })
-            }
-            AuthKind::Jwt(j) => {
-                details.insert("auth".into(), "private_key_jwt (OAuth service app)".into());
-                details.insert("token_url".into(), j.token_url.clone());
-                details.insert("alg".into(), format!("{:?}", j.alg));
-                if let Some(k) = &j.key_id {
-                    details.insert("key_id".into(), k.clone());
-                }
-                // Check the credential for real: a fresh token, then one cheap call with it.
-                j.auth.invalidate().await;
-                let scopes = j
-                    .auth
-                    .token()
-                    .await
-                    .map_err(|mut e| {
-                        if e.class == ErrorClass::Unauthorized {
-                            e.message = format!(
-                                "{} rejected the credential from {}: {}",
-                                self.system,
-                                j.auth.source(),
-                                e.message
-                            );
-                        }
-                        e
-                    })?
-                    .scopes;
-                let q = query_string(&[("limit", "1")]);
-                self.send(Req::get(api(&format!("/users?{q}")))).await?;
-                Ok(Identity {
-                    principal: j.client_id.clone(),
-                    scopes,
-                    details,
-                })
-            }
-        }
-    }
-
-    async fn create_account(&self, spec: &AccountSpec) -> AResult<RemoteAccount> {
-        let body = json!({ "profile": self.profile(spec) });
-        let path = api(&format!("/users?{}", query_string(&[("activate", "true")])));
-        // "Already exists" comes back as Conflict; the engine reads the account and
-        // decides from its HR id whether it is this person's (engine/identity.rs).
-        let resp = self.send(Req::post(path).json(body)).await?;
-        Ok(self.account(self.user(&resp)?))
-    }
-
-    async fn update_account(
-        &self,
-        external_id: &str,
-        spec: &AccountSpec,
-    ) -> AResult<RemoteAccount> {
-        let body = json!({ "profile": self.profile(spec) });
-        let resp = self
-            .send(Req::post(api(&format!("/users/{}", segment(external_id)))).json(body))
-            .await?;
-        Ok(self.account(self.user(&resp)?))
-    }
-
-    async fn deactivate_account(&self, external_id: &str) -> AResult<()> {
-        self.lifecycle_to(external_id, "deactivate", &["DEPROVISIONED"])
-            .await
-    }
-
-    /// Back to active, by the route Okta allows from the current status: `unsuspend` from
-    /// SUSPENDED, `activate` from DEPROVISIONED or STAGED, `reactivate` from PROVISIONED or
-    /// RECOVERY (which restarts the activation flow). No activation email is sent.
-    async fn reactivate_account(&self, external_id: &str) -> AResult<()> {
-        let Some(u) = self.get_user(external_id).await? else {
-            return Err(self.err(ErrorClass::NotFound, format!("no Okta user {external_id}")));
-        };
-        let no_email = format!("?{}", query_string(&[("sendEmail", "false")]));
-        match u.status.as_str() {
-            "SUSPENDED" => {
-                self.lifecycle_to(external_id, "unsuspend", ACTIVE_STATUSES)
-                    .await
-            }
-            "DEPROVISIONED" | "STAGED" => self.lifecycle(external_id, "activate", &no_email).await,
-            "PROVISIONED" | "RECOVERY" => {
-                self.lifecycle(external_id, "reactivate", &no_email).await
-            }
-            _ => Ok(()),
-        }
-    }
-
-    async fn suspend_account(&self, external_id: &str) -> AResult<()> {
-        self.lifecycle_to(external_id, "suspend", &["SUSPENDED"])
-            .await
-    }
-
-    async fn get_account_by_login(&self, login: &str) -> AResult<Option<RemoteAccount>> {
-        if login.is_empty() {
-            return Ok(None);
-        }
-        let found = if login.contains('/') {
-            // Okta cannot take a login with '/' in the path; filter instead.
-            let f = query_string(&[("filter", &format!("profile.login eq {}", quoted(login)))]);
-            let resp = self.send(Req::get(api(&format!("/users?{f}")))).await?;
-            let users: Vec<OktaUser> = resp.json(&self.system, "a JSON array of Okta users")?;
-            users.into_iter().next()
-        } else {
-            self.get_user(login).await?
-        };
-        // GET /users/{x} also matches ids and login short names: insist on the login.
-        Ok(found
-            .map(|u| self.account(u))
-            .filter(|a| a.login.eq_ignore_ascii_case(login)))
-    }
-
-    async fn get_account(&self, external_id: &str) -> AResult<Option<RemoteAccount>> {
-        if external_id.is_empty() {
-            return Ok(None);
-        }
-        Ok(self.get_user(external_id).await?.map(|u| self.account(u)))
-    }
-
-    async fn add_membership(&self, account_id: &str, target: &EntitlementTarget) -> AResult<()> {
-        self.membership(reqwest::Method::PUT, account_id, target)
-            .await
-    }
-
-    async fn remove_membership(&self, account_id: &str, target: &EntitlementTarget) -> AResult<()> {
-        self.membership(reqwest::Method::DELETE, account_id, target)
-            .await
-    }
-
-    /// OKTA_GROUP memberships only: BUILT_IN (Everyone) and APP_GROUP memberships are not
-    /// managed through this API.
-    async fn list_memberships(&self, account_id: &str) -> AResult<Vec<RemoteMembership>> {
-        let resp = self
-            .send(Req::get(api(&format!(
-                "/users/{}/groups",
-                segment(account_id)
-            ))))
-            .await?;
-        let groups: Vec<OktaGroup> = resp.json(&self.system, "a JSON array of Okta groups")?;
-        Ok(groups
-            .into_iter()
-            .filter(|g| g.kind.as_deref().is_none_or(|k| k == "OKTA_GROUP"))
-            .map(|g| RemoteMembership {
-                kind: EntitlementKind::Group,
-                name: g.profile.name.unwrap_or_default(),
-                external_id: g.id,
-            })
-            .collect())
-    }
-
-    /// Every user, DEPROVISIONED included.
-    async fn list_accounts(&self, cursor: Option<String>) -> AResult<Page<RemoteAccount>> {
-        let path = match cursor {
-            Some(c) => self.check_cursor(&c, &api("/users?"))?,
-            None => api(&format!(
-                "/users?{}",
-                query_string(&[
-                    ("limit", &self.limit(USERS_PAGE_MAX)),
-                    ("filter", ALL_STATUSES_FILTER),
-                ])
-            )),
-        };
-        self.list_users_page(path).await
-    }
-
-    async fn list_members(
-        &self,
-        target: &EntitlementTarget,
-        cursor: Option<String>,
-    ) -> AResult<Page<RemoteAccount>> {
-        let gid = self.group_id(target).await?;
-        let prefix = api(&format!("/groups/{}/users", segment(&gid)));
-        let path = match cursor {
-            Some(c) => self.check_cursor(&c, &prefix)?,
-            None => format!(
-                "{prefix}?{}",
-                query_string(&[("limit", &self.limit(GROUP_USERS_PAGE_MAX))])
-            ),
-        };
-        self.list_users_page(path).await
-    }
-
-    /// `GET /api/v1/groups` with the largest `limit` and Link paging; OKTA_GROUP groups
-    /// only (see the module docs). Their ids are remembered for name look-ups.
-    async fn list_entitlements(&self, cursor: Option<String>) -> AResult<Page<RemoteEntitlement>> {
-        let path = match cursor {
-            Some(c) => self.check_cursor(&c, &api("/groups?"))?,
-            None => api(&format!(
-                "/groups?{}",
-                query_string(&[("limit", &self.limit(GROUPS_PAGE_MAX))])
-            )),
-        };
-        let resp = self.send(Req::get(path)).await?;
-        let groups: Vec<OktaGroup> = resp.json(&self.system, "a JSON array of Okta groups")?;
-        let next = self.cursor_from(&resp)?;
-        let mut items = Vec::with_capacity(groups.len());
-        for g in groups {
-            if g.kind.as_deref().is_some_and(|k| k != "OKTA_GROUP") {
-                continue;
-            }
-            let Some(name) = g.profile.name.filter(|n| !n.is_empty() && !g.id.is_empty()) else {
-                return Err(AdapterError::bad_response(
-                    &self.system,
-                    resp.status,
-                    &format!(
-                        "Okta groups each with an id and a profile.name (group {:?} has not)",
-                        g.id
-                    ),
-                    &resp.body,
-                ));
-            };
-            items.push(RemoteEntitlement {
-                kind: EntitlementKind::Group,
-                name,
-                external_id: g.id,
-            });
-        }
-        self.groups.remember(
-            items
-                .iter()
-                .map(|e| (e.name.as_str(), e.external_id.as_str())),
-        );
-        Ok(Page { items, next })
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use reqwest::header::{HeaderName, HeaderValue};
-
-    fn h(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut m = HeaderMap::new();
-        for (k, v) in pairs {
-            m.insert(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        m
-    }
-
-    fn okta_body(code: &str, summary: &str, causes: &[&str]) -> Vec<u8> {
-        let causes: Vec<Value> = causes.iter().map(|c| json!({"errorSummary": c})).collect();
-        serde_json::to_vec(&json!({
-            "errorCode": code, "errorSummary": summary, "errorLink": code,
-            "errorId": "oae1", "errorCauses": causes
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn classification_follows_okta_error_codes() {
-        let none = HeaderMap::new();
-        let c =
-            |status, body: &[u8], headers: &HeaderMap| classify_okta("okta", status, headers, body);
-        let reset = (SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 5)
-        .to_string();
-        let e = c(
-            429,
-            &okta_body(
-                "E0000047",
-                "API call exceeded rate limit due to too many requests.",
-                &[],
-            ),
-            &h(&[("x-rate-limit-reset", &reset)]),
-        );
-        let wait = e.class.retry_after().expect("waits for the reset");
-        assert!(
-            wait > Duration::from_secs(3) && wait <= Duration::from_secs(5),
-            "{wait:?}"
-        );
-        assert_eq!(e.vendor_code.as_deref(), Some("E0000047"));
-        assert_eq!(
-            c(
-                401,
-                &okta_body("E0000011", "Invalid token provided", &[]),
-                &none
-            )
-            .class,
-            ErrorClass::Unauthorized
-        );
-        assert_eq!(
-            c(
-                404,
-                &okta_body("E0000007", "Not found: Resource not found: x (User)", &[]),
-                &none
-            )
-            .class,
-            ErrorClass::NotFound
-        );
-        let dup = c(
-            400,
-            &okta_body(
-                "E0000001",
-                "Api validation failed: login",
-                &["login: An object with this field already exists in the current organization"],
-            ),
-            &none,
-        );
-        assert_eq!(dup.class, ErrorClass::Conflict);
-        assert!(dup.message.contains("already exists"), "{}", dup.message);
-        assert_eq!(
-            c(
-                400,
-                &okta_body(
-                    "E0000001",
-                    "Api validation failed: email",
-                    &["email: Does not match required pattern"]
-                ),
-                &none
-            )
-            .class,
-            ErrorClass::Permanent
-        );
-        assert_eq!(
-            c(
-                403,
-                &okta_body("E0000006", "You do not have permission", &[]),
-                &none
-            )
-            .class,
-            ErrorClass::Permanent
-        );
-        assert_eq!(
-            c(
-                500,
-                &okta_body("E0000009", "Internal Server Error", &[]),
-                &none
-            )
-            .class,
-            ErrorClass::Transient
-        );
-        let e = c(
-            401,
-            br#"{"error":"invalid_client","error_description":"The client_assertion signature is invalid."}"#,
-            &none,
-        );
-        assert_eq!(e.class, ErrorClass::Unauthorized);
-        assert!(e.message.contains("signature is invalid"));
-        assert_eq!(
-            c(
-                400,
-                br#"{"error":"invalid_scope","error_description":"nope"}"#,
-                &none
-            )
-            .class,
-            ErrorClass::Permanent
-        );
-    }
-
-    #[test]
-    fn bodies_that_are_not_okta_errors_are_classified() {
-        let none = HeaderMap::new();
-        let html = b"<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>";
-        let e = classify_okta("okta", 502, &none, html);
-        assert_eq!(e.class, ErrorClass::Transient);
-        assert!(e.message.contains("HTML page"), "{}", e.message);
-        assert!(e.excerpt.contains("502 Bad Gateway"));
-        let e = classify_okta("okta", 403, &none, html);
-        assert_eq!(e.class, ErrorClass::Permanent);
-        let e = classify_okta("okta", 400, &none, b"{\"errorCode\": \"E00");
-        assert_eq!(e.class, ErrorClass::Permanent);
-        assert!(e.message.contains("not an Okta error"), "{}", e.message);
-        assert_eq!(
-            classify_okta("okta", 503, &none, b"").class,
-            ErrorClass::Transient
-        );
-        assert!(matches!(
-            classify_okta("okta", 429, &none, b"").class,
-            ErrorClass::RateLimited { .. }
-        ));
-        assert_eq!(
-            classify_okta("okta", 401, &none, b"").class,
-            ErrorClass::Unauthorized
-        );
-    }
-
-    #[test]
-    fn paths_and_expressions_are_encoded() {
-        assert_eq!(api("/users"), "/api/v1/users");
-        assert_eq!(segment("a.b+c@x.com"), "a.b%2Bc@x.com");
-        assert_eq!(segment("a/b c"), "a%2Fb%20c");
-        assert_eq!(quoted(r#"a"b\c"#), r#""a\"b\\c""#);
-    }
-
-    #[test]
-    fn keys_are_recognised_and_never_shown() {
-        let rsa = include_str!("../../tests/fixtures/okta/test-rsa-private.pem");
-        let ec = include_str!("../../tests/fixtures/okta/test-ec-private.pem");
-        assert_eq!(
-            crate::adapters::auth::jwt::signing_key(rsa).unwrap().0,
-            jsonwebtoken::Algorithm::RS256
-        );
-        assert_eq!(
-            crate::adapters::auth::jwt::signing_key(ec).unwrap().0,
-            jsonwebtoken::Algorithm::ES256
-        );
-        assert!(crate::adapters::auth::jwt::signing_key("00abc-not-a-key").is_err());
-        let mut o = OktaOptions::new(
-            "okta",
-            "http://127.0.0.1:1",
-            Secret::new(rsa),
-            "keyring:okta-key",
-        );
-        o.auth = OktaAuthConfig::PrivateKeyJwt {
-            client_id: "0oa1".into(),
-            scopes: vec!["okta.users.read".into()],
-            key_id: None,
-            token_url: None,
-        };
-        let shown = format!("{o:?}");
-        assert!(
-            !shown.contains("PRIVATE KEY") && !shown.contains("MII"),
-            "{shown}"
-        );
-        let a = OktaAdapter::new(o).unwrap();
-        let shown = format!("{a:?}");
-        assert!(
-            !shown.contains("PRIVATE KEY") && !shown.contains("MII"),
-            "{shown}"
-        );
-        let bad = OktaOptions {
-            auth: OktaAuthConfig::PrivateKeyJwt {
-                client_id: "0oa1".into(),
-                scopes: vec![],
-                key_id: None,
-                token_url: None,
-            },
-            ..OktaOptions::new(
-                "okta",
-                "http://127.0.0.1:1",
-                Secret::new("00secretSSWS"),
-                "keyring:okta-key",
-            )
-        };
-        let e = OktaAdapter::new(bad).unwrap_err();
-        assert_eq!(e.class, ErrorClass::Unauthorized);
-        assert!(
-            e.message.contains("keyring:okta-key") && !e.message.contains("00secret"),
-            "{}",
-            e.message
-        );
-    }
-
-    #[test]
-    fn profile_sends_only_filled_known_fields() {
-        let a = OktaAdapter::new(OktaOptions {
-            custom_attributes: vec!["location".into()],
-            ..OktaOptions::new("okta", "http://127.0.0.1:1", Secret::new("t"), "keyring:t")
-        })
-        .unwrap();
-        let mut spec = AccountSpec {
-            hris_id: "E1".into(),
-            login: "a@x.com".into(),
-            given_name: "A".into(),
-            ..Default::default()
-        };
-        spec.attributes.insert("department".into(), "Eng".into());
-        spec.attributes.insert("location".into(), "Berlin".into());
-        spec.attributes.insert("shoeSize".into(), "44".into());
-        let p = a.profile(&spec);
-        assert_eq!(p.get("employeeNumber"), Some(&json!("E1")));
-        assert_eq!(p.get("department"), Some(&json!("Eng")));
-        assert_eq!(p.get("location"), Some(&json!("Berlin")));
-        assert!(
-            !p.contains_key("shoeSize") && !p.contains_key("email") && !p.contains_key("lastName")
-        );
-    }
-}
+mod tests;

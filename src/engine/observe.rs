@@ -260,8 +260,13 @@ async fn read(
             .collect();
         loop {
             let cursor = cp.cursor.clone();
-            let p = match page(&system, || adapter.list_entitlements(cursor.clone())).await {
+            let listed = match adapter.capabilities().list_entitlements {
+                true => page(&system, || adapter.list_entitlements(cursor.clone())).await,
+                false => Err(AdapterError::unsupported(&system, "list entitlements")),
+            };
+            let p = match listed {
                 Ok(p) => p,
+                // Declared, yet this provider has no listing (a SCIM service without Groups).
                 Err(e) if e.is_unsupported() => {
                     cp.all_groups = false;
                     cp.phase = "members".into();

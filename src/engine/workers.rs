@@ -7,8 +7,9 @@
 //! - Retries: RateLimited and Transient errors wait with exponential backoff (full jitter,
 //!   at least the vendor's Retry-After) until the retry window closes. Permanent errors fail
 //!   the operation and block what depends on it, with the reason; nothing else stops and
-//!   nothing that succeeded is rolled back. Conflict is success (every operation is
-//!   idempotent); NotFound is success for removals and deactivations.
+//!   nothing that succeeded is rolled back. Idempotency is the adapters': "already a
+//!   member", "not a member" and "already gone" reach the engine as success
+//!   (`adapters::error::already_done`); every error that reaches it is a failure.
 //! - Eventual consistency: on systems configured with `verify = true`, a
 //!   successful write goes to `verifying` and is polled until the effect is observed, or
 //!   fails with "not observed after N s".
@@ -855,7 +856,6 @@ impl Engine {
 
     fn classify(
         &self,
-        op: &OpRow,
         r: std::result::Result<Option<(RemoteAccount, Option<Attrs>)>, AdapterError>,
     ) -> Outcome {
         match r {
@@ -864,25 +864,10 @@ impl Engine {
                 account,
                 moved: None,
             },
-            Err(e) => match (&e.class, op.kind) {
-                (ErrorClass::Conflict, _) => Outcome::Done {
-                    write_through: true,
-                    account: None,
-                    moved: None,
-                },
-                (
-                    ErrorClass::NotFound,
-                    OperationKind::RemoveMembership
-                    | OperationKind::Deactivate
-                    | OperationKind::DeactivateOrphan,
-                ) => Outcome::Done {
-                    write_through: true,
-                    account: None,
-                    moved: None,
-                },
-                (c, _) if c.is_retryable() => Outcome::Retry(e),
-                _ => Outcome::Fail(e),
-            },
+            // "Already so" answers are the adapters' to settle (adapters::error::
+            // already_done): every error that reaches here is one.
+            Err(e) if e.class.is_retryable() => Outcome::Retry(e),
+            Err(e) => Outcome::Fail(e),
         }
     }
 
@@ -1069,17 +1054,7 @@ impl Engine {
                     } else {
                         rt.adapter.remove_membership(&acc, &target).await
                     };
-                    match res {
-                        Ok(()) => Ok(None),
-                        Err(e) if e.class == ErrorClass::Conflict => Ok(None),
-                        Err(e)
-                            if e.class == ErrorClass::NotFound
-                                && op.kind == OperationKind::RemoveMembership =>
-                        {
-                            Ok(None)
-                        }
-                        Err(e) => Err(e),
-                    }
+                    res.map(|()| None)
                 }
                 OperationKind::Deactivate | OperationKind::Reactivate => {
                     let Some(acc) = self.account(op, rt, &known).await? else {
@@ -1096,6 +1071,12 @@ impl Engine {
                     if op.kind == OperationKind::Deactivate {
                         rt.adapter.deactivate_account(&acc).await?;
                         if self.catalog.on_leave(&op.system) == OnLeave::Delete {
+                            if !rt.adapter.capabilities().delete {
+                                return Err(AdapterError::unsupported(
+                                    &op.system,
+                                    "deleting accounts (on_leave = \"delete\"; the account is deactivated)",
+                                ));
+                            }
                             rt.adapter.delete_account(&acc).await?;
                         }
                         Ok(None)
@@ -1146,7 +1127,7 @@ impl Engine {
             }
         }
         .await;
-        let mut outcome = self.classify(op, r);
+        let mut outcome = self.classify(r);
         if let Outcome::Done { moved: m, .. } = &mut outcome {
             *m = moved;
         }
@@ -1175,10 +1156,10 @@ impl Engine {
         let id = op.person_id.as_str();
         let found = match rt.adapter.get_account(id).await {
             Ok(f) => f,
-            Err(e) => return Ok(self.classify(op, Err(e))),
+            Err(e) => return Ok(self.classify(Err(e))),
         };
         let Some(acc) = found else {
-            return Ok(self.classify(op, Ok(None)));
+            return Ok(self.classify(Ok(None)));
         };
         let owner = self.db(|s| {
             let by_hris = match acc.hris_id.as_deref().filter(|h| !h.is_empty()) {
@@ -1197,13 +1178,13 @@ impl Engine {
             )));
         }
         if !acc.active {
-            return Ok(self.classify(op, Ok(None)));
+            return Ok(self.classify(Ok(None)));
         }
         // Never the account accessdesk's own credentials act as (an Okta API token's
         // admin, say): deactivating it would cut every integration off.
         let me = match rt.adapter.authenticate().await {
             Ok(me) => me,
-            Err(e) => return Ok(self.classify(op, Err(e))),
+            Err(e) => return Ok(self.classify(Err(e))),
         };
         if is_own_account(&me, &acc) {
             return Ok(Outcome::Cancel(format!(
@@ -1212,7 +1193,7 @@ impl Engine {
             )));
         }
         let r = rt.adapter.deactivate_account(id).await.map(|()| None);
-        Ok(self.classify(op, r))
+        Ok(self.classify(r))
     }
 
     /// Write through what a successful operation changed, so the next plan sees it.

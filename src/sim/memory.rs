@@ -16,8 +16,8 @@
 //! name) of the previous page.
 
 use crate::adapters::{
-    AResult, AccountSpec, Adapter, AdapterError, EntitlementTarget, ErrorClass, Identity, Page,
-    RemoteAccount, RemoteEntitlement, RemoteMembership,
+    AResult, About, AccountSpec, AdapterError, Capabilities, EntitlementTarget, ErrorClass,
+    Identity, Page, Provisioner, Reader, RemoteAccount, RemoteEntitlement, RemoteMembership,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -50,7 +50,7 @@ struct State {
 
 /// See the module docs.
 pub struct MemoryDirectory {
-    system: String,
+    about: About,
     state: Mutex<State>,
     page_size: Option<usize>,
 }
@@ -85,7 +85,17 @@ fn page_of<T>(
 impl MemoryDirectory {
     pub fn new(system: &str) -> Self {
         MemoryDirectory {
-            system: system.to_string(),
+            about: About {
+                system: system.to_string(),
+                api_version: "memory",
+                limiter: None,
+                capabilities: Capabilities {
+                    suspend: false,
+                    delete: false,
+                    list_entitlements: true,
+                    stores_hris_id: true,
+                },
+            },
             state: Mutex::new(State::default()),
             page_size: None,
         }
@@ -124,20 +134,16 @@ impl MemoryDirectory {
     fn not_found(&self, id: &str) -> AdapterError {
         AdapterError::new(
             ErrorClass::NotFound,
-            &self.system,
+            &self.about.system,
             format!("no account {id}"),
         )
     }
 }
 
 #[async_trait]
-impl Adapter for MemoryDirectory {
-    fn system(&self) -> &str {
-        &self.system
-    }
-
-    fn api_version(&self) -> &str {
-        "memory"
+impl Reader for MemoryDirectory {
+    fn about(&self) -> &About {
+        &self.about
     }
 
     async fn authenticate(&self) -> AResult<Identity> {
@@ -146,74 +152,6 @@ impl Adapter for MemoryDirectory {
             scopes: vec![],
             details: BTreeMap::new(),
         })
-    }
-
-    async fn create_account(&self, spec: &AccountSpec) -> AResult<RemoteAccount> {
-        let mut s = self.state();
-        let key = spec.login.to_lowercase();
-        *s.creates.entry(key.clone()).or_insert(0) += 1;
-        if s.by_login.contains_key(&key) {
-            return Err(AdapterError::new(
-                ErrorClass::Conflict,
-                &self.system,
-                format!("{} already exists", spec.login),
-            ));
-        }
-        s.next_id += 1;
-        let mut attributes = spec.synced_attributes();
-        for k in SYNCED_KEYS {
-            attributes.entry(k.to_string()).or_default();
-        }
-        let acc = RemoteAccount {
-            external_id: format!("m{}", s.next_id),
-            login: spec.login.clone(),
-            email: Some(spec.email.clone()),
-            active: true,
-            hris_id: Some(spec.hris_id.clone()),
-            attributes,
-        };
-        s.by_login.insert(key, acc.external_id.clone());
-        s.accounts.insert(acc.external_id.clone(), acc.clone());
-        Ok(acc)
-    }
-
-    async fn update_account(
-        &self,
-        external_id: &str,
-        spec: &AccountSpec,
-    ) -> AResult<RemoteAccount> {
-        let mut s = self.state();
-        let acc = s
-            .accounts
-            .get_mut(external_id)
-            .ok_or_else(|| self.not_found(external_id))?;
-        acc.email = Some(spec.email.clone());
-        for (k, v) in spec.synced_attributes() {
-            if !v.is_empty() && acc.attributes.contains_key(&k) {
-                acc.attributes.insert(k, v);
-            }
-        }
-        Ok(acc.clone())
-    }
-
-    async fn deactivate_account(&self, external_id: &str) -> AResult<()> {
-        let mut s = self.state();
-        let acc = s
-            .accounts
-            .get_mut(external_id)
-            .ok_or_else(|| self.not_found(external_id))?;
-        acc.active = false;
-        Ok(())
-    }
-
-    async fn reactivate_account(&self, external_id: &str) -> AResult<()> {
-        let mut s = self.state();
-        let acc = s
-            .accounts
-            .get_mut(external_id)
-            .ok_or_else(|| self.not_found(external_id))?;
-        acc.active = true;
-        Ok(())
     }
 
     async fn get_account_by_login(&self, login: &str) -> AResult<Option<RemoteAccount>> {
@@ -226,45 +164,6 @@ impl Adapter for MemoryDirectory {
 
     async fn get_account(&self, external_id: &str) -> AResult<Option<RemoteAccount>> {
         Ok(self.state().accounts.get(external_id).cloned())
-    }
-
-    async fn add_membership(&self, account_id: &str, target: &EntitlementTarget) -> AResult<()> {
-        let mut s = self.state();
-        if !s.accounts.contains_key(account_id) {
-            return Err(self.not_found(account_id));
-        }
-        s.groups.insert(target.name.clone());
-        let fresh = s
-            .members
-            .entry(target.name.clone())
-            .or_default()
-            .insert(account_id.to_string());
-        if fresh {
-            Ok(())
-        } else {
-            Err(AdapterError::new(
-                ErrorClass::Conflict,
-                &self.system,
-                "already a member",
-            ))
-        }
-    }
-
-    async fn remove_membership(&self, account_id: &str, target: &EntitlementTarget) -> AResult<()> {
-        let mut s = self.state();
-        let gone = s
-            .members
-            .get_mut(&target.name)
-            .is_some_and(|m| m.remove(account_id));
-        if gone {
-            Ok(())
-        } else {
-            Err(AdapterError::new(
-                ErrorClass::NotFound,
-                &self.system,
-                "not a member",
-            ))
-        }
     }
 
     async fn list_memberships(&self, account_id: &str) -> AResult<Vec<RemoteMembership>> {
@@ -335,6 +234,98 @@ impl Adapter for MemoryDirectory {
     }
 }
 
+#[async_trait]
+impl Provisioner for MemoryDirectory {
+    async fn create_account(&self, spec: &AccountSpec) -> AResult<RemoteAccount> {
+        let mut s = self.state();
+        let key = spec.login.to_lowercase();
+        *s.creates.entry(key.clone()).or_insert(0) += 1;
+        if s.by_login.contains_key(&key) {
+            return Err(AdapterError::new(
+                ErrorClass::Conflict,
+                &self.about.system,
+                format!("{} already exists", spec.login),
+            ));
+        }
+        s.next_id += 1;
+        let mut attributes = spec.synced_attributes();
+        for k in SYNCED_KEYS {
+            attributes.entry(k.to_string()).or_default();
+        }
+        let acc = RemoteAccount {
+            external_id: format!("m{}", s.next_id),
+            login: spec.login.clone(),
+            email: Some(spec.email.clone()),
+            active: true,
+            hris_id: Some(spec.hris_id.clone()),
+            attributes,
+        };
+        s.by_login.insert(key, acc.external_id.clone());
+        s.accounts.insert(acc.external_id.clone(), acc.clone());
+        Ok(acc)
+    }
+
+    async fn update_account(
+        &self,
+        external_id: &str,
+        spec: &AccountSpec,
+    ) -> AResult<RemoteAccount> {
+        let mut s = self.state();
+        let acc = s
+            .accounts
+            .get_mut(external_id)
+            .ok_or_else(|| self.not_found(external_id))?;
+        acc.email = Some(spec.email.clone());
+        for (k, v) in spec.synced_attributes() {
+            if !v.is_empty() && acc.attributes.contains_key(&k) {
+                acc.attributes.insert(k, v);
+            }
+        }
+        Ok(acc.clone())
+    }
+
+    /// An account that is gone is already deactivated.
+    async fn deactivate_account(&self, external_id: &str) -> AResult<()> {
+        if let Some(acc) = self.state().accounts.get_mut(external_id) {
+            acc.active = false;
+        }
+        Ok(())
+    }
+
+    async fn reactivate_account(&self, external_id: &str) -> AResult<()> {
+        let mut s = self.state();
+        let acc = s
+            .accounts
+            .get_mut(external_id)
+            .ok_or_else(|| self.not_found(external_id))?;
+        acc.active = true;
+        Ok(())
+    }
+
+    async fn add_membership(&self, account_id: &str, target: &EntitlementTarget) -> AResult<()> {
+        let mut s = self.state();
+        if !s.accounts.contains_key(account_id) {
+            return Err(self.not_found(account_id));
+        }
+        s.groups.insert(target.name.clone());
+        // Already a member: done (the adapter owns idempotency).
+        s.members
+            .entry(target.name.clone())
+            .or_default()
+            .insert(account_id.to_string());
+        Ok(())
+    }
+
+    async fn remove_membership(&self, account_id: &str, target: &EntitlementTarget) -> AResult<()> {
+        let mut s = self.state();
+        // Not a member: done (the adapter owns idempotency).
+        if let Some(m) = s.members.get_mut(&target.name) {
+            m.remove(account_id);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,16 +349,13 @@ mod tests {
             external_id: "eng".into(),
         };
         d.add_membership(&a.external_id, &g).await.unwrap();
-        assert_eq!(
-            d.add_membership(&a.external_id, &g)
-                .await
-                .unwrap_err()
-                .class,
-            ErrorClass::Conflict
-        );
+        // Granting again, revoking twice and deactivating what is gone are all done.
+        d.add_membership(&a.external_id, &g).await.unwrap();
         assert_eq!(d.list_memberships(&a.external_id).await.unwrap().len(), 1);
         d.remove_membership(&a.external_id, &g).await.unwrap();
+        d.remove_membership(&a.external_id, &g).await.unwrap();
         assert_eq!(d.membership_count(), 0);
+        d.deactivate_account("gone").await.unwrap();
         assert_eq!(
             d.add_membership("nobody", &g).await.unwrap_err().class,
             ErrorClass::NotFound

@@ -10,8 +10,6 @@
 //! identity store in [`aws_identitystore`], one account on one endpoint).
 
 pub mod aws;
-pub mod aws_iam;
-pub mod aws_identitystore;
 pub mod fault;
 pub mod filter;
 pub mod log;

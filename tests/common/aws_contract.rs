@@ -6,6 +6,7 @@
 use accessdesk::adapters::aws_iam::AwsIam;
 use accessdesk::adapters::aws_identitystore::AwsIdentityStore;
 use accessdesk::adapters::http::{RetryPolicy, Timeouts};
+use accessdesk::adapters::prelude::*;
 use accessdesk::adapters::registry::{AdapterContext, SecretSource, limiter_for};
 use accessdesk::adapters::{
     AResult, AccountSpec, Adapter, EntitlementTarget, ErrorClass, RemoteAccount, collect_all,
@@ -536,10 +537,11 @@ pub async fn deactivation<T: AwsTarget>(t: &T) {
     a.reactivate_account(user).await.expect("reactivate again");
     assert_eq!(key_status().await, ["Active", "Inactive"]);
 
-    assert_eq!(
-        a.deactivate_account("nobody").await.unwrap_err().class,
-        ErrorClass::NotFound
-    );
+    // A user who is gone is already deactivated: the adapter owns idempotency
+    // (adapters::error::already_done), the engine takes every error as a failure.
+    a.deactivate_account("nobody")
+        .await
+        .expect("deactivating a user who is gone is done");
 }
 
 /// The identity store adapter's contract (as far as moto goes, which is as far as the

@@ -46,6 +46,21 @@ impl SecretSource for NamedSecrets {
     }
 }
 
+/// A header map from name/value pairs (repeated names are appended), for tests of the
+/// vendors' header dialects. Panics on a name or value that is not a valid header: test
+/// input only.
+pub fn headers(pairs: &[(&str, &str)]) -> reqwest::header::HeaderMap {
+    use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.append(
+            HeaderName::from_bytes(k.as_bytes()).expect("a test header name"),
+            HeaderValue::from_str(v).expect("a test header value"),
+        );
+    }
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

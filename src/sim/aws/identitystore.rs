@@ -1,4 +1,4 @@
-//! The IAM Identity Center identity store in the AWS simulator ([`super::aws`]): users,
+//! The IAM Identity Center identity store in the AWS simulator ([`super`]): users,
 //! groups and group memberships over AWS JSON 1.1 (`X-Amz-Target:
 //! AWSIdentityStore.<Operation>`, API 2020-06-15), shaped as botocore's
 //! `identitystore/2020-06-15/service-2.json` describes them.
@@ -18,83 +18,18 @@
 //!
 //! The API has no enabled/disabled state for users, so the simulator has none either.
 
-use super::WriteCounts;
-use super::aws::{AwsError, Inner};
+use super::account::Inner;
+use super::model::{Membership, Store};
+pub use super::model::{StoreGroup, StoreUser};
+use super::wire::AwsError;
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
 use std::time::Instant;
-
-/// An identity store user as the simulator holds it.
-#[derive(Debug, Clone)]
-pub struct StoreUser {
-    pub user_id: String,
-    pub user_name: String,
-    /// The user's attributes as the API spells them (`Name`, `DisplayName`, `Emails`,
-    /// `Title`, ...), without `UserId`, `UserName` and `IdentityStoreId`.
-    pub attributes: Map<String, Value>,
-    seq: u64,
-    visible_at: Instant,
-}
-
-#[derive(Debug, Clone)]
-pub struct StoreGroup {
-    pub group_id: String,
-    pub display_name: String,
-    pub description: Option<String>,
-    seq: u64,
-}
-
-#[derive(Debug, Clone)]
-struct Membership {
-    membership_id: String,
-    group_id: String,
-    user_id: String,
-    seq: u64,
-    visible_at: Instant,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct Store {
-    seq: u64,
-    users: BTreeMap<String, StoreUser>,
-    groups: BTreeMap<String, StoreGroup>,
-    memberships: BTreeMap<String, Membership>,
-    pub(crate) counts: WriteCounts,
-}
-
-impl Store {
-    pub(crate) fn users_in_order(&self) -> Vec<StoreUser> {
-        let mut v: Vec<StoreUser> = self.users.values().cloned().collect();
-        v.sort_by_key(|u| u.seq);
-        v
-    }
-
-    pub(crate) fn members_of_named(&self, display_name: &str) -> Vec<String> {
-        let Some(g) = self
-            .groups
-            .values()
-            .find(|g| g.display_name == display_name)
-        else {
-            return Vec::new();
-        };
-        self.memberships
-            .values()
-            .filter(|m| m.group_id == g.group_id)
-            .map(|m| m.user_id.clone())
-            .collect()
-    }
-
-    fn next_seq(&mut self) -> u64 {
-        self.seq += 1;
-        self.seq
-    }
-}
 
 /// `1234567890-` + a UUID: what the store's resource ids look like (the digits are the
 /// store id's).
 fn resource_id(store_id: &str) -> String {
     let digits = store_id.strip_prefix("d-").unwrap_or(store_id);
-    let uuid = super::fault::request_id().to_lowercase();
+    let uuid = crate::sim::fault::request_id().to_lowercase();
     format!("{digits}-{uuid}")
 }
 

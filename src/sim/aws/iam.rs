@@ -1,4 +1,4 @@
-//! IAM in the AWS simulator ([`super::aws`]): users (with paths and tags), groups and
+//! IAM in the AWS simulator ([`super`]): users (with paths and tags), groups and
 //! memberships, access keys and console login profiles, over the query protocol of API
 //! version 2010-05-08, as `specs/aws/service-2.json` describes the actions.
 //!
@@ -11,56 +11,15 @@
 //! `MaxItems` (1-1000, default 100) and an opaque `Marker` with `IsTruncated` (unlike
 //! moto, which returns everything at once); list results carry no tags, `GetUser` does.
 
-use super::WriteCounts;
-use super::aws::{Account, AwsError, AwsSimOptions, Caller, Inner, Params, aws_id, el, iso8601};
+use super::account::{AwsSimOptions, Caller, Inner};
+use super::model::{Account, Iam};
+pub use super::model::{IamGroup, IamUser};
+use super::wire::{AwsError, Params, aws_id, el, iso8601};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use std::time::Instant;
-
-/// An IAM user as the simulator holds it.
-#[derive(Debug, Clone)]
-pub struct IamUser {
-    pub user_name: String,
-    pub user_id: String,
-    pub arn: String,
-    pub path: String,
-    pub created: DateTime<Utc>,
-    /// In the order they were first set.
-    pub tags: Vec<(String, String)>,
-    pub login_profile: bool,
-    visible_at: Instant,
-}
-
-impl IamUser {
-    pub fn tag(&self, key: &str) -> Option<&str> {
-        self.tags
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct IamGroup {
-    pub group_name: String,
-    pub group_id: String,
-    pub arn: String,
-    pub path: String,
-    pub created: DateTime<Utc>,
-    /// Member user names -> when the membership becomes visible to reads.
-    pub(crate) members: BTreeMap<String, Instant>,
-}
-
-/// IAM's part of the account. Keys are lowercase names (IAM names are unique whatever
-/// their case).
-#[derive(Debug, Default)]
-pub(crate) struct Iam {
-    pub(crate) users: BTreeMap<String, IamUser>,
-    pub(crate) groups: BTreeMap<String, IamGroup>,
-    pub(crate) counts: WriteCounts,
-}
 
 pub fn user_arn(account: &str, path: &str, name: &str) -> String {
     format!("arn:aws:iam::{account}:user{path}{name}")
@@ -112,10 +71,10 @@ pub(crate) fn new_group(a: &mut Account, account: &str, name: &str, path: &str) 
 pub(crate) fn create_access_key(a: &mut Account, user: &str) -> Option<(String, String)> {
     let name = a.iam.users.get(&user.to_lowercase())?.user_name.clone();
     let id = aws_id("AKIA", 16);
-    let secret = super::aws::secret_key();
+    let secret = super::wire::secret_key();
     a.keys.insert(
         id.clone(),
-        super::aws::AccessKey {
+        super::model::AccessKey {
             user: name,
             secret: secret.clone(),
             active: true,
@@ -818,77 +777,4 @@ pub const ERROR_CODES: &[(&str, u16)] = &[
 ];
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn params(pairs: &[(&str, &str)]) -> Params {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn names_paths_and_tags_are_checked() {
-        assert!(
-            name(
-                &params(&[("UserName", "ada.l+x=y,z@w-v_u")]),
-                "UserName",
-                64
-            )
-            .is_ok()
-        );
-        for bad in ["", "has space", "ünï", &"a".repeat(65)] {
-            let e = name(&params(&[("UserName", bad)]), "UserName", 64).unwrap_err();
-            assert_eq!(e.code, "ValidationError", "{bad}");
-        }
-        assert_eq!(
-            name(&params(&[]), "UserName", 64).unwrap_err().code,
-            "MissingParameter"
-        );
-        assert_eq!(path(&params(&[]), "Path", "/").unwrap(), "/");
-        assert!(path(&params(&[("Path", "/staff/")]), "Path", "/").is_ok());
-        for bad in ["staff", "/staff", "/a b/"] {
-            assert!(
-                path(&params(&[("Path", bad)]), "Path", "/").is_err(),
-                "{bad}"
-            );
-        }
-        let t = tags(&params(&[
-            ("Tags.member.1.Key", "accessdesk:hris-id"),
-            ("Tags.member.1.Value", "E 001"),
-            ("Tags.member.2.Key", "k"),
-            ("Tags.member.3.Key", "skipped: no member 3 value is fine"),
-        ]))
-        .unwrap();
-        assert_eq!(t.len(), 3);
-        assert_eq!(t[1], ("k".to_string(), String::new()));
-        assert!(tags(&params(&[("Tags.member.1.Key", "a,b")])).is_err());
-        assert_eq!(
-            tags(&params(&[
-                ("Tags.member.1.Key", "K"),
-                ("Tags.member.2.Key", "k")
-            ]))
-            .unwrap_err()
-            .code,
-            "InvalidInput"
-        );
-    }
-
-    #[test]
-    fn pages_resume_from_the_marker() {
-        let items: BTreeMap<String, u32> = (0..5).map(|i| (format!("u{i}"), i)).collect();
-        let p = params(&[("MaxItems", "2")]);
-        let (a, next) = page(&items, &p, |_| true).unwrap();
-        assert_eq!(a, [&0, &1]);
-        let next = next.unwrap();
-        let p = params(&[("MaxItems", "2"), ("Marker", &next)]);
-        let (b, next) = page(&items, &p, |_| true).unwrap();
-        assert_eq!(b, [&2, &3]);
-        let p = params(&[("MaxItems", "2"), ("Marker", &next.unwrap())]);
-        assert_eq!(page(&items, &p, |_| true).unwrap(), (vec![&4], None));
-        assert!(page(&items, &params(&[("Marker", "zz")]), |_| true).is_err());
-        assert!(page(&items, &params(&[("MaxItems", "0")]), |_| true).is_err());
-        assert!(page(&items, &params(&[("MaxItems", "1001")]), |_| true).is_err());
-    }
-}
+mod tests;
