@@ -214,6 +214,11 @@ pub struct About {
     pub api_version: &'static str,
     pub limiter: Option<std::sync::Arc<http::RateLimiter>>,
     pub capabilities: Capabilities,
+    /// What the adapter notices of its vendor (API-version watch, credential hygiene).
+    pub watch: Option<std::sync::Arc<kit::watch::Watch>>,
+    /// The scopes (or permissions) the adapter needs, as the vendor names them; empty
+    /// where the credential has none to compare (an SSWS token, AWS keys).
+    pub needed_scopes: Vec<String>,
 }
 
 impl About {
@@ -228,7 +233,15 @@ impl About {
             api_version,
             limiter: Some(http.limiter.clone()),
             capabilities,
+            watch: Some(http.watch.clone()),
+            needed_scopes: Vec::new(),
         }
+    }
+
+    /// The scopes the adapter needs.
+    pub fn needing(mut self, scopes: &[&str]) -> Self {
+        self.needed_scopes = scopes.iter().map(|s| s.to_string()).collect();
+        self
     }
 }
 
@@ -250,6 +263,10 @@ pub trait Reader: Send + Sync {
     /// The limiter this adapter's requests go through.
     fn limiter(&self) -> Option<std::sync::Arc<http::RateLimiter>> {
         self.about().limiter.clone()
+    }
+    /// What the adapter noticed of its vendor.
+    fn watch(&self) -> Option<std::sync::Arc<kit::watch::Watch>> {
+        self.about().watch.clone()
     }
     /// Whether accounts here carry the HR id accessdesk writes ([`Capabilities`]).
     fn stores_hris_id(&self) -> bool {

@@ -420,6 +420,7 @@ impl std::fmt::Debug for OktaAdapter {
 
 impl OktaAdapter {
     pub fn new(opts: OktaOptions) -> AResult<Self> {
+        let watch = Arc::new(crate::adapters::kit::watch::Watch::default());
         let (auth, kind): (Arc<dyn Auth>, AuthKind) = match &opts.auth {
             OktaAuthConfig::Ssws => (
                 Arc::new(HeaderAuth {
@@ -460,12 +461,15 @@ impl OktaAdapter {
                     retry: opts.retry,
                     profile: Arc::new(OktaProfile),
                 };
-                let j = Arc::new(TokenAuth::new(
-                    &opts.system,
-                    &opts.credential_source,
-                    endpoint,
-                    Box::new(grant),
-                )?);
+                let j = Arc::new(
+                    TokenAuth::new(
+                        &opts.system,
+                        &opts.credential_source,
+                        endpoint,
+                        Box::new(grant),
+                    )?
+                    .with_watch(watch.clone()),
+                );
                 let info = JwtAuth {
                     auth: j.clone(),
                     client_id: client_id.clone(),
@@ -485,8 +489,13 @@ impl OktaAdapter {
             Arc::new(OktaProfile),
         )?;
         http.retry = opts.retry;
+        http.watch = watch;
+        let needed: &[&str] = match &opts.auth {
+            OktaAuthConfig::Ssws => &[],
+            OktaAuthConfig::PrivateKeyJwt { .. } => &["okta.users.manage", "okta.groups.manage"],
+        };
         Ok(OktaAdapter {
-            about: About::of(&http, API_VERSION, CAPABILITIES),
+            about: About::of(&http, API_VERSION, CAPABILITIES).needing(needed),
             base_url: opts.base_url,
             http,
             auth: kind,

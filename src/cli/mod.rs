@@ -588,12 +588,15 @@ pub fn report(e: &Error) -> i32 {
 
 fn system_list(ctx: &Ctx) -> Result<()> {
     let cfg = ctx.systems()?;
+    let store = ctx.store()?;
+    let health = crate::engine::hygiene::hygiene(&store, &cfg.catalog, chrono::Utc::now())?;
     if ctx.json {
         let rows: Vec<_> = cfg
             .catalog
             .systems
             .values()
-            .map(|s| {
+            .zip(&health)
+            .map(|(s, h)| {
                 serde_json::json!({
                     "name": s.system.name,
                     "kind": s.system.kind,
@@ -601,14 +604,29 @@ fn system_list(ctx: &Ctx) -> Result<()> {
                     "depends_on": s.system.depends_on,
                     "credential": s.credential.as_ref().map(|c| c.to_string()),
                     "entitlements": s.entitlements.len(),
+                    "status": h.status(),
+                    "credential_hygiene": {
+                        "set_at": h.set_at,
+                        "last_used_ok_at": h.last_used_ok_at,
+                        "expires_at": h.expires_at,
+                        "expiry_source": h.expiry_source,
+                        "expiry": h.expiry,
+                        "rotate_after_days": h.rotate_after_days,
+                        "rotation_due_at": h.rotation_due_at,
+                        "rotation": h.rotation,
+                        "scopes_granted": h.scopes_granted,
+                        "scopes_needed": h.scopes_needed,
+                        "scopes": h.scopes,
+                    },
+                    "api_watch": h.deprecations,
                 })
             })
             .collect();
         return ctx.print_json(&rows);
     }
-    for s in cfg.catalog.systems.values() {
+    for (s, h) in cfg.catalog.systems.values().zip(&health) {
         println!(
-            "{:<16} {:<20} api {:<12} deps [{}]  credential {}  {} entitlements",
+            "{:<16} {:<20} api {:<12} deps [{}]  credential {}  {} entitlements  {}",
             s.system.name,
             s.system.kind,
             s.system.api_version,
@@ -617,8 +635,12 @@ fn system_list(ctx: &Ctx) -> Result<()> {
                 .as_ref()
                 .map(|c| c.to_string())
                 .unwrap_or_else(|| "-".into()),
-            s.entitlements.len()
+            s.entitlements.len(),
+            h.status()
         );
+        for line in h.lines() {
+            println!("    {line}");
+        }
     }
     Ok(())
 }
@@ -659,7 +681,17 @@ pub fn one_adapter(
 
 fn system_test(ctx: &Ctx, name: &str) -> Result<i32> {
     let (adapter, rt) = one_adapter(ctx, name)?;
-    match rt.block_on(adapter.authenticate()) {
+    let result = rt.block_on(adapter.authenticate());
+    // What the vendor said (scopes, expiry, deprecations, success) is kept for
+    // `system list` and the console's Systems view.
+    if let (Ok(id), Some(w)) = (&result, adapter.watch())
+        && !id.scopes.is_empty()
+    {
+        w.scopes_granted(id.scopes.clone());
+    }
+    let mut store = ctx.store()?;
+    crate::engine::status::persist_signals(&mut store, [(name, adapter.as_ref())])?;
+    match result {
         Ok(id) => {
             if ctx.json {
                 ctx.print_json(&serde_json::json!({"system": name, "ok": true, "identity": id}))?;

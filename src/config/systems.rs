@@ -60,6 +60,9 @@ struct RawSystem {
     /// How reconciliation finds an account's person, rules tried in order.
     #[serde(default)]
     correlate: Option<Vec<Spanned<String>>>,
+    /// Rotate the credential this long after it was set (`"90d"`, `"12w"`).
+    #[serde(default)]
+    rotate_after: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -189,6 +192,26 @@ pub struct SystemEntry {
     pub on_leave: OnLeave,
     /// How reconciliation finds an account's person (`correlate`), in order.
     pub correlate: Vec<Correlate>,
+    /// Days after a credential is set that it is due for rotation (`rotate_after`).
+    pub rotate_after_days: Option<u32>,
+}
+
+/// `rotate_after`: a whole number of days (`"90d"`) or weeks (`"12w"`), at least one day.
+pub fn parse_rotate_after(v: &str) -> std::result::Result<u32, String> {
+    let v = v.trim();
+    let (n, unit) = v.split_at(v.len().saturating_sub(1));
+    let n: u32 = n
+        .parse()
+        .map_err(|_| format!("rotate_after {v:?} is not a number of days or weeks"))?;
+    let days = match unit {
+        "d" => n,
+        "w" => n.saturating_mul(7),
+        _ => return Err(format!("rotate_after {v:?} has no unit")),
+    };
+    if days == 0 {
+        return Err("rotate_after must be at least one day".into());
+    }
+    Ok(days)
 }
 
 /// A correlation rule: how reconciliation decides whose an account is.
@@ -598,6 +621,23 @@ impl SystemsConfig {
                     "remove it for the default [\"link\", \"hris_id\", \"email\", \"login\"]",
                 ));
             }
+            let rotate_after_days = match &rs.rotate_after {
+                None => None,
+                Some(v) => match parse_rotate_after(v.get_ref()) {
+                    Ok(d) => Some(d),
+                    Err(msg) => {
+                        problems.push(problem_at(
+                            path,
+                            text,
+                            Some(v.span()),
+                            format!("{key}.rotate_after"),
+                            msg,
+                            "for example rotate_after = \"90d\" or \"12w\"",
+                        ));
+                        None
+                    }
+                },
+            };
             let api_version = rs
                 .api_version
                 .clone()
@@ -622,6 +662,7 @@ impl SystemsConfig {
                     login,
                     on_leave,
                     correlate,
+                    rotate_after_days,
                 },
             );
         }

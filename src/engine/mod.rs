@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod apply;
 pub mod findings;
+pub mod hygiene;
 pub mod identity;
 pub mod observe;
 pub mod plan;

@@ -327,6 +327,11 @@ impl Engine {
         self.systems.get(system).map(|r| &r.adapter)
     }
 
+    /// Every system this engine drives, with its runtime.
+    pub fn runtimes(&self) -> impl Iterator<Item = (&String, &SystemRuntime)> {
+        self.systems.iter()
+    }
+
     /// After a crash: settle operations left `running` by checking the target.
     pub async fn recover(&self) -> Result<usize> {
         let running = self.db(|s| s.ops_with_status(&[OperationStatus::Running], 100_000))?;
@@ -429,6 +434,7 @@ impl Engine {
                 looking.remove(&op.id);
             }
             self.settle_all(std::mem::take(&mut finished), &mut summary)?;
+            self.flush_signals()?;
             let fed = self.feed()?;
             let dispatched = self.dispatch(&mut tasks, &mut looking)?;
             if tasks.is_empty() && dispatched == 0 {
@@ -478,6 +484,7 @@ impl Engine {
             }
         }
         self.settle_all(finished, &mut summary)?;
+        self.flush_signals()?;
         Ok(summary)
     }
 

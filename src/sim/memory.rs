@@ -95,6 +95,8 @@ impl MemoryDirectory {
                     list_entitlements: true,
                     stores_hris_id: true,
                 },
+                watch: None,
+                needed_scopes: Vec::new(),
             },
             state: Mutex::new(State::default()),
             page_size: None,

@@ -453,6 +453,15 @@ CREATE TABLE backlog_counts (
     n      INTEGER NOT NULL
 ) WITHOUT ROWID;
 "#,
+    // 11: what each system's adapter noticed of its vendor (adapters/kit/watch.rs):
+    // deprecation signals, last success, credential expiry and granted scopes, as JSON.
+    r#"
+CREATE TABLE system_signals (
+    system     TEXT PRIMARY KEY,
+    signals    TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+"#,
 ];
 
 /// The schema version this build writes.

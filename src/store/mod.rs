@@ -17,6 +17,7 @@ pub mod queue;
 pub mod reconcile;
 pub mod scan;
 pub mod secrets_index;
+pub mod signals;
 
 use crate::{Error, Result};
 use rusqlite::{Connection, OpenFlags};

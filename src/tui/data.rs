@@ -359,6 +359,8 @@ pub struct CredentialInfo {
     pub detail: Option<String>,
     pub set_at: Option<String>,
     pub last_auth_ok_at: Option<String>,
+    /// Expiry, rotation, scopes and the vendor's deprecation signals (engine/hygiene.rs).
+    pub hygiene: Option<crate::engine::hygiene::Hygiene>,
 }
 
 /// What the current page needs.
@@ -1004,8 +1006,16 @@ impl Loader {
 
     fn credentials(&self) -> Result<BTreeMap<String, CredentialInfo>> {
         let mut out = BTreeMap::new();
+        let mut health: BTreeMap<String, crate::engine::hygiene::Hygiene> =
+            crate::engine::hygiene::hygiene(&self.store, &self.catalog, chrono::Utc::now())?
+                .into_iter()
+                .map(|h| (h.system.clone(), h))
+                .collect();
         for (name, entry) in &self.catalog.systems {
-            let mut info = CredentialInfo::default();
+            let mut info = CredentialInfo {
+                hygiene: health.remove(name),
+                ..Default::default()
+            };
             if let Some(cred) = &entry.credential {
                 info.reference = Some(cred.to_string());
                 if let Some(probe) = &self.probe {

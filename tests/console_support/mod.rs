@@ -308,6 +308,31 @@ pub fn snapshot() -> Snapshot {
             detail: None,
             set_at: Some(ts(86_400)),
             last_auth_ok_at: Some(ts(5)),
+            hygiene: Some(accessdesk::engine::hygiene::Hygiene {
+                system: "okta".into(),
+                kind: "okta".into(),
+                api_version: "v1".into(),
+                credential: Some("keyring:okta-token".into()),
+                set_at: Some(ts(86_400)),
+                last_used_ok_at: Some(ts(5)),
+                expires_at: None,
+                expiry_source: None,
+                expiry: "unknown",
+                rotate_after_days: Some(90),
+                rotation_due_at: None,
+                rotation: "ok",
+                scopes_granted: None,
+                scopes_needed: vec![],
+                scopes: None,
+                deprecations: vec![accessdesk::adapters::kit::watch::Deprecation {
+                    signal: "Sunset".into(),
+                    value: "Wed, 01 Sep 2027 00:00:00 GMT".into(),
+                    date: Some("2027-09-01T00:00:00+00:00".into()),
+                    request: "GET /api/v1/users".into(),
+                    first_seen: ts(3_600),
+                    last_seen: ts(5),
+                }],
+            }),
         },
     );
     credentials.insert(
@@ -318,6 +343,7 @@ pub fn snapshot() -> Snapshot {
             detail: None,
             set_at: None,
             last_auth_ok_at: None,
+            hygiene: None,
         },
     );
     credentials.insert(
@@ -328,6 +354,7 @@ pub fn snapshot() -> Snapshot {
             detail: None,
             set_at: None,
             last_auth_ok_at: Some(ts(60)),
+            hygiene: None,
         },
     );
     Snapshot {

@@ -64,6 +64,7 @@ pub fn entry(base_url: &str, settings: &[(&str, toml::Value)]) -> SystemEntry {
         login: accessdesk::model::login::LoginTemplate::default_for(SystemKind::Okta),
         on_leave: accessdesk::config::systems::OnLeave::Deactivate,
         correlate: accessdesk::config::systems::Correlate::DEFAULT.to_vec(),
+        rotate_after_days: None,
     }
 }
 

@@ -13,6 +13,7 @@ use super::jwt::{Signer, now_secs, random_jti};
 use crate::adapters::error::{AResult, AdapterError, ErrorClass};
 use crate::adapters::http::{HttpClient, RateLimiter, Req, RetryPolicy, Timeouts};
 use crate::adapters::kit::errors::VendorProfile;
+use crate::adapters::kit::watch::Watch;
 use crate::secrets::Secret;
 use async_trait::async_trait;
 use reqwest::header::ACCEPT;
@@ -258,6 +259,7 @@ pub struct TokenAuth {
     grant: Box<dyn Grant>,
     cache: tokio::sync::Mutex<Option<Cached>>,
     issued: std::sync::Mutex<Option<Issued>>,
+    watch: Option<Arc<Watch>>,
 }
 
 impl std::fmt::Debug for TokenAuth {
@@ -305,7 +307,14 @@ impl TokenAuth {
             grant,
             cache: tokio::sync::Mutex::new(None),
             issued: std::sync::Mutex::new(None),
+            watch: None,
         })
+    }
+
+    /// Report each token's expiry and scopes to the system's watch (credential hygiene).
+    pub fn with_watch(mut self, watch: Arc<Watch>) -> Self {
+        self.watch = Some(watch);
+        self
     }
 
     /// Send the token as `Authorization: <scheme> <token>` (GitHub takes `token` as well).
@@ -336,6 +345,12 @@ impl TokenAuth {
             );
             e
         })?;
+        if let Some(w) = &self.watch {
+            let at =
+                chrono::Utc::now() + chrono::Duration::from_std(token.lifetime).unwrap_or_default();
+            w.credential_expires(at, "OAuth access token lifetime");
+            w.scopes_granted(token.scopes.clone());
+        }
         *self.issued.lock().unwrap_or_else(|p| p.into_inner()) = Some(Issued {
             at: SystemTime::now(),
             lifetime: token.lifetime,

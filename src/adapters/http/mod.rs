@@ -19,6 +19,7 @@ pub use retry::RetryPolicy;
 use super::auth::Auth;
 use super::error::{AResult, AdapterError, ErrorClass};
 use super::kit::errors::VendorProfile;
+use super::kit::watch::Watch;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName};
 use serde::de::DeserializeOwned;
@@ -128,6 +129,9 @@ pub struct HttpClient {
     pub retry: RetryPolicy,
     auth: Arc<dyn Auth>,
     profile: Arc<dyn VendorProfile>,
+    /// What this system's answers said of the vendor (deprecations, last success,
+    /// credential expiry); shared with the adapter's other clients and auth providers.
+    pub watch: Arc<Watch>,
 }
 
 /// Install rustls's ring provider once per process (reqwest is built without a default one).
@@ -172,6 +176,7 @@ impl HttpClient {
             retry: RetryPolicy::default(),
             auth,
             profile,
+            watch: Arc::new(Watch::default()),
         })
     }
 
@@ -347,6 +352,8 @@ impl HttpClient {
                 (status, headers, got.freeze())
             }
         };
+        self.watch
+            .observe(&format!("{method} {path}"), status, &headers);
         let signal = self.profile.rate_signal(status, &headers, &body);
         self.limiter.observe_for(&bucket, &signal);
         drop(permit);

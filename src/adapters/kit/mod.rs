@@ -9,6 +9,8 @@
 //! - [`paging`]: Link headers, cursors and page tokens, SCIM startIndex; `collect_all`.
 //! - [`names`]: the name → id cache.
 //! - [`testkit`]: stand-ins for the keychain that tests and benchmarks share.
+//! - [`watch`]: what an adapter notices of its vendor (deprecation signals, last success,
+//!   credential expiry, granted scopes) for the API-version watch and credential hygiene.
 //!
 //! Auth providers live beside the kit in [`crate::adapters::auth`].
 
@@ -18,3 +20,4 @@ pub mod names;
 pub mod paging;
 pub mod settings;
 pub mod testkit;
+pub mod watch;

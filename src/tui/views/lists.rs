@@ -351,8 +351,16 @@ pub fn audit(f: &mut Frame, s: &AppState, area: Rect, hits: &mut HitMap) {
 pub fn systems(f: &mut Frame, s: &AppState, area: Rect, hits: &mut HitMap) {
     let t = &s.theme;
     let names = s.system_names();
-    let [list, detail] = Layout::vertical([Constraint::Min(3), Constraint::Length(9)]).areas(area);
     let c = s.cursor(PageKey::Systems);
+    // Room for the selected system's hygiene lines (at most six) in the detail pane.
+    let extra = names
+        .get(c.index.min(names.len().saturating_sub(1)))
+        .and_then(|n| s.snapshot.credentials.get(*n))
+        .and_then(|cred| cred.hygiene.as_ref())
+        .map(|h| h.lines().len().min(6) as u16)
+        .unwrap_or(0);
+    let [list, detail] =
+        Layout::vertical([Constraint::Min(3), Constraint::Length(9 + extra)]).areas(area);
     let height = list.height.saturating_sub(3) as usize;
     let (start, end) = window(&c, names.len(), height);
     let rows: Vec<(Vec<Line>, Style)> = names[start..end]
@@ -401,6 +409,12 @@ pub fn systems(f: &mut Frame, s: &AppState, area: Rect, hits: &mut HitMap) {
                         .map(|x| local(s, x))
                         .unwrap_or_else(|| "never".into()),
                 ),
+                Line::from(match cred.hygiene.as_ref().map(|h| h.status()) {
+                    Some("error") => Span::styled("error", t.style(Role::AlertError)),
+                    Some("warning") => Span::styled("warning", t.style(Role::AlertWarn)),
+                    Some(_) => Span::styled("ok", t.style(Role::AlertOk)),
+                    None => Span::styled("—", t.style(Role::Muted)),
+                }),
             ];
             (cells, row_style(s, start + i == c.index, false, false))
         })
@@ -412,6 +426,7 @@ pub fn systems(f: &mut Frame, s: &AppState, area: Rect, hits: &mut HitMap) {
         col("Keychain"),
         col("Set"),
         col("Last auth ok"),
+        col("Health"),
     ];
     let table = columns::table(s, list, &cols, rows).block(block(
         s,
@@ -433,13 +448,23 @@ pub fn systems(f: &mut Frame, s: &AppState, area: Rect, hits: &mut HitMap) {
                     Span::raw(info.limits.clone()),
                 ]),
             ];
-            if let Some(cred) = selected.and_then(|n| s.snapshot.credentials.get(*n))
-                && let Some(d) = &cred.detail
-            {
-                l.push(Line::styled(
-                    format!("keychain: {d}"),
-                    t.style(Role::AlertWarn),
-                ));
+            if let Some(cred) = selected.and_then(|n| s.snapshot.credentials.get(*n)) {
+                if let Some(d) = &cred.detail {
+                    l.push(Line::styled(
+                        format!("keychain: {d}"),
+                        t.style(Role::AlertWarn),
+                    ));
+                }
+                // Credential hygiene and the vendor's deprecation signals, worst first.
+                if let Some(h) = &cred.hygiene {
+                    let role = match h.status() {
+                        "error" => Role::AlertError,
+                        _ => Role::AlertWarn,
+                    };
+                    for line in h.lines() {
+                        l.push(Line::styled(line, t.style(role)));
+                    }
+                }
             }
             l.push(Line::styled("depends on", t.style(Role::Muted)));
             for line in dependency_tree(s, selected.map(|x| x.to_string()).unwrap_or_default()) {
