@@ -100,6 +100,10 @@ pub enum ThrottleStyle {
     /// One endpoint serving both AWS protocols: JSON for requests with `X-Amz-Target`,
     /// query XML for the others.
     Aws,
+    /// Google APIs (Admin SDK Directory): 403 with reason `userRateLimitExceeded` and no
+    /// Retry-After or remaining headers; too many at once, 403 `quotaExceeded`; server
+    /// errors 503 `backendError` (bodies from [`super::google::error`]).
+    Google,
 }
 
 const IAM_XMLNS: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
@@ -161,6 +165,11 @@ impl ThrottleStyle {
                 });
                 aws_json_response(StatusCode::BAD_REQUEST, "ThrottlingException", body)
             }
+            ThrottleStyle::Google => super::google::error(
+                StatusCode::FORBIDDEN,
+                "userRateLimitExceeded",
+                super::google::QPM_EXCEEDED,
+            ),
         }
     }
 
@@ -171,6 +180,11 @@ impl ThrottleStyle {
     pub fn concurrency_refusal(self, limit: u32, req: &HeaderMap) -> Response {
         match self.for_request(req) {
             ThrottleStyle::Okta => okta_429(limit, 1),
+            ThrottleStyle::Google => super::google::error(
+                StatusCode::FORBIDDEN,
+                "quotaExceeded",
+                super::google::CONCURRENCY_EXCEEDED,
+            ),
             other => other.refusal(1, req),
         }
     }
@@ -197,6 +211,11 @@ impl ThrottleStyle {
                 "The service is temporarily unavailable.",
             ),
             ThrottleStyle::RetryAfter429 => (StatusCode::SERVICE_UNAVAILABLE, "service unavailable (injected)").into_response(),
+            ThrottleStyle::Google => super::google::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "backendError",
+                "The service is currently unavailable.",
+            ),
         }
     }
 }

@@ -7,11 +7,13 @@
 //! (moto, scim2-server).
 //!
 //! One simulator per adapter: [`okta`], [`scim`], [`aws`] (IAM and STS in [`aws_iam`], the
-//! identity store in [`aws_identitystore`], one account on one endpoint).
+//! identity store in [`aws_identitystore`], one account on one endpoint), [`google`] (the
+//! Admin SDK Directory API behind Google's service-account token endpoint).
 
 pub mod aws;
 pub mod fault;
 pub mod filter;
+pub mod google;
 pub mod log;
 pub mod memory;
 pub mod okta;
