@@ -13,6 +13,7 @@ pub mod aws;
 pub mod aws_iam;
 pub mod aws_identitystore;
 pub mod error;
+pub mod google_workspace;
 pub mod http;
 pub mod kit;
 pub mod okta;

@@ -1,5 +1,6 @@
 //! Shared by the reconciliation tests: observe one system in a new run through the
 //! engine's adapter, reconcile it, and read its open findings.
+#![allow(dead_code)]
 
 use crate::engine::{Run, fast};
 use accessdesk::engine::observe::observe_system;

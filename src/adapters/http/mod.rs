@@ -188,6 +188,12 @@ impl HttpClient {
         &self.base
     }
 
+    /// Put another credential on this client's requests (an auth provider that needs the
+    /// client's watch is made after the client).
+    pub fn set_auth(&mut self, auth: Arc<dyn Auth>) {
+        self.auth = auth;
+    }
+
     pub fn auth_source(&self) -> String {
         self.auth.source()
     }
