@@ -113,7 +113,13 @@ pub const SIMULATORS: &[SimulatorSpec] = &[
         system: "aws-sso",
         spawn: |setup| Box::pin(aws::spawn(setup, aws::Service::IdentityStore)),
     },
+    SimulatorSpec {
+        system: "gworkspace",
+        spawn: |setup| Box::pin(google::spawn(setup)),
+    },
 ];
+
+mod google;
 
 /// The names of the systems the demo runs.
 pub fn present() -> Vec<&'static str> {
