@@ -16,6 +16,7 @@ pub mod error;
 pub mod google_workspace;
 pub mod http;
 pub mod kit;
+pub mod ldap;
 pub mod okta;
 pub mod registry;
 pub mod scim;
