@@ -327,9 +327,14 @@ async fn quota_403s_slow_the_adapter_down_and_deprecations_reach_the_watch() {
         .collect();
     assert_eq!(names, ["Deprecation", "Sunset"], "{signals:?}");
     assert!(signals.deprecations.iter().all(|d| d.date.is_some()));
-    assert!(
-        signals.credential_expires_at.is_some(),
+    assert_eq!(
+        signals.token_lifetime_secs,
+        Some(3599),
         "the token's lifetime is known"
+    );
+    assert!(
+        signals.credential_expires_at.is_none(),
+        "a token's lifetime is not the key's expiry"
     );
     assert_eq!(signals.scopes_granted.as_ref().map(Vec::len), Some(3));
 }

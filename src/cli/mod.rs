@@ -614,6 +614,7 @@ fn system_list(ctx: &Ctx) -> Result<()> {
                         "rotate_after_days": h.rotate_after_days,
                         "rotation_due_at": h.rotation_due_at,
                         "rotation": h.rotation,
+                        "token_lifetime_secs": h.token_lifetime_secs,
                         "scopes_granted": h.scopes_granted,
                         "scopes_needed": h.scopes_needed,
                         "scopes": h.scopes,

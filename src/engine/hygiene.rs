@@ -39,6 +39,8 @@ pub struct Hygiene {
     /// `ok`, `due`, `unknown` (no set date: an environment variable, or never set through
     /// accessdesk), or `off` (no `rotate_after`).
     pub rotation: &'static str,
+    /// How long the OAuth access tokens it yields live, in seconds.
+    pub token_lifetime_secs: Option<u64>,
     pub scopes_granted: Option<Vec<String>>,
     pub scopes_needed: Vec<String>,
     /// None until the vendor has said which scopes the credential has.
@@ -163,6 +165,7 @@ pub fn hygiene(store: &Store, catalog: &Catalog, now: DateTime<Utc>) -> Result<V
             rotate_after_days: entry.rotate_after_days,
             rotation_due_at: due.map(|d| d.to_rfc3339()),
             rotation,
+            token_lifetime_secs: sig.token_lifetime_secs,
             scopes_granted: sig.scopes_granted.clone(),
             scopes_needed: sig.scopes_needed.clone(),
             scopes,
@@ -199,6 +202,7 @@ mod tests {
             credential_expiry_source: Some("github-authentication-token-expiration".into()),
             scopes_granted: Some(vec!["admin:org".into(), "repo".into()]),
             scopes_needed: vec!["read:org".into()],
+            token_lifetime_secs: None,
             deprecations: vec![],
         };
         store.write(|tx| tx.save_signals("gh", &sig)).unwrap();

@@ -321,6 +321,7 @@ pub fn snapshot() -> Snapshot {
                 rotate_after_days: Some(90),
                 rotation_due_at: None,
                 rotation: "ok",
+                token_lifetime_secs: None,
                 scopes_granted: None,
                 scopes_needed: vec![],
                 scopes: None,

@@ -346,9 +346,7 @@ impl TokenAuth {
             e
         })?;
         if let Some(w) = &self.watch {
-            let at =
-                chrono::Utc::now() + chrono::Duration::from_std(token.lifetime).unwrap_or_default();
-            w.credential_expires(at, "OAuth access token lifetime");
+            w.token_issued(token.lifetime);
             w.scopes_granted(token.scopes.clone());
         }
         *self.issued.lock().unwrap_or_else(|p| p.into_inner()) = Some(Issued {

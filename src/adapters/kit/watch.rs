@@ -44,6 +44,10 @@ pub struct Signals {
     pub credential_expiry_source: Option<String>,
     /// The scopes or permissions the vendor says the credential has.
     pub scopes_granted: Option<Vec<String>>,
+    /// How long the access tokens the credential yields live (OAuth), in seconds: not the
+    /// credential's own expiry, which only the vendor's word sets.
+    #[serde(default)]
+    pub token_lifetime_secs: Option<u64>,
     /// Those the adapter needs (from its [`crate::adapters::About`]), kept beside them so
     /// that readers need not build the adapter.
     #[serde(default)]
@@ -173,6 +177,16 @@ impl Watch {
     pub fn credential_expires(&self, at: DateTime<Utc>, source: &str) {
         let mut s = self.state();
         self.set_expiry(&mut s, at, source);
+    }
+
+    /// An access token was issued from the credential, living `lifetime`.
+    pub fn token_issued(&self, lifetime: std::time::Duration) {
+        let mut s = self.state();
+        let secs = Some(lifetime.as_secs());
+        if s.signals.token_lifetime_secs != secs {
+            s.signals.token_lifetime_secs = secs;
+            s.dirty = true;
+        }
     }
 
     /// The scopes the vendor says the credential has.
