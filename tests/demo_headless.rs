@@ -253,8 +253,9 @@ async fn triage_retry_succeeds_once_the_injected_failures_are_cleared() {
     assert!(!home.exists());
 }
 
-/// The scenario drifts the targets at T+50 s (an orphan in Okta, a privileged AWS group
-/// added by hand, a leaver still active in Zoom, a department changed in Zoom); the
+/// The scenario drifts the targets at T+50 s (an orphan in Okta and one in Google, a
+/// privileged AWS group and a Google group added by hand, a leaver still active in Zoom,
+/// a department changed in Zoom); the
 /// headless demo then reconciles: every one of them is found, and enforcing fixes them
 /// all (the orphan is deactivated; the API token's own admin is left alone).
 #[test]
@@ -280,9 +281,10 @@ fn a_reconciliation_session_finds_the_seeded_drift_and_enforcing_fixes_it() {
     for class in ["excess", "leaver_with_access", "attribute_drift", "missing"] {
         assert_eq!(n("after", class), 0, "{class} left after enforcing: {r}");
     }
-    // The seeded orphan is deactivated; what is left is the Okta API token's own admin,
-    // which accessdesk never deactivates.
-    assert!(n("found", "orphan") >= 2, "{r}");
-    assert_eq!(n("after", "orphan"), 1, "{r}");
+    // The seeded orphans are deactivated; what is left are the accounts accessdesk's own
+    // credentials act as, which it never deactivates: the Okta API token's admin and the
+    // admin the Google service account acts as.
+    assert!(n("found", "orphan") >= 3, "{r}");
+    assert_eq!(n("after", "orphan"), 2, "{r}");
     assert!(r["enforced"].as_u64().unwrap_or(0) >= 4, "{r}");
 }

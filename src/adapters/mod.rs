@@ -20,6 +20,7 @@ pub mod ldap;
 pub mod okta;
 pub mod registry;
 pub mod scim;
+pub mod slack;
 
 pub use error::{AResult, AdapterError, ErrorClass};
 pub use kit::names::NameCache;

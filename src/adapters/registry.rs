@@ -29,12 +29,13 @@ pub fn build_with(ctx: AdapterContext<'_>) -> Result<Arc<dyn Adapter>> {
         SystemKind::AwsIdentityStore => super::aws_identitystore::from_config(ctx),
         SystemKind::GoogleWorkspace => super::google_workspace::from_config(ctx),
         SystemKind::Ldap => super::ldap::from_config(ctx),
+        SystemKind::Slack => super::slack::from_config(ctx),
         other => Err(Error::usage(
             format!(
                 "system {}: no adapter for kind {other} yet",
                 ctx.entry.system.name
             ),
-            "available kinds: okta, scim, aws_iam, aws_identity_store, google_workspace, ldap",
+            "available kinds: okta, scim, aws_iam, aws_identity_store, google_workspace, ldap, slack",
         )),
     }
 }

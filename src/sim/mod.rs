@@ -21,6 +21,7 @@ pub mod proxy;
 pub mod ratelimit;
 pub mod rules;
 pub mod scim;
+pub mod slack;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -105,6 +105,8 @@ pub struct ScimSimOptions {
     /// Chance that a request is carried out but its response is lost.
     pub lost_response_rate: f64,
     pub seed: u64,
+    /// How resource ids look.
+    pub id_style: IdStyle,
 }
 
 impl Default for ScimSimOptions {
@@ -124,6 +126,7 @@ impl Default for ScimSimOptions {
             rate_window: Duration::from_secs(60),
             lost_response_rate: 0.0,
             seed: 7,
+            id_style: IdStyle::Uuid,
         }
     }
 }
@@ -331,6 +334,18 @@ struct Provider {
     /// token -> still valid
     tokens: HashMap<String, bool>,
     counts: WriteCounts,
+    /// Ids in a vendor's style (Slack's `U…`/`S…`) instead of UUIDs.
+    id_style: IdStyle,
+}
+
+/// How the provider makes resource ids.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IdStyle {
+    /// UUID-shaped (most providers).
+    #[default]
+    Uuid,
+    /// Slack's: `U` and 10 upper-case letters and digits for users, `S` for groups.
+    Slack,
 }
 
 impl Provider {
@@ -577,7 +592,10 @@ pub async fn spawn(opts: ScimSimOptions) -> std::io::Result<(SimServer, ScimHand
         opts.rate_window,
     ));
     let inner = Arc::new(Inner {
-        state: Mutex::new(Provider::default()),
+        state: Mutex::new(Provider {
+            id_style: opts.id_style,
+            ..Provider::default()
+        }),
         rules: Rules::new(ScimBodies, opts.lost_response_rate, opts.seed ^ 0x5c1a),
         opts,
         faults: faults.clone(),

@@ -227,6 +227,7 @@ impl PrismRig {
     /// `probe` (any answer), and put a recorder in front. Panics with the install command
     /// when Prism or the description is missing: a missing peer fails, never skips.
     pub async fn start(spec_rel: &str, upstream: &str, probe: &str) -> PrismRig {
+        accessdesk::adapters::http::install_crypto_provider();
         let bin = prism_path();
         assert!(
             bin.exists(),

@@ -32,6 +32,16 @@ impl NamedSecrets {
     pub fn one(name: &str, value: &str) -> Self {
         NamedSecrets(BTreeMap::from([(name.to_string(), value.to_string())]))
     }
+
+    /// Several secrets, by name.
+    pub fn new_many(pairs: &[(&str, &str)]) -> Self {
+        NamedSecrets(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
 }
 
 impl SecretSource for NamedSecrets {

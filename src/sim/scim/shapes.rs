@@ -37,7 +37,11 @@ pub(super) fn insert_new(
 ) -> String {
     p.seq += 1;
     let seq = p.seq;
-    let id = new_id(seq);
+    let id = match (p.id_style, kind) {
+        (IdStyle::Uuid, _) => new_id(seq),
+        (IdStyle::Slack, Kind::User) => format!("U{seq:010X}"),
+        (IdStyle::Slack, Kind::Group) => format!("S{seq:010X}"),
+    };
     let now = Utc::now();
     let member_visible_at = member_values(&attrs)
         .into_iter()
