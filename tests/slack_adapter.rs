@@ -33,14 +33,15 @@ use std::time::Duration;
 const BOT: &str = "xoxb-test-bot-token";
 const USER: &str = "xoxp-test-scim-token";
 
-async fn sim(opts: SlackSimOptions) -> (SimServer, SimServer, SlackHandle) {
-    let (web, scim, h) = slack::spawn(opts).await.unwrap();
+/// The simulator: the Web API under /api and SCIM under /scim/v2, on one server.
+async fn sim(opts: SlackSimOptions) -> (SimServer, SlackHandle) {
+    let (web, h) = slack::spawn(opts).await.unwrap();
     h.add_token(BOT, &accessdesk::adapters::slack::SCOPES);
     h.scim.add_token(USER);
     for (c, private) in [("general", false), ("eng", false), ("leadership", true)] {
         h.seed_channel(c, private);
     }
-    (web, scim, h)
+    (web, h)
 }
 
 fn settings(scim_base: &str) -> String {
@@ -185,15 +186,15 @@ fn slack_channels_conform_to_the_web_api_description_through_prism() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let (web, scim, h) = sim(SlackSimOptions::default()).await;
+        let (web, h) = sim(SlackSimOptions::default()).await;
         let rig = PrismRig::start(
             "slack/slack_web_openapi_v2_without_examples.json",
             &web.base_url(),
             "/auth.test",
         )
         .await;
-        let a = adapter(&rig.base(), &scim.base_url(), BOT);
-        let d = adapter(&format!("{}/api", web.base_url()), &scim.base_url(), BOT);
+        let a = adapter(&rig.base(), &web.base_url(), BOT);
+        let d = adapter(&format!("{}/api", web.base_url()), &web.base_url(), BOT);
         let failures = contract(&a, &d, &h).await;
         let spec: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(prism::spec_path(
@@ -252,19 +253,18 @@ fn slack_channels_conform_to_the_web_api_description_through_prism() {
         );
         rig.stop().await;
         web.stop().await;
-        scim.stop().await;
     });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_bot_token_is_unauthorized_and_tier_limits_are_waited_out() {
-    let (web, scim, h) = sim(SlackSimOptions {
+    let (web, h) = sim(SlackSimOptions {
         rate_window: Duration::from_secs(1),
         tiers: (2, 3, 5),
         ..Default::default()
     })
     .await;
-    let a = adapter(&format!("{}/api", web.base_url()), &scim.base_url(), BOT);
+    let a = adapter(&format!("{}/api", web.base_url()), &web.base_url(), BOT);
     let mut ids = Vec::new();
     for i in 0..6 {
         ids.push(a.create_account(&spec(i)).await.unwrap().external_id);
@@ -287,12 +287,12 @@ async fn a_revoked_bot_token_is_unauthorized_and_tier_limits_are_waited_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_provisions_channels_and_reconciliation_enforces_drift_away() {
-    let (web, scim, h) = sim(SlackSimOptions::default()).await;
+    let (web, h) = sim(SlackSimOptions::default()).await;
     let catalogue = format!(
         "{}[[systems.chat.entitlements]]\nkind = \"channel\"\nname = \"general\"\n\
          [[systems.chat.entitlements]]\nkind = \"channel\"\nname = \"eng\"\n\
          [[systems.chat.entitlements]]\nkind = \"channel\"\nname = \"leadership\"\nrisk = \"privileged\"\n",
-        settings(&scim.base_url())
+        settings(&web.base_url())
     );
     let run = Run::new(
         &[Entry::new(

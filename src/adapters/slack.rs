@@ -158,7 +158,17 @@ impl SlackAdapter {
         // The SCIM side: the SCIM adapter on the same system, with its own user token.
         let mut entry = ctx.entry.clone();
         entry.system.api_version = super::scim::SCIM_VERSION.into();
-        entry.base_url = Some(set.scim_url.unwrap_or_else(|| DEFAULT_SCIM.into()));
+        // Slack's SCIM lives on api.slack.com; anywhere else (a proxy, the simulator) it is
+        // /scim/v2 on the Web API's host.
+        let scim_url = set
+            .scim_url
+            .unwrap_or_else(|| match url::Url::parse(&base) {
+                Ok(u) if u.host_str() != Some("slack.com") => {
+                    format!("{}/scim/v2", u.origin().ascii_serialization())
+                }
+                _ => DEFAULT_SCIM.into(),
+            });
+        entry.base_url = Some(scim_url);
         entry.settings = BTreeMap::new();
         if let Some(c) = &set.scim_credential {
             entry.credential = Some(CredentialRef::parse(c).map_err(|why| {

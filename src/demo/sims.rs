@@ -117,9 +117,14 @@ pub const SIMULATORS: &[SimulatorSpec] = &[
         system: "gworkspace",
         spawn: |setup| Box::pin(google::spawn(setup)),
     },
+    SimulatorSpec {
+        system: "slack",
+        spawn: |setup| Box::pin(slack::spawn(setup)),
+    },
 ];
 
 mod google;
+mod slack;
 
 /// The names of the systems the demo runs.
 pub fn present() -> Vec<&'static str> {

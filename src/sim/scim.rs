@@ -398,6 +398,14 @@ impl std::fmt::Debug for ScimHandle {
 
 impl ScimHandle {
     /// The SCIM root, what systems.toml's `base_url` names (`http://127.0.0.1:PORT/scim/v2`).
+    /// Where the server answers (`http://127.0.0.1:PORT`); locations are built from it.
+    pub fn set_base_url(&self, server: &str) {
+        let _ = self
+            .inner
+            .base_url
+            .set(format!("{server}{}", self.inner.opts.root));
+    }
+
     pub fn base_url(&self) -> String {
         self.inner.base_url.get().cloned().unwrap_or_default()
     }
@@ -580,6 +588,15 @@ fn sorted(mut v: Vec<ScimResource>) -> Vec<ScimResource> {
 
 /// Start the simulator on 127.0.0.1 (ephemeral port).
 pub async fn spawn(opts: ScimSimOptions) -> std::io::Result<(SimServer, ScimHandle)> {
+    let (app, handle) = app(opts);
+    let server = SimServer::spawn(app).await?;
+    handle.set_base_url(&server.base_url());
+    Ok((server, handle))
+}
+
+/// The provider as a router, for a simulator that serves SCIM beside its own API (Slack);
+/// call [`ScimHandle::set_base_url`] once the server is up.
+pub fn app(opts: ScimSimOptions) -> (axum::Router, ScimHandle) {
     let mut opts = opts;
     opts.root = format!("/{}", opts.root.trim_matches('/'));
     if opts.root == "/" {
@@ -604,11 +621,7 @@ pub async fn spawn(opts: ScimSimOptions) -> std::io::Result<(SimServer, ScimHand
         base_url: OnceLock::new(),
     });
     let app = router(inner.clone(), faults);
-    let server = SimServer::spawn(app).await?;
-    let _ = inner
-        .base_url
-        .set(format!("{}{}", server.base_url(), inner.opts.root));
-    Ok((server, ScimHandle { inner }))
+    (app, ScimHandle { inner })
 }
 
 fn router(inner: Arc<Inner>, faults: Arc<Faults>) -> axum::Router {

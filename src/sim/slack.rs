@@ -175,13 +175,15 @@ impl SlackHandle {
     }
 }
 
-/// Start both sides: (Web API server, SCIM server, handle).
-pub async fn spawn(opts: SlackSimOptions) -> std::io::Result<(SimServer, SimServer, SlackHandle)> {
+/// Start both sides on one server: the Web API under `/api` (and at the root, for Prism),
+/// SCIM under `/scim/v2`.
+pub async fn spawn(opts: SlackSimOptions) -> std::io::Result<(SimServer, SlackHandle)> {
     let scim_opts = ScimSimOptions {
         id_style: IdStyle::Slack,
+        root: "/scim/v2".into(),
         ..opts.scim.clone()
     };
-    let (scim_server, scim) = super::scim::spawn(scim_opts).await?;
+    let (scim_app, scim) = super::scim::app(scim_opts);
     let inner = Arc::new(Inner {
         web: Mutex::new(Web::default()),
         failures: Mutex::new(Vec::new()),
@@ -199,15 +201,16 @@ pub async fn spawn(opts: SlackSimOptions) -> std::io::Result<(SimServer, SimServ
         .route("/conversations.list", get(conversations_list))
         .route("/conversations.members", get(conversations_members))
         .route("/conversations.invite", post(invite))
-        .route("/conversations.kick", post(kick))
-        .fallback(unknown_method);
+        .route("/conversations.kick", post(kick));
     let app = axum::Router::new()
         .nest("/api", methods.clone())
         .merge(methods)
         .layer(from_fn_with_state(inner.log.clone(), record))
-        .with_state(inner.clone());
+        .with_state(inner.clone())
+        .merge(scim_app);
     let server = SimServer::spawn(app).await?;
-    Ok((server, scim_server, SlackHandle { inner, scim }))
+    scim.set_base_url(&server.base_url());
+    Ok((server, SlackHandle { inner, scim }))
 }
 
 /// A Web API failure: HTTP 200 and `ok: false`, kept for [`SlackHandle::web_failures`].
@@ -565,12 +568,4 @@ async fn kick(
         return fail(&inner, "conversations.kick", "not_in_channel");
     }
     ok(&scopes, json!({}))
-}
-
-async fn unknown_method() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        axum::Json(json!({"ok": false, "error": "unknown_method"})),
-    )
-        .into_response()
 }
