@@ -104,6 +104,10 @@ pub enum ThrottleStyle {
     /// Retry-After or remaining headers; too many at once, 403 `quotaExceeded`; server
     /// errors 503 `backendError` (bodies from [`super::google::error`]).
     Google,
+    /// Microsoft Graph: 429 `TooManyRequests` with Retry-After seconds; server errors 503
+    /// `serviceNotAvailable` with Retry-After (bodies from [`super::entra::error`], with
+    /// `innerError` dates and request ids).
+    Graph,
 }
 
 const IAM_XMLNS: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
@@ -170,6 +174,16 @@ impl ThrottleStyle {
                 "userRateLimitExceeded",
                 super::google::QPM_EXCEEDED,
             ),
+            ThrottleStyle::Graph => {
+                let mut r = super::entra::error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "TooManyRequests",
+                    "Too many requests.",
+                );
+                r.headers_mut()
+                    .insert("retry-after", HeaderValue::from(retry_after_secs));
+                r
+            }
         }
     }
 
@@ -216,6 +230,16 @@ impl ThrottleStyle {
                 "backendError",
                 "The service is currently unavailable.",
             ),
+            ThrottleStyle::Graph => {
+                let mut r = super::entra::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "serviceNotAvailable",
+                    "The service is temporarily unavailable. Try again later.",
+                );
+                r.headers_mut()
+                    .insert("retry-after", HeaderValue::from(1u32));
+                r
+            }
         }
     }
 }

@@ -8,9 +8,12 @@
 //!
 //! One simulator per adapter: [`okta`], [`scim`], [`aws`] (IAM and STS in [`aws_iam`], the
 //! identity store in [`aws_identitystore`], one account on one endpoint), [`google`] (the
-//! Admin SDK Directory API behind Google's service-account token endpoint).
+//! Admin SDK Directory API behind Google's service-account token endpoint), [`entra`]
+//! (Microsoft Graph v1.0 users, groups and memberships behind the Microsoft identity
+//! platform's client-credentials token endpoint).
 
 pub mod aws;
+pub mod entra;
 pub mod fault;
 pub mod filter;
 pub mod google;
