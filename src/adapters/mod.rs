@@ -12,6 +12,7 @@ pub mod auth;
 pub mod aws;
 pub mod aws_iam;
 pub mod aws_identitystore;
+pub mod entra;
 pub mod error;
 pub mod google_workspace;
 pub mod http;

@@ -30,6 +30,7 @@ pub fn build_with(ctx: AdapterContext<'_>) -> Result<Arc<dyn Adapter>> {
         SystemKind::GoogleWorkspace => super::google_workspace::from_config(ctx),
         SystemKind::Ldap => super::ldap::from_config(ctx),
         SystemKind::Slack => super::slack::from_config(ctx),
+        SystemKind::Entra => super::entra::from_config(ctx),
         other => Err(Error::usage(
             format!(
                 "system {}: no adapter for kind {other} yet",
