@@ -202,12 +202,22 @@ impl Entra {
             .base_url
             .clone()
             .unwrap_or_else(|| DEFAULT_BASE.into());
-        let token_url = set.token_url.clone().unwrap_or_else(|| {
-            format!(
-                "https://login.microsoftonline.com/{}/oauth2/v2.0/token",
-                set.tenant_id
-            )
-        });
+        // Entra's token endpoint is on login.microsoftonline.com; anywhere else (a proxy, the
+        // simulator) it is on the Graph base's host.
+        let token_url = set
+            .token_url
+            .clone()
+            .unwrap_or_else(|| match url::Url::parse(&base) {
+                Ok(u) if u.host_str() != Some("graph.microsoft.com") => format!(
+                    "{}/{}/oauth2/v2.0/token",
+                    u.origin().ascii_serialization(),
+                    set.tenant_id
+                ),
+                _ => format!(
+                    "https://login.microsoftonline.com/{}/oauth2/v2.0/token",
+                    set.tenant_id
+                ),
+            });
         let to_usage = |e: AdapterError| Error::usage(e.to_string(), "");
         let mut http = HttpClient::new(
             &name,

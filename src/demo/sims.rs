@@ -121,8 +121,13 @@ pub const SIMULATORS: &[SimulatorSpec] = &[
         system: "slack",
         spawn: |setup| Box::pin(slack::spawn(setup)),
     },
+    SimulatorSpec {
+        system: "entra",
+        spawn: |setup| Box::pin(entra::spawn(setup)),
+    },
 ];
 
+mod entra;
 mod google;
 mod slack;
 
