@@ -100,6 +100,9 @@ pub enum ThrottleStyle {
     /// One endpoint serving both AWS protocols: JSON for requests with `X-Amz-Target`,
     /// query XML for the others.
     Aws,
+    /// GitHub: 403 "You have exceeded a secondary rate limit" (with `retry-after`; a
+    /// concurrency refusal without), server errors as GitHub's `{"message": …}` 503.
+    GitHub,
 }
 
 const IAM_XMLNS: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
@@ -161,6 +164,7 @@ impl ThrottleStyle {
                 });
                 aws_json_response(StatusCode::BAD_REQUEST, "ThrottlingException", body)
             }
+            ThrottleStyle::GitHub => super::github::secondary_limit(Some(retry_after_secs)),
         }
     }
 
@@ -171,6 +175,7 @@ impl ThrottleStyle {
     pub fn concurrency_refusal(self, limit: u32, req: &HeaderMap) -> Response {
         match self.for_request(req) {
             ThrottleStyle::Okta => okta_429(limit, 1),
+            ThrottleStyle::GitHub => super::github::secondary_limit(None),
             other => other.refusal(1, req),
         }
     }
@@ -197,6 +202,7 @@ impl ThrottleStyle {
                 "The service is temporarily unavailable.",
             ),
             ThrottleStyle::RetryAfter429 => (StatusCode::SERVICE_UNAVAILABLE, "service unavailable (injected)").into_response(),
+            ThrottleStyle::GitHub => super::github::server_error(),
         }
     }
 }

@@ -7,13 +7,15 @@
 //! (moto, scim2-server).
 //!
 //! One simulator per adapter: [`okta`], [`scim`], [`aws`] (IAM and STS in [`aws_iam`], the
-//! identity store in [`aws_identitystore`], one account on one endpoint).
+//! identity store in [`aws_identitystore`], one account on one endpoint), [`github`] (one
+//! organisation's members, invitations and teams; tokens and GitHub App auth).
 
 pub mod aws;
 pub mod aws_iam;
 pub mod aws_identitystore;
 pub mod fault;
 pub mod filter;
+pub mod github;
 pub mod log;
 pub mod memory;
 pub mod okta;
