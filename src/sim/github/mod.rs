@@ -86,8 +86,8 @@ mod shapes;
 mod teams;
 
 pub use self::auth::TokenInfo;
-pub use self::handle::GitHubHandle;
-pub use self::shapes::{secondary_limit, server_error};
+pub use self::handle::{GitHubHandle, INSTALLATION_PERMISSIONS};
+pub use self::shapes::{SECONDARY_MESSAGE, secondary_limit, server_error};
 use super::fault::{FaultProfile, Faults, ThrottleStyle, inject};
 pub use super::log::LoggedRequest;
 use super::log::{RequestLog, record};
