@@ -108,6 +108,9 @@ pub enum ThrottleStyle {
     /// `serviceNotAvailable` with Retry-After (bodies from [`super::entra::error`], with
     /// `innerError` dates and request ids).
     Graph,
+    /// GitHub: 403 "You have exceeded a secondary rate limit" (with `retry-after`; a
+    /// concurrency refusal without), server errors as GitHub's `{"message": …}` 503.
+    GitHub,
 }
 
 const IAM_XMLNS: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
@@ -184,6 +187,7 @@ impl ThrottleStyle {
                     .insert("retry-after", HeaderValue::from(retry_after_secs));
                 r
             }
+            ThrottleStyle::GitHub => super::github::secondary_limit(Some(retry_after_secs)),
         }
     }
 
@@ -199,6 +203,7 @@ impl ThrottleStyle {
                 "quotaExceeded",
                 super::google::CONCURRENCY_EXCEEDED,
             ),
+            ThrottleStyle::GitHub => super::github::secondary_limit(None),
             other => other.refusal(1, req),
         }
     }
@@ -240,6 +245,7 @@ impl ThrottleStyle {
                     .insert("retry-after", HeaderValue::from(1u32));
                 r
             }
+            ThrottleStyle::GitHub => super::github::server_error(),
         }
     }
 }

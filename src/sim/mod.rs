@@ -6,17 +6,18 @@
 //! every request ([`log`]). [`proxy`] puts the same fault profile in front of any real peer
 //! (moto, scim2-server).
 //!
-//! One simulator per adapter: [`okta`], [`scim`], [`aws`] (IAM and STS in [`aws_iam`], the
-//! identity store in [`aws_identitystore`], one account on one endpoint), [`google`] (the
-//! Admin SDK Directory API behind Google's service-account token endpoint), [`entra`]
-//! (Microsoft Graph v1.0 users, groups and memberships behind the Microsoft identity
-//! platform's client-credentials token endpoint).
+//! One simulator per adapter: [`okta`], [`scim`], [`aws`] (IAM, STS and the identity
+//! store of one account on one endpoint), [`google`] (the Admin SDK Directory API behind
+//! Google's service-account token endpoint), [`entra`] (Microsoft Graph v1.0 behind the
+//! client-credentials token endpoint), [`github`] (one organisation's members, invitations
+//! and teams; tokens and GitHub App auth), [`slack`] (SCIM plus the Web API's channels).
 
 pub mod aws;
 pub mod entra;
 pub mod fault;
 pub mod filter;
 pub mod google;
+pub mod github;
 pub mod log;
 pub mod memory;
 pub mod okta;
