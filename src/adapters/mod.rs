@@ -14,6 +14,7 @@ pub mod aws_iam;
 pub mod aws_identitystore;
 pub mod entra;
 pub mod error;
+pub mod github;
 pub mod google_workspace;
 pub mod http;
 pub mod kit;

@@ -5,9 +5,9 @@
 use super::Adapter;
 use super::http::Timeouts;
 pub use super::kit::context::{AdapterContext, SecretSource, limiter_for};
+use crate::Result;
 use crate::config::SystemEntry;
 use crate::model::SystemKind;
-use crate::{Error, Result};
 use std::sync::Arc;
 
 /// Build the adapter for one configured system.
@@ -31,12 +31,6 @@ pub fn build_with(ctx: AdapterContext<'_>) -> Result<Arc<dyn Adapter>> {
         SystemKind::Ldap => super::ldap::from_config(ctx),
         SystemKind::Slack => super::slack::from_config(ctx),
         SystemKind::Entra => super::entra::from_config(ctx),
-        other => Err(Error::usage(
-            format!(
-                "system {}: no adapter for kind {other} yet",
-                ctx.entry.system.name
-            ),
-            "available kinds: okta, scim, aws_iam, aws_identity_store, google_workspace, ldap, slack",
-        )),
+        SystemKind::Github => super::github::from_config(ctx),
     }
 }

@@ -1,0 +1,503 @@
+//! The GitHub adapter: one organisation's membership and its teams over the REST API
+//! (`X-GitHub-Api-Version: 2022-11-28`), with a personal access token.
+//!
+//! What accessdesk's operations mean here. GitHub accounts belong to their people, not to
+//! the organisation: the login is the person's GitHub username (the login template must
+//! yield it), and "creating an account" is inviting that user into the organisation.
+//! - **create**: first `GET /orgs/{org}/memberships/{user}`: someone who is already a
+//!   member or invited is "already exists" (Conflict), and the engine's identity rules
+//!   decide (GitHub holds no HR id, so only accessdesk's record of inviting proves it);
+//!   otherwise `PUT` the membership (role `member`): GitHub sends an invitation and the
+//!   account is **pending**, its own state (`active: false`, attribute `state`), until the
+//!   user accepts.
+//! - **update**: nothing accessdesk manages lives on a GitHub account; it is read back.
+//! - **deactivate**: `DELETE /orgs/{org}/memberships/{user}` removes the member or cancels
+//!   the invitation (GitHub has no suspended state for organisation members); gone is done.
+//!   **reactivate** invites them again.
+//! - **grant / revoke** a `team` (by slug): `PUT`/`DELETE
+//!   /orgs/{org}/teams/{slug}/memberships/{user}`.
+//! - **observe**: `/orgs/{org}/members` then `/orgs/{org}/invitations` (Link paging),
+//!   `/orgs/{org}/teams` and each team's members.
+//!
+//! Limits: the primary limit's `x-ratelimit-*` headers drive the limiter; a 403 or 429
+//! that says "rate limit" is a rate limit, and a secondary-limit refusal without
+//! `retry-after` or reset waits a minute, as GitHub asks. The token's expiry comes from
+//! `github-authentication-token-expiration` (credential hygiene), its scopes from
+//! `X-OAuth-Scopes`; a `Deprecation`/`Sunset` on the pinned API version reaches the
+//! API-version watch.
+
+use super::auth::HeaderAuth;
+use super::error::{AdapterError, Edit, ErrorClass, already_done};
+use super::http::{HttpClient, HttpResponse, RateSignal, Req, RetryPolicy};
+use super::kit::context::AdapterContext;
+use super::kit::errors::{VendorProfile, classify_status};
+use super::kit::paging::link_next;
+use super::kit::settings::{self, optional_in};
+use super::{
+    AResult, About, AccountSpec, Adapter, Capabilities, EntitlementTarget, Identity, Page,
+    Provisioner, Reader, RemoteAccount, RemoteEntitlement, RemoteMembership, collect_all,
+};
+use crate::model::EntitlementKind;
+use crate::{Error, Result};
+use async_trait::async_trait;
+use reqwest::header::{ACCEPT, HeaderMap, HeaderName};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const API_VERSION: &str = "2022-11-28";
+const DEFAULT_BASE: &str = "https://api.github.com";
+/// A classic token needs `admin:org` to invite and remove members and manage teams.
+pub const SCOPES: [&str; 1] = ["admin:org"];
+
+/// `[systems.NAME.settings]` of a `github` system.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitHubSettings {
+    /// The organisation's login.
+    pub org: String,
+    /// Page size (`per_page`, 1-100, default 100).
+    #[serde(default, deserialize_with = "optional_in::<_, 1, 100>")]
+    pub page_size: Option<u32>,
+}
+
+/// GitHub's dialect: the primary limit's x-ratelimit-* triple, rate limits answered 403
+/// or 429 (a secondary limit may carry no wait at all: a minute, as GitHub asks).
+struct GitHubProfile;
+
+fn says_rate_limit(body: &[u8]) -> bool {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    v["message"]
+        .as_str()
+        .is_some_and(|m| m.to_ascii_lowercase().contains("rate limit"))
+}
+
+impl VendorProfile for GitHubProfile {
+    fn rate_signal(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> RateSignal {
+        let mut s = RateSignal::from_triple(
+            status,
+            headers,
+            "x-ratelimit-limit",
+            "x-ratelimit-remaining",
+            "x-ratelimit-reset",
+        );
+        if (status == 403 || status == 429) && says_rate_limit(body) {
+            s.throttled = true;
+            if s.retry_after.is_none() && s.reset_at.is_none() {
+                s.retry_after = Some(Duration::from_secs(60));
+            }
+        }
+        s
+    }
+
+    fn classify(
+        &self,
+        system: &str,
+        status: u16,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> AdapterError {
+        let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let message = v["message"].as_str().unwrap_or("").to_string();
+        let mut e = classify_status(system, status, headers, body, None, message.clone());
+        if (status == 403 || status == 429) && says_rate_limit(body) {
+            let wait = super::http::retry_after(headers).or(Some(Duration::from_secs(60)));
+            e.class = ErrorClass::RateLimited { retry_after: wait };
+        } else if status == 422 && message.to_ascii_lowercase().contains("already") {
+            e.class = ErrorClass::Conflict;
+        } else if status == 410 {
+            e.message = format!("{message} (API version {API_VERSION} is no longer served)");
+        }
+        e
+    }
+}
+
+pub struct GitHub {
+    about: About,
+    http: HttpClient,
+    org: String,
+    per_page: String,
+}
+
+impl std::fmt::Debug for GitHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitHub")
+            .field("org", &self.org)
+            .field("credential", &self.http.auth_source())
+            .finish()
+    }
+}
+
+pub fn from_config(ctx: AdapterContext<'_>) -> Result<Arc<dyn Adapter>> {
+    Ok(Arc::new(GitHub::from_context(ctx)?))
+}
+
+fn seg(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+impl GitHub {
+    pub fn from_context(ctx: AdapterContext<'_>) -> Result<Self> {
+        let name = ctx.entry.system.name.clone();
+        ctx.require_api_version(API_VERSION, "the GitHub REST API")?;
+        let set: GitHubSettings = settings::parse(ctx.entry)?;
+        let auth = HeaderAuth {
+            scheme: "Bearer",
+            secret: ctx.secret()?,
+            source: ctx.credential()?.to_string(),
+        };
+        let base = ctx
+            .entry
+            .base_url
+            .clone()
+            .unwrap_or_else(|| DEFAULT_BASE.into());
+        let mut http = HttpClient::new(
+            &name,
+            &base,
+            ctx.timeouts,
+            ctx.limiter.clone(),
+            Arc::new(auth),
+            Arc::new(GitHubProfile),
+        )
+        .map_err(|e| Error::usage(e.to_string(), ""))?;
+        http.retry = RetryPolicy {
+            max_elapsed: Duration::from_secs(150),
+            ..RetryPolicy::default()
+        };
+        let caps = Capabilities {
+            suspend: false,
+            delete: false,
+            list_entitlements: true,
+            stores_hris_id: false,
+        };
+        Ok(GitHub {
+            about: About::of(&http, API_VERSION, caps).needing(&SCOPES),
+            http,
+            org: set.org,
+            per_page: set.page_size.unwrap_or(100).to_string(),
+        })
+    }
+
+    pub fn set_retry(&mut self, retry: RetryPolicy) {
+        self.http.retry = retry;
+    }
+
+    async fn send(&self, req: Req) -> AResult<HttpResponse> {
+        let version = HeaderName::from_static("x-github-api-version");
+        self.http
+            .send(
+                req.header(ACCEPT, "application/vnd.github+json")
+                    .header(version, API_VERSION),
+            )
+            .await
+    }
+
+    fn json(&self, r: &HttpResponse, what: &str) -> AResult<Value> {
+        r.json(&self.about.system, what)
+    }
+
+    fn membership_path(&self, user: &str) -> String {
+        format!("/orgs/{}/memberships/{}", seg(&self.org), seg(user))
+    }
+
+    fn account(login: &str, state: &str, role: &str) -> RemoteAccount {
+        let attributes = BTreeMap::from([
+            ("state".to_string(), state.to_string()),
+            ("role".to_string(), role.to_string()),
+        ]);
+        RemoteAccount {
+            external_id: login.to_string(),
+            login: login.to_string(),
+            email: None,
+            active: state == "active",
+            hris_id: None,
+            attributes,
+        }
+    }
+
+    async fn membership(&self, user: &str) -> AResult<Option<RemoteAccount>> {
+        match self.send(Req::get(self.membership_path(user))).await {
+            Ok(r) => {
+                let v = self.json(&r, "an organisation membership")?;
+                let login = v["user"]["login"].as_str().unwrap_or(user).to_string();
+                Ok(Some(Self::account(
+                    &login,
+                    v["state"].as_str().unwrap_or(""),
+                    v["role"].as_str().unwrap_or(""),
+                )))
+            }
+            Err(e) if e.class == ErrorClass::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn invite(&self, user: &str) -> AResult<RemoteAccount> {
+        let r = self
+            .send(Req::put(self.membership_path(user)).json(json!({"role": "member"})))
+            .await?;
+        let v = self.json(&r, "an organisation membership")?;
+        Ok(Self::account(
+            user,
+            v["state"].as_str().unwrap_or("pending"),
+            v["role"].as_str().unwrap_or("member"),
+        ))
+    }
+
+    /// One page of a Link-paged listing: `first` the first time, then the `next` link.
+    async fn page(
+        &self,
+        first: String,
+        cursor: Option<String>,
+        what: &str,
+    ) -> AResult<(Vec<Value>, Option<String>)> {
+        let r = self.send(Req::get(cursor.unwrap_or(first))).await?;
+        let next = link_next(&r.headers).map(|n| self.rebase(&n));
+        let items = self.json(&r, what)?.as_array().cloned().unwrap_or_default();
+        Ok((items, next))
+    }
+
+    /// A `Link` target as a path on the configured base: GitHub builds links from the
+    /// host it was asked on, which behind a proxy is not ours; only the path and query are
+    /// followed, so paging never leaves the configured host.
+    fn rebase(&self, link: &str) -> String {
+        let Ok(u) = url::Url::parse(link) else {
+            return link.to_string();
+        };
+        let prefix = self.http.base().path().trim_end_matches('/');
+        let path = u.path().strip_prefix(prefix).unwrap_or(u.path());
+        match u.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_string(),
+        }
+    }
+
+    fn team_path(&self, slug: &str) -> String {
+        format!("/orgs/{}/teams/{}", seg(&self.org), seg(slug))
+    }
+}
+
+#[async_trait]
+impl Reader for GitHub {
+    fn about(&self) -> &About {
+        &self.about
+    }
+
+    async fn authenticate(&self) -> AResult<Identity> {
+        let r = self.send(Req::get("/user")).await?;
+        let scopes: Vec<String> = r
+            .header("x-oauth-scopes")
+            .map(|s| {
+                s.split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let (false, Some(w)) = (scopes.is_empty(), self.watch()) {
+            w.scopes_granted(scopes.clone());
+        }
+        let me = self.json(&r, "the token's user")?;
+        let mut details = BTreeMap::new();
+        details.insert("org".into(), self.org.clone());
+        details.insert("credential".into(), self.http.auth_source());
+        if let Some(exp) = r.header("github-authentication-token-expiration") {
+            details.insert("token_expires".into(), exp.to_string());
+        }
+        Ok(Identity {
+            principal: me["login"].as_str().unwrap_or("").to_string(),
+            scopes,
+            details,
+        })
+    }
+
+    async fn get_account_by_login(&self, login: &str) -> AResult<Option<RemoteAccount>> {
+        self.membership(login).await
+    }
+
+    async fn get_account(&self, external_id: &str) -> AResult<Option<RemoteAccount>> {
+        self.membership(external_id).await
+    }
+
+    /// The teams the user is in: each team asked once (GitHub lists no user's teams).
+    async fn list_memberships(&self, account_id: &str) -> AResult<Vec<RemoteMembership>> {
+        let teams = collect_all(|c| self.list_entitlements(c), 3).await?;
+        let mut out = Vec::new();
+        for t in teams {
+            let path = format!(
+                "{}/memberships/{}",
+                self.team_path(&t.external_id),
+                seg(account_id)
+            );
+            match self.send(Req::get(path)).await {
+                Ok(_) => out.push(RemoteMembership {
+                    kind: EntitlementKind::Team,
+                    name: t.name,
+                    external_id: t.external_id,
+                }),
+                Err(e) if e.class == ErrorClass::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Members (active), then pending invitations (their own state); the cursor says which.
+    async fn list_accounts(&self, cursor: Option<String>) -> AResult<Page<RemoteAccount>> {
+        let org = seg(&self.org);
+        let (phase, at) = match cursor.as_deref().and_then(|c| c.split_once(':')) {
+            Some((p, rest)) => (p.to_string(), (!rest.is_empty()).then(|| rest.to_string())),
+            None => ("m".to_string(), None),
+        };
+        if phase == "m" {
+            let (items, next) = self
+                .page(
+                    format!("/orgs/{org}/members?per_page={}", self.per_page),
+                    at,
+                    "a page of members",
+                )
+                .await?;
+            let accounts = items
+                .iter()
+                .filter_map(|u| u["login"].as_str())
+                .map(|l| Self::account(l, "active", ""))
+                .collect();
+            let next = Some(match next {
+                Some(n) => format!("m:{n}"),
+                None => "i:".to_string(),
+            });
+            return Ok(Page {
+                items: accounts,
+                next,
+            });
+        }
+        let (items, next) = self
+            .page(
+                format!("/orgs/{org}/invitations?per_page={}", self.per_page),
+                at,
+                "a page of invitations",
+            )
+            .await?;
+        let accounts = items
+            .iter()
+            .filter_map(|i| i["login"].as_str().or(i["email"].as_str()))
+            .map(|l| Self::account(l, "pending", ""))
+            .collect();
+        Ok(Page {
+            items: accounts,
+            next: next.map(|n| format!("i:{n}")),
+        })
+    }
+
+    async fn list_members(
+        &self,
+        target: &EntitlementTarget,
+        cursor: Option<String>,
+    ) -> AResult<Page<RemoteAccount>> {
+        let first = format!(
+            "{}/members?per_page={}",
+            self.team_path(&target.name),
+            self.per_page
+        );
+        let (items, next) = self.page(first, cursor, "a page of team members").await?;
+        Ok(Page {
+            items: items
+                .iter()
+                .filter_map(|u| u["login"].as_str())
+                .map(|l| Self::account(l, "active", ""))
+                .collect(),
+            next,
+        })
+    }
+
+    async fn list_entitlements(&self, cursor: Option<String>) -> AResult<Page<RemoteEntitlement>> {
+        let first = format!("/orgs/{}/teams?per_page={}", seg(&self.org), self.per_page);
+        let (items, next) = self.page(first, cursor, "a page of teams").await?;
+        Ok(Page {
+            items: items
+                .iter()
+                .map(|t| RemoteEntitlement {
+                    kind: EntitlementKind::Team,
+                    name: t["slug"].as_str().unwrap_or("").to_string(),
+                    external_id: t["slug"].as_str().unwrap_or("").to_string(),
+                })
+                .collect(),
+            next,
+        })
+    }
+}
+
+#[async_trait]
+impl Provisioner for GitHub {
+    async fn create_account(&self, spec: &AccountSpec) -> AResult<RemoteAccount> {
+        if let Some(existing) = self.membership(&spec.login).await? {
+            let state = existing
+                .attributes
+                .get("state")
+                .cloned()
+                .unwrap_or_default();
+            return Err(AdapterError::new(
+                ErrorClass::Conflict,
+                &self.about.system,
+                format!("{} is already in {} ({state})", spec.login, self.org),
+            ));
+        }
+        self.invite(&spec.login).await
+    }
+
+    async fn update_account(
+        &self,
+        external_id: &str,
+        _spec: &AccountSpec,
+    ) -> AResult<RemoteAccount> {
+        self.membership(external_id).await?.ok_or_else(|| {
+            AdapterError::new(
+                ErrorClass::NotFound,
+                &self.about.system,
+                format!("{external_id} is not in {}", self.org),
+            )
+        })
+    }
+
+    async fn deactivate_account(&self, external_id: &str) -> AResult<()> {
+        let r = self
+            .send(Req::delete(self.membership_path(external_id)))
+            .await
+            .map(|_| ());
+        already_done(Edit::Deactivate, r)
+    }
+
+    async fn reactivate_account(&self, external_id: &str) -> AResult<()> {
+        self.invite(external_id).await.map(|_| ())
+    }
+
+    async fn add_membership(&self, account_id: &str, target: &EntitlementTarget) -> AResult<()> {
+        let path = format!(
+            "{}/memberships/{}",
+            self.team_path(&target.name),
+            seg(account_id)
+        );
+        let r = self
+            .send(Req::put(path).json(json!({"role": "member"})))
+            .await
+            .map(|_| ());
+        already_done(Edit::Grant, r)
+    }
+
+    async fn remove_membership(&self, account_id: &str, target: &EntitlementTarget) -> AResult<()> {
+        let path = format!(
+            "{}/memberships/{}",
+            self.team_path(&target.name),
+            seg(account_id)
+        );
+        already_done(Edit::Revoke, self.send(Req::delete(path)).await.map(|_| ()))
+    }
+}
+
+impl GitHub {
+    /// The credential's source, for messages.
+    pub fn credential_source(&self) -> String {
+        self.http.auth_source()
+    }
+}
