@@ -467,7 +467,7 @@ fn run_and_apply_report_the_operations_that_could_not_run() {
             gh["reason"]
                 .as_str()
                 .unwrap()
-                .contains("no adapter for kind github"),
+                .contains("[systems.gh.settings]: missing field `org`"),
             "{what}: {gh}"
         );
         let okta = by("okta");

@@ -50,7 +50,10 @@ pub fn parse<T: DeserializeOwned>(entry: &SystemEntry) -> Result<T> {
     .map_err(|e: serde_path_to_error::Error<toml::de::Error>| {
         let path = e.path().to_string();
         let inner = e.inner().message().trim().to_string();
-        let msg = if inner.starts_with("must ") {
+        let msg = if path == "." {
+            // The table as a whole: a required setting is missing.
+            format!("system {name}: [systems.{name}.settings]: {inner}")
+        } else if inner.starts_with("must ") {
             format!("system {name}: setting {path} {inner}")
         } else {
             format!("system {name}: setting {path}: {inner}")
