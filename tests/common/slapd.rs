@@ -1,5 +1,5 @@
-//! OpenLDAP slapd for one test: its own config (mdb, the memberOf and refint overlays, as
-//! ../shared/PEERS.md's recipe), on a free loopback port, stopped by its PID when dropped.
+//! OpenLDAP slapd for one test: its own config (mdb, the memberOf and refint overlays), on
+//! a free loopback port, stopped by its PID when dropped.
 //! The suffix is `dc=example,dc=com` with `ou=people` and `ou=groups`; the root DN
 //! `cn=admin,dc=example,dc=com` binds with [`ROOT_PASSWORD`].
 //!
