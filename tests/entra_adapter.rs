@@ -16,8 +16,8 @@ use accessdesk::adapters::prelude::*;
 use accessdesk::adapters::registry::AdapterContext;
 use accessdesk::adapters::{AccountSpec, EntitlementTarget, ErrorClass, collect_all};
 use accessdesk::config::SystemsConfig;
-use accessdesk::engine::findings;
-use accessdesk::model::{EmploymentStatus, EntitlementKind, SystemKind};
+
+use accessdesk::model::{EntitlementKind, SystemKind};
 use accessdesk::sim::SimServer;
 use accessdesk::sim::entra::{self, EntraHandle, EntraSimOptions};
 use accessdesk::sim::fault::FaultProfile;
@@ -249,32 +249,18 @@ async fn converges_at_ten_percent_faults_and_drift_is_reconciled_away() {
     assert!(h.remove_member("engineering", "f0@example.com"));
     h.create_user_by_hand("stray@example.com", "Stray Account")
         .unwrap();
-    {
-        let mut leaver = person(3);
-        leaver.status = EmploymentStatus::Terminated;
-        run.store
-            .lock()
-            .unwrap()
-            .write(|tx| tx.upsert_person(&leaver, "test"))
-            .unwrap();
-    }
+    reconcile::make_leaver(&run, 3);
     let (_, f) = reconcile::reconcile(&run, "aad").await;
-    let got: Vec<(&str, Option<&str>)> = f
-        .iter()
-        .map(|f| (f.class.as_str(), f.account.as_deref()))
-        .collect();
-    for want in [
-        ("leaver_with_access", Some("f3@example.com")),
-        ("excess", Some("f1@example.com")),
-        ("missing", Some("f0@example.com")),
-        ("orphan", Some("stray@example.com")),
-    ] {
-        assert!(got.contains(&want), "{want:?} not in {got:?}");
-    }
-    {
-        let mut st = run.store.lock().unwrap();
-        findings::enforce(&mut st, &run.cfg.catalog, &f, "test").unwrap();
-    }
+    reconcile::assert_found(
+        &f,
+        &[
+            ("leaver_with_access", "f3@example.com"),
+            ("excess", "f1@example.com"),
+            ("missing", "f0@example.com"),
+            ("orphan", "stray@example.com"),
+        ],
+    );
+    reconcile::enforce_all(&run, &f);
     let s = run.engine(fast()).run_until_idle(None).await.unwrap();
     assert_eq!(s.failed, 0, "{s:?} {:#?}", run.failed());
     assert!(

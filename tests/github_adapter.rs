@@ -20,7 +20,7 @@ use accessdesk::adapters::prelude::*;
 use accessdesk::adapters::registry::AdapterContext;
 use accessdesk::adapters::{AccountSpec, EntitlementTarget, ErrorClass, collect_all};
 use accessdesk::config::SystemsConfig;
-use accessdesk::engine::findings;
+
 use accessdesk::model::{EntitlementKind, SystemKind};
 use accessdesk::sim::SimServer;
 use accessdesk::sim::github::{self, GitHubHandle, GitHubSimOptions, OrgRole, TokenInfo};
@@ -244,17 +244,8 @@ async fn the_engine_invites_into_teams_and_reconciliation_enforces_drift_away() 
         .unwrap();
     assert!(h.remove_team_member("engineering", "f0"));
     let (_, f) = reconcile::reconcile(&run, "gh").await;
-    let got: Vec<(&str, Option<&str>)> = f
-        .iter()
-        .map(|f| (f.class.as_str(), f.account.as_deref()))
-        .collect();
-    for want in [("excess", Some("f1")), ("missing", Some("f0"))] {
-        assert!(got.contains(&want), "{want:?} not in {got:?}");
-    }
-    {
-        let mut st = run.store.lock().unwrap();
-        findings::enforce(&mut st, &run.cfg.catalog, &f, "test").unwrap();
-    }
+    reconcile::assert_found(&f, &[("excess", "f1"), ("missing", "f0")]);
+    reconcile::enforce_all(&run, &f);
     let s = run.engine(fast()).run_until_idle(None).await.unwrap();
     assert_eq!(s.failed, 0, "{s:?} {:#?}", run.failed());
     assert!(

@@ -25,8 +25,8 @@ use accessdesk::adapters::prelude::*;
 use accessdesk::adapters::registry::AdapterContext;
 use accessdesk::adapters::{AccountSpec, EntitlementTarget, collect_all};
 use accessdesk::config::SystemsConfig;
-use accessdesk::engine::findings;
-use accessdesk::model::{EmploymentStatus, EntitlementKind, SystemKind};
+
+use accessdesk::model::{EntitlementKind, SystemKind};
 use accessdesk::sim::SimServer;
 use accessdesk::sim::fault::FaultProfile;
 use accessdesk::sim::google::{self, Deprecation, GoogleHandle, GoogleSimOptions};
@@ -393,32 +393,18 @@ async fn converges_at_ten_percent_faults_and_drift_is_reconciled_away() {
     assert!(h.remove_member("engineering@example.com", "f0@example.com"));
     h.create_user_by_hand("stray@example.com", "Stray", "Account")
         .unwrap();
-    {
-        let mut leaver = person(3);
-        leaver.status = EmploymentStatus::Terminated;
-        run.store
-            .lock()
-            .unwrap()
-            .write(|tx| tx.upsert_person(&leaver, "test"))
-            .unwrap();
-    }
+    reconcile::make_leaver(&run, 3);
     let (_, f) = reconcile::reconcile(&run, "gw").await;
-    let classes: Vec<(&str, Option<&str>)> = f
-        .iter()
-        .map(|f| (f.class.as_str(), f.account.as_deref()))
-        .collect();
-    for want in [
-        ("leaver_with_access", Some("f3@example.com")),
-        ("excess", Some("f1@example.com")),
-        ("missing", Some("f0@example.com")),
-        ("orphan", Some("stray@example.com")),
-    ] {
-        assert!(classes.contains(&want), "{want:?} not found in {classes:?}");
-    }
-    let out = {
-        let mut s = run.store.lock().unwrap();
-        findings::enforce(&mut s, &run.cfg.catalog, &f, "test").unwrap()
-    };
+    reconcile::assert_found(
+        &f,
+        &[
+            ("leaver_with_access", "f3@example.com"),
+            ("excess", "f1@example.com"),
+            ("missing", "f0@example.com"),
+            ("orphan", "stray@example.com"),
+        ],
+    );
+    let out = reconcile::enforce_all(&run, &f);
     assert!(out.iter().any(|o| o.status == "enforced"), "{out:#?}");
     let s = run.engine(fast()).run_until_idle(None).await.unwrap();
     assert_eq!(s.failed, 0, "{s:?} {:#?}", run.failed());

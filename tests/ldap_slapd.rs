@@ -18,8 +18,8 @@ use accessdesk::adapters::prelude::*;
 use accessdesk::adapters::registry::AdapterContext;
 use accessdesk::adapters::{AccountSpec, EntitlementTarget, ErrorClass, collect_all};
 use accessdesk::config::SystemsConfig;
-use accessdesk::engine::findings;
-use accessdesk::model::{EmploymentStatus, EntitlementKind, SystemKind};
+
+use accessdesk::model::{EntitlementKind, SystemKind};
 use engine::{Entry, Run, fast, person};
 use slapd::{ROOT_DN, ROOT_PASSWORD, SUFFIX, Slapd};
 use std::path::Path;
@@ -269,32 +269,18 @@ async fn the_engine_provisions_and_reconciliation_enforces_drift_away() {
     s.ldif(&format!(
         "dn: uid=stray,ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: stray\ncn: Stray Account\nsn: Account\n"
     ));
-    {
-        let mut leaver = person(3);
-        leaver.status = EmploymentStatus::Terminated;
-        run.store
-            .lock()
-            .unwrap()
-            .write(|tx| tx.upsert_person(&leaver, "test"))
-            .unwrap();
-    }
+    reconcile::make_leaver(&run, 3);
     let (_, f) = reconcile::reconcile(&run, "dir").await;
-    let classes: Vec<(&str, Option<&str>)> = f
-        .iter()
-        .map(|f| (f.class.as_str(), f.account.as_deref()))
-        .collect();
-    for want in [
-        ("leaver_with_access", Some("f3")),
-        ("excess", Some("f1")),
-        ("missing", Some("f0")),
-        ("orphan", Some("stray")),
-    ] {
-        assert!(classes.contains(&want), "{want:?} not in {classes:?}");
-    }
-    {
-        let mut st = run.store.lock().unwrap();
-        findings::enforce(&mut st, &run.cfg.catalog, &f, "test").unwrap();
-    }
+    reconcile::assert_found(
+        &f,
+        &[
+            ("leaver_with_access", "f3"),
+            ("excess", "f1"),
+            ("missing", "f0"),
+            ("orphan", "stray"),
+        ],
+    );
+    reconcile::enforce_all(&run, &f);
     let sum = run.engine(fast()).run_until_idle(None).await.unwrap();
     assert_eq!(sum.failed, 0, "{sum:?} {:#?}", run.failed());
     assert!(!members(&s, "admins").contains(&dn("f1")), "excess removed");

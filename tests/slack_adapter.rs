@@ -20,7 +20,7 @@ use accessdesk::adapters::registry::AdapterContext;
 use accessdesk::adapters::slack::SlackAdapter;
 use accessdesk::adapters::{AccountSpec, EntitlementTarget, ErrorClass, collect_all};
 use accessdesk::config::SystemsConfig;
-use accessdesk::engine::findings;
+
 use accessdesk::model::{EntitlementKind, SystemKind};
 use accessdesk::sim::SimServer;
 use accessdesk::sim::slack::{self, SlackHandle, SlackSimOptions};
@@ -322,20 +322,11 @@ async fn the_engine_provisions_channels_and_reconciliation_enforces_drift_away()
     assert!(h.set_member("leadership", &uid("f1@example.com"), true));
     assert!(h.set_member("eng", &uid("f0@example.com"), false));
     let (_, f) = reconcile::reconcile(&run, "chat").await;
-    let got: Vec<(&str, Option<&str>)> = f
-        .iter()
-        .map(|f| (f.class.as_str(), f.account.as_deref()))
-        .collect();
-    for want in [
-        ("excess", Some("f1@example.com")),
-        ("missing", Some("f0@example.com")),
-    ] {
-        assert!(got.contains(&want), "{want:?} not in {got:?}");
-    }
-    {
-        let mut st = run.store.lock().unwrap();
-        findings::enforce(&mut st, &run.cfg.catalog, &f, "test").unwrap();
-    }
+    reconcile::assert_found(
+        &f,
+        &[("excess", "f1@example.com"), ("missing", "f0@example.com")],
+    );
+    reconcile::enforce_all(&run, &f);
     let s = run.engine(fast()).run_until_idle(None).await.unwrap();
     assert_eq!(s.failed, 0, "{s:?} {:#?}", run.failed());
     assert!(

@@ -30,7 +30,7 @@
 
 use super::auth::oauth::{ClientSecret, TokenAuth, TokenEndpoint};
 use super::error::{AdapterError, Edit, ErrorClass, already_done};
-use super::http::{HttpClient, HttpResponse, RateSignal, Req, RetryPolicy};
+use super::http::{HttpClient, HttpResponse, RateSignal, Req, RetryPolicy, path_segment};
 use super::kit::context::AdapterContext;
 use super::kit::errors::{
     Class, ErrorRule, OAUTH_ERRORS, VendorProfile, classify_by, classify_status, code,
@@ -185,10 +185,6 @@ fn text(v: &Value, k: &str) -> Option<String> {
     v.get(k).and_then(Value::as_str).map(str::to_string)
 }
 
-fn seg(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
 impl Entra {
     pub fn from_context(ctx: AdapterContext<'_>) -> Result<Self> {
         let name = ctx.entry.system.name.clone();
@@ -324,7 +320,7 @@ impl Entra {
             .http
             .send(Req::get(format!(
                 "/users/{}?$select={USER_FIELDS}",
-                seg(key)
+                path_segment(key)
             )))
             .await
         {
@@ -335,8 +331,8 @@ impl Entra {
     }
 
     async fn set_enabled(&self, id: &str, enabled: bool) -> AResult<()> {
-        let req =
-            Req::patch(format!("/users/{}", seg(id))).json(json!({"accountEnabled": enabled}));
+        let req = Req::patch(format!("/users/{}", path_segment(id)))
+            .json(json!({"accountEnabled": enabled}));
         self.http.send(req).await.map(|_| ())
     }
 
@@ -397,7 +393,7 @@ impl Entra {
     async fn secret_end(&self) {
         let path = format!(
             "/applications?$filter={}&$select=passwordCredentials",
-            seg(&format!("appId eq '{}'", self.client_id))
+            path_segment(&format!("appId eq '{}'", self.client_id))
         );
         let Ok(r) = self.http.send(Req::get(path)).await else {
             return;
@@ -454,7 +450,11 @@ impl Reader for Entra {
     }
 
     async fn list_memberships(&self, account_id: &str) -> AResult<Vec<RemoteMembership>> {
-        let first = format!("/users/{}/memberOf?$top={}", seg(account_id), self.top);
+        let first = format!(
+            "/users/{}/memberOf?$top={}",
+            path_segment(account_id),
+            self.top
+        );
         let all = collect_all(
             |c| async {
                 self.page(first.clone(), c, "a user's groups")
@@ -492,7 +492,7 @@ impl Reader for Entra {
         let gid = self.group_id(target).await?;
         let first = format!(
             "/groups/{}/members?$top={}&$select={USER_FIELDS}",
-            seg(&gid),
+            path_segment(&gid),
             self.top
         );
         let (items, next) = self.page(first, cursor, "a page of group members").await?;
@@ -549,7 +549,7 @@ impl Provisioner for Entra {
         external_id: &str,
         spec: &AccountSpec,
     ) -> AResult<RemoteAccount> {
-        let req = Req::patch(format!("/users/{}", seg(external_id)))
+        let req = Req::patch(format!("/users/{}", path_segment(external_id)))
             .json(Value::Object(Self::fields(spec)));
         self.http.send(req).await?;
         self.user(external_id).await?.ok_or_else(|| {
@@ -574,7 +574,7 @@ impl Provisioner for Entra {
         let body = json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{account_id}")});
         let r = self
             .http
-            .send(Req::post(format!("/groups/{}/members/$ref", seg(&gid))).json(body))
+            .send(Req::post(format!("/groups/{}/members/$ref", path_segment(&gid))).json(body))
             .await
             .map(|_| ());
         // A user Graph has not replicated yet answers 404 here for a while: retry it.
@@ -597,8 +597,8 @@ impl Provisioner for Entra {
             .http
             .send(Req::delete(format!(
                 "/groups/{}/members/{}/$ref",
-                seg(&gid),
-                seg(account_id)
+                path_segment(&gid),
+                path_segment(account_id)
             )))
             .await
             .map(|_| ());

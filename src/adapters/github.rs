@@ -28,7 +28,7 @@
 
 use super::auth::HeaderAuth;
 use super::error::{AdapterError, Edit, ErrorClass, already_done};
-use super::http::{HttpClient, HttpResponse, RateSignal, Req, RetryPolicy};
+use super::http::{HttpClient, HttpResponse, RateSignal, Req, RetryPolicy, path_segment};
 use super::kit::context::AdapterContext;
 use super::kit::errors::{VendorProfile, classify_status};
 use super::kit::paging::link_next;
@@ -134,10 +134,6 @@ pub fn from_config(ctx: AdapterContext<'_>) -> Result<Arc<dyn Adapter>> {
     Ok(Arc::new(GitHub::from_context(ctx)?))
 }
 
-fn seg(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
 impl GitHub {
     pub fn from_context(ctx: AdapterContext<'_>) -> Result<Self> {
         let name = ctx.entry.system.name.clone();
@@ -199,7 +195,11 @@ impl GitHub {
     }
 
     fn membership_path(&self, user: &str) -> String {
-        format!("/orgs/{}/memberships/{}", seg(&self.org), seg(user))
+        format!(
+            "/orgs/{}/memberships/{}",
+            path_segment(&self.org),
+            path_segment(user)
+        )
     }
 
     fn account(login: &str, state: &str, role: &str) -> RemoteAccount {
@@ -274,7 +274,11 @@ impl GitHub {
     }
 
     fn team_path(&self, slug: &str) -> String {
-        format!("/orgs/{}/teams/{}", seg(&self.org), seg(slug))
+        format!(
+            "/orgs/{}/teams/{}",
+            path_segment(&self.org),
+            path_segment(slug)
+        )
     }
 }
 
@@ -328,7 +332,7 @@ impl Reader for GitHub {
             let path = format!(
                 "{}/memberships/{}",
                 self.team_path(&t.external_id),
-                seg(account_id)
+                path_segment(account_id)
             );
             match self.send(Req::get(path)).await {
                 Ok(_) => out.push(RemoteMembership {
@@ -345,7 +349,7 @@ impl Reader for GitHub {
 
     /// Members (active), then pending invitations (their own state); the cursor says which.
     async fn list_accounts(&self, cursor: Option<String>) -> AResult<Page<RemoteAccount>> {
-        let org = seg(&self.org);
+        let org = path_segment(&self.org);
         let (phase, at) = match cursor.as_deref().and_then(|c| c.split_once(':')) {
             Some((p, rest)) => (p.to_string(), (!rest.is_empty()).then(|| rest.to_string())),
             None => ("m".to_string(), None),
@@ -412,7 +416,11 @@ impl Reader for GitHub {
     }
 
     async fn list_entitlements(&self, cursor: Option<String>) -> AResult<Page<RemoteEntitlement>> {
-        let first = format!("/orgs/{}/teams?per_page={}", seg(&self.org), self.per_page);
+        let first = format!(
+            "/orgs/{}/teams?per_page={}",
+            path_segment(&self.org),
+            self.per_page
+        );
         let (items, next) = self.page(first, cursor, "a page of teams").await?;
         Ok(Page {
             items: items
@@ -476,7 +484,7 @@ impl Provisioner for GitHub {
         let path = format!(
             "{}/memberships/{}",
             self.team_path(&target.name),
-            seg(account_id)
+            path_segment(account_id)
         );
         let r = self
             .send(Req::put(path).json(json!({"role": "member"})))
@@ -489,7 +497,7 @@ impl Provisioner for GitHub {
         let path = format!(
             "{}/memberships/{}",
             self.team_path(&target.name),
-            seg(account_id)
+            path_segment(account_id)
         );
         already_done(Edit::Revoke, self.send(Req::delete(path)).await.map(|_| ()))
     }

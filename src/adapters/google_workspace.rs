@@ -36,7 +36,7 @@
 use super::auth::jwt::Signer;
 use super::auth::oauth::{JwtBearer, TokenAuth, TokenEndpoint};
 use super::error::{AdapterError, Edit, ErrorClass, already_done};
-use super::http::{HttpClient, HttpResponse, RateSignal, Req, RetryPolicy};
+use super::http::{HttpClient, HttpResponse, RateSignal, Req, RetryPolicy, path_segment};
 use super::kit::context::AdapterContext;
 use super::kit::errors::{
     Class, ErrorRule, OAUTH_ERRORS, VendorProfile, classify_by, classify_status, status_code,
@@ -204,11 +204,6 @@ pub fn from_config(ctx: AdapterContext<'_>) -> Result<Arc<dyn Adapter>> {
     Ok(Arc::new(GoogleWorkspace::from_context(ctx)?))
 }
 
-/// Percent-encode one path segment (an e-mail's `@` and `+` included).
-fn seg(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
 fn text(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_string)
 }
@@ -369,7 +364,7 @@ impl GoogleWorkspace {
 
     async fn user(&self, key: &str) -> AResult<Option<RemoteAccount>> {
         match self
-            .send(Req::get(format!("{PREFIX}/users/{}", seg(key))))
+            .send(Req::get(format!("{PREFIX}/users/{}", path_segment(key))))
             .await
         {
             Ok(r) => Ok(Some(self.account(&self.json(&r, "a Directory user")?))),
@@ -379,8 +374,8 @@ impl GoogleWorkspace {
     }
 
     async fn set_suspended(&self, id: &str, suspended: bool) -> AResult<()> {
-        let req =
-            Req::patch(format!("{PREFIX}/users/{}", seg(id))).json(json!({"suspended": suspended}));
+        let req = Req::patch(format!("{PREFIX}/users/{}", path_segment(id)))
+            .json(json!({"suspended": suspended}));
         self.send(req).await.map(|_| ())
     }
 
@@ -547,7 +542,7 @@ impl Reader for GoogleWorkspace {
         let key = self.group_key(target).await?;
         let mut q = vec![("maxResults", self.page(MEMBERS_PAGE_MAX))];
         q.extend(cursor.map(|c| ("pageToken", c)));
-        let path = format!("{PREFIX}/groups/{}/members", seg(&key));
+        let path = format!("{PREFIX}/groups/{}/members", path_segment(&key));
         let v = self.get_page(&path, &q, "a page of group members").await?;
         let members = v["members"].as_array().cloned().unwrap_or_default();
         Ok(Page {
@@ -595,7 +590,7 @@ impl Provisioner for GoogleWorkspace {
         external_id: &str,
         spec: &AccountSpec,
     ) -> AResult<RemoteAccount> {
-        let req = Req::patch(format!("{PREFIX}/users/{}", seg(external_id)))
+        let req = Req::patch(format!("{PREFIX}/users/{}", path_segment(external_id)))
             .json(Value::Object(Self::fields(spec)));
         let resp = self.send(req).await?;
         Ok(self.account(&self.json(&resp, "the updated user")?))
@@ -618,14 +613,18 @@ impl Provisioner for GoogleWorkspace {
 
     async fn add_membership(&self, account_id: &str, target: &EntitlementTarget) -> AResult<()> {
         let key = self.group_key(target).await?;
-        let req = Req::post(format!("{PREFIX}/groups/{}/members", seg(&key)))
+        let req = Req::post(format!("{PREFIX}/groups/{}/members", path_segment(&key)))
             .json(json!({"id": account_id, "role": "MEMBER"}));
         already_done(Edit::Grant, self.send(req).await.map(|_| ()))
     }
 
     async fn remove_membership(&self, account_id: &str, target: &EntitlementTarget) -> AResult<()> {
         let key = self.group_key(target).await?;
-        let path = format!("{PREFIX}/groups/{}/members/{}", seg(&key), seg(account_id));
+        let path = format!(
+            "{PREFIX}/groups/{}/members/{}",
+            path_segment(&key),
+            path_segment(account_id)
+        );
         already_done(Edit::Revoke, self.send(Req::delete(path)).await.map(|_| ()))
     }
 }

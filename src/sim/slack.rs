@@ -313,6 +313,32 @@ fn page<T: Clone>(
     Ok((items.get(start..end).unwrap_or_default().to_vec(), next))
 }
 
+/// One page of a listing as the method answers it: `{key: [...], "response_metadata":
+/// {"next_cursor": ...}}`, or the method's `invalid_cursor`.
+fn listing<T: Clone + serde::Serialize>(
+    inner: &Inner,
+    method: &str,
+    scopes: &[String],
+    key: &str,
+    items: &[T],
+    q: &HashMap<String, String>,
+) -> Response {
+    let cursor = q.get("cursor").map(String::as_str);
+    match page(
+        inner,
+        method,
+        items,
+        cursor,
+        q.get("limit").map(String::as_str),
+    ) {
+        Ok((items, next)) => ok(
+            scopes,
+            json!({key: items, "response_metadata": {"next_cursor": next}}),
+        ),
+        Err(r) => r,
+    }
+}
+
 fn channel_json(c: &Channel) -> Value {
     json!({"id": c.id, "name": c.name, "is_channel": !c.is_private, "is_group": c.is_private, "is_private": c.is_private,
            "is_archived": false, "is_member": true, "num_members": c.members.len(), "created": 1_700_000_000})
@@ -404,19 +430,7 @@ async fn users_conversations(
         .filter(|c| c.members.contains(&user))
         .map(channel_json)
         .collect();
-    match page(
-        &inner,
-        "users.conversations",
-        &all,
-        q.get("cursor").map(String::as_str),
-        q.get("limit").map(String::as_str),
-    ) {
-        Ok((items, next)) => ok(
-            &scopes,
-            json!({"channels": items, "response_metadata": {"next_cursor": next}}),
-        ),
-        Err(r) => r,
-    }
+    listing(&inner, "users.conversations", &scopes, "channels", &all, &q)
 }
 
 async fn conversations_list(
@@ -434,19 +448,7 @@ async fn conversations_list(
         Err(r) => return r,
     };
     let all: Vec<Value> = inner.web().channels.values().map(channel_json).collect();
-    match page(
-        &inner,
-        "conversations.list",
-        &all,
-        q.get("cursor").map(String::as_str),
-        q.get("limit").map(String::as_str),
-    ) {
-        Ok((items, next)) => ok(
-            &scopes,
-            json!({"channels": items, "response_metadata": {"next_cursor": next}}),
-        ),
-        Err(r) => r,
-    }
+    listing(&inner, "conversations.list", &scopes, "channels", &all, &q)
 }
 
 async fn conversations_members(
@@ -472,19 +474,14 @@ async fn conversations_members(
     else {
         return fail(&inner, "conversations.members", "channel_not_found");
     };
-    match page(
+    listing(
         &inner,
         "conversations.members",
+        &scopes,
+        "members",
         &members,
-        q.get("cursor").map(String::as_str),
-        q.get("limit").map(String::as_str),
-    ) {
-        Ok((items, next)) => ok(
-            &scopes,
-            json!({"members": items, "response_metadata": {"next_cursor": next}}),
-        ),
-        Err(r) => r,
-    }
+        &q,
+    )
 }
 
 async fn invite(

@@ -2,9 +2,11 @@
 //! engine's adapter, reconcile it, and read its open findings.
 #![allow(dead_code)]
 
-use crate::engine::{Run, fast};
+use crate::engine::{Run, fast, person};
+use accessdesk::engine::findings;
 use accessdesk::engine::observe::observe_system;
 use accessdesk::engine::reconcile::{Reconciled, reconcile_run};
+use accessdesk::model::EmploymentStatus;
 use accessdesk::store::reconcile::{FindingFilter, FindingRow};
 
 /// Observe `system` in a new run and reconcile it; the open findings, in listing order.
@@ -71,4 +73,33 @@ pub fn seen(class: &str, person: Option<&str>, account: Option<&str>, ent: Optio
         account.map(str::to_string),
         ent.map(str::to_string),
     )
+}
+
+/// Person `i` (engine::person) leaves in HR: terminated, stored through the usual upsert.
+pub fn make_leaver(run: &Run, i: usize) {
+    let mut leaver = person(i);
+    leaver.status = EmploymentStatus::Terminated;
+    run.store
+        .lock()
+        .unwrap()
+        .write(|tx| tx.upsert_person(&leaver, "test"))
+        .unwrap();
+}
+
+/// Every `(class, account)` in `want` is among the findings.
+pub fn assert_found(f: &[FindingRow], want: &[(&str, &str)]) {
+    let got: Vec<(&str, Option<&str>)> = f
+        .iter()
+        .map(|f| (f.class.as_str(), f.account.as_deref()))
+        .collect();
+    for (class, account) in want {
+        let w = (*class, Some(*account));
+        assert!(got.contains(&w), "{w:?} not in {got:?}");
+    }
+}
+
+/// Enforce every finding, as an admin would from the console.
+pub fn enforce_all(run: &Run, f: &[FindingRow]) -> Vec<findings::Outcome> {
+    let mut st = run.store.lock().unwrap();
+    findings::enforce(&mut st, &run.cfg.catalog, f, "test").unwrap()
 }

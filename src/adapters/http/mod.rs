@@ -26,6 +26,20 @@ use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// One path segment, percent-encoded (everything but RFC 3986's unreserved characters):
+/// an e-mail's `@` and `+`, a space, a slash never change the path's shape.
+pub fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Redaction lives in the leaf module [`crate::redact`]; re-exported for the adapters.
 pub use crate::redact::{redact_text, redact_url};
 

@@ -263,17 +263,7 @@ pub fn filter_eq(attr: &str, value: &str) -> String {
 }
 
 /// Percent-encode everything but RFC 3986 unreserved characters (spaces as %20, not '+').
-pub fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use crate::adapters::http::path_segment as percent_encode;
 
 pub(super) fn with_query(path: &str, params: &[(&str, String)]) -> String {
     if params.is_empty() {

@@ -89,7 +89,7 @@ impl DemoSim for GoogleSim {
         if kind != EntitlementKind::Group || self.0.group(name).is_none() {
             return false;
         }
-        let encoded: String = url::form_urlencoded::byte_serialize(name.as_bytes()).collect();
+        let encoded = crate::adapters::http::path_segment(name);
         self.0.fail(FailRule::new(
             Some(axum::http::Method::POST),
             &format!("/groups/{encoded}/members"),
