@@ -20,7 +20,7 @@
 
 use super::auth::HeaderAuth;
 use super::error::{AdapterError, Edit, ErrorClass, already_done};
-use super::http::{HttpClient, Req, RetryPolicy};
+use super::http::{HttpClient, HttpResponse, Req, RetryPolicy};
 use super::kit::context::AdapterContext;
 use super::kit::errors::{Class, ErrorRule, VendorProfile, classify_by, code};
 use super::kit::settings;
@@ -200,10 +200,15 @@ impl SlackAdapter {
 
     /// One Web API call: HTTP 200 with `ok: false` is the classified error it names.
     async fn call(&self, req: Req, method: &str) -> AResult<Value> {
+        self.answer(req, method).await.map(|(v, _)| v)
+    }
+
+    /// The answer and the response it came in (for its headers).
+    async fn answer(&self, req: Req, method: &str) -> AResult<(Value, HttpResponse)> {
         let resp = self.web.send(req).await?;
         let v: Value = resp.json(&self.about.system, "a Slack Web API answer")?;
         if v["ok"] == true {
-            return Ok(v);
+            return Ok((v, resp));
         }
         let error = v["error"].as_str().unwrap_or("unknown_error").to_string();
         let class = classify_by(SLACK_ERRORS, 200, Some(&error)).with_wait(None);
@@ -308,7 +313,7 @@ impl Reader for SlackAdapter {
     }
 
     async fn authenticate(&self) -> AResult<Identity> {
-        let resp = self.web.send(Req::get("/auth.test")).await?;
+        let (v, resp) = self.answer(Req::get("/auth.test"), "auth.test").await?;
         let scopes: Vec<String> = resp
             .header("x-oauth-scopes")
             .map(|s| {
@@ -318,7 +323,6 @@ impl Reader for SlackAdapter {
                     .collect()
             })
             .unwrap_or_default();
-        let v = self.call(Req::get("/auth.test"), "auth.test").await?;
         let scim = self.scim.authenticate().await?;
         let mut details = BTreeMap::new();
         details.insert("team".into(), v["team"].as_str().unwrap_or("").to_string());
