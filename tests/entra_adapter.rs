@@ -21,7 +21,7 @@ use accessdesk::model::{EntitlementKind, SystemKind};
 use accessdesk::sim::SimServer;
 use accessdesk::sim::entra::{self, EntraHandle, EntraSimOptions};
 use accessdesk::sim::fault::FaultProfile;
-use engine::{Entry, Run, fast, person};
+use engine::{Entry, Run, fast, person, ten_percent_faults};
 use std::path::Path;
 use std::time::Duration;
 
@@ -203,17 +203,7 @@ async fn a_revoked_secret_names_the_keychain_entry_and_429s_are_waited_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn converges_at_ten_percent_faults_and_drift_is_reconciled_away() {
-    let faults = FaultProfile {
-        error_5xx_rate: 0.06,
-        burst_429_rate: 0.02,
-        burst_429_len: 2,
-        burst_retry_after_secs: 1,
-        timeout_rate: 0.01,
-        reset_rate: 0.01,
-        timeout_delay: Duration::from_secs(2),
-        seed: 31,
-        ..FaultProfile::none()
-    };
+    let faults = ten_percent_faults(31);
     let (server, h) = sim(EntraSimOptions {
         faults,
         ..Default::default()

@@ -30,7 +30,7 @@ use accessdesk::model::{EntitlementKind, SystemKind};
 use accessdesk::sim::SimServer;
 use accessdesk::sim::fault::FaultProfile;
 use accessdesk::sim::google::{self, Deprecation, GoogleHandle, GoogleSimOptions};
-use engine::{Entry, Run, fast, person};
+use engine::{Entry, Run, all_and_evens, fast, person, ten_percent_faults};
 use prism::PrismRig;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -343,17 +343,7 @@ async fn quota_403s_slow_the_adapter_down_and_deprecations_reach_the_watch() {
 /// made once. Then drift made behind accessdesk's back is found and enforced away.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn converges_at_ten_percent_faults_and_drift_is_reconciled_away() {
-    let faults = FaultProfile {
-        error_5xx_rate: 0.06,
-        burst_429_rate: 0.02,
-        burst_429_len: 2,
-        burst_retry_after_secs: 1,
-        timeout_rate: 0.01,
-        reset_rate: 0.01,
-        timeout_delay: Duration::from_secs(2),
-        seed: 21,
-        ..FaultProfile::none()
-    };
+    let faults = ten_percent_faults(21);
     let (server, h) = sim(GoogleSimOptions {
         faults,
         ..Default::default()
@@ -365,15 +355,11 @@ async fn converges_at_ten_percent_faults_and_drift_is_reconciled_away() {
         &[(KEY_ENTRY, &key_file(&base))],
     );
     run.request_timeout = Duration::from_millis(700);
-    let people: Vec<_> = (0..12)
-        .map(|i| {
-            let mut ents = vec!["gw:group:everyone@example.com"];
-            if i % 2 == 0 {
-                ents.push("gw:group:engineering@example.com");
-            }
-            (person(i), ents)
-        })
-        .collect();
+    let people = all_and_evens(
+        12,
+        "gw:group:everyone@example.com",
+        "gw:group:engineering@example.com",
+    );
     run.set_people(&people);
     let s = run.engine(fast()).run_until_idle(None).await.unwrap();
     assert_eq!(s.failed, 0, "{s:?} {:#?}", run.failed());

@@ -24,7 +24,7 @@ use accessdesk::config::SystemsConfig;
 use accessdesk::model::{EntitlementKind, SystemKind};
 use accessdesk::sim::SimServer;
 use accessdesk::sim::slack::{self, SlackHandle, SlackSimOptions};
-use engine::{Entry, Run, fast, person};
+use engine::{Entry, Run, all_and_evens, fast, person};
 use prism::PrismRig;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -304,15 +304,7 @@ async fn the_engine_provisions_channels_and_reconciliation_enforces_drift_away()
         .settings(&catalogue)],
         &[("slack-bot", BOT), ("slack-scim", USER)],
     );
-    let people: Vec<_> = (0..6)
-        .map(|i| {
-            let mut ents = vec!["chat:channel:general"];
-            if i % 2 == 0 {
-                ents.push("chat:channel:eng");
-            }
-            (person(i), ents)
-        })
-        .collect();
+    let people = all_and_evens(6, "chat:channel:general", "chat:channel:eng");
     run.set_people(&people);
     let s = run.engine(fast()).run_until_idle(None).await.unwrap();
     assert_eq!(s.failed, 0, "{s:?} {:#?}", run.failed());

@@ -1,5 +1,5 @@
 //! The GitHub adapter: one organisation's membership and its teams over the REST API
-//! (`X-GitHub-Api-Version: 2022-11-28`), with a personal access token.
+//! (`X-GitHub-Api-Version: 2022-11-28`), with a personal access token or as a GitHub App.
 //!
 //! What accessdesk's operations mean here. GitHub accounts belong to their people, not to
 //! the organisation: the login is the person's GitHub username (the login template must
@@ -19,6 +19,12 @@
 //! - **observe**: `/orgs/{org}/members` then `/orgs/{org}/invitations` (Link paging),
 //!   `/orgs/{org}/teams` and each team's members.
 //!
+//! Auth: by default the credential is a token (a fine-grained PAT with the organisation's
+//! Members permission, or a classic one with `admin:org`). With `app_id` and
+//! `installation_id` in settings the credential is the App's private key (PEM): each hour
+//! a JWT signed by it is exchanged for an installation token asking only for
+//! `members: write` ([`super::auth::github_app`]); a 401 fetches a new one.
+//!
 //! Limits: the primary limit's `x-ratelimit-*` headers drive the limiter; a 403 or 429
 //! that says "rate limit" is a rate limit, and a secondary-limit refusal without
 //! `retry-after` or reset waits a minute, as GitHub asks. The token's expiry comes from
@@ -26,7 +32,10 @@
 //! `X-OAuth-Scopes`; a `Deprecation`/`Sunset` on the pinned API version reaches the
 //! API-version watch.
 
-use super::auth::HeaderAuth;
+use super::auth::github_app::{AppInstallation, permission_scopes};
+use super::auth::jwt::Signer;
+use super::auth::oauth::{TokenAuth, TokenEndpoint};
+use super::auth::{HeaderAuth, NoAuth};
 use super::error::{AdapterError, Edit, ErrorClass, already_done};
 use super::http::{HttpClient, HttpResponse, RateSignal, Req, RetryPolicy, path_segment};
 use super::kit::context::AdapterContext;
@@ -51,6 +60,9 @@ pub const API_VERSION: &str = "2022-11-28";
 const DEFAULT_BASE: &str = "https://api.github.com";
 /// A classic token needs `admin:org` to invite and remove members and manage teams.
 pub const SCOPES: [&str; 1] = ["admin:org"];
+/// What a GitHub App's installation token asks for: the organisation's Members
+/// permission covers membership, invitations and team membership.
+pub const APP_PERMISSIONS: [(&str, &str); 1] = [("members", "write")];
 
 /// `[systems.NAME.settings]` of a `github` system.
 #[derive(Debug, Deserialize)]
@@ -61,6 +73,12 @@ pub struct GitHubSettings {
     /// Page size (`per_page`, 1-100, default 100).
     #[serde(default, deserialize_with = "optional_in::<_, 1, 100>")]
     pub page_size: Option<u32>,
+    /// A GitHub App's id: the credential is then the App's private key (PEM).
+    #[serde(default)]
+    pub app_id: Option<u64>,
+    /// The App's installation on the organisation (with `app_id`).
+    #[serde(default)]
+    pub installation_id: Option<u64>,
 }
 
 /// GitHub's dialect: the primary limit's x-ratelimit-* triple, rate limits answered 403
@@ -117,6 +135,8 @@ impl VendorProfile for GitHubProfile {
 pub struct GitHub {
     about: About,
     http: HttpClient,
+    /// The installation token's source when acting as a GitHub App.
+    app: Option<Arc<TokenAuth>>,
     org: String,
     per_page: String,
 }
@@ -139,38 +159,95 @@ impl GitHub {
         let name = ctx.entry.system.name.clone();
         ctx.require_api_version(API_VERSION, "the GitHub REST API")?;
         let set: GitHubSettings = settings::parse(ctx.entry)?;
-        let auth = HeaderAuth {
-            scheme: "Bearer",
-            secret: ctx.secret()?,
-            source: ctx.credential()?.to_string(),
-        };
         let base = ctx
             .entry
             .base_url
             .clone()
             .unwrap_or_else(|| DEFAULT_BASE.into());
+        let to_usage = |e: AdapterError| Error::usage(e.to_string(), "");
         let mut http = HttpClient::new(
             &name,
             &base,
             ctx.timeouts,
             ctx.limiter.clone(),
-            Arc::new(auth),
+            Arc::new(NoAuth),
             Arc::new(GitHubProfile),
         )
-        .map_err(|e| Error::usage(e.to_string(), ""))?;
+        .map_err(to_usage)?;
         http.retry = RetryPolicy {
             max_elapsed: Duration::from_secs(150),
             ..RetryPolicy::default()
         };
+        let source = ctx.credential()?.to_string();
+        let app = match (set.app_id, set.installation_id) {
+            (None, None) => None,
+            (Some(app_id), Some(installation_id)) => {
+                let signer = Signer::rsa_from_pem(ctx.secret()?.expose(), None).map_err(|why| {
+                    Error::usage(
+                        format!("system {name}: the credential from {source} {why}"),
+                        "with app_id set, the credential is the GitHub App's private key (the .pem GitHub generated)",
+                    )
+                })?;
+                let grant = AppInstallation {
+                    app_id,
+                    installation_id,
+                    signer,
+                    permissions: APP_PERMISSIONS
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                    api_version: API_VERSION,
+                };
+                let endpoint = TokenEndpoint {
+                    url: base.clone(),
+                    timeouts: ctx.timeouts,
+                    limiter: ctx.limiter.clone(),
+                    retry: http.retry,
+                    profile: Arc::new(GitHubProfile),
+                };
+                Some(Arc::new(
+                    TokenAuth::new(&name, &source, endpoint, Box::new(grant))
+                        .map_err(to_usage)?
+                        .with_watch(http.watch.clone()),
+                ))
+            }
+            _ => {
+                return Err(Error::usage(
+                    format!(
+                        "system {name}: settings.app_id and settings.installation_id go together"
+                    ),
+                    "set both to act as a GitHub App, or neither to use a token",
+                ));
+            }
+        };
+        let needed: Vec<String> = match &app {
+            Some(_) => permission_scopes(
+                &APP_PERMISSIONS
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            None => SCOPES.iter().map(|s| s.to_string()).collect(),
+        };
+        match &app {
+            Some(auth) => http.set_auth(auth.clone()),
+            None => http.set_auth(Arc::new(HeaderAuth {
+                scheme: "Bearer",
+                secret: ctx.secret()?,
+                source,
+            })),
+        }
         let caps = Capabilities {
             suspend: false,
             delete: false,
             list_entitlements: true,
             stores_hris_id: false,
         };
+        let needed: Vec<&str> = needed.iter().map(String::as_str).collect();
         Ok(GitHub {
-            about: About::of(&http, API_VERSION, caps).needing(&SCOPES),
+            about: About::of(&http, API_VERSION, caps).needing(&needed),
             http,
+            app,
             org: set.org,
             per_page: set.page_size.unwrap_or(100).to_string(),
         })
@@ -289,6 +366,9 @@ impl Reader for GitHub {
     }
 
     async fn authenticate(&self) -> AResult<Identity> {
+        if let Some(app) = &self.app {
+            return self.authenticate_app(app).await;
+        }
         let r = self.send(Req::get("/user")).await?;
         let scopes: Vec<String> = r
             .header("x-oauth-scopes")
@@ -303,9 +383,7 @@ impl Reader for GitHub {
             w.scopes_granted(scopes.clone());
         }
         let me = self.json(&r, "the token's user")?;
-        let mut details = BTreeMap::new();
-        details.insert("org".into(), self.org.clone());
-        details.insert("credential".into(), self.http.auth_source());
+        let mut details = self.details();
         if let Some(exp) = r.header("github-authentication-token-expiration") {
             details.insert("token_expires".into(), exp.to_string());
         }
@@ -504,6 +582,34 @@ impl Provisioner for GitHub {
 }
 
 impl GitHub {
+    fn details(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("org".to_string(), self.org.clone()),
+            ("credential".to_string(), self.http.auth_source()),
+        ])
+    }
+
+    /// As a GitHub App there is no user: an installation token is fetched and used to
+    /// read one page of the organisation's members (which needs the Members permission).
+    async fn authenticate_app(&self, app: &TokenAuth) -> AResult<Identity> {
+        let org = path_segment(&self.org);
+        self.send(Req::get(format!("/orgs/{org}/members?per_page=1")))
+            .await?;
+        let issued = app.issued();
+        let mut details = self.details();
+        if let Some(i) = &issued {
+            details.insert(
+                "token_lifetime_secs".into(),
+                i.lifetime.as_secs().to_string(),
+            );
+        }
+        Ok(Identity {
+            principal: app.who(),
+            scopes: issued.map(|i| i.scopes).unwrap_or_default(),
+            details,
+        })
+    }
+
     /// The credential's source, for messages.
     pub fn credential_source(&self) -> String {
         self.http.auth_source()

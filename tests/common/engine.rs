@@ -297,3 +297,34 @@ impl Run {
         assert_eq!(s.audit_verify().unwrap().map(|_| ()), Ok(()));
     }
 }
+
+/// People 0..n with their intended grants: everyone `all`, every second person (0, 2, …)
+/// also `evens`.
+pub fn all_and_evens<'a>(n: usize, all: &'a str, evens: &'a str) -> Vec<(Person, Vec<&'a str>)> {
+    (0..n)
+        .map(|i| {
+            let mut ents = vec![all];
+            if i % 2 == 0 {
+                ents.push(evens);
+            }
+            (person(i), ents)
+        })
+        .collect()
+}
+
+/// The adapters' convergence tests' fault mix, 10% of requests: 6% server errors, 2% rate
+/// limit bursts (two long, come back in a second), 1% held past a 700 ms client timeout,
+/// 1% connections reset.
+pub fn ten_percent_faults(seed: u64) -> accessdesk::sim::fault::FaultProfile {
+    accessdesk::sim::fault::FaultProfile {
+        error_5xx_rate: 0.06,
+        burst_429_rate: 0.02,
+        burst_429_len: 2,
+        burst_retry_after_secs: 1,
+        timeout_rate: 0.01,
+        reset_rate: 0.01,
+        timeout_delay: Duration::from_secs(2),
+        seed,
+        ..accessdesk::sim::fault::FaultProfile::none()
+    }
+}

@@ -34,7 +34,9 @@ impl Signer {
     /// Only RSA keys (RS256): for vendors that accept nothing else (Google, GitHub Apps).
     pub fn rsa_from_pem(pem: &str, key_id: Option<String>) -> Result<Signer, String> {
         let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes())
-            .map_err(|_| "is not a PEM RSA private key (RS256)".to_string())?;
+            .ok()
+            .filter(|k| signs(jsonwebtoken::Algorithm::RS256, k))
+            .ok_or_else(|| "is not a PEM RSA private key (RS256)".to_string())?;
         Ok(Signer {
             alg: jsonwebtoken::Algorithm::RS256,
             key,
@@ -55,13 +57,26 @@ pub fn signing_key(
     pem: &str,
 ) -> Result<(jsonwebtoken::Algorithm, jsonwebtoken::EncodingKey), String> {
     use jsonwebtoken::{Algorithm, EncodingKey};
-    if let Ok(k) = EncodingKey::from_rsa_pem(pem.as_bytes()) {
+    if let Some(k) = EncodingKey::from_rsa_pem(pem.as_bytes())
+        .ok()
+        .filter(|k| signs(Algorithm::RS256, k))
+    {
         return Ok((Algorithm::RS256, k));
     }
-    if let Ok(k) = EncodingKey::from_ec_pem(pem.as_bytes()) {
+    if let Some(k) = EncodingKey::from_ec_pem(pem.as_bytes())
+        .ok()
+        .filter(|k| signs(Algorithm::ES256, k))
+    {
         return Ok((Algorithm::ES256, k));
     }
     Err("is not a PEM private key (RSA for RS256, or P-256 in PKCS#8 for ES256)".into())
+}
+
+/// Whether `key` can sign: a PEM *public* key parses as an encoding key and fails only
+/// when used, so it is tried once here, where the error can still name the setting.
+fn signs(alg: jsonwebtoken::Algorithm, key: &jsonwebtoken::EncodingKey) -> bool {
+    let header = jsonwebtoken::Header::new(alg);
+    jsonwebtoken::encode(&header, &serde_json::json!({"probe": true}), key).is_ok()
 }
 
 /// Seconds since the Unix epoch.

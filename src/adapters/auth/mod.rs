@@ -6,8 +6,11 @@
 //!   cached until shortly before it expires: client credentials with a secret (Entra),
 //!   with a `private_key_jwt` client assertion (Okta), the JWT bearer grant (Google's
 //!   domain-wide delegation), or any vendor exchange (a GitHub App's installation token);
+//! - [`github_app::AppInstallation`]: a GitHub App's JWT exchanged for an installation
+//!   token (a [`oauth::Grant`]);
 //! - [`jwt`]: signing keys and JWTs (RS256, ES256).
 
+pub mod github_app;
 pub mod jwt;
 pub mod oauth;
 

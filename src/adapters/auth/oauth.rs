@@ -96,7 +96,8 @@ fn pair(k: &str, v: impl Into<String>) -> (String, String) {
     (k.to_string(), v.into())
 }
 
-fn sign<T: Serialize>(signer: &Signer, claims: &T, system: &str) -> AResult<String> {
+/// Sign `claims`; a failure is Unauthorized (the key cannot be used).
+pub fn sign<T: Serialize>(signer: &Signer, claims: &T, system: &str) -> AResult<String> {
     signer.sign(claims).map_err(|e| {
         AdapterError::new(
             ErrorClass::Unauthorized,
@@ -359,6 +360,11 @@ impl TokenAuth {
             expires_at: sent + token.lifetime,
         });
         Ok(token)
+    }
+
+    /// Who asks for the tokens (the grant's account, client or App).
+    pub fn who(&self) -> String {
+        self.grant.who()
     }
 
     /// The last token issued: when, for how long, with which scopes.

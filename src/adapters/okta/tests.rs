@@ -174,6 +174,11 @@ fn keys_are_recognised_and_never_shown() {
         jsonwebtoken::Algorithm::ES256
     );
     assert!(crate::adapters::auth::jwt::signing_key("00abc-not-a-key").is_err());
+    let public = include_str!("../../../tests/fixtures/okta/test-rsa-public.pem");
+    assert!(
+        crate::adapters::auth::jwt::signing_key(public).is_err(),
+        "a public key cannot sign"
+    );
     let mut o = OktaOptions::new(
         "okta",
         "http://127.0.0.1:1",
