@@ -23,8 +23,10 @@ use accessdesk::config::SystemsConfig;
 
 use accessdesk::model::{EntitlementKind, SystemKind};
 use accessdesk::sim::SimServer;
+use accessdesk::sim::fault::FaultProfile;
+use accessdesk::sim::scim::ScimSimOptions;
 use accessdesk::sim::slack::{self, SlackHandle, SlackSimOptions};
-use engine::{Entry, Run, all_and_evens, fast, person};
+use engine::{Entry, Run, all_and_evens, fast, person, ten_percent_faults};
 use prism::PrismRig;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -285,16 +287,15 @@ async fn a_revoked_bot_token_is_unauthorized_and_tier_limits_are_waited_out() {
     assert!(!e.to_string().contains(BOT), "{e}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_engine_provisions_channels_and_reconciliation_enforces_drift_away() {
-    let (web, h) = sim(SlackSimOptions::default()).await;
+/// An engine run against the simulator's two sides, with three channels catalogued.
+fn run_for(web: &SimServer) -> Run {
     let catalogue = format!(
         "{}[[systems.chat.entitlements]]\nkind = \"channel\"\nname = \"general\"\n\
          [[systems.chat.entitlements]]\nkind = \"channel\"\nname = \"eng\"\n\
          [[systems.chat.entitlements]]\nkind = \"channel\"\nname = \"leadership\"\nrisk = \"privileged\"\n",
         settings(&web.base_url())
     );
-    let run = Run::new(
+    Run::new(
         &[Entry::new(
             "chat",
             "slack",
@@ -303,7 +304,72 @@ async fn the_engine_provisions_channels_and_reconciliation_enforces_drift_away()
         )
         .settings(&catalogue)],
         &[("slack-bot", BOT), ("slack-scim", USER)],
+    )
+}
+
+/// The engine at a 10% fault rate on both of Slack's sides (SCIM in the SCIM style, the
+/// Web API in Slack's: 429 `ratelimited`, HTTP 200 `internal_error`): every account and
+/// channel membership made once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn converges_at_ten_percent_faults_on_both_sides() {
+    let (web, h) = sim(SlackSimOptions {
+        scim: ScimSimOptions {
+            faults: ten_percent_faults(41),
+            ..Default::default()
+        },
+        web_faults: ten_percent_faults(42),
+        ..Default::default()
+    })
+    .await;
+    let mut run = run_for(&web);
+    run.request_timeout = Duration::from_millis(700);
+    run.set_people(&all_and_evens(
+        12,
+        "chat:channel:general",
+        "chat:channel:eng",
+    ));
+    let s = run.engine(fast()).run_until_idle(None).await.unwrap();
+    assert_eq!(s.failed, 0, "{s:?} {:#?}", run.failed());
+    assert_eq!(s.succeeded, 12 + 12 + 6, "{s:?}");
+    let (_, scim_faults) = h.scim.faults().counts();
+    let (_, web_faults) = h.web_faults().counts();
+    assert!(
+        scim_faults > 0 && web_faults > 0,
+        "the faults did not bite: SCIM {scim_faults}, Web API {web_faults}"
     );
+    assert_eq!(
+        h.scim.max_creates_per_user(),
+        1,
+        "an account was created twice"
+    );
+    assert_eq!(
+        h.max_invites(),
+        1,
+        "someone was invited into a channel twice"
+    );
+    assert_eq!(
+        h.channel("eng").unwrap().members.len(),
+        1 + 6,
+        "the bot and six"
+    );
+    run.audit_ok();
+    // What a server error looks like on the Web API side: HTTP 200, `ok: false`,
+    // `internal_error`, which is transient (the engine retried it above).
+    h.web_faults().set_profile(FaultProfile {
+        error_5xx_rate: 1.0,
+        ..FaultProfile::none()
+    });
+    let a = adapter(&format!("{}/api", web.base_url()), &web.base_url(), BOT);
+    let id = h.scim.user_by_name("f1@example.com").unwrap().id;
+    let e = a.add_membership(&id, &channel("eng")).await.unwrap_err();
+    assert_eq!(e.class, ErrorClass::Transient, "{e}");
+    assert!(e.message.contains("internal_error"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_provisions_channels_and_reconciliation_enforces_drift_away() {
+    let (web, h) = sim(SlackSimOptions::default()).await;
+    let run = run_for(&web);
     let people = all_and_evens(6, "chat:channel:general", "chat:channel:eng");
     run.set_people(&people);
     let s = run.engine(fast()).run_until_idle(None).await.unwrap();

@@ -111,6 +111,10 @@ pub enum ThrottleStyle {
     /// GitHub: 403 "You have exceeded a secondary rate limit" (with `retry-after`; a
     /// concurrency refusal without), server errors as GitHub's `{"message": …}` 503.
     GitHub,
+    /// Slack's Web API: 429 with Retry-After and `{"ok": false, "error": "ratelimited"}`;
+    /// a server error as Slack reports most failures, HTTP 200 with `ok: false`
+    /// (`internal_error`).
+    Slack,
 }
 
 const IAM_XMLNS: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
@@ -188,6 +192,11 @@ impl ThrottleStyle {
                 r
             }
             ThrottleStyle::GitHub => super::github::secondary_limit(Some(retry_after_secs)),
+            ThrottleStyle::Slack => super::slack::failure(
+                StatusCode::TOO_MANY_REQUESTS,
+                "ratelimited",
+                Some(retry_after_secs),
+            ),
         }
     }
 
@@ -246,6 +255,7 @@ impl ThrottleStyle {
                 r
             }
             ThrottleStyle::GitHub => super::github::server_error(),
+            ThrottleStyle::Slack => super::slack::failure(StatusCode::OK, "internal_error", None),
         }
     }
 }

@@ -20,11 +20,15 @@
 //!   `already_in_channel`, `not_in_channel`, `cant_kick_self`, `invalid_cursor`,
 //!   `is_archived`; cursors are opaque (`response_metadata.next_cursor`, empty at the end).
 //!
+//! Faults: [`SlackSimOptions::web_faults`] on the Web API side, in Slack's style (429
+//! `ratelimited` with Retry-After; HTTP 200 `internal_error`); the SCIM side's own.
+//!
 //! Simplifications: channels are public or private, never shared or archived on their own;
 //! the bot is a member of every channel; users are the SCIM side's (deactivated users
 //! cannot be invited: `user_is_inactive`).
 
 use super::SimServer;
+use super::fault::{FaultProfile, Faults, ThrottleStyle, inject};
 use super::log::{LoggedRequest, RequestLog, record};
 use super::ratelimit::RateWindows;
 use super::scim::{IdStyle, ScimHandle, ScimSimOptions};
@@ -47,6 +51,9 @@ pub struct SlackSimOptions {
     /// Tier limits per window: (Tier 2, Tier 3, Tier 4).
     pub tiers: (u32, u32, u32),
     pub team: String,
+    /// Faults injected on the Web API side (the SCIM side has `scim.faults`), in Slack's
+    /// style: 429 `ratelimited` with Retry-After, and HTTP 200 `internal_error`.
+    pub web_faults: FaultProfile,
 }
 
 impl Default for SlackSimOptions {
@@ -56,6 +63,7 @@ impl Default for SlackSimOptions {
             rate_window: Duration::from_secs(60),
             tiers: (20, 50, 100),
             team: "northwind".into(),
+            web_faults: FaultProfile::none(),
         }
     }
 }
@@ -78,6 +86,7 @@ struct Web {
 
 struct Inner {
     web: Mutex<Web>,
+    faults: Arc<Faults>,
     failures: Mutex<Vec<(String, Value)>>,
     scim: ScimHandle,
     limits: RateWindows,
@@ -102,6 +111,10 @@ impl Inner {
 }
 
 impl SlackHandle {
+    /// The Web API side's fault injector.
+    pub fn web_faults(&self) -> Arc<Faults> {
+        self.inner.faults.clone()
+    }
     /// A bot token with these scopes.
     pub fn add_token(&self, token: &str, scopes: &[&str]) {
         let scopes = scopes.iter().map(|s| s.to_string()).collect();
@@ -159,6 +172,17 @@ impl SlackHandle {
             .copied()
             .unwrap_or(0)
     }
+    /// The most often anyone was invited into any channel while not a member (1 when
+    /// nobody was invited twice).
+    pub fn max_invites(&self) -> u32 {
+        self.inner
+            .web()
+            .invites
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(0)
+    }
     /// Every `ok: false` answer so far: (method, body).
     pub fn web_failures(&self) -> Vec<(String, Value)> {
         self.inner
@@ -184,8 +208,10 @@ pub async fn spawn(opts: SlackSimOptions) -> std::io::Result<(SimServer, SlackHa
         ..opts.scim.clone()
     };
     let (scim_app, scim) = super::scim::app(scim_opts);
+    let faults = Faults::new(opts.web_faults.clone(), ThrottleStyle::Slack);
     let inner = Arc::new(Inner {
         web: Mutex::new(Web::default()),
+        faults: faults.clone(),
         failures: Mutex::new(Vec::new()),
         scim: scim.clone(),
         limits: RateWindows::new(opts.tiers.1, opts.rate_window),
@@ -201,7 +227,8 @@ pub async fn spawn(opts: SlackSimOptions) -> std::io::Result<(SimServer, SlackHa
         .route("/conversations.list", get(conversations_list))
         .route("/conversations.members", get(conversations_members))
         .route("/conversations.invite", post(invite))
-        .route("/conversations.kick", post(kick));
+        .route("/conversations.kick", post(kick))
+        .layer(from_fn_with_state(faults, inject));
     let app = axum::Router::new()
         .nest("/api", methods.clone())
         .merge(methods)
@@ -211,6 +238,17 @@ pub async fn spawn(opts: SlackSimOptions) -> std::io::Result<(SimServer, SlackHa
     let server = SimServer::spawn(app).await?;
     scim.set_base_url(&server.base_url());
     Ok((server, SlackHandle { inner, scim }))
+}
+
+/// A Web API failure as Slack sends it: `{"ok": false, "error": …}` with `status`, and a
+/// `Retry-After` where one is given (the fault injector's refusals and server errors).
+pub fn failure(status: StatusCode, error: &str, retry_after_secs: Option<u64>) -> Response {
+    let mut r = (status, axum::Json(json!({"ok": false, "error": error}))).into_response();
+    if let Some(secs) = retry_after_secs {
+        r.headers_mut()
+            .insert("retry-after", HeaderValue::from(secs));
+    }
+    r
 }
 
 /// A Web API failure: HTTP 200 and `ok: false`, kept for [`SlackHandle::web_failures`].
@@ -261,16 +299,11 @@ fn admit(
     inner.limits.set_limit(Some(&bucket), limit);
     let state = inner.limits.hit(&bucket);
     if !state.allowed {
-        let mut r = (
+        return Err(failure(
             StatusCode::TOO_MANY_REQUESTS,
-            axum::Json(json!({"ok": false, "error": "ratelimited"})),
-        )
-            .into_response();
-        r.headers_mut().insert(
-            "retry-after",
-            HeaderValue::from(state.retry_after_secs.max(1)),
-        );
-        return Err(r);
+            "ratelimited",
+            Some(state.retry_after_secs.max(1)),
+        ));
     }
     Ok(scopes)
 }

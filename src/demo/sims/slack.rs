@@ -1,8 +1,10 @@
 //! The demo's Slack: accounts over Slack's SCIM API, channels over the Web API, with
 //! Slack's quirks: HTTP-200 failures (`already_in_channel` when the engine re-invites
-//! someone), per-method rate tiers answered 429 with Retry-After, and `U…` ids.
+//! someone), per-method rate tiers answered 429 with Retry-After, `U…` ids, and the
+//! demo's fault mix on both sides (Web API server errors as HTTP 200 `internal_error`).
 
 use super::*;
+use crate::sim::fault::FaultProfile;
 use crate::sim::scim::ScimSimOptions;
 use crate::sim::slack::{SlackHandle, SlackSimOptions};
 
@@ -11,7 +13,7 @@ struct SlackSim(SlackHandle);
 pub(super) async fn spawn(setup: SimSetup) -> Result<Spawned> {
     let (server, handle) = crate::sim::slack::spawn(SlackSimOptions {
         scim: ScimSimOptions {
-            faults: setup.faults,
+            faults: setup.faults.clone(),
             rate_limit: Some(setup.window_limit),
             rate_window: setup.window,
             lost_response_rate: 0.003,
@@ -22,6 +24,10 @@ pub(super) async fn spawn(setup: SimSetup) -> Result<Spawned> {
         // Slack's tiers per minute (2: 20, 3: 50, 4: 100), scaled to the demo's window.
         tiers: (20, 50, 100),
         team: "northwind".into(),
+        web_faults: FaultProfile {
+            seed: setup.seed.wrapping_add(1),
+            ..setup.faults
+        },
     })
     .await
     .map_err(|e| Error::io("starting the Slack simulator", e))?;
