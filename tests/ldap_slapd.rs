@@ -1,8 +1,9 @@
 //! The LDAP adapter against a real OpenLDAP slapd on loopback (the memberOf and refint
 //! overlays on), started per test (tests/common/slapd.rs): the whole contract, the
 //! groupOfNames placeholder, paged-results listing, each deactivation mode, a wrong bind
-//! password named by its keychain entry, and the engine provisioning then reconciling
-//! drift made behind accessdesk's back.
+//! password named by its keychain entry, the engine provisioning then reconciling
+//! drift made behind accessdesk's back, and the engine converging through a TCP fault
+//! proxy (requests dropped, carried out with their answers lost, or held back).
 
 #[path = "common/engine.rs"]
 mod engine;
@@ -20,9 +21,12 @@ use accessdesk::adapters::{AccountSpec, EntitlementTarget, ErrorClass, collect_a
 use accessdesk::config::SystemsConfig;
 
 use accessdesk::model::{EntitlementKind, SystemKind};
+use accessdesk::sim::tcp_proxy::{self, TcpFaultProfile};
 use engine::{Entry, Run, fast, person};
 use slapd::{ROOT_DN, ROOT_PASSWORD, SUFFIX, Slapd};
+use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 const ENTRY: &str = "ldap-bind";
 
@@ -234,18 +238,99 @@ async fn a_wrong_bind_password_names_the_keychain_entry_and_clear_text_is_loopba
     assert!(refused.to_string().contains("loopback only"), "{refused}");
 }
 
+/// The three groups the engine tests catalogue (admins privileged).
+fn catalogue() -> String {
+    format!(
+        "{}[[systems.dir.entitlements]]\nkind = \"group\"\nname = \"everyone\"\n\
+         [[systems.dir.entitlements]]\nkind = \"group\"\nname = \"engineering\"\n\
+         [[systems.dir.entitlements]]\nkind = \"group\"\nname = \"admins\"\nrisk = \"privileged\"\n",
+        settings("")
+    )
+}
+
+/// The engine through a TCP fault proxy in front of slapd, about 10% of requests
+/// faulted: dropped with their connection before slapd sees them, carried out with the
+/// answer lost, or held back. Everyone ends with one entry and the right groups; an add
+/// whose answer was lost is read back and adopted by the HR id on the entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn converges_at_ten_percent_faults_through_a_tcp_fault_proxy() {
+    let s = Slapd::start();
+    for g in ["everyone", "engineering", "admins"] {
+        s.group(g);
+    }
+    let upstream: SocketAddr = s.url.trim_start_matches("ldap://").parse().unwrap();
+    let proxy = tcp_proxy::spawn(
+        upstream,
+        TcpFaultProfile {
+            drop_rate: 0.04,
+            lost_answer_rate: 0.04,
+            slow_rate: 0.02,
+            slow_delay: Duration::from_millis(300),
+            seed: 5,
+        },
+    )
+    .await
+    .unwrap();
+    let mut run = Run::new(
+        &[Entry::new("dir", "ldap", &proxy.url("ldap"), ENTRY).settings(&catalogue())],
+        &[(ENTRY, ROOT_PASSWORD)],
+    );
+    run.request_timeout = Duration::from_secs(2);
+    run.intend(12, &["dir"]);
+    let sum = run.engine(fast()).run_until_idle(None).await.unwrap();
+    assert_eq!(sum.failed, 0, "{sum:?} {:#?}", run.failed());
+    assert_eq!(sum.succeeded, 12 + 12 + 6, "{sum:?}");
+    let c = proxy.counts();
+    assert!(
+        c.dropped > 0 && c.lost_answers > 0,
+        "the faults did not bite: {c:?}"
+    );
+    let mut uids = s.values(
+        &format!("ou=people,{SUFFIX}"),
+        "(objectClass=inetOrgPerson)",
+        "uid",
+    );
+    uids.sort();
+    uids.dedup();
+    assert_eq!(uids.len(), 12, "one entry per person: {uids:?}");
+    assert_eq!(members(&s, "everyone").len(), 12);
+    assert_eq!(members(&s, "engineering").len(), 6);
+    run.audit_ok();
+
+    // One add carried out with its answer lost, by hand: the adapter reports a transient
+    // failure, and the retry finds the entry already there, carrying the person's HR id
+    // (the proof the engine adopts it by).
+    let a = adapter(&proxy.url("ldap"), ROOT_PASSWORD, "").unwrap();
+    proxy.set_profile(TcpFaultProfile::none());
+    a.authenticate().await.unwrap();
+    proxy.set_profile(TcpFaultProfile {
+        lost_answer_rate: 1.0,
+        ..TcpFaultProfile::none()
+    });
+    let e = a.create_account(&spec(20)).await.unwrap_err();
+    assert_eq!(e.class, ErrorClass::Transient, "{e}");
+    proxy.set_profile(TcpFaultProfile::none());
+    let again = a.create_account(&spec(20)).await.unwrap_err();
+    assert_eq!(
+        again.class,
+        ErrorClass::Conflict,
+        "the lost add was carried out: {again}"
+    );
+    let found = a
+        .get_account_by_login(&spec(20).login)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.hris_id.as_deref(), Some(spec(20).hris_id.as_str()));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_provisions_and_reconciliation_enforces_drift_away() {
     let s = Slapd::start();
     for g in ["everyone", "engineering", "admins"] {
         s.group(g);
     }
-    let catalogue = format!(
-        "{}[[systems.dir.entitlements]]\nkind = \"group\"\nname = \"everyone\"\n\
-         [[systems.dir.entitlements]]\nkind = \"group\"\nname = \"engineering\"\n\
-         [[systems.dir.entitlements]]\nkind = \"group\"\nname = \"admins\"\nrisk = \"privileged\"\n",
-        settings("")
-    );
+    let catalogue = catalogue();
     let run = Run::new(
         &[Entry::new("dir", "ldap", &s.url, ENTRY).settings(&catalogue)],
         &[(ENTRY, ROOT_PASSWORD)],

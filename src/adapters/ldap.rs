@@ -111,6 +111,9 @@ pub struct LdapAdapter {
     source: String,
     tls: bool,
     limiter: Arc<RateLimiter>,
+    /// How long one operation (the bind included) may take before the connection is
+    /// given up (the request timeout).
+    op_timeout: std::time::Duration,
     conn: tokio::sync::Mutex<Option<Ldap>>,
 }
 
@@ -202,6 +205,7 @@ impl LdapAdapter {
             source,
             tls,
             limiter: ctx.limiter,
+            op_timeout: ctx.timeouts.request,
             conn: tokio::sync::Mutex::new(None),
         })
     }
@@ -235,13 +239,14 @@ impl LdapAdapter {
             return Ok(l.clone());
         }
         let settings = LdapConnSettings::new()
-            .set_conn_timeout(std::time::Duration::from_secs(10))
+            .set_conn_timeout(self.op_timeout)
             .set_starttls(self.tls);
         let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &self.url)
             .await
             .map_err(|e| self.err(e, "connecting"))?;
         ldap3::drive!(conn);
-        ldap.simple_bind(&self.set.bind_dn, self.password.expose())
+        ldap.with_timeout(self.op_timeout)
+            .simple_bind(&self.set.bind_dn, self.password.expose())
             .await
             .and_then(|r| r.success())
             .map_err(|e| self.err(e, "binding"))?;
@@ -256,7 +261,8 @@ impl LdapAdapter {
         Fut: std::future::Future<Output = std::result::Result<T, LdapError>>,
     {
         let _permit = self.limiter.acquire().await;
-        let ldap = self.ldap().await?;
+        let mut ldap = self.ldap().await?;
+        ldap.with_timeout(self.op_timeout);
         match f(ldap).await {
             Ok(t) => Ok(t),
             Err(e) => {

@@ -26,6 +26,7 @@ pub mod ratelimit;
 pub mod rules;
 pub mod scim;
 pub mod slack;
+pub mod tcp_proxy;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
