@@ -823,7 +823,7 @@ fn declared_in_model(declared: &[(String, u16)], e: &accessdesk::adapters::Adapt
 /// not yet visible to reads (IAM is eventually consistent): the engine must not count the
 /// create as done without the account, or the person's memberships fail for good with
 /// "has no account". The engine treats "exists but not readable yet" as transient
-/// (src/engine/workers.rs, CreateAccount on Conflict).
+/// (src/engine/workers/execute.rs, CreateAccount on Conflict).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_create_answer_while_reads_lag_is_not_lost_by_the_engine() {
     let s = SimAws::start(AwsSimOptions {

@@ -103,7 +103,10 @@ impl VendorProfile for GitHubProfile {
         );
         if (status == 403 || status == 429) && says_rate_limit(body) {
             s.throttled = true;
-            if s.retry_after.is_none() && s.reset_at.is_none() {
+            // GitHub: with retry-after, wait that long; with the primary limit spent
+            // (remaining 0), until its reset; otherwise it is a secondary limit, whose
+            // headers describe the primary window (not spent): wait a minute.
+            if s.retry_after.is_none() && s.remaining != Some(0) {
                 s.retry_after = Some(Duration::from_secs(60));
             }
         }

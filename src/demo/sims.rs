@@ -65,6 +65,17 @@ fn privileged_group(entry: &SystemEntry) -> Option<String> {
         .map(|((_, name), _)| name.clone())
 }
 
+/// A gateway in front of the vendor refusing every `method` request on paths containing
+/// `path` with an HTML page (what [`DemoSim::break_entitlement`] arranges).
+fn gateway_refusal(method: axum::http::Method, path: &str) -> crate::sim::rules::FailRule {
+    crate::sim::rules::FailRule::new(
+        Some(method),
+        path,
+        crate::sim::rules::BodyFault::Html(400),
+        u32::MAX,
+    )
+}
+
 /// What [`SimulatorSpec::spawn`] is given.
 pub struct SimSetup {
     /// The system's table from demo/systems.toml (its catalogue is seeded into the sim).
@@ -125,9 +136,14 @@ pub const SIMULATORS: &[SimulatorSpec] = &[
         system: "entra",
         spawn: |setup| Box::pin(entra::spawn(setup)),
     },
+    SimulatorSpec {
+        system: "github",
+        spawn: |setup| Box::pin(github::spawn(setup)),
+    },
 ];
 
 mod entra;
+mod github;
 mod google;
 mod slack;
 
@@ -214,7 +230,7 @@ pub fn keep_present_grants(template: &str, present: &[&str]) -> Result<String> {
 
 mod okta {
     use super::*;
-    use crate::sim::okta::{BodyFault, FailRule, OktaHandle, OktaSimOptions};
+    use crate::sim::okta::{OktaHandle, OktaSimOptions};
 
     struct OktaSim(OktaHandle);
 
@@ -270,11 +286,9 @@ mod okta {
             let Some(group) = self.0.group_by_name(name) else {
                 return false;
             };
-            self.0.fail(FailRule::new(
-                Some(axum::http::Method::PUT),
+            self.0.fail(gateway_refusal(
+                axum::http::Method::PUT,
                 &format!("/groups/{}/users/", group.id),
-                BodyFault::Html(400),
-                u32::MAX,
             ));
             true
         }

@@ -128,7 +128,7 @@ impl Engine {
         .with_code("identity_conflict")
     }
 
-    /// In the transaction that claims a create (engine/workers.rs `dispatch`): the login
+    /// In the transaction that claims a create (engine/workers/scheduler.rs `dispatch`): the login
     /// to create `person`'s account in `system` under. Theirs if one was assigned before;
     /// else the first of the template's candidates that no other person holds (leavers'
     /// logins stay reserved) and that no unproven account in the target is known to hold

@@ -8,7 +8,7 @@
 //! (who is in each group). After every page the page and the checkpoint (phase, group,
 //! cursor) commit together, so an interrupted read resumes at the page it stopped on. A
 //! read that fails leaves its system `incomplete`, and reconciliation draws no
-//! conclusion from an incomplete read (engine/reconcile.rs).
+//! conclusion from an incomplete read (engine/reconcile/).
 //!
 //! An account seen only in a group's member listing (it appeared while the read was
 //! under way) is kept, marked late; reconciliation reports nothing about it until a

@@ -188,8 +188,13 @@ pub fn max_len(kind: SystemKind) -> usize {
 
 /// Make a rendered login acceptable to the target: lowercase ASCII letters, digits and
 /// `.`, `_`, `-`, `+`, `@` (non-ASCII letters transliterated, everything else dropped),
-/// no leading, trailing or doubled dots, and within the system's length.
+/// no leading, trailing or doubled dots, and within the system's length. GitHub
+/// usernames take only letters, digits and single inner hyphens: there every separator
+/// becomes a hyphen (`ada.lovelace` → `ada-lovelace`).
 pub fn sanitize(kind: SystemKind, raw: &str) -> String {
+    if kind == SystemKind::Github {
+        return github_username(raw);
+    }
     let mut out = String::with_capacity(raw.len());
     for c in raw.chars() {
         if c.is_ascii_alphanumeric() {
@@ -230,6 +235,37 @@ pub fn with_suffix(kind: SystemKind, login: &str, n: u32) -> String {
         return login.to_string();
     }
     fit(kind, login, &n.to_string())
+}
+
+/// A GitHub username: ASCII letters and digits (others transliterated), separators as
+/// single hyphens, none leading or trailing, at most 39 characters.
+fn github_username(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        let piece = if c.is_ascii_alphanumeric() {
+            c.to_ascii_lowercase().to_string()
+        } else if c.is_alphanumeric() {
+            ascii_fold(&c.to_string())
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect()
+        } else if matches!(c, '.' | '_' | '-' | '+' | '@' | ' ') {
+            "-".to_string()
+        } else {
+            String::new()
+        };
+        for p in piece.chars() {
+            if p == '-' && (out.is_empty() || out.ends_with('-')) {
+                continue;
+            }
+            out.push(p);
+        }
+    }
+    out.truncate(max_len(SystemKind::Github));
+    while out.ends_with('-') {
+        out.pop();
+    }
+    out
 }
 
 /// Put `suffix` at the end of the local part, cutting the local part so the whole fits.
@@ -323,6 +359,23 @@ mod tests {
         let s = with_suffix(SystemKind::AwsIam, &long, 12);
         assert_eq!(s.len(), 64);
         assert!(s.ends_with("12"));
+    }
+
+    #[test]
+    fn github_usernames_take_single_inner_hyphens_only() {
+        let gh = |raw: &str| sanitize(SystemKind::Github, raw);
+        assert_eq!(gh("ada.lovelace"), "ada-lovelace");
+        assert_eq!(gh(".-Ada__Lovelace+x@"), "ada-lovelace-x");
+        assert_eq!(gh("José Ñúñez"), "jose-nunez");
+        let long = gh(&format!("{}.b", "a".repeat(38)));
+        assert_eq!(long, "a".repeat(38), "cut at 39 without a trailing hyphen");
+        let t = LoginTemplate::default_for(SystemKind::Github);
+        let ada = p("Ada", "Lovelace", "Ada.Lovelace@Example.com");
+        assert_eq!(t.render(&ada, SystemKind::Github), "ada-lovelace");
+        assert_eq!(
+            with_suffix(SystemKind::Github, "ada-lovelace", 2),
+            "ada-lovelace2"
+        );
     }
 
     #[test]

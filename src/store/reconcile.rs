@@ -1,7 +1,7 @@
 //! Reconciliation's records: observation runs and their per-system checkpoints, what each
 //! run read (accounts, groups, members), the findings classified from it, their
 //! dispositions and accepted exceptions. The reading lives in `engine/observe.rs`, the
-//! correlation and classification in `engine/reconcile.rs`.
+//! correlation and classification in `engine/reconcile/`.
 
 use super::queue::ts;
 use super::{NewAuditEvent, Store, Tx};
@@ -76,7 +76,7 @@ pub struct FindingRow {
     pub until: Option<String>,
 }
 
-/// A finding to store (from engine/reconcile.rs).
+/// A finding to store (from engine/reconcile/).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NewFinding {
     pub class: &'static str,

@@ -413,8 +413,11 @@ impl RateLimiter {
                 Some(d) => {
                     let until = now + d;
                     s.blocked_until = Some(s.blocked_until.map_or(until, |b| b.max(until)));
+                    // A refusal that says requests remain (GitHub's secondary limits
+                    // carry the primary window's headers) leaves that window unspent.
                     if let Some(w) = s.window.as_mut()
                         && own_reset.is_none_or(|r| r + Duration::from_millis(1000) >= w.reset_at)
+                        && sig.remaining.is_none_or(|r| r == 0)
                     {
                         w.remaining = 0;
                     }

@@ -8,7 +8,6 @@
 
 use super::*;
 use crate::sim::google::{Deprecation, GoogleHandle, GoogleSimOptions};
-use crate::sim::rules::{BodyFault, FailRule};
 use std::time::SystemTime;
 
 const SERVICE_ACCOUNT: &str = "accessdesk-demo@northwind-iam.iam.gserviceaccount.com";
@@ -90,11 +89,9 @@ impl DemoSim for GoogleSim {
             return false;
         }
         let encoded = crate::adapters::http::path_segment(name);
-        self.0.fail(FailRule::new(
-            Some(axum::http::Method::POST),
+        self.0.fail(gateway_refusal(
+            axum::http::Method::POST,
             &format!("/groups/{encoded}/members"),
-            BodyFault::Html(400),
-            u32::MAX,
         ));
         true
     }

@@ -68,8 +68,9 @@ pub(super) fn attribute_drift(
                     _ => display,
                 }
             }
-            // Nothing accessdesk writes.
-            (None, _) => "",
+            // Nothing accessdesk writes (GitHub's membership `state` and `role`, say):
+            // the vendor's own, never drift.
+            (None, _) => return,
         };
         // Compare with what the adapter would have written: IAM drops characters a tag
         // value cannot hold ("R&D" is stored as "RD").

@@ -257,6 +257,7 @@ pub(super) async fn set_membership(
     };
     let inviter = inviter(&caller);
     let mut s = inner.lock();
+    s.user_on_demand(&username);
     let Some(user) = s.user(&username).cloned() else {
         return not_found(DOCS_MEMBERS);
     };

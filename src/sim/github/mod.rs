@@ -160,6 +160,13 @@ pub struct GitHubSimOptions {
     /// Chance that a request is carried out but its response is lost (connection reset).
     pub lost_response_rate: f64,
     pub seed: u64,
+    /// Every well-formed username (letters, digits, single inner hyphens, at most 39) is
+    /// a GitHub user the moment someone is invited by it: for the demo, whose company
+    /// all have GitHub accounts. Off by default (an unknown user is 404, as on GitHub).
+    pub users_on_demand: bool,
+    /// Invitees accept their invitation this long after it was sent (the demo's people
+    /// do); None (the default) leaves every invitation pending until a test accepts it.
+    pub accept_invitations_after: Option<Duration>,
 }
 
 impl Default for GitHubSimOptions {
@@ -183,6 +190,8 @@ impl Default for GitHubSimOptions {
             deprecated_versions: Vec::new(),
             lost_response_rate: 0.0,
             seed: 7,
+            users_on_demand: false,
+            accept_invitations_after: None,
         }
     }
 }
@@ -320,6 +329,10 @@ const ORG_GROUP: &str = "";
 #[derive(Debug, Default)]
 struct Org {
     next_id: u64,
+    /// Every well-formed login names a GitHub user ([`GitHubSimOptions::users_on_demand`]).
+    users_on_demand: bool,
+    /// [`GitHubSimOptions::accept_invitations_after`].
+    accept_after: Option<chrono::Duration>,
     /// Lower-cased login -> user.
     users: BTreeMap<String, SimUser>,
     /// Lower-cased login -> membership.
@@ -339,6 +352,32 @@ struct Org {
 }
 
 impl Org {
+    /// With [`GitHubSimOptions::users_on_demand`], make `login` a user if it is a
+    /// well-formed GitHub username and nobody has it yet.
+    fn user_on_demand(&mut self, login: &str) {
+        let well_formed = !login.is_empty()
+            && login.len() <= 39
+            && login.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !login.starts_with('-')
+            && !login.ends_with('-')
+            && !login.contains("--");
+        if !self.users_on_demand || !well_formed || self.user(login).is_some() {
+            return;
+        }
+        let id = self.next_id();
+        self.users.insert(
+            login.to_lowercase(),
+            SimUser {
+                login: login.to_string(),
+                id,
+                email: None,
+                name: None,
+                two_factor: true,
+                created: Utc::now(),
+            },
+        );
+    }
+
     fn next_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
@@ -380,6 +419,18 @@ impl Org {
 
     /// Move invitations older than the TTL to the failed list.
     fn sweep(&mut self) {
+        if let Some(after) = self.accept_after {
+            let now = Utc::now();
+            let due: Vec<(u64, String)> = self
+                .invitations
+                .values()
+                .filter(|i| i.created + after <= now)
+                .filter_map(|i| i.login.clone().map(|l| (i.id, l)))
+                .collect();
+            for (id, login) in due {
+                let _ = self.accept(id, &login, Instant::now());
+            }
+        }
         let ttl = chrono::Duration::from_std(self.invitation_ttl).unwrap_or(chrono::Duration::MAX);
         let now = Utc::now();
         let expired: Vec<u64> = self
@@ -516,6 +567,10 @@ pub async fn spawn(opts: GitHubSimOptions) -> std::io::Result<(SimServer, GitHub
     let faults = Faults::new(opts.faults.clone(), ThrottleStyle::GitHub);
     let mut state = Org {
         next_id: 1000,
+        users_on_demand: opts.users_on_demand,
+        accept_after: opts
+            .accept_invitations_after
+            .and_then(|d| chrono::Duration::from_std(d).ok()),
         invitation_ttl: opts.invitation_ttl,
         ..Default::default()
     };

@@ -140,6 +140,32 @@ fn a_refusal_with_an_earlier_reset_blocks_only_until_that_reset() {
     assert!(wait > Duration::from_secs(30), "{wait:?}");
 }
 
+#[test]
+fn a_secondary_limit_refusal_blocks_for_its_wait_and_leaves_the_primary_window_unspent() {
+    // GitHub: the primary window (an hour, plenty left) rides on a secondary-limit 403
+    // whose wait is a minute. Come back in a minute, not in an hour.
+    let l = RateLimiter::new("gh", None, 8);
+    let now = Instant::now();
+    let wall = SystemTime::now();
+    let primary = |throttled: bool, retry_after: Option<Duration>| RateSignal {
+        limit: Some(5000),
+        remaining: Some(4990),
+        reset_at: Some(wall + Duration::from_secs(3600)),
+        throttled,
+        retry_after,
+    };
+    l.observe_at(&primary(false, None), now, wall);
+    l.observe_at(&primary(true, Some(Duration::from_secs(60))), now, wall);
+    drop_in_flight(&l);
+    let wait = l.try_take(now).expect("blocked");
+    assert!(wait <= Duration::from_secs(60), "{wait:?}");
+    assert_eq!(
+        l.try_take(now + Duration::from_secs(61)),
+        None,
+        "not an hour"
+    );
+}
+
 fn drop_in_flight(l: &RateLimiter) {
     l.state.lock().unwrap().in_flight = 0;
 }
