@@ -157,8 +157,28 @@ async fn contract(a: &GitHub, h: &GitHubHandle) {
     let eng = team("engineering");
     a.add_membership("f0", &eng).await.expect("team");
     a.add_membership("f0", &eng).await.expect("twice is done");
+    // f5, still invited, added to the team: GitHub holds that membership as pending, and
+    // the listing counts it (the team's invitations after its members).
+    a.add_membership("f5", &eng)
+        .await
+        .expect("team, before accepting");
     let members = collect_all(|c| a.list_members(&eng, c), 0).await.unwrap();
-    assert!(members.iter().any(|m| m.login == "f0"), "{members:?}");
+    assert!(
+        members.iter().any(|m| m.login == "f0" && m.active),
+        "{members:?}"
+    );
+    assert!(
+        members.iter().any(|m| m.login == "f5" && !m.active),
+        "a pending team membership is listed: {members:?}"
+    );
+    assert!(
+        a.list_memberships("f5")
+            .await
+            .unwrap()
+            .iter()
+            .any(|m| m.name == "engineering"),
+        "and read alike per person"
+    );
     let m = a.list_memberships("f0").await.unwrap();
     assert!(m.iter().any(|m| m.name == "engineering"), "{m:?}");
     assert_eq!(
@@ -261,7 +281,8 @@ async fn the_engine_invites_into_teams_and_reconciliation_enforces_drift_away() 
     run.set_people(&people);
     let s = run.engine(fast()).run_until_idle(None).await.unwrap();
     assert_eq!(s.failed, 0, "{s:?} {:#?}", run.failed());
-    for i in 0..4 {
+    // f2 has not accepted yet: their teams are pending at GitHub, which is not drift.
+    for i in [0, 1, 3] {
         h.accept_invitation(&format!("f{i}")).unwrap();
     }
     // Behind our back: f1 into admins, f0 out of engineering.
@@ -270,6 +291,10 @@ async fn the_engine_invites_into_teams_and_reconciliation_enforces_drift_away() 
     assert!(h.remove_team_member("engineering", "f0"));
     let (_, f) = reconcile::reconcile(&run, "gh").await;
     reconcile::assert_found(&f, &[("excess", "f1"), ("missing", "f0")]);
+    assert!(
+        !f.iter().any(|f| f.account.as_deref() == Some("f2")),
+        "a pending invitee's teams are not drift: {f:#?}"
+    );
     reconcile::enforce_all(&run, &f);
     let s = run.engine(fast()).run_until_idle(None).await.unwrap();
     assert_eq!(s.failed, 0, "{s:?} {:#?}", run.failed());

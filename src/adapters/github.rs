@@ -17,7 +17,8 @@
 //! - **grant / revoke** a `team` (by slug): `PUT`/`DELETE
 //!   /orgs/{org}/teams/{slug}/memberships/{user}`.
 //! - **observe**: `/orgs/{org}/members` then `/orgs/{org}/invitations` (Link paging),
-//!   `/orgs/{org}/teams` and each team's members.
+//!   `/orgs/{org}/teams` and each team's members then its invitations (a team membership
+//!   of someone still invited is pending at GitHub, and counted as held).
 //!
 //! Auth: by default the credential is a token (a fine-grained PAT with the organisation's
 //! Members permission, or a classic one with `admin:org`). With `app_id` and
@@ -133,6 +134,23 @@ impl VendorProfile for GitHubProfile {
         }
         e
     }
+}
+
+/// A two-phase listing's cursor: `m:LINK` (members), then `i:LINK` (invitations).
+fn phases(cursor: Option<String>) -> (String, Option<String>) {
+    match cursor.as_deref().and_then(|c| c.split_once(':')) {
+        Some((p, rest)) => (p.to_string(), (!rest.is_empty()).then(|| rest.to_string())),
+        None => ("m".to_string(), None),
+    }
+}
+
+/// Accounts from a page of users (`login`) or invitations (`login`, else `email`).
+fn logins(items: &[Value], state: &str) -> Vec<RemoteAccount> {
+    items
+        .iter()
+        .filter_map(|u| u["login"].as_str().or(u["email"].as_str()))
+        .map(|l| GitHub::account(l, state, ""))
+        .collect()
 }
 
 pub struct GitHub {
@@ -431,68 +449,46 @@ impl Reader for GitHub {
     /// Members (active), then pending invitations (their own state); the cursor says which.
     async fn list_accounts(&self, cursor: Option<String>) -> AResult<Page<RemoteAccount>> {
         let org = path_segment(&self.org);
-        let (phase, at) = match cursor.as_deref().and_then(|c| c.split_once(':')) {
-            Some((p, rest)) => (p.to_string(), (!rest.is_empty()).then(|| rest.to_string())),
-            None => ("m".to_string(), None),
-        };
+        let (phase, at) = phases(cursor);
         if phase == "m" {
-            let (items, next) = self
-                .page(
-                    format!("/orgs/{org}/members?per_page={}", self.per_page),
-                    at,
-                    "a page of members",
-                )
-                .await?;
-            let accounts = items
-                .iter()
-                .filter_map(|u| u["login"].as_str())
-                .map(|l| Self::account(l, "active", ""))
-                .collect();
-            let next = Some(match next {
-                Some(n) => format!("m:{n}"),
-                None => "i:".to_string(),
-            });
+            let first = format!("/orgs/{org}/members?per_page={}", self.per_page);
+            let (items, next) = self.page(first, at, "a page of members").await?;
             return Ok(Page {
-                items: accounts,
-                next,
+                items: logins(&items, "active"),
+                next: Some(next.map_or_else(|| "i:".to_string(), |n| format!("m:{n}"))),
             });
         }
-        let (items, next) = self
-            .page(
-                format!("/orgs/{org}/invitations?per_page={}", self.per_page),
-                at,
-                "a page of invitations",
-            )
-            .await?;
-        let accounts = items
-            .iter()
-            .filter_map(|i| i["login"].as_str().or(i["email"].as_str()))
-            .map(|l| Self::account(l, "pending", ""))
-            .collect();
+        let first = format!("/orgs/{org}/invitations?per_page={}", self.per_page);
+        let (items, next) = self.page(first, at, "a page of invitations").await?;
         Ok(Page {
-            items: accounts,
+            items: logins(&items, "pending"),
             next: next.map(|n| format!("i:{n}")),
         })
     }
 
+    /// The team's members (active), then the pending invitations that carry the team
+    /// (someone added before accepting: GitHub holds that membership as pending, as
+    /// `list_memberships`' per-team read does); the cursor says which.
     async fn list_members(
         &self,
         target: &EntitlementTarget,
         cursor: Option<String>,
     ) -> AResult<Page<RemoteAccount>> {
-        let first = format!(
-            "{}/members?per_page={}",
-            self.team_path(&target.name),
-            self.per_page
-        );
-        let (items, next) = self.page(first, cursor, "a page of team members").await?;
+        let team = self.team_path(&target.name);
+        let (phase, at) = phases(cursor);
+        if phase == "m" {
+            let first = format!("{team}/members?per_page={}", self.per_page);
+            let (items, next) = self.page(first, at, "a page of team members").await?;
+            return Ok(Page {
+                items: logins(&items, "active"),
+                next: Some(next.map_or_else(|| "i:".to_string(), |n| format!("m:{n}"))),
+            });
+        }
+        let first = format!("{team}/invitations?per_page={}", self.per_page);
+        let (items, next) = self.page(first, at, "a page of team invitations").await?;
         Ok(Page {
-            items: items
-                .iter()
-                .filter_map(|u| u["login"].as_str())
-                .map(|l| Self::account(l, "active", ""))
-                .collect(),
-            next,
+            items: logins(&items, "pending"),
+            next: next.map(|n| format!("i:{n}")),
         })
     }
 

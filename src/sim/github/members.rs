@@ -317,7 +317,7 @@ pub(super) async fn remove_membership(
     }
 }
 
-fn invitation_list(
+pub(super) fn invitation_list(
     inner: &Inner,
     base: &str,
     failed: bool,

@@ -662,6 +662,10 @@ fn router(inner: Arc<Inner>, faults: Arc<Faults>) -> axum::Router {
             get(teams::list_team_members),
         )
         .route(
+            "/orgs/{org}/teams/{team_slug}/invitations",
+            get(teams::list_team_invitations),
+        )
+        .route(
             "/orgs/{org}/teams/{team_slug}/memberships/{username}",
             put(teams::set_team_membership)
                 .get(teams::get_team_membership)

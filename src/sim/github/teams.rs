@@ -233,6 +233,25 @@ pub(super) async fn list_team_members(
     l.respond(items)
 }
 
+/// `GET /orgs/{org}/teams/{team_slug}/invitations`: the pending organisation
+/// invitations that carry this team (someone added to the team before accepting).
+pub(super) async fn list_team_invitations(
+    State(inner): State<Arc<Inner>>,
+    Path((org, slug)): Path<(String, String)>,
+    l: Listing,
+) -> Response {
+    let team = {
+        let s = inner.lock();
+        match find_team(&inner, &s, &org, &slug) {
+            Ok(t) => t,
+            Err(r) => return r,
+        }
+    };
+    let items =
+        super::members::invitation_list(&inner, &l.base, false, |i| i.team_ids.contains(&team.id));
+    l.respond(items)
+}
+
 pub(super) async fn get_team_membership(
     State(inner): State<Arc<Inner>>,
     Path((org, slug, username)): Path<(String, String, String)>,
