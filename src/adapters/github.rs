@@ -136,23 +136,6 @@ impl VendorProfile for GitHubProfile {
     }
 }
 
-/// A two-phase listing's cursor: `m:LINK` (members), then `i:LINK` (invitations).
-fn phases(cursor: Option<String>) -> (String, Option<String>) {
-    match cursor.as_deref().and_then(|c| c.split_once(':')) {
-        Some((p, rest)) => (p.to_string(), (!rest.is_empty()).then(|| rest.to_string())),
-        None => ("m".to_string(), None),
-    }
-}
-
-/// Accounts from a page of users (`login`) or invitations (`login`, else `email`).
-fn logins(items: &[Value], state: &str) -> Vec<RemoteAccount> {
-    items
-        .iter()
-        .filter_map(|u| u["login"].as_str().or(u["email"].as_str()))
-        .map(|l| GitHub::account(l, state, ""))
-        .collect()
-}
-
 pub struct GitHub {
     about: About,
     http: HttpClient,
@@ -371,6 +354,41 @@ impl GitHub {
         }
     }
 
+    /// `{at}/members` (active), then `{at}/invitations` (pending), Link-paged; the cursor
+    /// says which: `m:LINK`, then `i:LINK`.
+    async fn members_then_invitations(
+        &self,
+        at: &str,
+        cursor: Option<String>,
+        what: &str,
+    ) -> AResult<Page<RemoteAccount>> {
+        let (phase, link) = match cursor.as_deref().and_then(|c| c.split_once(':')) {
+            Some((p, rest)) => (p.to_string(), (!rest.is_empty()).then(|| rest.to_string())),
+            None => ("m".to_string(), None),
+        };
+        let members = phase == "m";
+        let (list, state) = if members {
+            ("members", "active")
+        } else {
+            ("invitations", "pending")
+        };
+        let first = format!("{at}/{list}?per_page={}", self.per_page);
+        let (items, next) = self
+            .page(first, link, &format!("a page of {what} {list}"))
+            .await?;
+        let items = items
+            .iter()
+            .filter_map(|u| u["login"].as_str().or(u["email"].as_str()))
+            .map(|l| Self::account(l, state, ""))
+            .collect();
+        let next = match (members, next) {
+            (true, Some(n)) => Some(format!("m:{n}")),
+            (true, None) => Some("i:".to_string()),
+            (false, n) => n.map(|n| format!("i:{n}")),
+        };
+        Ok(Page { items, next })
+    }
+
     fn team_path(&self, slug: &str) -> String {
         format!(
             "/orgs/{}/teams/{}",
@@ -448,48 +466,21 @@ impl Reader for GitHub {
 
     /// Members (active), then pending invitations (their own state); the cursor says which.
     async fn list_accounts(&self, cursor: Option<String>) -> AResult<Page<RemoteAccount>> {
-        let org = path_segment(&self.org);
-        let (phase, at) = phases(cursor);
-        if phase == "m" {
-            let first = format!("/orgs/{org}/members?per_page={}", self.per_page);
-            let (items, next) = self.page(first, at, "a page of members").await?;
-            return Ok(Page {
-                items: logins(&items, "active"),
-                next: Some(next.map_or_else(|| "i:".to_string(), |n| format!("m:{n}"))),
-            });
-        }
-        let first = format!("/orgs/{org}/invitations?per_page={}", self.per_page);
-        let (items, next) = self.page(first, at, "a page of invitations").await?;
-        Ok(Page {
-            items: logins(&items, "pending"),
-            next: next.map(|n| format!("i:{n}")),
-        })
+        let org = format!("/orgs/{}", path_segment(&self.org));
+        self.members_then_invitations(&org, cursor, "organisation")
+            .await
     }
 
     /// The team's members (active), then the pending invitations that carry the team
     /// (someone added before accepting: GitHub holds that membership as pending, as
-    /// `list_memberships`' per-team read does); the cursor says which.
+    /// `list_memberships`' per-team read does).
     async fn list_members(
         &self,
         target: &EntitlementTarget,
         cursor: Option<String>,
     ) -> AResult<Page<RemoteAccount>> {
         let team = self.team_path(&target.name);
-        let (phase, at) = phases(cursor);
-        if phase == "m" {
-            let first = format!("{team}/members?per_page={}", self.per_page);
-            let (items, next) = self.page(first, at, "a page of team members").await?;
-            return Ok(Page {
-                items: logins(&items, "active"),
-                next: Some(next.map_or_else(|| "i:".to_string(), |n| format!("m:{n}"))),
-            });
-        }
-        let first = format!("{team}/invitations?per_page={}", self.per_page);
-        let (items, next) = self.page(first, at, "a page of team invitations").await?;
-        Ok(Page {
-            items: logins(&items, "pending"),
-            next: next.map(|n| format!("i:{n}")),
-        })
+        self.members_then_invitations(&team, cursor, "team").await
     }
 
     async fn list_entitlements(&self, cursor: Option<String>) -> AResult<Page<RemoteEntitlement>> {
