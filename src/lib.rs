@@ -22,6 +22,7 @@ pub mod policy;
 pub mod redact;
 pub mod report;
 pub mod secrets;
+pub mod serve;
 pub mod sim;
 pub mod store;
 pub mod text;

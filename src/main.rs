@@ -13,6 +13,10 @@ fn main() {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
-    let _guard = accessdesk::logging::init(cli.verbose, cli.log_file.as_deref());
+    let _guard = if accessdesk::cli::is_daemon(&cli) {
+        accessdesk::logging::init_json(cli.verbose.max(1), cli.log_file.as_deref())
+    } else {
+        accessdesk::logging::init(cli.verbose, cli.log_file.as_deref())
+    };
     std::process::exit(accessdesk::cli::run(cli));
 }

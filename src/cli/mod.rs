@@ -13,6 +13,7 @@ pub mod policy;
 pub mod reconcile;
 pub mod report;
 pub mod secret;
+pub mod serve;
 
 /// Logging moved to [`crate::logging`] (the console uses it too); kept here for callers.
 pub use crate::logging;
@@ -139,6 +140,9 @@ pub enum Command {
     /// an onboarding wave with 429 bursts, transient errors, a flaky system, approvals,
     /// failures to triage and a leaver. Uses a temporary home; nothing else is needed.
     Demo(DemoArgs),
+    /// The headless daemon: the engine's workers and an HTTP listener (/healthz, /metrics)
+    /// on this home, with JSON logs, until SIGTERM. The console may run beside it.
+    Serve(serve::ServeArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -506,6 +510,11 @@ pub fn say_cut(shown: usize, total: usize, what: &str) {
     }
 }
 
+/// Whether the command is the daemon, whose logs are JSON lines at info level.
+pub fn is_daemon(cli: &Cli) -> bool {
+    matches!(cli.command, Some(Command::Serve(_)))
+}
+
 /// Whether the command takes over the terminal (the console, the demo's console).
 pub fn owns_terminal(cli: &Cli) -> bool {
     match &cli.command {
@@ -560,6 +569,7 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Queue(c)) => engine::queue(&ctx, c),
         Some(Command::Approvals(c)) => engine::approvals(&ctx, c),
         Some(Command::Demo(a)) => demo::run(&ctx, a),
+        Some(Command::Serve(a)) => serve::run(&ctx, a),
         Some(Command::Completions { shell }) => {
             use clap::CommandFactory;
             clap_complete::generate(

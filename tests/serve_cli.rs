@@ -1,0 +1,163 @@
+//! `accessdesk serve` end to end: the real binary on a home whose one system is the SCIM
+//! simulator. It prints where it listens; `/healthz` answers 200; the CLI, beside it on
+//! the same home, imports people and applies a plan without running it, and serve's
+//! workers carry the queue out; `/metrics` shows the finished operations in Prometheus
+//! form; logs are JSON lines; SIGTERM stops it with exit 0 within the grace period.
+
+#[path = "common/cli.rs"]
+mod cli;
+
+use accessdesk::sim::scim::{self, ScimSimOptions};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TOKEN_VAR: &str = "ACCESSDESK_TEST_SCIM_TOKEN";
+const TOKEN: &str = "scim-serve-test-token-0123456789";
+const HEADER: &str = "employee_id,first_name,last_name,preferred_name,email,department,title,manager_id,location,cost_center,status,start_date,end_date\n";
+
+fn setup(home: &Path, base: &str) {
+    let env = [(TOKEN_VAR, TOKEN)];
+    assert!(cli::run(home, &["init"], &env).status.success());
+    std::fs::write(
+        home.join("systems.toml"),
+        format!(
+            "[systems.app]\nkind = \"scim\"\nbase_url = \"{base}\"\ncredential = \"env:{TOKEN_VAR}\"\n\
+             [[systems.app.entitlements]]\nkind = \"group\"\nname = \"everyone\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        home.join("policies.toml"),
+        "[[rule]]\nname = \"all\"\nwhen = \"person.status == 'active'\"\ngrant = [\"app:group:everyone\"]\n",
+    )
+    .unwrap();
+}
+
+/// Start serve on a free port; returns the child and its base URL.
+fn serve(home: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_accessdesk"))
+        .arg("--home")
+        .arg(home)
+        .args(["serve", "--listen", "127.0.0.1:0", "--grace", "5"])
+        .env_remove("ACCESSDESK_HOME")
+        .env(TOKEN_VAR, TOKEN)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("serve's first line: {line:?}"))
+        .to_string();
+    (child, url)
+}
+
+async fn get(url: &str) -> (u16, String) {
+    accessdesk::adapters::http::install_crypto_provider();
+    let r = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(url)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_the_queue_the_cli_fills_reports_health_and_metrics_and_stops_on_sigterm() {
+    let (server, sim) = scim::spawn(ScimSimOptions::default()).await.unwrap();
+    sim.add_token(TOKEN);
+    sim.seed_group("everyone");
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    setup(home, &format!("{}/scim/v2", server.base_url()));
+    let (mut child, url) = serve(home);
+
+    let (status, body) = get(&format!("{url}/healthz")).await;
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    assert_eq!(get(&format!("{url}/nope")).await.0, 404);
+
+    // The CLI beside serve, on the same home: import, plan, apply without running.
+    let env = [(TOKEN_VAR, TOKEN)];
+    let mut csv = HEADER.to_string();
+    for i in 0..5 {
+        csv.push_str(&format!(
+            "E{i},Ada,Serve{i},,ada.serve{i}@example.com,Eng,T,,L,C,active,,\n"
+        ));
+    }
+    let csv_path = home.join("hr.csv");
+    std::fs::write(&csv_path, csv).unwrap();
+    let o = cli::run(
+        home,
+        &["people", "import", csv_path.to_str().unwrap()],
+        &env,
+    );
+    assert!(o.status.success(), "{}", cli::text(&o));
+    let plan = cli::json(&cli::run(home, &["--json", "plan"], &env));
+    let id = plan["id"].as_str().unwrap().to_string();
+    let o = cli::run(home, &["apply", &id, "--no-run"], &env);
+    assert!(o.status.success(), "{}", cli::text(&o));
+
+    // Serve's workers pick the operations up: 5 accounts and 5 memberships.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        let (status, text) = get(&format!("{url}/metrics")).await;
+        assert_eq!(status, 200);
+        if text.contains("accessdesk_queue_operations{system=\"app\",status=\"succeeded\"} 10") {
+            break text;
+        }
+        if Instant::now() >= deadline {
+            let failures = cli::run(home, &["queue", "failures"], &env);
+            panic!("the queue did not drain:\n{text}\n{}", cli::text(&failures));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(sim.users().len(), 5, "one account each");
+    assert!(
+        metrics.contains(
+            "accessdesk_operation_duration_seconds_count{system=\"app\",kind=\"create_account\"} 5"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("accessdesk_workers_alive 1"), "{metrics}");
+    for line in metrics.lines().filter(|l| !l.starts_with('#')) {
+        assert!(line.starts_with("accessdesk_"), "{line}");
+    }
+    assert!(!metrics.contains(TOKEN));
+
+    // SIGTERM: exit 0 within the grace period, logs as JSON lines, no secret in them.
+    let asked = Instant::now();
+    let pid = child.id() as i32;
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "exit status {status:?}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        asked.elapsed()
+    );
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "serve logged nothing");
+    for l in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}"));
+        assert!(v.get("level").is_some(), "{l}");
+    }
+    assert!(stderr.contains("\"serving\""), "{stderr}");
+    assert!(stderr.contains("stopped"), "{stderr}");
+    assert!(!stderr.contains(TOKEN), "a secret in the logs");
+    server.stop().await;
+}
