@@ -2,7 +2,8 @@
 //! simulator. It prints where it listens; `/healthz` answers 200; the CLI, beside it on
 //! the same home, imports people and applies a plan without running it, and serve's
 //! workers carry the queue out; `/metrics` shows the finished operations in Prometheus
-//! form; logs are JSON lines; SIGTERM stops it with exit 0 within the grace period.
+//! form; the scheduled reconciliation (`reconcile_every`) finds an account made by hand;
+//! logs are JSON lines; SIGTERM stops it with exit 0 within the grace period.
 
 #[path = "common/cli.rs"]
 mod cli;
@@ -23,7 +24,7 @@ fn setup(home: &Path, base: &str) {
     std::fs::write(
         home.join("systems.toml"),
         format!(
-            "[systems.app]\nkind = \"scim\"\nbase_url = \"{base}\"\ncredential = \"env:{TOKEN_VAR}\"\n\
+            "[systems.app]\nkind = \"scim\"\nbase_url = \"{base}\"\ncredential = \"env:{TOKEN_VAR}\"\nreconcile_every = \"1s\"\n\
              [[systems.app.entitlements]]\nkind = \"group\"\nname = \"everyone\"\n"
         ),
     )
@@ -135,6 +136,22 @@ async fn serve_runs_the_queue_the_cli_fills_reports_health_and_metrics_and_stops
     }
     assert!(!metrics.contains(TOKEN));
 
+    // Scheduled reconciliation (reconcile_every = "1s"): an account made by hand in the
+    // target is found without anyone asking.
+    sim.seed_user("stray@example.com", "Stray", "Account");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, text) = get(&format!("{url}/metrics")).await;
+        if text.contains("accessdesk_findings_open{system=\"app\",class=\"orphan\"} 1") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the scheduled reconciliation found no orphan:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
     // SIGTERM: exit 0 within the grace period, logs as JSON lines, no secret in them.
     let asked = Instant::now();
     let pid = child.id() as i32;
@@ -158,6 +175,7 @@ async fn serve_runs_the_queue_the_cli_fills_reports_health_and_metrics_and_stops
     }
     assert!(stderr.contains("\"serving\""), "{stderr}");
     assert!(stderr.contains("stopped"), "{stderr}");
+    assert!(stderr.contains("scheduled reconciliation"), "{stderr}");
     assert!(!stderr.contains(TOKEN), "a secret in the logs");
     server.stop().await;
 }

@@ -63,6 +63,9 @@ struct RawSystem {
     /// Rotate the credential this long after it was set (`"90d"`, `"12w"`).
     #[serde(default)]
     rotate_after: Option<Spanned<String>>,
+    /// `accessdesk serve` observes and reconciles the system this often (`"6h"`).
+    #[serde(default)]
+    reconcile_every: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -194,6 +197,9 @@ pub struct SystemEntry {
     pub correlate: Vec<Correlate>,
     /// Days after a credential is set that it is due for rotation (`rotate_after`).
     pub rotate_after_days: Option<u32>,
+    /// How often `accessdesk serve` observes and reconciles the system
+    /// (`reconcile_every`); None: only when asked.
+    pub reconcile_every: Option<std::time::Duration>,
 }
 
 /// `rotate_after`: a whole number of days (`"90d"`) or weeks (`"12w"`), at least one day.
@@ -621,23 +627,43 @@ impl SystemsConfig {
                     "remove it for the default [\"link\", \"hris_id\", \"email\", \"login\"]",
                 ));
             }
-            let rotate_after_days = match &rs.rotate_after {
-                None => None,
-                Some(v) => match parse_rotate_after(v.get_ref()) {
-                    Ok(d) => Some(d),
-                    Err(msg) => {
-                        problems.push(problem_at(
-                            path,
-                            text,
-                            Some(v.span()),
-                            format!("{key}.rotate_after"),
-                            msg,
-                            "for example rotate_after = \"90d\" or \"12w\"",
-                        ));
-                        None
-                    }
-                },
+            let mut located = |v: &Option<Spanned<String>>,
+                               field: &str,
+                               example: &str,
+                               msg: std::result::Result<(), String>| {
+                if let (Some(v), Err(msg)) = (v, msg) {
+                    problems.push(problem_at(
+                        path,
+                        text,
+                        Some(v.span()),
+                        format!("{key}.{field}"),
+                        msg,
+                        example,
+                    ));
+                }
             };
+            let rotate = rs
+                .rotate_after
+                .as_ref()
+                .map(|v| parse_rotate_after(v.get_ref()));
+            let rotate_after_days = rotate.clone().and_then(|r| r.ok());
+            located(
+                &rs.rotate_after,
+                "rotate_after",
+                "for example rotate_after = \"90d\" or \"12w\"",
+                rotate.map_or(Ok(()), |r| r.map(|_| ())),
+            );
+            let every = rs
+                .reconcile_every
+                .as_ref()
+                .map(|v| crate::text::parse_duration(v.get_ref()));
+            let reconcile_every = every.clone().and_then(|r| r.ok());
+            located(
+                &rs.reconcile_every,
+                "reconcile_every",
+                "for example reconcile_every = \"6h\"",
+                every.map_or(Ok(()), |r| r.map(|_| ())),
+            );
             let api_version = rs
                 .api_version
                 .clone()
@@ -663,6 +689,7 @@ impl SystemsConfig {
                     on_leave,
                     correlate,
                     rotate_after_days,
+                    reconcile_every,
                 },
             );
         }
@@ -872,6 +899,26 @@ requires_approval = true
         assert_eq!(admins.risk, RiskLevel::Privileged);
         assert_eq!(c.catalog.systems["okta"].line, 2);
         assert_eq!(c.import, ImportMapping::default());
+    }
+
+    #[test]
+    fn reconcile_every_is_a_duration_and_a_bad_one_is_located() {
+        let ok = parse("[systems.a]\nkind = \"okta\"\nreconcile_every = \"1h30m\"\n").unwrap();
+        assert_eq!(
+            ok.catalog.systems["a"].reconcile_every,
+            Some(std::time::Duration::from_secs(5400))
+        );
+        assert_eq!(
+            parse(GOOD).unwrap().catalog.systems["okta"].reconcile_every,
+            None
+        );
+        let e = err_text("[systems.a]\nkind = \"okta\"\nreconcile_every = \"daily\"\n");
+        assert!(e.starts_with("systems.toml:3:"), "{e}");
+        assert!(e.contains("systems.a.reconcile_every"), "{e}");
+        assert!(e.contains("\"daily\" is not a duration"), "{e}");
+        let e = err_text("[systems.a]\nkind = \"okta\"\n\nrotate_after = \"soon\"\n");
+        assert!(e.starts_with("systems.toml:4:"), "{e}");
+        assert!(e.contains("systems.a.rotate_after"), "{e}");
     }
 
     #[test]

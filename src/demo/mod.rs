@@ -512,43 +512,10 @@ fn apply_wave(store: &mut Store, config: &SystemsConfig) -> Result<(Wave, Option
     ))
 }
 
-/// Parse a duration such as `30s`, `2m`, `1h`, `1m30s` or `500ms`.
+/// A `--for` duration (`30s`, `2m`, `1h`, `1m30s`, `500ms`; [`crate::text::parse_duration`]),
+/// at most 24 hours.
 pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    let bad =
-        || format!("{s:?} is not a duration: write a number followed by s, m or h, e.g. 30s or 2m");
-    let text = s.trim();
-    if text.is_empty() {
-        return Err(bad());
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-        if digits == 0 {
-            return Err(bad());
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest.len()
-            - rest
-                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
-                .len();
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let part = match unit {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n.saturating_mul(60)),
-            "h" => Duration::from_secs(n.saturating_mul(3600)),
-            _ => return Err(bad()),
-        };
-        total = total.saturating_add(part);
-    }
-    if total.is_zero() {
-        return Err(format!(
-            "{s:?} is no time at all: give a duration such as 30s"
-        ));
-    }
+    let total = crate::text::parse_duration(s)?;
     if total > Duration::from_secs(24 * 3600) {
         return Err(format!("{s:?} is longer than the demo runs: at most 24h"));
     }

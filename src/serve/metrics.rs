@@ -70,13 +70,15 @@ pub fn render(store: &Store, engine: Option<&Engine>, workers_alive: bool) -> Re
         &mut out,
         "findings_open",
         "gauge",
-        "Open reconciliation findings by system and class.",
+        "Open findings of each system's newest reconciliation, by class.",
     );
     two_label_counts(
         store,
         &mut out,
         "findings_open",
-        "SELECT system, class, count(*) FROM findings WHERE status = 'open' GROUP BY 1, 2 ORDER BY 1, 2",
+        "SELECT system, class, count(*) FROM findings f WHERE status = 'open'
+           AND run_id = (SELECT max(run_id) FROM findings g WHERE g.system = f.system)
+         GROUP BY 1, 2 ORDER BY 1, 2",
     )?;
 
     if let Some(engine) = engine {

@@ -2,7 +2,9 @@
 //! same home, and an HTTP listener:
 //! - `GET /healthz`: 200 `ok` when the store takes a write lock and the workers run; 503
 //!   with the reason otherwise;
-//! - `GET /metrics`: Prometheus text ([`metrics`]).
+//! - `GET /metrics`: Prometheus text ([`metrics`]);
+//!
+//! and reconciles each system with `reconcile_every` on that schedule ([`schedule`]).
 //!
 //! The console and the CLI may use the same home meanwhile (SQLite in WAL mode with busy
 //! timeouts): what they put on the queue (an applied plan, an approval, a retry) is picked
@@ -14,6 +16,7 @@
 //! up (verified against the target before anything is sent again). Exit 0.
 
 pub mod metrics;
+pub mod schedule;
 
 use crate::engine::workers::Engine;
 use crate::store::Store;
@@ -167,7 +170,7 @@ pub async fn start(engine: Arc<Engine>, db: PathBuf, opts: ServeOptions) -> Resu
         stopping: AtomicBool::new(false),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
-    let done = tokio::spawn(run(engine, shared, listener, stop_rx, opts.grace));
+    let done = tokio::spawn(run(engine, shared, listener, stop_rx, opts.grace, db));
     Ok(Running {
         addr,
         stop: stop_tx,
@@ -181,8 +184,17 @@ async fn run(
     listener: tokio::net::TcpListener,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
+    db: PathBuf,
 ) -> Result<Stopped> {
     let (engine_stop_tx, engine_stop_rx) = watch::channel(false);
+    let scheduled = tokio::spawn(schedule::run(
+        engine.clone(),
+        db,
+        engine.catalog.clone(),
+        schedule::schedule_of(&engine.catalog),
+        engine.cfg.actor.clone(),
+        engine_stop_rx.clone(),
+    ));
     let sh = shared.clone();
     let mut workers = tokio::spawn(async move {
         let r = engine.run_until_stopped(engine_stop_rx).await;
@@ -235,6 +247,9 @@ async fn run(
             }
         }
     }
+    // A scheduled observation in progress is cut short: its run stays incomplete, and
+    // the next one starts afresh.
+    scheduled.abort();
     let _ = http.await;
     Ok(Stopped { parked })
 }

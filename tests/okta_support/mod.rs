@@ -65,6 +65,7 @@ pub fn entry(base_url: &str, settings: &[(&str, toml::Value)]) -> SystemEntry {
         on_leave: accessdesk::config::systems::OnLeave::Deactivate,
         correlate: accessdesk::config::systems::Correlate::DEFAULT.to_vec(),
         rotate_after_days: None,
+        reconcile_every: None,
     }
 }
 

@@ -1,0 +1,140 @@
+//! Scheduled reconciliation in serve: each system with `reconcile_every` in systems.toml
+//! is observed through the engine's adapters (sharing the workers' rate limiters) and
+//! reconciled whenever its last observation run is that old. Findings wait for an admin
+//! (the console's Reconcile view, `accessdesk findings`); nothing is enforced on its own.
+
+use crate::config::Catalog;
+use crate::engine::observe::{Observer, observe_all, run_for};
+use crate::engine::reconcile::reconcile_run;
+use crate::engine::workers::Engine;
+use crate::store::Store;
+use crate::{Error, Result};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// The systems to reconcile on a schedule, and how often.
+pub fn schedule_of(catalog: &Catalog) -> Vec<(String, Duration)> {
+    catalog
+        .systems
+        .iter()
+        .filter_map(|(name, e)| e.reconcile_every.map(|d| (name.clone(), d)))
+        .collect()
+}
+
+/// Observe and reconcile `system` once; returns the run id and how many findings it has.
+pub async fn reconcile_once(
+    engine: &Arc<Engine>,
+    db: &Path,
+    catalog: &Arc<Catalog>,
+    system: &str,
+    actor: &str,
+) -> Result<(i64, usize)> {
+    let want = vec![system.to_string()];
+    let (db2, catalog2, actor2, want2) = (
+        db.to_path_buf(),
+        catalog.clone(),
+        actor.to_string(),
+        want.clone(),
+    );
+    let (store, run) = tokio::task::spawn_blocking(move || -> Result<(Store, i64)> {
+        let mut store = Store::open(&db2)?;
+        store.write(|tx| tx.sync_catalog(&catalog2, &actor2))?;
+        let (run, _) = run_for(
+            &mut store,
+            &want2,
+            want2.first().map(String::as_str),
+            true,
+            &actor2,
+        )?;
+        Ok((store, run))
+    })
+    .await
+    .map_err(|e| Error::Failed(format!("starting a scheduled observation: {e}")))??;
+    let adapters: HashMap<String, Arc<dyn crate::adapters::Adapter>> = engine
+        .adapter(system)
+        .map(|a| (system.to_string(), a.clone()))
+        .into_iter()
+        .collect();
+    let unavailable: HashMap<String, String> = if adapters.is_empty() {
+        HashMap::from([(
+            system.to_string(),
+            format!("{system}: serve has no adapter for it (see its credential)"),
+        )])
+    } else {
+        HashMap::new()
+    };
+    let store = Arc::new(Mutex::new(store));
+    let observer = Observer {
+        store: &store,
+        adapters: &adapters,
+        catalog,
+        unavailable: &unavailable,
+        actor,
+    };
+    observe_all(&observer, run, &want, &|_| {}).await?;
+    let (catalog2, actor2) = (catalog.clone(), actor.to_string());
+    tokio::task::spawn_blocking(move || -> Result<(i64, usize)> {
+        let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
+        let r = reconcile_run(&mut store, &catalog2, run, &actor2)?;
+        Ok((run, r.findings))
+    })
+    .await
+    .map_err(|e| Error::Failed(format!("reconciling a scheduled observation: {e}")))?
+}
+
+/// Run each scheduled system's reconciliation when it is due, until `stop`. The first
+/// runs come one interval after serve starts.
+pub async fn run(
+    engine: Arc<Engine>,
+    db: PathBuf,
+    catalog: Arc<Catalog>,
+    schedule: Vec<(String, Duration)>,
+    actor: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    if schedule.is_empty() {
+        return;
+    }
+    let start = Instant::now();
+    let mut next: HashMap<String, Instant> = schedule
+        .iter()
+        .map(|(s, every)| (s.clone(), start + *every))
+        .collect();
+    let tick = schedule
+        .iter()
+        .map(|(_, d)| *d / 4)
+        .min()
+        .unwrap_or(Duration::from_secs(60))
+        .clamp(Duration::from_millis(200), Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(tick) => {}
+        }
+        for (system, every) in &schedule {
+            if next.get(system).is_some_and(|t| Instant::now() < *t) {
+                continue;
+            }
+            let began = Instant::now();
+            match reconcile_once(&engine, &db, &catalog, system, &actor).await {
+                Ok((run, findings)) => tracing::info!(
+                    system = %system,
+                    run,
+                    findings,
+                    secs = began.elapsed().as_secs_f64(),
+                    "scheduled reconciliation"
+                ),
+                Err(e) => {
+                    tracing::warn!(system = %system, error = %e, "scheduled reconciliation failed")
+                }
+            }
+            next.insert(system.clone(), Instant::now() + *every);
+            if *stop.borrow() {
+                return;
+            }
+        }
+    }
+}
