@@ -24,6 +24,7 @@ pub mod report;
 pub mod secrets;
 pub mod serve;
 pub mod sim;
+pub mod sources;
 pub mod store;
 pub mod text;
 pub mod tui;
