@@ -61,6 +61,30 @@ fn serve(home: &Path) -> (Child, String) {
     (child, url)
 }
 
+/// With the CLI: import `n` active people, plan, and apply without running (the queue
+/// is left to serve).
+fn enqueue(home: &Path, n: usize) {
+    let env = [(TOKEN_VAR, TOKEN)];
+    let mut csv = HEADER.to_string();
+    for i in 0..n {
+        csv.push_str(&format!(
+            "E{i},Ada,Serve{i},,ada.serve{i}@example.com,Eng,T,,L,C,active,,\n"
+        ));
+    }
+    let csv_path = home.join("hr.csv");
+    std::fs::write(&csv_path, csv).unwrap();
+    let o = cli::run(
+        home,
+        &["people", "import", csv_path.to_str().unwrap()],
+        &env,
+    );
+    assert!(o.status.success(), "{}", cli::text(&o));
+    let plan = cli::json(&cli::run(home, &["--json", "plan"], &env));
+    let id = plan["id"].as_str().unwrap().to_string();
+    let o = cli::run(home, &["apply", &id, "--no-run"], &env);
+    assert!(o.status.success(), "{}", cli::text(&o));
+}
+
 async fn get(url: &str) -> (u16, String) {
     accessdesk::adapters::http::install_crypto_provider();
     let r = reqwest::Client::builder()
@@ -90,24 +114,7 @@ async fn serve_runs_the_queue_the_cli_fills_reports_health_and_metrics_and_stops
 
     // The CLI beside serve, on the same home: import, plan, apply without running.
     let env = [(TOKEN_VAR, TOKEN)];
-    let mut csv = HEADER.to_string();
-    for i in 0..5 {
-        csv.push_str(&format!(
-            "E{i},Ada,Serve{i},,ada.serve{i}@example.com,Eng,T,,L,C,active,,\n"
-        ));
-    }
-    let csv_path = home.join("hr.csv");
-    std::fs::write(&csv_path, csv).unwrap();
-    let o = cli::run(
-        home,
-        &["people", "import", csv_path.to_str().unwrap()],
-        &env,
-    );
-    assert!(o.status.success(), "{}", cli::text(&o));
-    let plan = cli::json(&cli::run(home, &["--json", "plan"], &env));
-    let id = plan["id"].as_str().unwrap().to_string();
-    let o = cli::run(home, &["apply", &id, "--no-run"], &env);
-    assert!(o.status.success(), "{}", cli::text(&o));
+    enqueue(home, 5);
 
     // Serve's workers pick the operations up: 5 accounts and 5 memberships.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -177,5 +184,69 @@ async fn serve_runs_the_queue_the_cli_fills_reports_health_and_metrics_and_stops
     assert!(stderr.contains("stopped"), "{stderr}");
     assert!(stderr.contains("scheduled reconciliation"), "{stderr}");
     assert!(!stderr.contains(TOKEN), "a secret in the logs");
+    server.stop().await;
+}
+
+/// kill -9 in the middle of the queue (every answer takes 50-150 ms, so operations are in
+/// flight), then a new serve on the same home: crash recovery finishes the work, and
+/// nobody's account is created twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_killed_mid_queue_finishes_after_a_restart_with_nothing_done_twice() {
+    let (server, sim) = scim::spawn(ScimSimOptions {
+        faults: accessdesk::sim::fault::FaultProfile {
+            latency: Some((Duration::from_millis(50), Duration::from_millis(150))),
+            ..accessdesk::sim::fault::FaultProfile::none()
+        },
+        ..ScimSimOptions::default()
+    })
+    .await
+    .unwrap();
+    sim.add_token(TOKEN);
+    sim.seed_group("everyone");
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    setup(home, &format!("{}/scim/v2", server.base_url()));
+    enqueue(home, 12);
+    let (mut child, url) = serve(home);
+    // Wait until some, not all, operations are done.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let users = sim.users().len();
+        if users >= 3 {
+            assert!(users < 12, "the queue finished before the kill");
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing happened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let (mut child, url2) = serve(home);
+    assert_ne!(url, url2, "a new process");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, text) = get(&format!("{url2}/metrics")).await;
+        if text.contains("accessdesk_queue_operations{system=\"app\",status=\"succeeded\"} 24") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the queue did not finish after the restart:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(sim.users().len(), 12);
+    assert_eq!(
+        sim.max_creates_per_user(),
+        1,
+        "an account was created twice"
+    );
+    assert!(
+        sim.max_membership_adds() <= 1,
+        "a membership was added twice"
+    );
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
     server.stop().await;
 }
