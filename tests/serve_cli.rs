@@ -250,3 +250,42 @@ async fn serve_killed_mid_queue_finishes_after_a_restart_with_nothing_done_twice
     assert_eq!(child.wait().unwrap().code(), Some(0));
     server.stop().await;
 }
+
+/// `accessdesk source list`: what sources.toml holds, and a bad file reported with
+/// file:line and the key, never echoing a pasted secret.
+#[test]
+fn source_list_reads_sources_toml_and_locates_its_mistakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    assert!(cli::run(home, &["init"], &[]).status.success());
+    let none = cli::run(home, &["source", "list"], &[]);
+    assert!(
+        cli::text(&none).contains("no sources"),
+        "{}",
+        cli::text(&none)
+    );
+    std::fs::write(
+        home.join("sources.toml"),
+        "[sources.hr]\nkind = \"webhook\"\ncredential = \"keyring:hr-secret\"\n\
+         [sources.bamboo]\nkind = \"bamboohr\"\nbase_url = \"http://127.0.0.1:9\"\n\
+         credential = \"env:BAMBOO_KEY\"\npoll_every = \"5m\"\n",
+    )
+    .unwrap();
+    let v = cli::json(&cli::run(home, &["--json", "source", "list"], &[]));
+    assert_eq!(v[0]["name"], "bamboo");
+    assert_eq!(v[0]["poll_every_secs"], 300);
+    assert_eq!(v[1]["webhook"], "/webhooks/hr");
+    std::fs::write(
+        home.join("sources.toml"),
+        "[sources.hr]\nkind = \"webhook\"\ncredential = \"whsec_PASTEDSECRET\"\n",
+    )
+    .unwrap();
+    let o = cli::run(home, &["source", "list"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", cli::text(&o));
+    let t = cli::text(&o);
+    assert!(
+        t.contains("sources.toml:3:") && t.contains("sources.hr.credential"),
+        "{t}"
+    );
+    assert!(!t.contains("PASTEDSECRET"), "{t}");
+}

@@ -143,6 +143,9 @@ pub enum Command {
     /// The headless daemon: the engine's workers and an HTTP listener (/healthz, /metrics)
     /// on this home, with JSON logs, until SIGTERM. The console may run beside it.
     Serve(serve::ServeArgs),
+    /// HR sources configured in sources.toml.
+    #[command(subcommand)]
+    Source(SourceCmd),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -397,6 +400,12 @@ pub enum SecretCmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum SourceCmd {
+    /// List the sources in sources.toml: kind, credential reference, polling, mapping.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum SystemCmd {
     /// List configured systems with their dependencies and credential references.
     List,
@@ -570,6 +579,7 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Approvals(c)) => engine::approvals(&ctx, c),
         Some(Command::Demo(a)) => demo::run(&ctx, a),
         Some(Command::Serve(a)) => serve::run(&ctx, a),
+        Some(Command::Source(SourceCmd::List)) => source_list(&ctx).map(|_| 0),
         Some(Command::Completions { shell }) => {
             use clap::CommandFactory;
             clap_complete::generate(
@@ -594,6 +604,54 @@ pub fn report(e: &Error) -> i32 {
         eprintln!("hint: {h}");
     }
     e.exit_code()
+}
+
+fn source_list(ctx: &Ctx) -> Result<()> {
+    let cfg = crate::sources::config::SourcesConfig::load(&ctx.home.sources_path())?;
+    if ctx.json {
+        let rows: Vec<_> = cfg
+            .sources
+            .values()
+            .map(|s| {
+                serde_json::json!({
+                    "name": s.name,
+                    "kind": s.kind.as_str(),
+                    "credential": s.credential.to_string(),
+                    "base_url": s.base_url,
+                    "poll_every_secs": s.poll_every.map(|d| d.as_secs()),
+                    "webhook": s.kind.scheme().map(|_| format!("/webhooks/{}", s.name)),
+                    "line": s.line,
+                })
+            })
+            .collect();
+        return ctx.print_json(&rows);
+    }
+    if cfg.sources.is_empty() {
+        println!(
+            "no sources: {} does not exist or names none",
+            ctx.home.sources_path().display()
+        );
+        return Ok(());
+    }
+    for s in cfg.sources.values() {
+        let intake = match (s.kind.scheme(), s.poll_every) {
+            (Some(_), Some(d)) => format!(
+                "POST /webhooks/{} and polled every {}",
+                s.name,
+                crate::text::duration_short(d)
+            ),
+            (Some(_), None) => format!("POST /webhooks/{}", s.name),
+            (None, Some(d)) => format!("polled every {}", crate::text::duration_short(d)),
+            (None, None) => "polled (no poll_every: on demand)".into(),
+        };
+        println!(
+            "{:<16} {:<14} {:<28} {intake}",
+            s.name,
+            s.kind.as_str(),
+            s.credential.to_string()
+        );
+    }
+    Ok(())
 }
 
 fn system_list(ctx: &Ctx) -> Result<()> {

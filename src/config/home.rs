@@ -45,6 +45,11 @@ impl Home {
         self.dir.join(POLICIES_FILE)
     }
 
+    /// `sources.toml`: the HR sources (optional).
+    pub fn sources_path(&self) -> PathBuf {
+        self.dir.join("sources.toml")
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.dir.join(DB_FILE)
     }

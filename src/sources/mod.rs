@@ -3,5 +3,6 @@
 //! signature verification per vendor ([`signatures`]); the sources themselves (pollers,
 //! the webhook endpoint, the API proxy) follow.
 
+pub mod config;
 pub mod mapping;
 pub mod signatures;
