@@ -36,8 +36,33 @@ fn setup(home: &Path, base: &str) {
     .unwrap();
 }
 
-/// Start serve on a free port; returns the child and its base URL.
-fn serve(home: &Path) -> (Child, String) {
+/// A serve process, killed if the test ends (or panics) without stopping it.
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+impl std::ops::Deref for Serve {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Serve {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+/// Start serve on a free port; returns the process and its base URL.
+fn serve(home: &Path) -> (Serve, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_accessdesk"))
         .arg("--home")
         .arg(home)
@@ -53,6 +78,7 @@ fn serve(home: &Path) -> (Child, String) {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
+    let child = Serve(child);
     let url = line
         .trim()
         .strip_prefix("listening on ")
