@@ -65,6 +65,14 @@ pub const SCOPES: [&str; 1] = ["admin:org"];
 /// permission covers membership, invitations and team membership.
 pub const APP_PERMISSIONS: [(&str, &str); 1] = [("members", "write")];
 
+/// [`APP_PERMISSIONS`] as the token request and the scope check take them.
+fn app_permissions() -> BTreeMap<String, String> {
+    APP_PERMISSIONS
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// `[systems.NAME.settings]` of a `github` system.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -196,10 +204,7 @@ impl GitHub {
                     app_id,
                     installation_id,
                     signer,
-                    permissions: APP_PERMISSIONS
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
+                    permissions: app_permissions(),
                     api_version: API_VERSION,
                 };
                 let endpoint = TokenEndpoint {
@@ -225,12 +230,7 @@ impl GitHub {
             }
         };
         let needed: Vec<String> = match &app {
-            Some(_) => permission_scopes(
-                &APP_PERMISSIONS
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
+            Some(_) => permission_scopes(&app_permissions()),
             None => SCOPES.iter().map(|s| s.to_string()).collect(),
         };
         match &app {
@@ -247,9 +247,10 @@ impl GitHub {
             list_entitlements: true,
             stores_hris_id: false,
         };
-        let needed: Vec<&str> = needed.iter().map(String::as_str).collect();
+        let mut about = About::of(&http, API_VERSION, caps);
+        about.needed_scopes = needed;
         Ok(GitHub {
-            about: About::of(&http, API_VERSION, caps).needing(&needed),
+            about,
             http,
             app,
             org: set.org,

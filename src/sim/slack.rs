@@ -253,14 +253,13 @@ pub fn failure(status: StatusCode, error: &str, retry_after_secs: Option<u64>) -
 
 /// A Web API failure: HTTP 200 and `ok: false`, kept for [`SlackHandle::web_failures`].
 fn fail(inner: &Inner, method: &str, error: &str) -> Response {
-    let body = json!({"ok": false, "error": error});
     // Its own lock: handlers answer failures while holding the state's.
     inner
         .failures
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .push((method.to_string(), body.clone()));
-    axum::Json(body).into_response()
+        .push((method.to_string(), json!({"ok": false, "error": error})));
+    failure(StatusCode::OK, error, None)
 }
 
 /// The token's scopes, or the Web API's refusal (HTTP 200, `ok: false`); then the
