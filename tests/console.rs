@@ -517,6 +517,34 @@ fn outside_events_show_in_the_status_bar_and_the_overview() {
 }
 
 #[test]
+fn a_jobs_result_outlasts_the_events_that_follow_it_for_half_a_minute() {
+    let mut s = state(120, 40);
+    let done = |r: Result<String, String>| Msg::Done {
+        job: Job::VerifyAudit,
+        result: r,
+    };
+    update(
+        &mut s,
+        done(Ok("Retry: 5 operation(s) in okta".into())),
+        t0(),
+    );
+    let later = |secs| t0() + chrono::Duration::seconds(secs);
+    update(
+        &mut s,
+        Msg::Event("T+90s the storm is over".into()),
+        later(20),
+    );
+    assert_eq!(
+        s.status.as_ref().unwrap().text,
+        "Retry: 5 operation(s) in okta"
+    );
+    update(&mut s, Msg::Event("T+100s next".into()), later(31));
+    assert_eq!(s.status.as_ref().unwrap().text, "T+100s next");
+    // Both events are in the overview's list either way.
+    assert_eq!(s.events.len(), 2);
+}
+
+#[test]
 fn the_theme_key_cycles_through_the_available_themes() {
     let mut s = state(80, 24);
     let e = ch(&mut s, 'T');

@@ -126,9 +126,14 @@ fn demo_console_approve_retry_filter_matrix_quit() {
     t.keys(&["r"]);
     t.wait_text("Retry the whole group?", long);
     t.keys(&["y"]);
-    t.wait("the retry's result", long, |s| {
-        s.contains("Retry: ") && s.contains("operation(s) in")
+    // The result, or the job's error (shown as "Retry group failed: ..."), whichever comes.
+    let screen = t.wait("the retry's result", long, |s| {
+        (s.contains("Retry: ") && s.contains("operation(s) in")) || s.contains(" failed: ")
     });
+    assert!(
+        screen.contains("Retry: ") && screen.contains("operation(s) in"),
+        "the retry did not succeed:\n{screen}"
+    );
 
     // Filter people and open a matrix.
     t.keys(&["2"]);

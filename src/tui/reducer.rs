@@ -105,9 +105,10 @@ pub fn update(s: &mut AppState, msg: Msg, now: DateTime<Utc>) -> Vec<Effect> {
             if s.events.len() > 50 {
                 s.events.remove(0);
             }
-            // A job's result stays readable for a while; events do not push it away.
+            // A job's result stays readable for half a minute (on a busy demo, events
+            // arrive every second or two); events do not push it away.
             let keep = s.status.as_ref().is_some_and(|m| {
-                m.level != Level::Info && (now - m.at) < chrono::Duration::seconds(6)
+                m.level != Level::Info && (now - m.at) < chrono::Duration::seconds(30)
             });
             if !keep {
                 say(s, Level::Info, text, now);
