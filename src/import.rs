@@ -264,184 +264,43 @@ pub fn parse_hr_file(path: &Path, bytes: &[u8], mapping: &ImportMapping) -> Resu
         if record.iter().all(|f| f.trim().is_empty()) {
             continue; // a blank line at the end of an export
         }
-        let get = |field: &str| {
-            col.get(field)
-                .and_then(|i| record.get(*i))
-                .map(str::trim)
-                .unwrap_or("")
-        };
-        let opt = |field: &str| {
-            Some(get(field))
-                .filter(|v| !v.is_empty())
-                .map(str::to_string)
-        };
-        let mut row_problems = Vec::new();
-        // Lengths first: an over-long value is reported by its length alone (never
-        // quoted) and skips the other checks of its field.
-        let mut too_long: Vec<&str> = Vec::new();
-        for (field, i) in &col {
-            let v = record.get(*i).map(str::trim).unwrap_or("");
-            let limit = field_limit(field);
-            if let Some(n) = over_limit(v, limit) {
-                row_problems.push(problem(
-                    line,
-                    field,
-                    format!("{field} is {n} characters long; the limit is {limit}"),
-                    LIMIT_HINT,
-                ));
-                too_long.push(field);
-            }
-        }
-        for (i, h) in &extra_cols {
-            let v = record.get(*i).map(str::trim).unwrap_or("");
-            if let Some(n) = over_limit(v, CUSTOM_FIELD_LIMIT) {
-                row_problems.push(problem(
-                    line,
-                    h,
-                    format!("{h} is {n} characters long; the limit is {CUSTOM_FIELD_LIMIT}"),
-                    LIMIT_HINT,
-                ));
-            }
-        }
-        let checked = |field: &str| !too_long.contains(&field);
-        let id = get("employee_id");
-        if !checked("employee_id") {
-            // Reported by its length.
-        } else if id.is_empty() {
-            row_problems.push(problem(
-                line,
-                "employee_id",
-                "employee_id is empty".into(),
-                "",
-            ));
-        } else if let Some(first) = seen_ids.insert(id.to_string(), line) {
-            row_problems.push(problem(
-                line,
-                "employee_id",
-                format!("employee_id {id:?} also appears on line {first}"),
-                "each person must appear once",
-            ));
-        }
-        let email = get("email");
-        if !checked("email") {
-            // Reported by its length.
-        } else if !valid_email(email) {
-            row_problems.push(problem(
-                line,
-                "email",
-                format!("{email:?} is not a valid email address"),
-                "",
-            ));
-        } else if let Some(first) = seen_emails.insert(email.to_ascii_lowercase(), line) {
-            row_problems.push(problem(
-                line,
-                "email",
-                format!("email {email:?} also appears on line {first}"),
-                "",
-            ));
-        }
-        let status = match get("status").parse::<EmploymentStatus>() {
-            _ if !checked("status") => None,
-            Ok(s) => Some(s),
-            Err(msg) => {
-                row_problems.push(problem(line, "status", msg, ""));
-                None
-            }
-        };
-        let mut date = |field: &str| -> Option<NaiveDate> {
-            let v = get(field);
-            if v.is_empty() || !checked(field) {
-                return None;
-            }
-            match NaiveDate::parse_from_str(v, "%Y-%m-%d") {
-                Ok(d) => Some(d),
-                Err(_) => {
-                    row_problems.push(problem(
-                        line,
-                        field,
-                        format!("{v:?} is not a date"),
-                        "write dates as YYYY-MM-DD",
-                    ));
-                    None
-                }
-            }
-        };
-        let start_date = date("start_date");
-        let end_date = date("end_date");
-        let mut time = |field: &str| -> Option<chrono::DateTime<chrono::Utc>> {
-            let v = get(field);
-            if v.is_empty() || !checked(field) {
-                return None;
-            }
-            let t = parse_time(v);
-            if t.is_none() {
-                row_problems.push(problem(
-                    line,
-                    field,
-                    format!("{v:?} is not a time"),
-                    "write times as RFC 3339 (2026-12-01T10:00:00Z) or YYYY-MM-DD",
-                ));
-            }
-            t
-        };
-        let row_generated = time("generated_at");
-        let row_updated = time("updated_at");
-        generated = generated.max(row_generated);
-        newest_change = newest_change.max(row_updated);
-        if let (Some(s), Some(e)) = (start_date, end_date)
-            && e < s
-        {
-            row_problems.push(problem(
-                line,
-                "end_date",
-                format!("end_date {e} is before start_date {s}"),
-                "",
-            ));
-        }
-        let given = clean(get("first_name"));
-        let family = clean(get("last_name"));
-        if given.is_empty() && family.is_empty() {
-            row_problems.push(problem(
-                line,
-                "first_name",
-                "both first_name and last_name are empty".into(),
-                "",
-            ));
-        }
-        if !row_problems.is_empty() {
-            bad_rows += 1;
-            let room = MAX_PROBLEMS.saturating_sub(problems.len());
-            problems.extend(row_problems.into_iter().take(room));
-            continue;
-        }
-        let mut custom: BTreeMap<String, String> = mapping
-            .columns
-            .keys()
-            .filter_map(|f| f.strip_prefix("custom.").map(|name| (f, name)))
-            .filter_map(|(f, name)| opt(f).map(|v| (name.to_string(), v)))
+        let fields: Vec<(&str, &str)> = col
+            .iter()
+            .map(|(f, i)| (*f, record.get(*i).map(str::trim).unwrap_or("")))
             .collect();
-        for (i, h) in &extra_cols {
-            if let Some(v) = record.get(*i).map(str::trim).filter(|v| !v.is_empty()) {
-                custom.insert(h.to_string(), v.to_string());
+        let extra: Vec<(&str, &str)> = extra_cols
+            .iter()
+            .map(|(i, h)| (*h, record.get(*i).map(str::trim).unwrap_or("")))
+            .collect();
+        // Each person once per file: the same employee_id or e-mail on two lines.
+        let mut once = |field: &str, value: &str| -> Option<String> {
+            match field {
+                "employee_id" => seen_ids
+                    .insert(value.to_string(), line)
+                    .map(|first| format!("employee_id {value:?} also appears on line {first}")),
+                "email" => seen_emails
+                    .insert(value.to_ascii_lowercase(), line)
+                    .map(|first| format!("email {value:?} also appears on line {first}")),
+                _ => None,
+            }
+        };
+        match validate_record(&fields, &extra, &mut once) {
+            Ok(v) => {
+                generated = generated.max(v.generated_at);
+                newest_change = newest_change.max(v.updated_at);
+                people.push(v.person);
+            }
+            Err(row_problems) => {
+                bad_rows += 1;
+                let room = MAX_PROBLEMS.saturating_sub(problems.len());
+                problems.extend(
+                    row_problems
+                        .into_iter()
+                        .take(room)
+                        .map(|p| problem(line, &p.field, p.message, &p.hint)),
+                );
             }
         }
-        people.push(Person {
-            hris_id: id.to_string(),
-            given_name: given,
-            family_name: family,
-            preferred_name: opt("preferred_name").map(|s| clean(&s)),
-            display_name: opt("display_name").map(|s| clean(&s)),
-            email: email.to_string(),
-            department: get("department").to_string(),
-            title: get("title").to_string(),
-            manager_id: opt("manager_id"),
-            location: get("location").to_string(),
-            cost_center: get("cost_center").to_string(),
-            status: status.unwrap_or(EmploymentStatus::Pending),
-            start_date,
-            end_date,
-            custom,
-        });
     }
     if !problems.is_empty() {
         if bad_rows > MAX_PROBLEMS {
@@ -469,6 +328,199 @@ pub fn parse_hr_file(path: &Path, bytes: &[u8], mapping: &ImportMapping) -> Resu
         (None, None) => None,
     };
     Ok(HrFile { people, as_of })
+}
+
+/// A problem with one field of one HR record; the CSV import adds the line, a source the
+/// record it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldProblem {
+    pub field: String,
+    pub message: String,
+    pub hint: String,
+}
+
+/// One HR record, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidRecord {
+    pub person: Person,
+    /// The record's `generated_at` and `updated_at`, when it has them.
+    pub generated_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Validate one HR record given as canonical fields (the CSV import's default column
+/// names: `employee_id`, `first_name`, ..., `custom.NAME`) with their trimmed values, plus
+/// `extra` custom attributes (name, value). Every problem is returned, each naming its
+/// field. `once` is asked about `employee_id` and `email` once their own checks pass, and
+/// answers a problem when the value was already seen (the CSV import's duplicates).
+///
+/// The CSV import and every HR source use this, so a record means the same whichever way
+/// it arrives.
+pub fn validate_record(
+    fields: &[(&str, &str)],
+    extra: &[(&str, &str)],
+    once: &mut dyn FnMut(&str, &str) -> Option<String>,
+) -> std::result::Result<ValidRecord, Vec<FieldProblem>> {
+    let get = |field: &str| {
+        fields
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map_or("", |(_, v)| *v)
+    };
+    let opt = |field: &str| {
+        Some(get(field))
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let mut problems: Vec<FieldProblem> = Vec::new();
+    let mut problem = |field: &str, message: String, hint: &str| {
+        problems.push(FieldProblem {
+            field: field.to_string(),
+            message,
+            hint: hint.to_string(),
+        })
+    };
+    // Lengths first: an over-long value is reported by its length alone (never quoted)
+    // and skips the other checks of its field.
+    let mut too_long: Vec<&str> = Vec::new();
+    for (field, v) in fields {
+        let limit = field_limit(field);
+        if let Some(n) = over_limit(v, limit) {
+            problem(
+                field,
+                format!("{field} is {n} characters long; the limit is {limit}"),
+                LIMIT_HINT,
+            );
+            too_long.push(field);
+        }
+    }
+    for (h, v) in extra {
+        if let Some(n) = over_limit(v, CUSTOM_FIELD_LIMIT) {
+            problem(
+                h,
+                format!("{h} is {n} characters long; the limit is {CUSTOM_FIELD_LIMIT}"),
+                LIMIT_HINT,
+            );
+        }
+    }
+    let checked = |field: &str| !too_long.contains(&field);
+    let id = get("employee_id");
+    if !checked("employee_id") {
+        // Reported by its length.
+    } else if id.is_empty() {
+        problem("employee_id", "employee_id is empty".into(), "");
+    } else if let Some(msg) = once("employee_id", id) {
+        problem("employee_id", msg, "each person must appear once");
+    }
+    let email = get("email");
+    if !checked("email") {
+        // Reported by its length.
+    } else if !valid_email(email) {
+        problem(
+            "email",
+            format!("{email:?} is not a valid email address"),
+            "",
+        );
+    } else if let Some(msg) = once("email", email) {
+        problem("email", msg, "");
+    }
+    let status = match get("status").parse::<EmploymentStatus>() {
+        _ if !checked("status") => None,
+        Ok(s) => Some(s),
+        Err(msg) => {
+            problem("status", msg, "");
+            None
+        }
+    };
+    let mut date = |field: &str| -> Option<NaiveDate> {
+        let v = get(field);
+        if v.is_empty() || !checked(field) {
+            return None;
+        }
+        match NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+            Ok(d) => Some(d),
+            Err(_) => {
+                problem(
+                    field,
+                    format!("{v:?} is not a date"),
+                    "write dates as YYYY-MM-DD",
+                );
+                None
+            }
+        }
+    };
+    let start_date = date("start_date");
+    let end_date = date("end_date");
+    let mut time = |field: &str| -> Option<chrono::DateTime<chrono::Utc>> {
+        let v = get(field);
+        if v.is_empty() || !checked(field) {
+            return None;
+        }
+        let t = parse_time(v);
+        if t.is_none() {
+            problem(
+                field,
+                format!("{v:?} is not a time"),
+                "write times as RFC 3339 (2026-12-01T10:00:00Z) or YYYY-MM-DD",
+            );
+        }
+        t
+    };
+    let generated_at = time("generated_at");
+    let updated_at = time("updated_at");
+    if let (Some(s), Some(e)) = (start_date, end_date)
+        && e < s
+    {
+        problem(
+            "end_date",
+            format!("end_date {e} is before start_date {s}"),
+            "",
+        );
+    }
+    let given = clean(get("first_name"));
+    let family = clean(get("last_name"));
+    if given.is_empty() && family.is_empty() {
+        problem(
+            "first_name",
+            "both first_name and last_name are empty".into(),
+            "",
+        );
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let mut custom: BTreeMap<String, String> = fields
+        .iter()
+        .filter_map(|(f, v)| f.strip_prefix("custom.").map(|name| (name, *v)))
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(name, v)| (name.to_string(), v.to_string()))
+        .collect();
+    for (h, v) in extra {
+        if !v.is_empty() {
+            custom.insert(h.to_string(), v.to_string());
+        }
+    }
+    Ok(ValidRecord {
+        person: Person {
+            hris_id: id.to_string(),
+            given_name: given,
+            family_name: family,
+            preferred_name: opt("preferred_name").map(|s| clean(&s)),
+            display_name: opt("display_name").map(|s| clean(&s)),
+            email: email.to_string(),
+            department: get("department").to_string(),
+            title: get("title").to_string(),
+            manager_id: opt("manager_id"),
+            location: get("location").to_string(),
+            cost_center: get("cost_center").to_string(),
+            status: status.unwrap_or(EmploymentStatus::Pending),
+            start_date,
+            end_date,
+            custom,
+        },
+        generated_at,
+        updated_at,
+    })
 }
 
 fn csv_problem(path: &Path, e: &csv::Error) -> InputProblem {

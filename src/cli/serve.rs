@@ -3,7 +3,8 @@
 //! cleanly on SIGTERM or ctrl-c (exit 0).
 
 use super::Ctx;
-use crate::serve::{ServeOptions, start};
+use crate::serve::webhooks::SourceSet;
+use crate::serve::{Inputs, ServeOptions, start};
 use crate::{Error, Result};
 use clap::Args;
 use std::net::SocketAddr;
@@ -27,6 +28,13 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Result<i32> {
     for p in &problems {
         tracing::warn!(system = %p.system, reason = %p.reason, "not driving this system; its operations stay queued");
     }
+    let sources = crate::sources::config::SourcesConfig::load(&ctx.home.sources_path())?;
+    let keychain = crate::secrets::Keychain::from_env()?;
+    let inputs = Inputs {
+        sources: SourceSet::new(sources, &|c| keychain.resolve(c)),
+        policies: std::sync::Arc::new(ctx.policies(&cfg)?),
+        guard: cfg.guard,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -36,7 +44,7 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Result<i32> {
             listen: a.listen,
             grace: Duration::from_secs(a.grace),
         };
-        let running = start(engine, ctx.home.db_path(), opts).await?;
+        let running = start(engine, ctx.home.db_path(), opts, inputs).await?;
         println!("listening on http://{}", running.addr);
         tracing::info!(addr = %running.addr, systems = cfg.catalog.systems.len(), "serving");
         wait_for_signal().await?;

@@ -15,16 +15,20 @@
 //! then are left `running` in the store, where the next start's crash recovery takes them
 //! up (verified against the target before anything is sent again). Exit 0.
 
+pub mod api;
+pub mod inbox;
 pub mod metrics;
 pub mod schedule;
+pub mod webhooks;
 
 use crate::engine::workers::Engine;
 use crate::store::Store;
 use crate::{Error, Result};
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,6 +53,14 @@ impl Default for ServeOptions {
     }
 }
 
+/// What serve runs besides the engine: the HR sources and what processing their records
+/// needs.
+pub struct Inputs {
+    pub sources: webhooks::SourceSet,
+    pub policies: Arc<crate::policy::PolicySet>,
+    pub guard: crate::config::systems::GuardThresholds,
+}
+
 /// What the handlers share.
 struct Shared {
     /// A connection of serve's own for health checks and metrics (not the engine's).
@@ -56,6 +68,10 @@ struct Shared {
     engine: Arc<Engine>,
     workers_alive: AtomicBool,
     stopping: AtomicBool,
+    sources: Arc<webhooks::SourceSet>,
+    inbox: webhooks::InboxWriter,
+    inbox_ready: Arc<tokio::sync::Notify>,
+    processor: Arc<inbox::Processor>,
 }
 
 /// The HTTP routes (the listener's; tests drive them in-process too).
@@ -63,6 +79,17 @@ fn router(shared: Arc<Shared>) -> axum::Router {
     axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_page))
+        .route(
+            "/webhooks/{source}",
+            post(webhooks::receive)
+                .get(webhooks::verify_challenge)
+                .layer(DefaultBodyLimit::max(webhooks::MAX_BODY)),
+        )
+        .route(
+            "/api/v1/sources/{source}/people",
+            post(api::post_person).layer(DefaultBodyLimit::max(webhooks::MAX_BODY)),
+        )
+        .route("/api/v1/people/{id}/access", get(api::get_access))
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint\n") })
         .with_state(shared)
 }
@@ -155,8 +182,25 @@ impl Running {
 
 /// Start serve: bind the listener, start the workers. `db` is the home's database, opened
 /// again for serve's own health and metrics connection.
-pub async fn start(engine: Arc<Engine>, db: PathBuf, opts: ServeOptions) -> Result<Running> {
+pub async fn start(
+    engine: Arc<Engine>,
+    db: PathBuf,
+    opts: ServeOptions,
+    inputs: Inputs,
+) -> Result<Running> {
     let store = Store::open(&db)?;
+    let inbox = webhooks::InboxWriter::start(&db)?;
+    let sources = Arc::new(inputs.sources);
+    let (nudge, nudges) = tokio::sync::mpsc::unbounded_channel();
+    let processor = Arc::new(inbox::Processor {
+        store: Mutex::new(Store::open(&db)?),
+        sources: sources.clone(),
+        catalog: engine.catalog.clone(),
+        policies: inputs.policies,
+        guard: inputs.guard,
+        nudge,
+    });
+    let inbox_ready = Arc::new(tokio::sync::Notify::new());
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .map_err(|e| Error::io(format!("listening on {}", opts.listen), e))?;
@@ -168,9 +212,15 @@ pub async fn start(engine: Arc<Engine>, db: PathBuf, opts: ServeOptions) -> Resu
         engine: engine.clone(),
         workers_alive: AtomicBool::new(true),
         stopping: AtomicBool::new(false),
+        sources,
+        inbox,
+        inbox_ready,
+        processor: processor.clone(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
-    let done = tokio::spawn(run(engine, shared, listener, stop_rx, opts.grace, db));
+    let done = tokio::spawn(run(
+        engine, shared, listener, stop_rx, opts.grace, db, processor, nudges,
+    ));
     Ok(Running {
         addr,
         stop: stop_tx,
@@ -178,6 +228,7 @@ pub async fn start(engine: Arc<Engine>, db: PathBuf, opts: ServeOptions) -> Resu
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
     engine: Arc<Engine>,
     shared: Arc<Shared>,
@@ -185,6 +236,8 @@ async fn run(
     mut stop: watch::Receiver<bool>,
     grace: Duration,
     db: PathBuf,
+    processor: Arc<inbox::Processor>,
+    nudges: tokio::sync::mpsc::UnboundedReceiver<String>,
 ) -> Result<Stopped> {
     let (engine_stop_tx, engine_stop_rx) = watch::channel(false);
     let scheduled = tokio::spawn(schedule::run(
@@ -193,6 +246,12 @@ async fn run(
         engine.catalog.clone(),
         schedule::schedule_of(&engine.catalog),
         engine.cfg.actor.clone(),
+        nudges,
+        engine_stop_rx.clone(),
+    ));
+    let processing = tokio::spawn(inbox::run(
+        processor,
+        shared.inbox_ready.clone(),
         engine_stop_rx.clone(),
     ));
     let sh = shared.clone();
@@ -250,6 +309,8 @@ async fn run(
     // A scheduled observation in progress is cut short: its run stays incomplete, and
     // the next one starts afresh.
     scheduled.abort();
+    // Deliveries not processed yet stay pending in the inbox for the next start.
+    let _ = tokio::time::timeout(Duration::from_secs(1), processing).await;
     let _ = http.await;
     Ok(Stopped { parked })
 }

@@ -86,19 +86,20 @@ pub async fn reconcile_once(
 }
 
 /// Run each scheduled system's reconciliation when it is due, until `stop`. The first
-/// runs come one interval after serve starts.
+/// runs come one interval after serve starts. A system named on `nudges` (a webhook saw a
+/// change made in it) is reconciled as soon as the current run ends; nudges that arrive
+/// meanwhile are one run.
 pub async fn run(
     engine: Arc<Engine>,
     db: PathBuf,
     catalog: Arc<Catalog>,
     schedule: Vec<(String, Duration)>,
     actor: String,
+    mut nudges: tokio::sync::mpsc::UnboundedReceiver<String>,
     mut stop: watch::Receiver<bool>,
 ) {
-    if schedule.is_empty() {
-        return;
-    }
     let start = Instant::now();
+    let every: HashMap<String, Duration> = schedule.iter().cloned().collect();
     let mut next: HashMap<String, Instant> = schedule
         .iter()
         .map(|(s, every)| (s.clone(), start + *every))
@@ -109,29 +110,42 @@ pub async fn run(
         .min()
         .unwrap_or(Duration::from_secs(60))
         .clamp(Duration::from_millis(200), Duration::from_secs(60));
+    let mut nudges_open = true;
     loop {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
             _ = tokio::time::sleep(tick) => {}
+            n = nudges.recv(), if nudges_open => match n {
+                Some(system) => { next.insert(system, Instant::now()); }
+                None => nudges_open = false,
+            },
         }
-        for (system, every) in &schedule {
-            if next.get(system).is_some_and(|t| Instant::now() < *t) {
-                continue;
-            }
+        while let Ok(system) = nudges.try_recv() {
+            next.insert(system, Instant::now());
+        }
+        let due: Vec<String> = next
+            .iter()
+            .filter(|(_, t)| Instant::now() >= **t)
+            .map(|(s, _)| s.clone())
+            .collect();
+        for system in due {
             let began = Instant::now();
-            match reconcile_once(&engine, &db, &catalog, system, &actor).await {
+            match reconcile_once(&engine, &db, &catalog, &system, &actor).await {
                 Ok((run, findings)) => tracing::info!(
                     system = %system,
                     run,
                     findings,
                     secs = began.elapsed().as_secs_f64(),
-                    "scheduled reconciliation"
+                    "reconciliation"
                 ),
                 Err(e) => {
-                    tracing::warn!(system = %system, error = %e, "scheduled reconciliation failed")
+                    tracing::warn!(system = %system, error = %e, "reconciliation failed")
                 }
             }
-            next.insert(system.clone(), Instant::now() + *every);
+            match every.get(&system) {
+                Some(d) => next.insert(system.clone(), Instant::now() + *d),
+                None => next.remove(&system),
+            };
             if *stop.borrow() {
                 return;
             }

@@ -98,6 +98,12 @@ struct RawSource {
     #[serde(default)]
     poll_every: Option<Spanned<String>>,
     #[serde(default)]
+    webhook_secret: Option<Spanned<String>>,
+    #[serde(default)]
+    api_token: Option<Spanned<String>>,
+    #[serde(default)]
+    system: Option<Spanned<String>>,
+    #[serde(default)]
     mapping: BTreeMap<String, Spanned<String>>,
 }
 
@@ -109,9 +115,31 @@ pub struct Source {
     pub credential: CredentialRef,
     pub base_url: Option<String>,
     pub poll_every: Option<Duration>,
+    /// A polled source's webhook signing secret (`bamboohr`: the webhook's private key),
+    /// when it also pushes.
+    pub webhook_secret: Option<CredentialRef>,
+    /// The bearer token callers of the API proxy present for this source; without one,
+    /// the proxy refuses the source.
+    pub api_token: Option<CredentialRef>,
+    /// For `okta_events`, `github_events` and `slack_events`: the system (systems.toml)
+    /// whose changes the events report.
+    pub system: Option<String>,
     pub mapping: Mapping,
     /// The line of its table in sources.toml.
     pub line: usize,
+}
+
+impl Source {
+    /// The secret its webhook deliveries are verified with: the credential, except for a
+    /// polled source, whose credential is for its API and whose signing secret is
+    /// `webhook_secret`.
+    pub fn signing_secret(&self) -> Option<&CredentialRef> {
+        if self.kind.polled() {
+            self.webhook_secret.as_ref()
+        } else {
+            Some(&self.credential)
+        }
+    }
 }
 
 /// The sources of a home.
@@ -166,18 +194,56 @@ impl SourcesConfig {
                     &format!("one of {}", known.join(", ")),
                 ));
             }
-            let credential = match CredentialRef::parse(rs.credential.get_ref()) {
-                Ok(c) => Some(c),
-                Err(msg) => {
-                    problems.push(at(
-                        rs.credential.span(),
-                        ".credential",
-                        msg,
-                        "credential = \"keyring:NAME\" (see `accessdesk secret set`)",
-                    ));
-                    None
-                }
-            };
+            let mut cred =
+                |v: &Spanned<String>, field: &str| match CredentialRef::parse(v.get_ref()) {
+                    Ok(c) => Some(c),
+                    Err(msg) => {
+                        problems.push(at(
+                            v.span(),
+                            field,
+                            msg,
+                            &format!(
+                                "{} = \"keyring:NAME\" (see `accessdesk secret set`)",
+                                &field[1..]
+                            ),
+                        ));
+                        None
+                    }
+                };
+            let credential = cred(&rs.credential, ".credential");
+            let webhook_secret = rs
+                .webhook_secret
+                .as_ref()
+                .and_then(|v| cred(v, ".webhook_secret"));
+            let api_token = rs.api_token.as_ref().and_then(|v| cred(v, ".api_token"));
+            let observes = matches!(
+                kind,
+                Some(SourceKind::OktaEvents | SourceKind::GitHubEvents | SourceKind::SlackEvents)
+            );
+            if observes && rs.system.is_none() {
+                problems.push(at(
+                    rs.kind.span(),
+                    ".system",
+                    format!(
+                        "a {} source reports changes in a system and needs system",
+                        rs.kind.get_ref()
+                    ),
+                    "system = \"okta\" (a system of systems.toml)",
+                ));
+            }
+            if let Some(w) = &rs.webhook_secret
+                && kind.is_some_and(|k| !k.polled())
+            {
+                problems.push(at(
+                    w.span(),
+                    ".webhook_secret",
+                    format!(
+                        "a {} source signs with its credential; webhook_secret is for polled sources",
+                        rs.kind.get_ref()
+                    ),
+                    "remove webhook_secret",
+                ));
+            }
             let poll_every = match &rs.poll_every {
                 None => None,
                 Some(v) => match crate::text::parse_duration(v.get_ref()) {
@@ -228,6 +294,9 @@ impl SourcesConfig {
                         credential,
                         base_url: rs.base_url.as_ref().map(|u| u.get_ref().clone()),
                         poll_every,
+                        webhook_secret,
+                        api_token,
+                        system: rs.system.as_ref().map(|v| v.get_ref().clone()),
                         mapping,
                         line: crate::error::line_col(text, name.span().start).0,
                     },

@@ -4,5 +4,7 @@
 //! the webhook endpoint, the API proxy) follow.
 
 pub mod config;
+pub mod events;
+pub mod ingest;
 pub mod mapping;
 pub mod signatures;

@@ -462,6 +462,45 @@ CREATE TABLE system_signals (
     updated_at TEXT NOT NULL
 );
 "#,
+    // 12: HR sources (store/inbox.rs): webhook deliveries stored before they are answered
+    // and processed from here (one row per (source, delivery id): a replay finds its row);
+    // counters per source (deliveries, rejections by reason, polls); each source's state
+    // (a poller's cursor and its snapshot digest per record).
+    r#"
+CREATE TABLE inbox (
+    id           INTEGER PRIMARY KEY,
+    source       TEXT NOT NULL,
+    delivery_id  TEXT NOT NULL,
+    received_at  TEXT NOT NULL,
+    event_type   TEXT,
+    body         BLOB NOT NULL,
+    status       TEXT NOT NULL DEFAULT 'pending',
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    processed_at TEXT,
+    outcome      TEXT,
+    UNIQUE (source, delivery_id)
+);
+CREATE INDEX inbox_pending ON inbox (id) WHERE status = 'pending';
+CREATE TABLE source_stats (
+    source TEXT NOT NULL,
+    name   TEXT NOT NULL,
+    value  INTEGER NOT NULL DEFAULT 0,
+    at     TEXT NOT NULL,
+    PRIMARY KEY (source, name)
+) WITHOUT ROWID;
+CREATE TABLE source_state (
+    source     TEXT PRIMARY KEY,
+    state      TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE source_records (
+    source    TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    digest    TEXT NOT NULL,
+    seen_at   TEXT NOT NULL,
+    PRIMARY KEY (source, record_id)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -10,6 +10,7 @@ pub mod backlog;
 pub mod catalog;
 pub mod grants;
 pub mod identity;
+pub mod inbox;
 pub mod migrations;
 pub mod pack;
 pub mod people;
