@@ -21,8 +21,8 @@ use accessdesk::adapters::http::RetryPolicy;
 use accessdesk::secrets::Secret;
 use accessdesk::sim::SimServer;
 use accessdesk::sim::bamboohr::{
-    self, BambooHandle, BambooSimOptions, DEFAULT_API_KEY, EmployeeStatus, SimEmployee,
-    WebhookFormat, WebhookSpec,
+    self, BambooHandle, BambooSimOptions, BodyFault, DEFAULT_API_KEY, EmployeeStatus,
+    FailRule, SimEmployee, WebhookFormat, WebhookSpec,
 };
 use accessdesk::sources::bamboohr::{BambooClient, ChangeAction};
 use accessdesk::sources::signatures::{Rejection, Scheme, verify};
@@ -360,8 +360,19 @@ async fn conformance_through_prism() {
     walk(&api, &sim).await;
     let contract = rig.exchanges().len();
 
-    // Self-check: requests that break the description must be reported (Prism refuses
-    // them before the simulator sees them).
+    // Self-check: answers of the wrong shape from each route, and requests that break the
+    // description (Prism refuses them before the simulator sees them), must be reported.
+    for path in [
+        "/api/v1/employees/directory",
+        "/api/v1/employees/changed",
+        "/api/v1/employees/2",
+    ] {
+        sim.fail(FailRule::new(None, path, BodyFault::UnexpectedShape, 1));
+    }
+    sim.update(2, |e| e.status = EmployeeStatus::Active).unwrap();
+    api.x("/api/v1/employees/directory", 500).await;
+    api.x(&changed_path("2026-02-28T09:00:00Z"), 500).await;
+    api.x("/api/v1/employees/2?fields=firstName", 500).await;
     api.x(&changed_path("not-a-date"), 422).await;
     api.x(
         &format!("{}&type=renamed", changed_path("2026-02-28T09:00:00Z")),
@@ -372,7 +383,7 @@ async fn conformance_through_prism() {
         .x("/api/v1/employees/directory", 401)
         .await;
     let probes = rig.exchanges().split_off(contract);
-    assert_eq!(probes.len(), 3);
+    assert_eq!(probes.len(), 6);
     assert!(
         probes.iter().all(|p| p.violation.is_some()),
         "the recorder missed a violation: {probes:?}"
@@ -400,8 +411,10 @@ async fn conformance_through_prism() {
             "{route} never went through Prism"
         );
     }
-    // Prism forwarded what it validated: the simulator saw the walk, not the probes.
+    // Prism forwarded what it validated: the simulator saw the walk and the broken
+    // answers, not the refused requests.
     assert_eq!(sim.count(|r| r.status == 401), 0);
+    assert_eq!(sim.requests().len(), contract + 3);
     eprintln!(
         "bamboohr conformance: Prism ready after {ready:.1} s; {} exchanges ({by_client} by \
          the client), statuses {statuses:?}; no violations",
@@ -538,6 +551,9 @@ async fn changed_since_reports_inserted_updated_deleted_after_since() {
     // own stamp, the hire is an update.
     let latest_t = DateTime::parse_from_rfc3339(&latest).unwrap().with_timezone(&Utc);
     assert!(api.x(&since(latest_t), 200).await.ids().is_empty());
+    // Strictly after: a change stamped at `since` itself is not listed again.
+    let r = api.x(&since(stamps[1]), 200).await;
+    assert_eq!(r.ids(), set(&["3"]));
     sim.advance(Duration::from_secs(3600));
     sim.move_to(2, Some("Sales"), None, Some(hired)).unwrap();
     let r = api.x(&since(latest_t), 200).await;

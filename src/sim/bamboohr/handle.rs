@@ -4,6 +4,7 @@ use super::webhooks::{Delivery, Event, WebhookSpec};
 use super::{EmployeeStatus, Inner, SimEmployee};
 use crate::sim::fault::Faults;
 use crate::sim::log::LoggedRequest;
+use crate::sim::rules::FailRule;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -56,6 +57,16 @@ impl BambooHandle {
 
     pub fn faults(&self) -> Arc<Faults> {
         self.inner.faults.clone()
+    }
+
+    /// Fail the next matching requests as the rule says ([`FailRule`]).
+    pub fn fail(&self, rule: FailRule) {
+        self.inner.rules.add(rule);
+    }
+
+    /// Carry out this share of requests and then drop the connection before answering.
+    pub fn set_lost_response_rate(&self, rate: f64) {
+        self.inner.rules.set_lost_response_rate(rate);
     }
 
     /// Requests per window, effective at once.

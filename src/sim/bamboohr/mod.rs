@@ -33,7 +33,9 @@
 //! the window ends) and `X-BambooHR-Error-Message`, or, as BambooHR answered before
 //! 2026-09-16, 503 with the same headers ([`BambooSimOptions::throttle_status`]). Faults
 //! from a [`FaultProfile`] (bursts of the same refusal, 500s, outages answered 503
-//! without `Retry-After`, timeouts, resets, slow answers); every request is logged.
+//! without `Retry-After`, timeouts, resets, slow answers) and test-steered [`FailRule`]s
+//! (a cut-off body, a 200 of the wrong shape, a lost response, a refusal with BambooHR's
+//! error header: [`BambooHandle::fail`]); every request is logged.
 //!
 //! Webhooks (`webhooks.rs`): registered on the handle with a URL, a private key and the
 //! monitored fields; each change POSTs BambooHR's payload, signed
@@ -51,10 +53,12 @@ mod webhooks;
 
 pub use self::handle::BambooHandle;
 pub use self::webhooks::{Delivery, WebhookFormat, WebhookSpec};
+pub use super::rules::{BodyFault, FailRule};
 use super::SimServer;
 use super::fault::{Fault, FaultProfile, Faults, ThrottleStyle, reset_response};
 use super::log::{RequestLog, record};
 use super::ratelimit::RateWindows;
+use super::rules::{self, Rules, VendorBodies};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{Next, from_fn_with_state};
@@ -329,6 +333,7 @@ pub(crate) struct Inner {
     windows: RateWindows,
     throttle_status: AtomicU16,
     log: Arc<RequestLog>,
+    rules: Arc<Rules>,
     hooks: webhooks::Hooks,
     company_domain: String,
     company_id: String,
@@ -361,6 +366,33 @@ fn throttled(status: u16, retry_after_secs: u64) -> Response {
     r
 }
 
+/// BambooHR's bodies for [`FailRule`]s: errors carry no body, their detail is in
+/// `X-BambooHR-Error-Message`.
+struct BambooBodies;
+
+impl VendorBodies for BambooBodies {
+    fn malformed(&self, _req: &HeaderMap) -> Response {
+        let mut r = (StatusCode::OK, "{\"fields\":[{\"id\":\"displayName\",").into_response();
+        r.headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
+        r
+    }
+
+    /// Wrong for every route: no `id` (employee), no `latest` and `employees` not a map
+    /// (changed), `employees` not a list (directory).
+    fn unexpected_shape(&self, _req: &HeaderMap) -> Response {
+        axum::Json(json!({"employees": "unexpected", "fields": 42})).into_response()
+    }
+
+    fn error(&self, _req: &HeaderMap, status: StatusCode, _code: &str, message: &str) -> Response {
+        refuse(status, message)
+    }
+
+    fn server_error(&self, _req: &HeaderMap) -> Response {
+        refuse(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+    }
+}
+
 /// Start the simulator on 127.0.0.1 (ephemeral port).
 pub async fn spawn(opts: BambooSimOptions) -> std::io::Result<(SimServer, BambooHandle)> {
     crate::adapters::http::install_crypto_provider();
@@ -380,6 +412,7 @@ pub async fn spawn(opts: BambooSimOptions) -> std::io::Result<(SimServer, Bamboo
         windows: RateWindows::new(opts.rate_limit, opts.rate_window),
         throttle_status: AtomicU16::new(opts.throttle_status),
         log: Arc::new(RequestLog::default()),
+        rules: Rules::new(BambooBodies, 0.0, opts.faults.seed ^ 0xba3b),
         hooks: webhooks::Hooks::start(),
         company_domain: opts.company_domain.clone(),
         company_id: opts.company_id.clone(),
@@ -400,6 +433,7 @@ fn router(inner: Arc<Inner>) -> axum::Router {
         .route("/api/v1/employees/changed", get(changed))
         .route("/api/v1/employees/{id}", get(employee))
         .fallback(|| async { refuse(StatusCode::NOT_FOUND, "Not found") })
+        .layer(from_fn_with_state(inner.rules.clone(), rules::apply))
         .layer(from_fn_with_state(inner.clone(), limit))
         .layer(from_fn_with_state(inner.clone(), authenticate))
         .layer(from_fn_with_state(inner.clone(), inject))
