@@ -21,8 +21,8 @@ use accessdesk::adapters::http::RetryPolicy;
 use accessdesk::secrets::Secret;
 use accessdesk::sim::SimServer;
 use accessdesk::sim::bamboohr::{
-    self, BambooHandle, BambooSimOptions, BodyFault, DEFAULT_API_KEY, EmployeeStatus,
-    FailRule, SimEmployee, WebhookFormat, WebhookSpec,
+    self, BambooHandle, BambooSimOptions, BodyFault, DEFAULT_API_KEY, EmployeeStatus, FailRule,
+    SimEmployee, WebhookFormat, WebhookSpec,
 };
 use accessdesk::sources::bamboohr::{BambooClient, ChangeAction};
 use accessdesk::sources::signatures::{Rejection, Scheme, verify};
@@ -108,7 +108,10 @@ impl Resp {
 
     /// `changed`: id → action.
     fn actions(&self) -> BTreeMap<String, String> {
-        let map = self.body["employees"].as_object().cloned().unwrap_or_default();
+        let map = self.body["employees"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         map.into_iter()
             .map(|(k, v)| (k, v["action"].as_str().unwrap_or("").to_string()))
             .collect()
@@ -232,14 +235,21 @@ async fn walk(api: &Api, sim: &BambooHandle) {
         "lastChanged": "2026-02-01T08:00:01+00:00",
     });
     assert_eq!(r.body, want);
-    let r = api.x("/api/v1/employees/4?fields=status,terminationDate", 200).await;
+    let r = api
+        .x("/api/v1/employees/4?fields=status,terminationDate", 200)
+        .await;
     assert_eq!(
         r.body,
         json!({"id": "4", "status": "Inactive", "terminationDate": "2025-12-31"})
     );
     let r = api.x("/api/v1/employees/1", 200).await;
-    assert_eq!(r.body, json!({"id": "1", "firstName": "Ada", "lastName": "Lovelace"}));
-    let r = api.x("/api/v1/employees/1?fields=firstName,noSuchField", 200).await;
+    assert_eq!(
+        r.body,
+        json!({"id": "1", "firstName": "Ada", "lastName": "Lovelace"})
+    );
+    let r = api
+        .x("/api/v1/employees/1?fields=firstName,noSuchField", 200)
+        .await;
     assert_eq!(r.body, json!({"id": "1", "firstName": "Ada"}));
     api.x("/api/v1/employees/999", 404).await;
 
@@ -250,7 +260,12 @@ async fn walk(api: &Api, sim: &BambooHandle) {
 
     // A hire, a move, a termination, a deletion: every action.
     let hired = sim
-        .hire(SimEmployee::new(0, "Katherine", "Johnson", "kj@northwind.example"))
+        .hire(SimEmployee::new(
+            0,
+            "Katherine",
+            "Johnson",
+            "kj@northwind.example",
+        ))
         .unwrap();
     sim.move_to(2, Some("Research"), Some("Rear Admiral"), None)
         .unwrap();
@@ -271,7 +286,10 @@ async fn walk(api: &Api, sim: &BambooHandle) {
         ("inserted", vec![hired.to_string()]),
         ("updated", vec!["2".into(), "3".into()]),
         ("deleted", vec!["4".into()]),
-        ("all", vec!["2".into(), "3".into(), "4".into(), hired.to_string()]),
+        (
+            "all",
+            vec!["2".into(), "3".into(), "4".into(), hired.to_string()],
+        ),
     ] {
         let path = format!("{}&type={action}", changed_path("2026-02-28T09:00:00Z"));
         let r = api.x(&path, 200).await;
@@ -286,7 +304,8 @@ async fn walk(api: &Api, sim: &BambooHandle) {
     for id in [1, 2, hired] {
         sim.terminate(id, date("2026-03-02")).unwrap();
     }
-    sim.update(5, |e| e.status = EmployeeStatus::Inactive).unwrap();
+    sim.update(5, |e| e.status = EmployeeStatus::Inactive)
+        .unwrap();
     api.x("/api/v1/employees/directory", 404).await;
     api.x("/api/v1/employees/directory?onlyCurrent=false", 404)
         .await;
@@ -369,7 +388,8 @@ async fn conformance_through_prism() {
     ] {
         sim.fail(FailRule::new(None, path, BodyFault::UnexpectedShape, 1));
     }
-    sim.update(2, |e| e.status = EmployeeStatus::Active).unwrap();
+    sim.update(2, |e| e.status = EmployeeStatus::Active)
+        .unwrap();
     api.x("/api/v1/employees/directory", 500).await;
     api.x(&changed_path("2026-02-28T09:00:00Z"), 500).await;
     api.x("/api/v1/employees/2?fields=firstName", 500).await;
@@ -434,12 +454,18 @@ async fn auth_is_basic_with_the_api_key_as_user_name() {
         .await;
     for who in [None, Some((WRONG_KEY, "x")), Some(("", DEFAULT_API_KEY))] {
         let r = api.with_basic(who).x(path, 401).await;
-        assert_eq!(r.header("www-authenticate"), Some("Basic realm=\"BambooHR API\""));
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Basic realm=\"BambooHR API\"")
+        );
         assert!(r.header("x-bamboohr-error-message").is_some());
     }
     let bearer = api
         .with_basic(None)
-        .send(path, Some(("authorization", &format!("Bearer {DEFAULT_API_KEY}"))))
+        .send(
+            path,
+            Some(("authorization", &format!("Bearer {DEFAULT_API_KEY}"))),
+        )
         .await;
     assert_eq!(bearer.status, 401);
     sim.add_api_key("second-key");
@@ -470,7 +496,10 @@ async fn rate_window_refuses_with_429_or_503_and_retry_after() {
     assert!(r.header("x-bamboohr-error-message").is_some());
     sim.set_throttle_status(503);
     let r = api.x(path, 503).await;
-    assert!(r.header("retry-after").is_some(), "the historic 503 says when");
+    assert!(
+        r.header("retry-after").is_some(),
+        "the historic 503 says when"
+    );
     assert_eq!(sim.refused(), 2);
     // A refused request changes nothing and a new limit takes effect at once.
     sim.set_rate_limit(100);
@@ -512,13 +541,23 @@ async fn changed_since_reports_inserted_updated_deleted_after_since() {
 
     let t0 = sim.now();
     let hired = sim
-        .hire(SimEmployee::new(0, "Mary", "Jackson", "mj@northwind.example"))
+        .hire(SimEmployee::new(
+            0,
+            "Mary",
+            "Jackson",
+            "mj@northwind.example",
+        ))
         .unwrap();
     // Changes within one second are stamped a second apart: strictly increasing.
     sim.update(hired, |e| e.job_title = Some("Engineer".into()))
         .unwrap();
-    sim.update(1, |e| e.location = Some("Porto".into())).unwrap();
-    assert!(sim.update(1, |e| e.location = Some("Porto".into())).unwrap().is_empty());
+    sim.update(1, |e| e.location = Some("Porto".into()))
+        .unwrap();
+    assert!(
+        sim.update(1, |e| e.location = Some("Porto".into()))
+            .unwrap()
+            .is_empty()
+    );
     sim.delete(3).unwrap();
     let stamps: Vec<DateTime<Utc>> = [hired, 1]
         .iter()
@@ -549,7 +588,9 @@ async fn changed_since_reports_inserted_updated_deleted_after_since() {
 
     // `since = latest` lists nothing; a change after it is listed alone; since the hire's
     // own stamp, the hire is an update.
-    let latest_t = DateTime::parse_from_rfc3339(&latest).unwrap().with_timezone(&Utc);
+    let latest_t = DateTime::parse_from_rfc3339(&latest)
+        .unwrap()
+        .with_timezone(&Utc);
     assert!(api.x(&since(latest_t), 200).await.ids().is_empty());
     // Strictly after: a change stamped at `since` itself is not listed again.
     let r = api.x(&since(stamps[1]), 200).await;
@@ -559,18 +600,24 @@ async fn changed_since_reports_inserted_updated_deleted_after_since() {
     let r = api.x(&since(latest_t), 200).await;
     assert_eq!(r.ids(), set(&["2"]));
     assert_eq!(
-        r.body["employees"]["2"]["lastChanged"],
-        r.body["latest"],
+        r.body["employees"]["2"]["lastChanged"], r.body["latest"],
         "latest follows the clock"
     );
     let hire_stamp = sim.employee(hired).unwrap().last_changed.unwrap();
-    let r = api.x(&since(hire_stamp - chrono::Duration::seconds(2)), 200).await;
+    let r = api
+        .x(&since(hire_stamp - chrono::Duration::seconds(2)), 200)
+        .await;
     assert_eq!(r.actions()[&hired.to_string()], "Inserted");
-    let r = api.x(&since(stamps[0] - chrono::Duration::seconds(1)), 200).await;
+    let r = api
+        .x(&since(stamps[0] - chrono::Duration::seconds(1)), 200)
+        .await;
     assert_eq!(r.actions()[&hired.to_string()], "Updated");
     // The moved employee's supervisor fields follow the new supervisor.
     let r = api
-        .x("/api/v1/employees/2?fields=department,supervisorEid,supervisorEmail", 200)
+        .x(
+            "/api/v1/employees/2?fields=department,supervisorEid,supervisorEmail",
+            200,
+        )
         .await;
     assert_eq!(r.body["supervisorEid"], hired.to_string());
     assert_eq!(r.body["supervisorEmail"], "mj@northwind.example");
@@ -578,10 +625,14 @@ async fn changed_since_reports_inserted_updated_deleted_after_since() {
     server.stop().await;
 }
 
-/// A webhook receiver: every delivery's headers and raw body; answers `status`.
+/// One delivery as received: its headers and raw body.
+type Received = (HeaderMap, Vec<u8>);
+
+/// A webhook receiver: every delivery's headers and raw body; answers `status`, after
+/// `delay_ms`.
 #[derive(Clone, Default)]
 struct Receiver {
-    got: Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>,
+    got: Arc<Mutex<Vec<Received>>>,
     status: Arc<AtomicU16>,
     delay_ms: Arc<AtomicU64>,
 }
@@ -616,7 +667,12 @@ async fn webhooks_are_signed_over_body_and_timestamp_and_can_be_replayed() {
     });
 
     let hired = sim
-        .hire(SimEmployee::new(0, "Dorothy", "Vaughan", "dv@northwind.example"))
+        .hire(SimEmployee::new(
+            0,
+            "Dorothy",
+            "Vaughan",
+            "dv@northwind.example",
+        ))
         .unwrap();
     sim.update(1, |e| e.preferred_name = Some("Countess".into()))
         .unwrap(); // not monitored: nothing sent
@@ -655,7 +711,11 @@ async fn webhooks_are_signed_over_body_and_timestamp_and_can_be_replayed() {
             verify(Scheme::BambooHr, headers, body, HOOK_KEY, now),
             Ok(accessdesk::sources::signatures::Verified { delivery_id: None })
         );
-        let stamp: i64 = headers["x-bamboohr-timestamp"].to_str().unwrap().parse().unwrap();
+        let stamp: i64 = headers["x-bamboohr-timestamp"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!((now - stamp).abs() < 60, "Unix seconds: {stamp}");
         assert_eq!(
             verify(Scheme::BambooHr, headers, body, "another-key", now),
@@ -731,7 +791,16 @@ async fn webhooks_are_signed_over_body_and_timestamp_and_can_be_replayed() {
         json!({"companyId": "12345", "employeeId": "1", "changedFields": ["jobTitle"]})
     );
     assert!(DateTime::parse_from_rfc3339(v["timestamp"].as_str().unwrap()).is_ok());
-    assert!(verify(Scheme::BambooHr, &got[0].0, &got[0].1, "event-key", Utc::now().timestamp()).is_ok());
+    assert!(
+        verify(
+            Scheme::BambooHr,
+            &got[0].0,
+            &got[0].1,
+            "event-key",
+            Utc::now().timestamp()
+        )
+        .is_ok()
+    );
     receiver2.stop().await;
     receiver.stop().await;
     server.stop().await;
@@ -754,11 +823,17 @@ async fn client_retries_throttles_and_never_shows_the_key() {
     let started = Instant::now();
     let dir = c.directory().await.expect("retried after the 429");
     assert_eq!(dir.len(), 3);
-    assert!(started.elapsed() >= Duration::from_millis(950), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        started.elapsed()
+    );
     // The historic 503 + Retry-After is retried the same way.
     sim.set_throttle_status(503);
     faults.throttle_next(1);
-    c.employee("1", &["firstName"]).await.expect("retried after the 503");
+    c.employee("1", &["firstName"])
+        .await
+        .expect("retried after the 503");
     let statuses: Vec<u16> = sim.requests().iter().map(|r| r.status).collect();
     let tail = &statuses[statuses.len() - 4..];
     assert_eq!(tail, &[429, 200, 503, 200]);
@@ -769,14 +844,22 @@ async fn client_retries_throttles_and_never_shows_the_key() {
     faults.set_down(false);
     assert_eq!(down.class, ErrorClass::Transient);
     assert!(down.to_string().contains("HTTP 503"), "{down}");
-    assert_eq!(sim.requests().len() - before, 4, "retried up to max_attempts");
+    assert_eq!(
+        sim.requests().len() - before,
+        4,
+        "retried up to max_attempts"
+    );
 
     // A wrong key: refused, named by its reference, never shown.
     let wrong = client(&base, WRONG_KEY);
     let before = sim.requests().len();
     let e = wrong.test_connection().await.unwrap_err();
     assert_eq!(e.class, ErrorClass::Unauthorized);
-    assert_eq!(sim.requests().len() - before, 1, "a refused key is not retried");
+    assert_eq!(
+        sim.requests().len() - before,
+        1,
+        "a refused key is not retried"
+    );
     let text = e.to_string();
     for want in ["refused the API key", SOURCE, "HTTP 401", "Invalid API key"] {
         assert!(text.contains(want), "{want:?} missing from {text}");
@@ -789,7 +872,8 @@ async fn client_retries_throttles_and_never_shows_the_key() {
 
     // An empty directory (404) stays an error that says why.
     for e in sim.employees() {
-        sim.update(e.id, |e| e.status = EmployeeStatus::Inactive).unwrap();
+        sim.update(e.id, |e| e.status = EmployeeStatus::Inactive)
+            .unwrap();
     }
     let e = c.directory().await.unwrap_err();
     assert_eq!(e.class, ErrorClass::NotFound);

@@ -247,10 +247,7 @@ impl BambooClient {
     /// `GET /api/v1/employees/changed?since=…`: each employee changed after `since`.
     pub async fn changed_since(&self, since: DateTime<Utc>) -> AResult<Changed> {
         let since = since.to_rfc3339_opts(SecondsFormat::Secs, false);
-        let path = format!(
-            "/api/v1/employees/changed?since={}",
-            path_segment(&since)
-        );
+        let path = format!("/api/v1/employees/changed?since={}", path_segment(&since));
         let v = self.get_json(path, "a list of changed employees").await?;
         let Some(map) = v.get("employees").and_then(Value::as_object) else {
             return Err(self.bad("a changed list with an employees map", &v));
@@ -359,7 +356,10 @@ mod tests {
             p.classify("hr", 400, &headers(&[]), b"").class,
             ErrorClass::Permanent
         );
-        assert!(p.rate_signal(503, &headers(&[("retry-after", "1")]), b"").throttled);
+        assert!(
+            p.rate_signal(503, &headers(&[("retry-after", "1")]), b"")
+                .throttled
+        );
         assert!(!p.rate_signal(500, &headers(&[]), b"").throttled);
     }
 

@@ -53,12 +53,12 @@ mod webhooks;
 
 pub use self::handle::BambooHandle;
 pub use self::webhooks::{Delivery, WebhookFormat, WebhookSpec};
-pub use super::rules::{BodyFault, FailRule};
 use super::SimServer;
 use super::fault::{Fault, FaultProfile, Faults, ThrottleStyle, reset_response};
 use super::log::{RequestLog, record};
 use super::ratelimit::RateWindows;
 use super::rules::{self, Rules, VendorBodies};
+pub use super::rules::{BodyFault, FailRule};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{Next, from_fn_with_state};

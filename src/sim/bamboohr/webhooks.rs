@@ -223,7 +223,8 @@ impl Hooks {
                     }]})
                 }
                 WebhookFormat::EventBased => {
-                    let mut data = json!({"companyId": company_id, "employeeId": employee.to_string()});
+                    let mut data =
+                        json!({"companyId": company_id, "employeeId": employee.to_string()});
                     if event == Event::Updated {
                         data["changedFields"] = json!(monitored);
                     }
