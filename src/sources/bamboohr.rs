@@ -13,7 +13,8 @@
 //! `Retry-After` (from 2026-09-16) or, historically, 503; both are retried, honouring
 //! `Retry-After` (a 503 without one is a plain transient failure); 401 and 403 are
 //! refusals of the credential; 404 is not found; BambooHR's error detail comes from the
-//! `X-BambooHR-Error-Message` header. Errors are [`AdapterError`]s: their text names the
+//! `X-BambooHR-Error-Message` header (or `X-BambooHR-Message`, the name the description's
+//! shared error responses use). Errors are [`AdapterError`]s: their text names the
 //! class and the HTTP status, never the key.
 
 use crate::adapters::auth::{Auth, authorization};
@@ -32,6 +33,9 @@ use std::sync::Arc;
 
 /// The header BambooHR puts its error detail in.
 pub const ERROR_HEADER: &str = "x-bamboohr-error-message";
+/// The name the description's shared error responses give that header (read when the
+/// other is absent).
+pub const MESSAGE_HEADER: &str = "x-bamboohr-message";
 
 /// BambooHR's error and rate-limit dialect.
 pub struct BambooProfile;
@@ -57,11 +61,11 @@ impl VendorProfile for BambooProfile {
         headers: &HeaderMap,
         body: &[u8],
     ) -> AdapterError {
-        let detail = headers
-            .get(ERROR_HEADER)
-            .and_then(|v| v.to_str().ok())
+        let detail = [ERROR_HEADER, MESSAGE_HEADER]
+            .iter()
+            .filter_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
             .map(str::trim)
-            .filter(|m| !m.is_empty());
+            .find(|m| !m.is_empty());
         let class = if Self::throttled(status, headers) {
             Class::RateLimited
         } else {
@@ -352,6 +356,8 @@ mod tests {
             p.classify("hr", 404, &headers(&[]), b"").class,
             ErrorClass::NotFound
         );
+        let e = p.classify("hr", 400, &headers(&[(MESSAGE_HEADER, "Bad field")]), b"");
+        assert_eq!(e.message, "Bad field");
         assert_eq!(
             p.classify("hr", 400, &headers(&[]), b"").class,
             ErrorClass::Permanent
