@@ -11,8 +11,11 @@
 //! Google's service-account token endpoint), [`entra`] (Microsoft Graph v1.0 behind the
 //! client-credentials token endpoint), [`github`] (one organisation's members, invitations
 //! and teams; tokens and GitHub App auth), [`slack`] (SCIM plus the Web API's channels).
+//! Beside them, for HR sources: [`bamboohr`] (one company's employees, `changed` since a
+//! time, signed webhooks).
 
 pub mod aws;
+pub mod bamboohr;
 pub mod entra;
 pub mod fault;
 pub mod filter;

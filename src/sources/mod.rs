@@ -3,6 +3,7 @@
 //! signature verification per vendor ([`signatures`]); the sources themselves (pollers,
 //! the webhook endpoint, the API proxy) follow.
 
+pub mod bamboohr;
 pub mod config;
 pub mod events;
 pub mod ingest;
