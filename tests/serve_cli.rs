@@ -7,11 +7,12 @@
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/serve.rs"]
+mod serve;
 
 use accessdesk::sim::scim::{self, ScimSimOptions};
-use std::io::{BufRead, BufReader};
+use serve::{Serve, get, serve_with};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const TOKEN_VAR: &str = "ACCESSDESK_TEST_SCIM_TOKEN";
@@ -36,55 +37,9 @@ fn setup(home: &Path, base: &str) {
     .unwrap();
 }
 
-/// A serve process, killed if the test ends (or panics) without stopping it.
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-impl std::ops::Deref for Serve {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Serve {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
 /// Start serve on a free port; returns the process and its base URL.
 fn serve(home: &Path) -> (Serve, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_accessdesk"))
-        .arg("--home")
-        .arg(home)
-        .args(["serve", "--listen", "127.0.0.1:0", "--grace", "5"])
-        .env_remove("ACCESSDESK_HOME")
-        .env(TOKEN_VAR, TOKEN)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let child = Serve(child);
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("serve's first line: {line:?}"))
-        .to_string();
-    (child, url)
+    serve_with(home, &[(TOKEN_VAR, TOKEN)])
 }
 
 /// With the CLI: import `n` active people, plan, and apply without running (the queue
@@ -109,19 +64,6 @@ fn enqueue(home: &Path, n: usize) {
     let id = plan["id"].as_str().unwrap().to_string();
     let o = cli::run(home, &["apply", &id, "--no-run"], &env);
     assert!(o.status.success(), "{}", cli::text(&o));
-}
-
-async fn get(url: &str) -> (u16, String) {
-    accessdesk::adapters::http::install_crypto_provider();
-    let r = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(url)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,8 +139,7 @@ async fn serve_runs_the_queue_the_cli_fills_reports_health_and_metrics_and_stops
         "{:?}",
         asked.elapsed()
     );
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let stderr = child.log();
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(!lines.is_empty(), "serve logged nothing");
     for l in &lines {

@@ -81,10 +81,109 @@ pub fn render(store: &Store, engine: Option<&Engine>, workers_alive: bool) -> Re
          GROUP BY 1, 2 ORDER BY 1, 2",
     )?;
 
+    sources(store, &mut out)?;
     if let Some(engine) = engine {
         rate_limits(engine, &mut out);
     }
     Ok(out)
+}
+
+/// Unix seconds of a stored time (0 when it does not parse).
+fn unix(at: &str) -> i64 {
+    crate::store::inbox::parse_ts(at).map_or(0, |t| t.timestamp())
+}
+
+/// The HR sources: deliveries and rejections, the last event and poll, the inbox backlog.
+fn sources(store: &Store, out: &mut String) -> Result<()> {
+    let stats = store.source_stats()?;
+    header(
+        out,
+        "webhook_rejections_total",
+        "counter",
+        "Webhook deliveries refused, by source and reason (unsigned, malformed, bad_signature, stale, replayed, too_large, bad_payload).",
+    );
+    for s in &stats {
+        if let Some(reason) = s.name.strip_prefix("rejected:") {
+            let _ = writeln!(
+                out,
+                "accessdesk_webhook_rejections_total{{source=\"{}\",reason=\"{}\"}} {}",
+                label(&s.source),
+                label(reason),
+                s.value
+            );
+        }
+    }
+    header(
+        out,
+        "source_deliveries_total",
+        "counter",
+        "Webhook deliveries stored, by source.",
+    );
+    header(
+        out,
+        "source_last_event_timestamp_seconds",
+        "gauge",
+        "When each source's newest delivery was stored (Unix seconds).",
+    );
+    header(
+        out,
+        "source_last_poll_timestamp_seconds",
+        "gauge",
+        "When each polled source last polled successfully (Unix seconds).",
+    );
+    header(
+        out,
+        "source_records_total",
+        "counter",
+        "Records processed by source and outcome (done, failed, held, changes:KIND).",
+    );
+    for s in &stats {
+        let l = label(&s.source);
+        match s.name.as_str() {
+            "received" => {
+                let _ = writeln!(
+                    out,
+                    "accessdesk_source_deliveries_total{{source=\"{l}\"}} {}",
+                    s.value
+                );
+                let _ = writeln!(
+                    out,
+                    "accessdesk_source_last_event_timestamp_seconds{{source=\"{l}\"}} {}",
+                    unix(&s.at)
+                );
+            }
+            "polls" => {
+                let _ = writeln!(
+                    out,
+                    "accessdesk_source_last_poll_timestamp_seconds{{source=\"{l}\"}} {}",
+                    unix(&s.at)
+                );
+            }
+            n if n == "done" || n == "failed" || n == "held" || n.starts_with("changes:") => {
+                let _ = writeln!(
+                    out,
+                    "accessdesk_source_records_total{{source=\"{l}\",outcome=\"{}\"}} {}",
+                    label(n),
+                    s.value
+                );
+            }
+            _ => {}
+        }
+    }
+    header(
+        out,
+        "source_inbox_pending",
+        "gauge",
+        "Deliveries stored and not yet processed, by source.",
+    );
+    for (source, n, _) in store.inbox_backlog()? {
+        let _ = writeln!(
+            out,
+            "accessdesk_source_inbox_pending{{source=\"{}\"}} {n}",
+            label(&source)
+        );
+    }
+    Ok(())
 }
 
 /// One sample per row of `sql` (system, class, count): `NAME{system,class} count`.

@@ -256,12 +256,28 @@ async fn run(
     ));
     let sh = shared.clone();
     let mut workers = tokio::spawn(async move {
-        let r = engine.run_until_stopped(engine_stop_rx).await;
-        sh.workers_alive.store(false, Ordering::SeqCst);
-        if let Err(e) = &r {
-            tracing::error!(error = %e, "the workers stopped");
+        // A failure of the store (a lock held past the busy timeout, a full disk) stops
+        // the workers; they start again after a pause (their start recovers operations
+        // left running), and /healthz says 503 meanwhile.
+        let mut pause = Duration::from_secs(1);
+        loop {
+            sh.workers_alive.store(true, Ordering::SeqCst);
+            let r = engine.run_until_stopped(engine_stop_rx.clone()).await;
+            sh.workers_alive.store(false, Ordering::SeqCst);
+            match r {
+                Ok(summary) => return Ok(summary),
+                Err(e) if *engine_stop_rx.borrow() => return Err(e),
+                Err(e) => {
+                    tracing::error!(error = %e, retry_in_secs = pause.as_secs(), "the workers stopped; starting them again");
+                }
+            }
+            let mut stop = engine_stop_rx.clone();
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return Ok(Default::default()),
+                _ = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(Duration::from_secs(30));
         }
-        r
     });
     let mut http_stop = stop.clone();
     let app = router(shared.clone());

@@ -111,17 +111,22 @@ pub async fn run(
         .unwrap_or(Duration::from_secs(60))
         .clamp(Duration::from_millis(200), Duration::from_secs(60));
     let mut nudges_open = true;
+    let mut nudged: std::collections::HashSet<String> = Default::default();
     loop {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
             _ = tokio::time::sleep(tick) => {}
             n = nudges.recv(), if nudges_open => match n {
-                Some(system) => { next.insert(system, Instant::now()); }
+                Some(system) => {
+                    next.insert(system.clone(), Instant::now());
+                    nudged.insert(system);
+                }
                 None => nudges_open = false,
             },
         }
         while let Ok(system) = nudges.try_recv() {
-            next.insert(system, Instant::now());
+            next.insert(system.clone(), Instant::now());
+            nudged.insert(system);
         }
         let due: Vec<String> = next
             .iter()
@@ -130,13 +135,19 @@ pub async fn run(
             .collect();
         for system in due {
             let began = Instant::now();
+            let why = if nudged.remove(&system) {
+                "an event reported a change in it"
+            } else {
+                "its schedule"
+            };
             match reconcile_once(&engine, &db, &catalog, &system, &actor).await {
                 Ok((run, findings)) => tracing::info!(
                     system = %system,
                     run,
                     findings,
+                    why,
                     secs = began.elapsed().as_secs_f64(),
-                    "reconciliation"
+                    "scheduled reconciliation"
                 ),
                 Err(e) => {
                     tracing::warn!(system = %system, error = %e, "reconciliation failed")

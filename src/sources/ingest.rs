@@ -199,10 +199,11 @@ pub fn to_person(
     store: &Store,
     today: chrono::NaiveDate,
 ) -> Result<Person, Refused> {
-    let mapped = source
-        .mapping
-        .apply(record, record_ref)
-        .map_err(Refused::Mapping)?;
+    let mapped = match intent {
+        Intent::Upsert => source.mapping.apply(record, record_ref),
+        Intent::Patch | Intent::Terminate => source.mapping.apply_partial(record, record_ref),
+    }
+    .map_err(Refused::Mapping)?;
     if intent == Intent::Upsert {
         return validate(&mapped, record_ref);
     }

@@ -178,6 +178,26 @@ impl Mapping {
         record: &serde_json::Value,
         record_ref: &str,
     ) -> Result<BTreeMap<String, String>, MappingError> {
+        self.apply_with(record, record_ref, false)
+    }
+
+    /// [`Mapping::apply`] for a record that carries only some fields (a webhook's changed
+    /// fields, a termination naming only the person): a field whose expression reads a
+    /// key the record lacks is left out instead of failing.
+    pub fn apply_partial(
+        &self,
+        record: &serde_json::Value,
+        record_ref: &str,
+    ) -> Result<BTreeMap<String, String>, MappingError> {
+        self.apply_with(record, record_ref, true)
+    }
+
+    fn apply_with(
+        &self,
+        record: &serde_json::Value,
+        record_ref: &str,
+        partial: bool,
+    ) -> Result<BTreeMap<String, String>, MappingError> {
         let err = |field: &str, message: String| MappingError {
             source: self.source.clone(),
             record: record_ref.to_string(),
@@ -192,10 +212,11 @@ impl Mapping {
             .map_err(|e| err("-", format!("the record cannot be read: {e}")))?;
         let mut out = BTreeMap::new();
         for m in &self.fields {
-            let v = m
-                .program
-                .execute(&ctx)
-                .map_err(|e| err(&m.field, format!("{:?} failed: {e}", m.expr)))?;
+            let v = match m.program.execute(&ctx) {
+                Ok(v) => v,
+                Err(cel::ExecutionError::NoSuchKey(_)) if partial => continue,
+                Err(e) => return Err(err(&m.field, format!("{:?} failed: {e}", m.expr))),
+            };
             let text = match v {
                 Value::Null => continue,
                 Value::String(s) => s.to_string(),
@@ -276,6 +297,30 @@ mod tests {
         );
         assert_eq!(out["custom.badge"], "7");
         assert!(!out.contains_key("title"), "absent is empty");
+    }
+
+    #[test]
+    fn a_partial_record_leaves_out_what_it_lacks_but_still_fails_on_wrong_types() {
+        let m = mapping(&[
+            ("employee_id", "record.id"),
+            ("first_name", "record.name.given"),
+            ("department", "record.dept"),
+        ]);
+        let out = m
+            .apply_partial(&serde_json::json!({"id": "E1", "dept": "Ops"}), "r")
+            .unwrap();
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out["department"], "Ops");
+        // The whole-record form fails on the same record, naming the field.
+        let e = m
+            .apply(&serde_json::json!({"id": "E1", "dept": "Ops"}), "r")
+            .unwrap_err();
+        assert_eq!(e.field, "first_name");
+        // A key that is there with the wrong type is still an error.
+        let e = m
+            .apply_partial(&serde_json::json!({"id": "E1", "name": "Ada"}), "r")
+            .unwrap_err();
+        assert_eq!(e.field, "first_name");
     }
 
     #[test]

@@ -112,7 +112,9 @@ impl Store {
             .skip(current as usize)
         {
             let version = i as i64 + 1;
-            let tx = self.conn.transaction()?;
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute_batch(sql).map_err(|e| Error::Database {
                 path: self.path.clone(),
                 message: format!("migration {version} failed: {e}"),
@@ -130,8 +132,15 @@ impl Store {
 
     /// Run `f` in one transaction. Anything it writes, including audit events, commits
     /// together or not at all.
+    ///
+    /// The transaction takes the write lock when it begins (`BEGIN IMMEDIATE`), waiting
+    /// up to the busy timeout for another writer (serve's workers, its inbox, the console
+    /// and the CLI may share the home). A deferred one that read first would fail at once
+    /// with "database is locked" when another connection had written meanwhile.
     pub fn write<T>(&mut self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut w = Tx {
             tx,
             now: chrono::Utc::now(),

@@ -1,0 +1,589 @@
+//! HR sources through `accessdesk serve` end to end: the real binary on a home whose one
+//! system is the SCIM simulator, with a Standard Webhooks source whose mapping reshapes
+//! the HR system's records (a nested name, a department code, an active flag).
+//!
+//! - A signed joiner is stored, answered 200, mapped, and provisioned (account and
+//!   groups); a mover loses the old department's group; a terminated person's account is
+//!   deactivated. The same delivery again is a replay (401), and unsigned, wrongly signed
+//!   and stale deliveries are 401 and only counted; an unknown source 404; a body over
+//!   1 MiB 413; `/metrics` counts each refusal by reason.
+//! - A record the mapping cannot read is stored (it verified) and fails, naming the
+//!   source, the record and the field.
+//! - The API proxy: a joiner answered 200 once provisioned (per system); 401 without the
+//!   token; 422 naming the field; a person's intended and actual access.
+//! - kill -9 during a stream of deliveries: every delivery answered 200 is processed
+//!   exactly once after a restart (one account each, nobody created twice).
+
+#[path = "common/cli.rs"]
+#[allow(dead_code)]
+mod cli;
+#[path = "common/serve.rs"]
+mod serve;
+
+use accessdesk::sim::scim::{self, ScimHandle, ScimSimOptions};
+use accessdesk::store::Store;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use serve::{client, get, serve_with};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const SCIM_VAR: &str = "ACCESSDESK_TEST_SCIM_TOKEN";
+const SCIM_TOKEN: &str = "scim-sources-test-token-0123456789";
+const SECRET_VAR: &str = "ACCESSDESK_TEST_HR_SECRET";
+/// whsec_ + base64 of 32 bytes (test-only).
+const SECRET: &str = "whsec_dGVzdC1vbmx5LXNlY3JldC1mb3ItdGhlLWhyLXdlYmhvb2s=";
+const API_VAR: &str = "ACCESSDESK_TEST_HR_API_TOKEN";
+const API_TOKEN: &str = "hr-api-token-for-the-serve-sources-test";
+
+fn env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (SCIM_VAR, SCIM_TOKEN),
+        (SECRET_VAR, SECRET),
+        (API_VAR, API_TOKEN),
+    ]
+}
+
+fn setup(home: &Path, base: &str) {
+    assert!(cli::run(home, &["init"], &env()).status.success());
+    std::fs::write(
+        home.join("systems.toml"),
+        format!(
+            "[systems.app]\nkind = \"scim\"\nbase_url = \"{base}\"\ncredential = \"env:{SCIM_VAR}\"\n\
+             [[systems.app.entitlements]]\nkind = \"group\"\nname = \"everyone\"\n\
+             [[systems.app.entitlements]]\nkind = \"group\"\nname = \"eng\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        home.join("policies.toml"),
+        "[[rule]]\nname = \"all\"\nwhen = \"person.status == 'active'\"\ngrant = [\"app:group:everyone\"]\n\
+         [[rule]]\nname = \"eng\"\nwhen = \"person.status == 'active' && person.department == 'Engineering'\"\ngrant = [\"app:group:eng\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        home.join("sources.toml"),
+        format!(
+            "[sources.hr]\nkind = \"webhook\"\ncredential = \"env:{SECRET_VAR}\"\napi_token = \"env:{API_VAR}\"\n\
+             [sources.hr.mapping]\nemployee_id = \"record.id\"\nfirst_name = \"record.name.given\"\n\
+             last_name = \"record.name.family\"\nemail = \"record.email\"\n\
+             department = \"{{'ENG': 'Engineering', 'FIN': 'Finance'}}[record.dept]\"\n\
+             status = \"record.active ? 'active' : 'terminated'\"\n"
+        ),
+    )
+    .unwrap();
+}
+
+fn record(id: &str, given: &str, family: &str, dept: &str, active: bool) -> Value {
+    json!({"id": id, "name": {"given": given, "family": family},
+           "email": format!("{}@example.com", id.to_lowercase()), "dept": dept, "active": active})
+}
+
+/// A Standard Webhooks delivery's headers: id, timestamp, `v1,` signature.
+fn sign(id: &str, ts: i64, body: &[u8], secret: &str) -> Vec<(String, String)> {
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .unwrap();
+    let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&key).unwrap();
+    m.update(format!("{id}.{ts}.").as_bytes());
+    m.update(body);
+    let sig = base64::engine::general_purpose::STANDARD.encode(m.finalize().into_bytes());
+    vec![
+        ("webhook-id".into(), id.into()),
+        ("webhook-timestamp".into(), ts.to_string()),
+        ("webhook-signature".into(), format!("v1,{sig}")),
+    ]
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+async fn post(url: &str, headers: &[(String, String)], body: Vec<u8>) -> (u16, Value) {
+    let mut r = client().post(url).body(body);
+    for (k, v) in headers {
+        r = r.header(k, v);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Deliver `event` signed with the source's secret under delivery id `id`.
+async fn deliver(url: &str, id: &str, event: &Value) -> (u16, Value) {
+    let body = event.to_string().into_bytes();
+    post(
+        &format!("{url}/webhooks/hr"),
+        &sign(id, now(), &body, SECRET),
+        body,
+    )
+    .await
+}
+
+/// What the home's inbox and queue hold, for a failure's message.
+fn state(home: &Path) -> String {
+    let Ok(store) = Store::open(&home.join("accessdesk.db")) else {
+        return "(no store)".into();
+    };
+    let mut out = String::new();
+    for r in store.inbox_recent(None, 20).unwrap_or_default() {
+        out.push_str(&format!(
+            "inbox {} {} {} {:?}\n",
+            r.delivery_id, r.status, r.attempts, r.outcome
+        ));
+    }
+    let mut stmt = store
+        .conn()
+        .prepare("SELECT id, kind, person_id, entitlement, status, last_error_message FROM operations ORDER BY id DESC LIMIT 20")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(format!(
+                "op {} {} {} {:?} {} {:?}",
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Option<String>>(5)?
+            ))
+        })
+        .unwrap();
+    for r in rows.flatten() {
+        out.push_str(&r);
+        out.push('\n');
+    }
+    let mut stmt = store
+        .conn()
+        .prepare("SELECT status, count(*) FROM operations GROUP BY 1")
+        .unwrap();
+    let counts = stmt
+        .query_map([], |r| {
+            Ok(format!(
+                "{}={} ",
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?
+            ))
+        })
+        .unwrap();
+    out.extend(counts.flatten());
+    out.push('\n');
+    for e in std::fs::read_dir(home).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with("serve-") {
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(8).collect();
+            out.push_str(&format!("--- {name}\n{}\n", tail.join("\n")));
+        }
+    }
+    out
+}
+
+async fn until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    until_in(None, what, secs, &mut f).await
+}
+
+async fn until_in<T>(
+    home: Option<&Path>,
+    what: &str,
+    secs: u64,
+    f: &mut dyn FnMut() -> Option<T>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}\n{}",
+            home.map(state).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn in_group(sim: &ScimHandle, group: &str, user: &str) -> bool {
+    let (Some(g), Some(u)) = (sim.group_by_name(group), sim.user_by_name(user)) else {
+        return false;
+    };
+    sim.members(&g.id).contains(&u.id)
+}
+
+async fn sim() -> (accessdesk::sim::SimServer, ScimHandle) {
+    let (server, sim) = scim::spawn(ScimSimOptions::default()).await.unwrap();
+    sim.add_token(SCIM_TOKEN);
+    sim.seed_group("everyone");
+    sim.seed_group("eng");
+    (server, sim)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_webhooks_provision_joiners_movers_and_leavers_and_everything_else_is_refused() {
+    let (server, sim) = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    setup(home, &format!("{}/scim/v2", server.base_url()));
+    let (serve, url) = serve_with(home, &env());
+
+    // A joiner with a non-Latin name, by a signed delivery.
+    let joiner =
+        json!({"type": "person.upserted", "data": record("E7", "Zoë", "Ødegård", "ENG", true)});
+    let (status, body) = deliver(&url, "msg_1", &joiner).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["delivery"], "msg_1");
+    let user = "e7@example.com";
+    until("the joiner's account and groups", 60, || {
+        (in_group(&sim, "eng", user) && in_group(&sim, "everyone", user)).then_some(())
+    })
+    .await;
+    let u = sim.user_by_name(user).unwrap();
+    assert_eq!(u.display_name(), Some("Zoë Ødegård"));
+
+    // The same delivery again: a replay.
+    let (status, body) = deliver(&url, "msg_1", &joiner).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("replayed")),
+        "{body}"
+    );
+
+    // A mover: Engineering to Finance loses eng, keeps everyone.
+    let mover =
+        json!({"type": "person.upserted", "data": record("E7", "Zoë", "Ødegård", "FIN", true)});
+    assert_eq!(deliver(&url, "msg_2", &mover).await.0, 200);
+    until("the mover's old group removed", 60, || {
+        (!in_group(&sim, "eng", user) && in_group(&sim, "everyone", user)).then_some(())
+    })
+    .await;
+
+    // Refusals: unsigned, wrongly signed, stale; unknown source; too large.
+    let body = mover.to_string().into_bytes();
+    let (s, b) = post(&format!("{url}/webhooks/hr"), &[], body.clone()).await;
+    assert_eq!((s, b["error"].as_str()), (401, Some("unsigned")), "{b}");
+    let other = "whsec_b3RoZXItc2VjcmV0LW9mLTMyLWJ5dGVzLWxvbmctLS0tLS0=";
+    let (s, b) = post(
+        &format!("{url}/webhooks/hr"),
+        &sign("msg_3", now(), &body, other),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (401, Some("bad_signature")),
+        "{b}"
+    );
+    let (s, b) = post(
+        &format!("{url}/webhooks/hr"),
+        &sign("msg_4", now() - 600, &body, SECRET),
+        body.clone(),
+    )
+    .await;
+    assert_eq!((s, b["error"].as_str()), (401, Some("stale")), "{b}");
+    let (s, _) = post(
+        &format!("{url}/webhooks/nope"),
+        &sign("msg_5", now(), &body, SECRET),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(s, 404);
+    let big = vec![b' '; (1 << 20) + 1];
+    let (s, _) = post(
+        &format!("{url}/webhooks/hr"),
+        &sign("msg_6", now(), &big, SECRET),
+        big,
+    )
+    .await;
+    assert_eq!(s, 413);
+    // A signed body that is not an event of this kind: 400, naming where.
+    let odd = json!({"type": "person.promoted", "data": {}})
+        .to_string()
+        .into_bytes();
+    let (s, b) = post(
+        &format!("{url}/webhooks/hr"),
+        &sign("msg_7", now(), &odd, SECRET),
+        odd,
+    )
+    .await;
+    assert_eq!((s, b["at"].as_str()), (400, Some("$.type")), "{b}");
+
+    // A record the mapping cannot read: stored (it verified), then failed naming the field.
+    let broken = json!({"type": "person.upserted", "data": {"id": "E8", "name": "Ada", "dept": "ENG", "active": true}});
+    assert_eq!(deliver(&url, "msg_8", &broken).await.0, 200);
+
+    // A leaver: the account is deactivated.
+    let leaver = json!({"type": "person.terminated", "data": {"id": "E7"}});
+    assert_eq!(deliver(&url, "msg_9", &leaver).await.0, 200);
+    until_in(
+        Some(home),
+        "the leaver's account deactivated",
+        60,
+        &mut || sim.user_by_name(user).filter(|u| !u.active()).map(|_| ()),
+    )
+    .await;
+
+    let store = Store::open(&home.join("accessdesk.db")).unwrap();
+    let rows = store.inbox_recent(Some("hr"), 50).unwrap();
+    let by_id = |id: &str| rows.iter().find(|r| r.delivery_id == id).cloned().unwrap();
+    // Refused deliveries stored nothing: only the five that were accepted.
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    let failed = until("the broken record's outcome", 30, || {
+        let r = Store::open(&home.join("accessdesk.db"))
+            .unwrap()
+            .inbox_recent(Some("hr"), 50)
+            .unwrap()
+            .into_iter()
+            .find(|r| r.delivery_id == "msg_8")
+            .unwrap();
+        (r.status != "pending").then_some(r)
+    })
+    .await;
+    assert_eq!(failed.status, "failed");
+    let outcome: Value = serde_json::from_str(failed.outcome.as_deref().unwrap()).unwrap();
+    let e = &outcome["events"][0];
+    assert_eq!(e["source"], "hr", "{outcome}");
+    assert_eq!(e["record"], "data", "{outcome}");
+    assert_eq!(e["field"], "first_name", "{outcome}");
+    assert_eq!(by_id("msg_2").status, "done");
+    assert_eq!(
+        store.find_person("E7").unwrap().unwrap().status.as_str(),
+        "terminated"
+    );
+
+    let (_, metrics) = get(&format!("{url}/metrics")).await;
+    for reason in [
+        "unsigned",
+        "bad_signature",
+        "stale",
+        "replayed",
+        "too_large",
+        "bad_payload",
+    ] {
+        let line =
+            format!("accessdesk_webhook_rejections_total{{source=\"hr\",reason=\"{reason}\"}} 1");
+        assert!(metrics.contains(&line), "no {line:?} in:\n{metrics}");
+    }
+    assert!(
+        metrics.contains("accessdesk_source_deliveries_total{source=\"hr\"} 4"),
+        "{metrics}"
+    );
+    // No secret in the metrics, the database or serve's log.
+    assert!(!metrics.contains("dGVzdC1vbmx5"));
+    let db = std::fs::read(home.join("accessdesk.db")).unwrap();
+    for s in [&SECRET[6..], API_TOKEN, SCIM_TOKEN] {
+        assert!(
+            !db.windows(s.len()).any(|w| w == s.as_bytes()),
+            "a secret is in the database"
+        );
+        assert!(!serve.log().contains(s), "a secret is in serve's log");
+    }
+    assert!(
+        serve.log().contains("webhook delivery refused"),
+        "{}",
+        serve.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_proxy_answers_with_the_outcome_per_system_and_refuses_what_it_must() {
+    let (server, sim) = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    setup(home, &format!("{}/scim/v2", server.base_url()));
+    let (_serve, url) = serve_with(home, &env());
+    let people = format!("{url}/api/v1/sources/hr/people");
+    let send = |token: Option<&str>, body: Value, wait: &str| {
+        let mut r = client().post(format!("{people}{wait}")).json(&body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+
+    let (s, b) = send(None, record("P1", "Ada", "Lovelace", "ENG", true), "").await;
+    assert_eq!(s, 401, "{b}");
+    let (s, _) = send(
+        Some("wrong"),
+        record("P1", "Ada", "Lovelace", "ENG", true),
+        "",
+    )
+    .await;
+    assert_eq!(s, 401);
+
+    let (s, b) = send(
+        Some(API_TOKEN),
+        record("P1", "Ada", "Lovelace", "ENG", true),
+        "?wait=30",
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["change"], "joiner");
+    assert_eq!(b["settled"], true);
+    let ops = b["systems"]["app"].as_array().unwrap();
+    assert_eq!(ops.len(), 3, "an account and two groups: {b}");
+    assert!(ops.iter().all(|o| o["status"] == "succeeded"), "{b}");
+    assert!(in_group(&sim, "eng", "p1@example.com"));
+
+    // The same record again: nothing to do, settled at once.
+    let (s, b) = send(
+        Some(API_TOKEN),
+        record("P1", "Ada", "Lovelace", "ENG", true),
+        "",
+    )
+    .await;
+    assert_eq!((s, b["change"].as_str()), (200, Some("unchanged")), "{b}");
+    assert_eq!(b["operations"], json!([]));
+
+    // A record the mapping cannot read: 422 naming the field.
+    let (s, b) = send(
+        Some(API_TOKEN),
+        json!({"id": "P2", "name": "x", "active": true}),
+        "",
+    )
+    .await;
+    assert_eq!((s, b["field"].as_str()), (422, Some("first_name")), "{b}");
+    // A valid mapping but an invalid person: 422 naming the field.
+    let mut bad = record("P3", "Bo", "Li", "ENG", true);
+    bad["email"] = json!("not-an-address");
+    let (s, b) = send(Some(API_TOKEN), bad, "").await;
+    assert_eq!(s, 422, "{b}");
+    assert_eq!(b["problems"][0]["field"], "email", "{b}");
+    // wait=0: 202 with the operation ids.
+    let (s, b) = send(
+        Some(API_TOKEN),
+        record("P4", "Cy", "Ng", "FIN", true),
+        "?wait=0",
+    )
+    .await;
+    assert_eq!(s, 202, "{b}");
+    assert_eq!(b["operations"].as_array().unwrap().len(), 2, "{b}");
+
+    // A person's access: intended versus actual, per system.
+    let r = client()
+        .get(format!("{url}/api/v1/people/P1/access"))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let a: Value = r.json().await.unwrap();
+    let app = &a["systems"]["app"];
+    assert_eq!(
+        app["intended"],
+        json!(["app:group:eng", "app:group:everyone"]),
+        "{a}"
+    );
+    assert_eq!(app["actual"].as_array().unwrap().len(), 2, "{a}");
+    assert_eq!(app["account"]["active"], true, "{a}");
+    let r = client()
+        .get(format!("{url}/api/v1/people/P1/access"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_delivery_is_processed_exactly_once_across_a_kill_9() {
+    let (server, sim) = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    setup(home, &format!("{}/scim/v2", server.base_url()));
+    let (mut serve, url) = serve_with(home, &env());
+
+    // 300 joiners, 8 at a time; serve is killed while they arrive.
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sender = {
+        let (url, acked) = (url.clone(), acked.clone());
+        tokio::spawn(async move {
+            let ids: Vec<usize> = (0..300).collect();
+            for chunk in ids.chunks(8) {
+                let mut tasks = Vec::new();
+                for i in chunk {
+                    let url = url.clone();
+                    let id = format!("K{i}");
+                    tasks.push(tokio::spawn(async move {
+                        let ev = json!({"type": "person.upserted",
+                                        "data": record(&id, "Kim", &format!("Stream{id}"), "ENG", true)});
+                        let body = ev.to_string().into_bytes();
+                        let mut r = client().post(format!("{url}/webhooks/hr")).body(body.clone());
+                        for (k, v) in sign(&format!("d-{id}"), now(), &body, SECRET) {
+                            r = r.header(k, v);
+                        }
+                        match r.send().await {
+                            Ok(resp) if resp.status().as_u16() == 200 => Some(id),
+                            _ => None,
+                        }
+                    }));
+                }
+                for t in tasks {
+                    if let Ok(Some(id)) = t.await {
+                        acked.lock().unwrap().push(id);
+                    }
+                }
+            }
+        })
+    };
+    until("some deliveries acknowledged", 60, || {
+        (acked.lock().unwrap().len() >= 120).then_some(())
+    })
+    .await;
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    sender.await.unwrap();
+    let acked: Vec<String> = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() >= 120 && acked.len() < 300,
+        "killed too late: {}",
+        acked.len()
+    );
+
+    // Restart: everything acknowledged is processed, once.
+    let (_serve, url) = serve_with(home, &env());
+    until_in(Some(home), "the inbox drained and the queue settled", 180, &mut || {
+        let store = Store::open(&home.join("accessdesk.db")).ok()?;
+        let pending = store.inbox_pending(1).ok()?.len();
+        let open: i64 = store
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM operations WHERE status NOT IN ('succeeded','failed','cancelled')",
+                [],
+                |r| r.get(0),
+            )
+            .ok()?;
+        (pending == 0 && open == 0).then_some(())
+    })
+    .await;
+    let _ = url;
+    let store = Store::open(&home.join("accessdesk.db")).unwrap();
+    for id in &acked {
+        let row = store
+            .inbox_recent(Some("hr"), 1000)
+            .unwrap()
+            .into_iter()
+            .find(|r| r.delivery_id == format!("d-{id}"))
+            .unwrap_or_else(|| panic!("acknowledged delivery d-{id} is not in the inbox"));
+        assert_eq!(row.status, "done", "{row:?}");
+        let creates: i64 = store
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM operations WHERE person_id = ?1 AND kind = 'create_account'",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(creates, 1, "{id} has {creates} create operations");
+        let user = format!("{}@example.com", id.to_lowercase());
+        assert!(sim.user_by_name(&user).is_some(), "{user} was not created");
+        assert!(sim.creates_for(&user) <= 1, "{user} was created twice");
+    }
+    assert_eq!(sim.max_creates_per_user(), 1);
+}
