@@ -19,6 +19,45 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
+/// The leavers-to-be: `n` active people who already have an account in every system of
+/// the world (seeded in the simulators and recorded in the store).
+pub fn seed_leavers(w: &World, n: usize) -> Result<Vec<Person>> {
+    let mut leaving = Vec::new();
+    for i in 0..n {
+        let p = Person::new(
+            &format!("L{i:04}"),
+            &format!("Leaver{i}"),
+            "Bench",
+            &format!("l{i}@example.com"),
+        );
+        let mut rows = Vec::new();
+        for (s, (_, sim)) in w.sims.iter().enumerate() {
+            let id = sim.seed_user(&p.email, &p.given_name, &p.family_name);
+            rows.push(AccountRow {
+                system: format!("s{s}"),
+                person_id: Some(p.hris_id.clone()),
+                login: p.email.clone(),
+                external_id: Some(id),
+                active: true,
+            });
+        }
+        let mut st = w.store.lock().unwrap_or_else(|e| e.into_inner());
+        st.write(|tx| {
+            tx.upsert_person(&p, "bench")?;
+            for r in &rows {
+                tx.upsert_account(r, "bench")?;
+            }
+            Ok(())
+        })?;
+        leaving.push(p);
+    }
+    Ok(leaving)
+}
+
+pub fn percentile_of(sorted: &[f64], p: f64) -> f64 {
+    percentile(sorted, p)
+}
+
 pub fn run(joiners: usize, leavers: usize) -> Result<BenchReport> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -27,25 +66,7 @@ pub fn run(joiners: usize, leavers: usize) -> Result<BenchReport> {
         .map_err(|e| Error::io("runtime", e))?;
     rt.block_on(async {
         let w: World = world(joiners).await?;
-        // The leavers-to-be: active people who already have an account everywhere.
-        let mut leaving = Vec::new();
-        for i in 0..leavers {
-            let p = Person::new(&format!("L{i:04}"), &format!("Leaver{i}"), "Bench", &format!("l{i}@example.com"));
-            let mut rows = Vec::new();
-            for (s, (_, sim)) in w.sims.iter().enumerate() {
-                let id = sim.seed_user(&p.email, &p.given_name, &p.family_name);
-                rows.push(AccountRow { system: format!("s{s}"), person_id: Some(p.hris_id.clone()), login: p.email.clone(), external_id: Some(id), active: true });
-            }
-            let mut st = w.store.lock().unwrap_or_else(|e| e.into_inner());
-            st.write(|tx| {
-                tx.upsert_person(&p, "bench")?;
-                for r in &rows {
-                    tx.upsert_account(r, "bench")?;
-                }
-                Ok(())
-            })?;
-            leaving.push(p);
-        }
+        let leaving = seed_leavers(&w, leavers)?;
         // Queue the joiner wave (10,000 operations for 1,000 joiners x 5 systems).
         let queued = {
             let mut st = w.store.lock().unwrap_or_else(|e| e.into_inner());

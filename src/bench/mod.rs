@@ -15,6 +15,7 @@ pub mod plan;
 pub mod reconcile;
 pub mod store;
 pub mod wave;
+pub mod webhooks;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchResult {

@@ -34,6 +34,13 @@ pub struct World {
     _dir: tempfile::TempDir,
 }
 
+impl World {
+    /// The world's database file.
+    pub fn db(&self) -> std::path::PathBuf {
+        self._dir.path().join("wave.db")
+    }
+}
+
 pub async fn world(people: usize) -> Result<World> {
     let mut sims = Vec::new();
     let mut toml = String::new();

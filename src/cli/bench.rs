@@ -17,6 +17,9 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> Result<()> {
         "plan" => crate::bench::plan::run(a.people.unwrap_or(100_000), a.runs)?,
         "wave" => crate::bench::wave::run(a.people.unwrap_or(2_000), a.runs)?,
         "leaver" => crate::bench::leaver::run(a.people.unwrap_or(1_000), 20)?,
+        "webhooks" => crate::bench::webhooks::run_ingest(a.people.unwrap_or(20_000), 32, a.runs)?,
+        "proxy" => crate::bench::webhooks::run_proxy(a.people.unwrap_or(20))?,
+        "leaver-e2e" => crate::bench::webhooks::run_leaver_e2e(a.people.unwrap_or(1_000), 20)?,
         "store" => crate::bench::store::run(a.people.unwrap_or(100_000), 10, a.runs)?,
         "console" => crate::bench::console::run(
             a.people.unwrap_or(100_000),

@@ -446,7 +446,7 @@ pub enum AccountCmd {
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// policy | store | limiter | plan | wave | leaver | console | engine | reconcile |
-    /// observe | observe-memory
+    /// observe | observe-memory | webhooks | leaver-e2e | proxy
     pub name: String,
     /// Scale: number of people (defaults to the target size); for the limiter
     /// bench, N requests per window; for observe, Okta accounts (memberships are 4 ×).

@@ -126,6 +126,8 @@ pub struct Inputs {
     /// Rehires (`people.rehired_at` set, see `Tx::mark_rehired`): person -> the note their
     /// reactivations carry, `rehire (rehired YYYY-MM-DD)`.
     rehires: HashMap<Arc<str>, Arc<str>>,
+    /// Each system's accounts, when the rows above are one person's (the guard's sizes).
+    account_totals: Option<AccountCounts>,
 }
 
 /// (person, system) -> what an attribute update changes.
@@ -134,15 +136,19 @@ type Updates = HashMap<(Arc<str>, Arc<str>), Arc<str>>;
 /// Accounts whose person changed since accessdesk last wrote the account's attributes,
 /// compared attribute by attribute. Only people updated since are read and shaped, so an
 /// import that changes nothing costs one indexed query.
-fn read_movers(store: &Store, settings: &Settings) -> Result<Updates> {
+fn read_movers(store: &Store, settings: &Settings, only: Option<&str>) -> Result<Updates> {
     let mut out = HashMap::new();
     let rows: Vec<(String, String, String)> = {
-        let mut stmt = store.conn().prepare(
+        let mut stmt = store.conn().prepare(&format!(
             "SELECT a.person_id, a.system, a.attrs FROM accounts a JOIN people p ON p.hris_id = a.person_id
-             WHERE a.active = 1 AND a.attrs IS NOT NULL AND p.updated_at > a.attrs_at",
-        )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        rows.collect::<rusqlite::Result<_>>()?
+             WHERE a.active = 1 AND a.attrs IS NOT NULL AND p.updated_at > a.attrs_at{}",
+            if only.is_some() { " AND a.person_id = ?1" } else { "" }
+        ))?;
+        let map = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?));
+        match only {
+            Some(p) => stmt.query_map([p], map)?.collect::<rusqlite::Result<_>>()?,
+            None => stmt.query_map([], map)?.collect::<rusqlite::Result<_>>()?,
+        }
     };
     for (pid, system, attrs) in rows {
         let Some(kind) = settings.kinds.get(&system) else {
@@ -214,17 +220,23 @@ type Observed = Vec<(Arc<str>, Arc<str>)>;
 type Accounts = Vec<(Arc<str>, Arc<str>, bool)>;
 
 /// Observed memberships and accounts, both ordered by person.
-fn read_actual(conn: &rusqlite::Connection) -> Result<(Observed, Accounts)> {
+fn read_actual(conn: &rusqlite::Connection, only: Option<&str>) -> Result<(Observed, Accounts)> {
+    let params: Vec<&str> = only.into_iter().collect();
+    let and_person = if only.is_some() {
+        " AND person_id = ?1"
+    } else {
+        ""
+    };
     let mut people_i = Interner::default();
     let mut ents = Interner::default();
     let mut systems = Interner::default();
     let mut observed = Vec::new();
     {
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare(&format!(
             "SELECT person_id, entitlement FROM observed_access INDEXED BY observed_by_person
-             WHERE person_id IS NOT NULL ORDER BY person_id, entitlement",
-        )?;
-        let mut rows = stmt.query([])?;
+             WHERE person_id IS NOT NULL{and_person} ORDER BY person_id, entitlement"
+        ))?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(&params))?;
         let mut last = None;
         while let Some(r) = rows.next()? {
             let p = person_arc(&mut last, text(r, 0)?, &mut people_i);
@@ -233,11 +245,11 @@ fn read_actual(conn: &rusqlite::Connection) -> Result<(Observed, Accounts)> {
     }
     let mut accounts = Vec::new();
     {
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare(&format!(
             "SELECT person_id, system, active FROM accounts INDEXED BY accounts_by_person
-             WHERE person_id IS NOT NULL ORDER BY person_id, system",
-        )?;
-        let mut rows = stmt.query([])?;
+             WHERE person_id IS NOT NULL{and_person} ORDER BY person_id, system"
+        ))?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(&params))?;
         let mut last = None;
         while let Some(r) = rows.next()? {
             let p = person_arc(&mut last, text(r, 0)?, &mut people_i);
@@ -251,10 +263,49 @@ fn read_actual(conn: &rusqlite::Connection) -> Result<(Observed, Accounts)> {
 /// second thread through its own connection while this one reads people, intended grants
 /// and the queue.
 pub fn read_inputs(store: &Store, settings: &Settings) -> Result<Inputs> {
-    let updates = read_movers(store, settings)?;
-    let reader = store.open_reader()?;
+    read_inputs_for(store, settings, None)
+}
+
+/// [`read_inputs`] for one person only (`only`: their HR id), read through the indexes
+/// by person: what planning one person's change costs stays the same however large the
+/// company is. The guard's per-system account totals are counted separately, since a
+/// percentage needs the whole system's size.
+pub fn read_inputs_for(store: &Store, settings: &Settings, only: Option<&str>) -> Result<Inputs> {
+    if let Some(person) = only {
+        let mut inputs = read_one(store, settings, Some(person))?;
+        let mut totals: AccountCounts = HashMap::new();
+        let mut stmt = store.conn().prepare_cached(
+            "SELECT system, count(*) FROM accounts WHERE person_id IS NOT NULL GROUP BY system",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        for row in rows {
+            let (system, n) = row?;
+            totals.insert(Arc::from(system.as_str()), n as usize);
+        }
+        inputs.account_totals = Some(totals);
+        return Ok(inputs);
+    }
+    read_one(store, settings, None)
+}
+
+fn read_one(store: &Store, settings: &Settings, only: Option<&str>) -> Result<Inputs> {
+    let updates = read_movers(store, settings, only)?;
+    // One person's rows are few: no second reader.
+    let reader = if only.is_some() {
+        None
+    } else {
+        store.open_reader()?
+    };
+    let params: Vec<&str> = only.into_iter().collect();
+    let filter = |col: &str, first: usize| {
+        if only.is_some() {
+            format!(" AND {col} = ?{first}")
+        } else {
+            String::new()
+        }
+    };
     std::thread::scope(|scope| {
-        let actual = reader.map(|c| scope.spawn(move || read_actual(&c)));
+        let actual = reader.map(|c| scope.spawn(move || read_actual(&c, None)));
         let conn = store.conn();
         let mut people_i = Interner::default();
         let mut ents = Interner::default();
@@ -262,10 +313,11 @@ pub fn read_inputs(store: &Store, settings: &Settings) -> Result<Inputs> {
         let mut people = Vec::new();
         let mut rehires = HashMap::new();
         {
-            let mut stmt = conn.prepare(
-                "SELECT hris_id, status, end_date, rehired_at FROM people ORDER BY hris_id",
-            )?;
-            let mut rows = stmt.query([])?;
+            let mut stmt = conn.prepare(&format!(
+                "SELECT hris_id, status, end_date, rehired_at FROM people WHERE 1{} ORDER BY hris_id",
+                filter("hris_id", 1)
+            ))?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(&params))?;
             while let Some(r) = rows.next()? {
                 let status = text(r, 1)?.parse().unwrap_or(EmploymentStatus::Pending);
                 let mut p = crate::model::Person::new("", "", "", "");
@@ -291,16 +343,20 @@ pub fn read_inputs(store: &Store, settings: &Settings) -> Result<Inputs> {
         {
             // A grant an approver rejected is not asked for again while it rests on the
             // same inputs (the rule and the attributes it reads): it is left out here.
-            let mut stmt = conn.prepare(
+            let mut stmt = conn.prepare(&format!(
                 "SELECT person_id, entitlement, requires_approval FROM intended_grants g
                  WHERE (expires_at IS NULL OR expires_at > ?1)
                    AND NOT (g.inputs IS NOT NULL AND EXISTS (SELECT 1 FROM approvals a
                        WHERE a.person_id = g.person_id AND a.entitlement = g.entitlement
-                         AND a.status = 'rejected' AND a.inputs = g.inputs))
+                         AND a.status = 'rejected' AND a.inputs = g.inputs)){}
                  ORDER BY person_id, entitlement",
-            )?;
+                filter("g.person_id", 2)
+            ))?;
             // A time-bound grant past its expiry is no longer intended: the diff removes it.
-            let mut rows = stmt.query([chrono::Utc::now().to_rfc3339()])?;
+            let now = chrono::Utc::now().to_rfc3339();
+            let mut rows = stmt.query(rusqlite::params_from_iter(
+                std::iter::once(now.as_str()).chain(params.iter().copied()),
+            ))?;
             let mut last = None;
             while let Some(r) = rows.next()? {
                 let p = person_arc(&mut last, text(r, 0)?, &mut people_i);
@@ -312,11 +368,13 @@ pub fn read_inputs(store: &Store, settings: &Settings) -> Result<Inputs> {
             // Queue rows not finished, and an applied plan's operations not rows yet.
             let mut stmt = conn.prepare(&format!(
                 "SELECT kind, system, person_id, entitlement FROM operations
-                 WHERE status NOT IN ('succeeded', 'failed', 'cancelled')
-                 UNION ALL SELECT kind, system, person_id, entitlement FROM ({})",
-                crate::store::backlog::BACKLOG_OPS
+                 WHERE status NOT IN ('succeeded', 'failed', 'cancelled'){}
+                 UNION ALL SELECT kind, system, person_id, entitlement FROM ({}) WHERE 1{}",
+                filter("person_id", 1),
+                crate::store::backlog::BACKLOG_OPS,
+                filter("person_id", 1),
             ))?;
-            let mut rows = stmt.query([])?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(&params))?;
             while let Some(r) = rows.next()? {
                 let Ok(kind) = text(r, 0)?.parse::<OperationKind>() else {
                     continue;
@@ -339,7 +397,7 @@ pub fn read_inputs(store: &Store, settings: &Settings) -> Result<Inputs> {
             Some(handle) => handle.join().map_err(|_| {
                 crate::Error::Failed("the planner's reader thread panicked".into())
             })??,
-            None => read_actual(conn)?,
+            None => read_actual(conn, only)?,
         };
         Ok(Inputs {
             people,
@@ -349,6 +407,7 @@ pub fn read_inputs(store: &Store, settings: &Settings) -> Result<Inputs> {
             inflight,
             updates,
             rehires,
+            account_totals: None,
         })
     })
 }
@@ -364,6 +423,9 @@ impl Inputs {
 
     /// Accounts per system (all, active or not).
     pub fn account_counts(&self) -> AccountCounts {
+        if let Some(t) = &self.account_totals {
+            return t.clone();
+        }
         let mut m: AccountCounts = HashMap::new();
         for (_, s, _) in &self.accounts {
             *m.entry(s.clone()).or_default() += 1;
@@ -551,7 +613,7 @@ pub fn compute(
     settings: &Settings,
 ) -> Result<(Vec<PlannedOp>, Inputs, Timing)> {
     let t = Instant::now();
-    let inputs = read_inputs(store, settings)?;
+    let inputs = read_inputs_for(store, settings, scope.person.as_deref())?;
     let read = t.elapsed();
     let t = Instant::now();
     let ops = diff(&inputs, scope, settings);
@@ -754,6 +816,48 @@ mod tests {
             },
         );
         assert_eq!(only_e2.len(), 1);
+    }
+
+    #[test]
+    fn one_persons_read_plans_what_the_whole_read_plans_for_them() {
+        let mut s = world();
+        // Something in flight and an observed account, so every input has rows.
+        s.write(|tx| {
+            tx.enqueue(
+                &crate::store::queue::NewOp {
+                    kind: OperationKind::AddMembership,
+                    system: "github",
+                    person_id: "E1",
+                    entitlement: Some("github:team:eng"),
+                    status: crate::model::OperationStatus::Queued,
+                    priority: crate::store::queue::PRIORITY_NORMAL,
+                    plan_id: None,
+                    cause: "t",
+                    depends_on: &[],
+                    not_before: None,
+                    counted_as: None,
+                },
+                "t",
+            )
+            .map(|_| ())
+        })
+        .unwrap();
+        let whole = read_inputs(&s, &settings()).unwrap();
+        for person in ["E1", "E2", "E3", "E9"] {
+            let scope = Scope {
+                system: None,
+                person: Some(person.into()),
+            };
+            let one = read_inputs_for(&s, &settings(), Some(person)).unwrap();
+            assert_eq!(
+                diff(&one, &scope, &settings()),
+                diff(&whole, &scope, &settings()),
+                "{person}"
+            );
+            // The guard still sees each system's size.
+            assert_eq!(one.account_counts(), whole.account_counts(), "{person}");
+            assert!(one.rows() < whole.rows() || person == "E9");
+        }
     }
 
     #[test]
