@@ -18,6 +18,7 @@
 pub mod api;
 pub mod inbox;
 pub mod metrics;
+pub mod pollers;
 pub mod schedule;
 pub mod webhooks;
 
@@ -249,6 +250,24 @@ async fn run(
         nudges,
         engine_stop_rx.clone(),
     ));
+    let polled: Vec<String> = processor
+        .sources
+        .config
+        .sources
+        .values()
+        .filter(|s| s.kind.polled())
+        .map(|s| s.name.clone())
+        .collect();
+    let pollers: Vec<_> = polled
+        .into_iter()
+        .map(|name| {
+            tokio::spawn(pollers::run(
+                processor.clone(),
+                name,
+                engine_stop_rx.clone(),
+            ))
+        })
+        .collect();
     let processing = tokio::spawn(inbox::run(
         processor,
         shared.inbox_ready.clone(),
@@ -325,6 +344,9 @@ async fn run(
     // A scheduled observation in progress is cut short: its run stays incomplete, and
     // the next one starts afresh.
     scheduled.abort();
+    for p in pollers {
+        p.abort();
+    }
     // Deliveries not processed yet stay pending in the inbox for the next start.
     let _ = tokio::time::timeout(Duration::from_secs(1), processing).await;
     let _ = http.await;

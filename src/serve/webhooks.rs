@@ -49,6 +49,8 @@ pub struct SourceSet {
     signing: HashMap<String, std::result::Result<Secret, String>>,
     /// Each source's API-proxy token, where it has one.
     tokens: HashMap<String, std::result::Result<Secret, String>>,
+    /// Each polled source's API credential.
+    api_keys: HashMap<String, std::result::Result<Secret, String>>,
 }
 
 impl SourceSet {
@@ -60,7 +62,14 @@ impl SourceSet {
     ) -> SourceSet {
         let mut signing = HashMap::new();
         let mut tokens = HashMap::new();
+        let mut api_keys = HashMap::new();
         for (name, s) in &config.sources {
+            if s.kind.polled() {
+                api_keys.insert(
+                    name.clone(),
+                    resolve(&s.credential).map_err(|e| e.to_string()),
+                );
+            }
             if s.kind.scheme().is_some()
                 && let Some(c) = s.signing_secret()
             {
@@ -70,7 +79,7 @@ impl SourceSet {
                 tokens.insert(name.clone(), resolve(c).map_err(|e| e.to_string()));
             }
         }
-        for (name, r) in signing.iter().chain(tokens.iter()) {
+        for (name, r) in signing.iter().chain(tokens.iter()).chain(api_keys.iter()) {
             if let Err(e) = r {
                 tracing::error!(source = %name, error = %e, "a source's secret is unavailable; it answers 503");
             }
@@ -79,6 +88,16 @@ impl SourceSet {
             config,
             signing,
             tokens,
+            api_keys,
+        }
+    }
+
+    /// A polled source's API credential, or why it is unavailable.
+    pub fn api_key(&self, source: &str) -> std::result::Result<&Secret, String> {
+        match self.api_keys.get(source) {
+            Some(Ok(s)) => Ok(s),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(format!("source {source:?} is not polled")),
         }
     }
 

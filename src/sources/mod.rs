@@ -8,4 +8,5 @@ pub mod config;
 pub mod events;
 pub mod ingest;
 pub mod mapping;
+pub mod poll;
 pub mod signatures;
