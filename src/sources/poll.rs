@@ -181,9 +181,8 @@ pub fn apply_page(
                 )
             })?;
             return Ok(report);
-        } else if let Err(e) = dry {
-            return Err(e);
         }
+        dry?;
         if let Some(why) = approval {
             store.write(|tx| {
                 tx.audit(crate::store::NewAuditEvent {
