@@ -15,7 +15,6 @@
 //!   exactly once after a restart (one account each, nobody created twice).
 
 #[path = "common/cli.rs"]
-#[allow(dead_code)]
 mod cli;
 #[path = "common/serve.rs"]
 mod serve;
@@ -586,4 +585,106 @@ async fn every_acknowledged_delivery_is_processed_exactly_once_across_a_kill_9()
         assert!(sim.creates_for(&user) <= 1, "{user} was created twice");
     }
     assert_eq!(sim.max_creates_per_user(), 1);
+}
+
+const BAMBOO_VAR: &str = "ACCESSDESK_TEST_BAMBOO_KEY";
+const BAMBOO_KEY: &str = "bamboo-cli-test-key-0123456789";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bamboohr_is_tested_previewed_polled_from_the_cli_and_polled_by_serve() {
+    use accessdesk::sim::bamboohr::{self, BambooSimOptions, SimEmployee};
+    let (server, sim) = sim().await;
+    let (bserver, bamboo) = bamboohr::spawn(BambooSimOptions {
+        api_keys: vec![BAMBOO_KEY.into()],
+        employees: vec![
+            SimEmployee::new(1, "Ada", "Lovelace", "ada@northwind.example"),
+            SimEmployee::new(2, "Иван", "Иванов", "ivan@northwind.example"),
+            SimEmployee::new(3, "Alan", "Turing", "alan@northwind.example"),
+        ],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    setup(home, &format!("{}/scim/v2", server.base_url()));
+    let mut toml = std::fs::read_to_string(home.join("sources.toml")).unwrap();
+    toml.push_str(&format!(
+        "\n[sources.bamboo]\nkind = \"bamboohr\"\nbase_url = \"{}\"\ncredential = \"env:{BAMBOO_VAR}\"\npoll_every = \"1s\"\n\
+         [sources.bamboo.mapping]\nemployee_id = \"record.employeeNumber\"\nfirst_name = \"record.firstName\"\n\
+         last_name = \"record.lastName\"\nemail = \"record.workEmail\"\n\
+         status = \"record.status == 'Active' ? 'active' : 'terminated'\"\n",
+        bserver.base_url()
+    ));
+    std::fs::write(home.join("sources.toml"), toml).unwrap();
+    let mut env = env();
+    env.push((BAMBOO_VAR, BAMBOO_KEY));
+
+    let o = cli::run(home, &["source", "test", "bamboo"], &env);
+    assert!(o.status.success(), "{}", cli::text(&o));
+    assert!(cli::text(&o).contains("accepted"), "{}", cli::text(&o));
+    let wrong = [(SCIM_VAR, SCIM_TOKEN), (BAMBOO_VAR, "not-the-key")];
+    let o = cli::run(home, &["source", "test", "bamboo"], &wrong);
+    assert_eq!(o.status.code(), Some(1), "{}", cli::text(&o));
+    assert!(
+        cli::text(&o).contains(&format!("env:{BAMBOO_VAR}")),
+        "{}",
+        cli::text(&o)
+    );
+    assert!(!cli::text(&o).contains("not-the-key"));
+
+    let o = cli::run(home, &["source", "preview", "bamboo", "--limit", "2"], &env);
+    assert!(o.status.success(), "{}", cli::text(&o));
+    let t = cli::text(&o);
+    assert_eq!(t.lines().filter(|l| l.contains("joiner")).count(), 2, "{t}");
+    assert!(t.contains("nothing was applied"), "{t}");
+    let sample = home.join("sample.json");
+    std::fs::write(
+        &sample,
+        json!([record("S1", "Zoë", "Ødegård", "ENG", true), {"id": "S2", "name": "x"}]).to_string(),
+    )
+    .unwrap();
+    let o = cli::run(
+        home,
+        &[
+            "--json",
+            "source",
+            "preview",
+            "hr",
+            "--file",
+            sample.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", cli::text(&o));
+    let v = cli::json(&o);
+    assert_eq!(v[0]["person"]["last_name"], "Ødegård");
+    assert_eq!(v[1]["refused"]["field"], "first_name");
+    assert!(
+        Store::open(&home.join("accessdesk.db"))
+            .unwrap()
+            .all_people()
+            .unwrap()
+            .is_empty(),
+        "a preview applied something"
+    );
+
+    let o = cli::run(home, &["source", "poll", "bamboo"], &env);
+    assert!(o.status.success(), "{}", cli::text(&o));
+    assert!(cli::text(&o).contains("applied 3"), "{}", cli::text(&o));
+
+    // serve polls every second: a hire shows up as a person and an account.
+    let (_serve, _url) = serve_with(home, &env);
+    bamboo
+        .hire(SimEmployee::new(
+            0,
+            "Grace",
+            "Hopper",
+            "grace@northwind.example",
+        ))
+        .unwrap();
+    until_in(Some(home), "the polled hire's account", 60, &mut || {
+        sim.user_by_name("grace@northwind.example").map(|_| ())
+    })
+    .await;
 }

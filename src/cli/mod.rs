@@ -14,6 +14,7 @@ pub mod reconcile;
 pub mod report;
 pub mod secret;
 pub mod serve;
+pub mod source;
 
 /// Logging moved to [`crate::logging`] (the console uses it too); kept here for callers.
 pub use crate::logging;
@@ -403,6 +404,30 @@ pub enum SecretCmd {
 pub enum SourceCmd {
     /// List the sources in sources.toml: kind, credential reference, polling, mapping.
     List,
+    /// Test a source: its secrets resolve, its mapping compiles, and (polled sources) its
+    /// API accepts the credential.
+    Test { name: String },
+    /// Show mapped people for a sample of records without applying anything: a polled
+    /// source's own records, or a file of records (a JSON object or array; a webhook
+    /// source's `data`).
+    Preview {
+        name: String,
+        /// Records to map instead of reading the source.
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+        /// How many records to show.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
+    /// Poll a polled source once now (as serve does), applying the changes. With
+    /// --approve-mass-change and --reason, a poll the mass-change guard holds goes ahead.
+    Poll {
+        name: String,
+        #[arg(long)]
+        approve_mass_change: bool,
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -579,7 +604,7 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Approvals(c)) => engine::approvals(&ctx, c),
         Some(Command::Demo(a)) => demo::run(&ctx, a),
         Some(Command::Serve(a)) => serve::run(&ctx, a),
-        Some(Command::Source(SourceCmd::List)) => source_list(&ctx).map(|_| 0),
+        Some(Command::Source(cmd)) => source::run(&ctx, cmd),
         Some(Command::Completions { shell }) => {
             use clap::CommandFactory;
             clap_complete::generate(
@@ -604,54 +629,6 @@ pub fn report(e: &Error) -> i32 {
         eprintln!("hint: {h}");
     }
     e.exit_code()
-}
-
-fn source_list(ctx: &Ctx) -> Result<()> {
-    let cfg = crate::sources::config::SourcesConfig::load(&ctx.home.sources_path())?;
-    if ctx.json {
-        let rows: Vec<_> = cfg
-            .sources
-            .values()
-            .map(|s| {
-                serde_json::json!({
-                    "name": s.name,
-                    "kind": s.kind.as_str(),
-                    "credential": s.credential.to_string(),
-                    "base_url": s.base_url,
-                    "poll_every_secs": s.poll_every.map(|d| d.as_secs()),
-                    "webhook": s.kind.scheme().map(|_| format!("/webhooks/{}", s.name)),
-                    "line": s.line,
-                })
-            })
-            .collect();
-        return ctx.print_json(&rows);
-    }
-    if cfg.sources.is_empty() {
-        println!(
-            "no sources: {} does not exist or names none",
-            ctx.home.sources_path().display()
-        );
-        return Ok(());
-    }
-    for s in cfg.sources.values() {
-        let intake = match (s.kind.scheme(), s.poll_every) {
-            (Some(_), Some(d)) => format!(
-                "POST /webhooks/{} and polled every {}",
-                s.name,
-                crate::text::duration_short(d)
-            ),
-            (Some(_), None) => format!("POST /webhooks/{}", s.name),
-            (None, Some(d)) => format!("polled every {}", crate::text::duration_short(d)),
-            (None, None) => "polled (no poll_every: on demand)".into(),
-        };
-        println!(
-            "{:<16} {:<14} {:<28} {intake}",
-            s.name,
-            s.kind.as_str(),
-            s.credential.to_string()
-        );
-    }
-    Ok(())
 }
 
 fn system_list(ctx: &Ctx) -> Result<()> {

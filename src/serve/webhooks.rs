@@ -92,6 +92,15 @@ impl SourceSet {
         }
     }
 
+    /// A source's webhook signing secret, or why it is unavailable.
+    pub fn signing(&self, source: &str) -> std::result::Result<&Secret, String> {
+        match self.signing.get(source) {
+            Some(Ok(s)) => Ok(s),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(format!("source {source:?} has no signing secret")),
+        }
+    }
+
     /// A polled source's API credential, or why it is unavailable.
     pub fn api_key(&self, source: &str) -> std::result::Result<&Secret, String> {
         match self.api_keys.get(source) {

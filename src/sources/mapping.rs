@@ -158,6 +158,14 @@ impl Mapping {
         }
     }
 
+    /// The canonical fields it fills, with their expressions.
+    pub fn fields(&self) -> Vec<(&str, &str)> {
+        self.fields
+            .iter()
+            .map(|m| (m.field.as_str(), m.expr.as_str()))
+            .collect()
+    }
+
     /// The mapping of a source that names no fields: the CSV import's column names.
     pub fn default_for(source: &str) -> Mapping {
         match Mapping::compile(source, &BTreeMap::new()) {

@@ -48,6 +48,10 @@ pub struct FeedPage {
 pub trait Feed: Send + Sync {
     /// Everything changed since `cursor` (None: the first poll, everything).
     async fn changes(&self, cursor: Option<&str>) -> AResult<FeedPage>;
+    /// A few records (for `source preview`), read without moving any cursor.
+    async fn sample(&self, limit: usize) -> AResult<FeedPage>;
+    /// Whether the source accepts the credential: what it said, or the error.
+    async fn test(&self) -> AResult<String>;
 }
 
 /// The BambooHR fields a poll reads for each changed employee.
@@ -73,16 +77,15 @@ pub const BAMBOO_FIELDS: &[&str] = &[
 /// BambooHR as a feed.
 pub struct BambooFeed(pub super::bamboohr::BambooClient);
 
-#[async_trait::async_trait]
-impl Feed for BambooFeed {
-    async fn changes(&self, cursor: Option<&str>) -> AResult<FeedPage> {
+impl BambooFeed {
+    async fn read(&self, cursor: Option<&str>, limit: usize) -> AResult<FeedPage> {
         let since = cursor
             .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
             .map(|t| t.with_timezone(&chrono::Utc))
             .unwrap_or(chrono::DateTime::UNIX_EPOCH);
         let changed = self.0.changed_since(since).await?;
         let mut records = Vec::with_capacity(changed.employees.len());
-        for e in &changed.employees {
+        for e in changed.employees.iter().take(limit) {
             let deleted = e.action == super::bamboohr::ChangeAction::Deleted;
             let record = if deleted {
                 json!({"id": e.id})
@@ -99,6 +102,23 @@ impl Feed for BambooFeed {
             records,
             cursor: changed.latest.map(|t| t.to_rfc3339()),
         })
+    }
+}
+
+#[async_trait::async_trait]
+impl Feed for BambooFeed {
+    async fn changes(&self, cursor: Option<&str>) -> AResult<FeedPage> {
+        self.read(cursor, usize::MAX).await
+    }
+
+    async fn sample(&self, limit: usize) -> AResult<FeedPage> {
+        let mut page = self.read(None, limit).await?;
+        page.cursor = None;
+        Ok(page)
+    }
+
+    async fn test(&self) -> AResult<String> {
+        self.0.test_connection().await
     }
 }
 
