@@ -545,6 +545,91 @@ fn a_jobs_result_outlasts_the_events_that_follow_it_for_half_a_minute() {
 }
 
 #[test]
+fn the_overview_shows_each_source_with_its_lag_errors_and_rejections() {
+    use accessdesk::tui::data::SourceRow;
+    let mut s = state(140, 40);
+    let now = s.snapshot.taken_at.unwrap_or_else(chrono::Utc::now);
+    s.snapshot.taken_at = Some(now);
+    s.snapshot.sources = vec![
+        SourceRow {
+            name: "bamboo".into(),
+            kind: "bamboohr".into(),
+            last_event: Some(now - chrono::Duration::seconds(30)),
+            last_poll: Some(now - chrono::Duration::seconds(120)),
+            pending: 2,
+            lag_secs: 95,
+            errors: 1,
+            last_error: Some("HTTP 401: the API key was refused".into()),
+            rejected: 4,
+        },
+        SourceRow {
+            name: "hr".into(),
+            kind: "webhook".into(),
+            ..Default::default()
+        },
+    ];
+    let screen = render(&s);
+    assert!(screen.contains("Sources (2)"), "{screen}");
+    let line = screen.lines().find(|l| l.contains("bamboohr")).unwrap();
+    for want in [
+        "bamboo",
+        "30s ago",
+        "2m00s ago",
+        "2 waiting, 1m35s",
+        "HTTP 401",
+    ] {
+        assert!(line.contains(want), "{want:?} not in {line:?}");
+    }
+    assert!(line.contains(" 4 "), "{line}");
+    let hr = screen.lines().find(|l| l.contains("webhook")).unwrap();
+    assert!(hr.contains("never") && hr.contains("none"), "{hr}");
+}
+
+#[test]
+fn the_loader_reads_sources_from_sources_toml_and_the_store() {
+    use accessdesk::store::inbox::NewDelivery;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sources.toml"),
+        "[sources.hr]\nkind = \"webhook\"\ncredential = \"env:X\"\n",
+    )
+    .unwrap();
+    let mut store = accessdesk::store::Store::open(&dir.path().join("accessdesk.db")).unwrap();
+    store
+        .write(|tx| {
+            tx.inbox_put(&[NewDelivery {
+                source: "hr".into(),
+                delivery_id: "a".into(),
+                event_type: None,
+                body: b"{}".to_vec(),
+            }])?;
+            tx.bump_source_stat("hr", "rejected:stale", 3)?;
+            tx.bump_source_stat("old", "received", 1)
+        })
+        .unwrap();
+    let catalog = std::sync::Arc::new(accessdesk::config::Catalog::default());
+    let mut loader = accessdesk::tui::data::Loader::new(
+        accessdesk::store::Store::open(&dir.path().join("accessdesk.db")).unwrap(),
+        catalog,
+        None,
+        None,
+        None,
+    );
+    let snap = loader
+        .load(&Default::default(), chrono::Utc::now())
+        .unwrap();
+    let hr = snap.sources.iter().find(|r| r.name == "hr").unwrap();
+    assert_eq!(
+        (hr.kind.as_str(), hr.pending, hr.rejected),
+        ("webhook", 1, 3)
+    );
+    assert!(hr.last_event.is_some());
+    // A source the store knows and sources.toml no longer names is still shown.
+    let old = snap.sources.iter().find(|r| r.name == "old").unwrap();
+    assert_eq!(old.kind, "?");
+}
+
+#[test]
 fn the_theme_key_cycles_through_the_available_themes() {
     let mut s = state(80, 24);
     let e = ch(&mut s, 'T');

@@ -19,7 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod reconcile;
+mod sources;
 pub use reconcile::{FINDINGS_LIMIT, ReconcileData, class_order, severity_order, sort_findings};
+pub use sources::SourceRow;
 
 /// Every status, in the order the console shows them.
 pub const STATUSES: [OperationStatus; 10] = [
@@ -416,6 +418,8 @@ pub struct Snapshot {
     pub load_time: Duration,
     /// The newest observation run (only while the Reconcile view is open).
     pub reconcile: Option<ReconcileData>,
+    /// The HR sources (sources.toml and what serve recorded of them).
+    pub sources: Vec<SourceRow>,
 }
 
 /// Where the console gets live figures the store does not hold (the rate limiters).
@@ -540,6 +544,7 @@ impl Loader {
             .query_row("SELECT count(*) FROM people", [], |r| r.get::<_, i64>(0))?
             .max(0) as u64;
         self.overview(&mut snap, now)?;
+        snap.sources = self.sources(now)?;
         self.queue(&mut snap)?;
         snap.approvals = self.approvals()?;
         if let Some(aq) = &q.audit {

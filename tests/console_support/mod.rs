@@ -379,6 +379,7 @@ pub fn snapshot() -> Snapshot {
         names: people().into_iter().map(|p| (p.id, p.name)).collect(),
         load_time: Duration::from_millis(3),
         reconcile: None,
+        sources: Vec::new(),
     }
     .with_audit(audit)
 }

@@ -47,6 +47,72 @@ fn eta(r: &SystemRow) -> String {
     }
 }
 
+/// The HR sources: kind, last delivery and poll, inbox lag, errors, refused deliveries.
+fn sources(f: &mut Frame, s: &AppState, area: Rect) {
+    let t = &s.theme;
+    let ago = |at: Option<chrono::DateTime<chrono::Utc>>| match (at, s.snapshot.taken_at) {
+        (Some(at), Some(now)) => {
+            format!("{} ago", duration((now - at).num_seconds().max(0) as u64))
+        }
+        _ => "never".into(),
+    };
+    let rows: Vec<(Vec<Line>, Style)> = s
+        .snapshot
+        .sources
+        .iter()
+        .map(|r| {
+            let lag = if r.pending > 0 {
+                Span::styled(
+                    format!("{} waiting, {}", r.pending, duration(r.lag_secs as u64)),
+                    t.style(if r.lag_secs > 60 {
+                        Role::AlertWarn
+                    } else {
+                        Role::Muted
+                    }),
+                )
+            } else {
+                Span::styled("none", t.style(Role::Muted))
+            };
+            let count = |n: i64| {
+                if n > 0 {
+                    Span::styled(n.to_string(), t.style(Role::AlertError))
+                } else {
+                    Span::styled("0", t.style(Role::Muted))
+                }
+            };
+            let problem = r.last_error.as_deref().unwrap_or("");
+            let cells = vec![
+                Line::from(r.name.clone()),
+                Line::from(r.kind.clone()),
+                Line::from(ago(r.last_event)),
+                Line::from(ago(r.last_poll)),
+                Line::from(lag),
+                Line::from(count(r.errors)),
+                Line::from(count(r.rejected)),
+                Line::from(Span::styled(
+                    crate::text::cut(problem, 60),
+                    t.style(Role::AlertError),
+                )),
+            ];
+            (cells, Style::default())
+        })
+        .collect();
+    let cols = [
+        col("Source"),
+        col("Kind"),
+        col("Last event"),
+        col("Last poll"),
+        col("Lag"),
+        col("Errors"),
+        col("Rejected"),
+        col("Problem"),
+    ];
+    let n = s.snapshot.sources.len();
+    let table =
+        columns::table(s, area, &cols, rows).block(block(s, format!(" Sources ({n}) "), false));
+    f.render_widget(table, area);
+}
+
 pub fn overview(f: &mut Frame, s: &AppState, area: Rect, hits: &mut HitMap) {
     let t = &s.theme;
     let held: Vec<&SystemRow> = s
@@ -60,12 +126,21 @@ pub fn overview(f: &mut Frame, s: &AppState, area: Rect, hits: &mut HitMap) {
     } else {
         (s.events.len() as u16 + 2).min(7)
     };
-    let [table_area, events_area, foot] = Layout::vertical([
+    let sources_h = if s.snapshot.sources.is_empty() {
+        0
+    } else {
+        (s.snapshot.sources.len() as u16 + 3).min(8)
+    };
+    let [table_area, sources_area, events_area, foot] = Layout::vertical([
         Constraint::Min(3),
+        Constraint::Length(sources_h),
         Constraint::Length(events_h),
         Constraint::Length(3 + 2 * held.len() as u16),
     ])
     .areas(area);
+    if sources_h > 0 {
+        sources(f, s, sources_area);
+    }
     if events_h > 0 {
         let shown = (events_h - 2) as usize;
         let lines: Vec<Line> = s
