@@ -95,6 +95,19 @@ fn headless_demo_rides_through_the_scenario_and_cleans_up() {
         s["leaver"]["deactivated_after_ms"].as_u64().is_some(),
         "{ctx}"
     );
+    // The HR source: BambooHR's joiner came by poll, the mover and the leaver by signed
+    // webhook (the polls then found them unchanged); nothing was refused.
+    let hr = &s["hr_source"];
+    for (k, n) in [
+        ("changes:joiner", 1),
+        ("changes:mover", 1),
+        ("changes:leaver", 1),
+    ] {
+        assert_eq!(hr[k].as_i64(), Some(n), "{k}: {ctx}");
+    }
+    assert!(hr["received"].as_i64().unwrap_or(0) >= 2, "{ctx}");
+    assert!(hr["polls"].as_i64().unwrap_or(0) >= 3, "{ctx}");
+    assert!(hr.get("failed").is_none(), "{ctx}");
     // The invariants.
     assert_eq!(s["duplicate_creates"], 0, "{ctx}");
     assert_eq!(s["audit"]["verified"], true, "{ctx}");

@@ -72,6 +72,7 @@ async fn serve_world(w: &World) -> Result<Running> {
     let opts = ServeOptions {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         grace: Duration::from_secs(2),
+        run_workers: true,
     };
     start(engine(w)?, w.db(), opts, inputs).await
 }

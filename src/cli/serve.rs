@@ -43,6 +43,7 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Result<i32> {
         let opts = ServeOptions {
             listen: a.listen,
             grace: Duration::from_secs(a.grace),
+            run_workers: true,
         };
         let running = start(engine, ctx.home.db_path(), opts, inputs).await?;
         println!("listening on http://{}", running.addr);

@@ -17,6 +17,7 @@
 
 pub mod console_bridge;
 pub mod headless;
+pub mod hr;
 pub mod reconcile;
 pub mod scenario;
 pub mod sims;
@@ -148,6 +149,8 @@ pub struct Demo {
     credential_names: Vec<String>,
     tempdir: Option<tempfile::TempDir>,
     events: Mutex<Option<mpsc::UnboundedReceiver<EngineEvent>>>,
+    /// The HR source (a BambooHR simulator through serve's sources runtime).
+    hr: Option<hr::HrSource>,
 }
 
 /// Adapters give up on a request after this long (an injected "held" request).
@@ -339,6 +342,19 @@ impl Demo {
                 .map(|g| (g.entitlement.to_string(), g.requires_approval))
                 .collect()
         });
+        let avoid: Vec<&str> = timeline
+            .leaver
+            .as_ref()
+            .map(|l| l.person.as_str())
+            .into_iter()
+            .collect();
+        let hr = hr::start(&home, &keychain, engine.clone(), &config, &people, &avoid).await?;
+        credential_names.push(hr::API_KEY_NAME.to_string());
+        credential_names.push(hr::WEBHOOK_KEY_NAME.to_string());
+        notices.push(format!(
+            "HR source: BambooHR (simulated) is polled every 5 s and pushes signed webhooks to http://{}/webhooks/bamboo",
+            hr.running.addr
+        ));
         let shared = Arc::new(Shared {
             store: store.clone(),
             config: config.clone(),
@@ -379,6 +395,7 @@ impl Demo {
             credential_names,
             tempdir,
             events: Mutex::new(Some(rx)),
+            hr: Some(hr),
         })
     }
 
@@ -392,6 +409,15 @@ impl Demo {
     /// Run the seeded situations (storms, the flaky minute, the leaver) until they are all
     /// done or `stop` turns true.
     pub fn spawn_scenario(&self, stop: watch::Receiver<bool>) -> JoinHandle<Result<()>> {
+        if let Some(h) = &self.hr {
+            tokio::spawn(hr::story(
+                self.shared.clone(),
+                h.handle.clone(),
+                h.mover.clone(),
+                h.leaver.clone(),
+                stop.clone(),
+            ));
+        }
         tokio::spawn(scenario::run(self.shared.clone(), stop))
     }
 
@@ -459,6 +485,10 @@ impl Demo {
 
     /// Stop the simulators and clean up (keychain entries; the home unless `keep_home`).
     pub async fn shutdown(mut self) {
+        if let Some(h) = self.hr.take() {
+            let _ = h.running.stop().await;
+            h.server.stop().await;
+        }
         for s in std::mem::take(&mut self.servers) {
             s.stop().await;
         }

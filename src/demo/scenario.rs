@@ -300,9 +300,19 @@ impl Shared {
         }
     }
 
+    /// Put a line in the scenario's log (and the console's status bar).
+    pub(super) fn say(&self, what: &str) {
+        self.log(|_, _| Some(what.to_string()));
+    }
+
     fn sim(&self, system: &str) -> Option<&Arc<dyn DemoSim>> {
         self.sims.iter().find(|(n, _)| n == system).map(|(_, s)| s)
     }
+}
+
+/// [`until`] for the demo's other stories.
+pub(super) async fn until_secs(shared: &Shared, at: f64, stop: &mut watch::Receiver<bool>) -> bool {
+    until(shared, at, stop).await
 }
 
 /// Sleep until `at` seconds after the start; false if `stop` turned true first.
@@ -463,15 +473,16 @@ async fn leaver(shared: &Shared, mut stop: watch::Receiver<bool>) -> Result<()> 
             return Ok(());
         }
     }
+    // The HR feed's change: this one person (the rest of the company is the other
+    // stories' to change, the HR source's among them).
     let people: Vec<Person> = shared
         .people
         .iter()
+        .filter(|p| p.hris_id == plan.person)
         .map(|p| {
             let mut p = p.clone();
-            if p.hris_id == plan.person {
-                p.status = EmploymentStatus::Terminated;
-                p.end_date = Some(chrono::Utc::now().date_naive());
-            }
+            p.status = EmploymentStatus::Terminated;
+            p.end_date = Some(chrono::Utc::now().date_naive());
             p
         })
         .collect();

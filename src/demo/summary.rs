@@ -102,6 +102,9 @@ pub struct DemoSummary {
     pub pending_approvals_by_entitlement: BTreeMap<String, usize>,
     pub failure_groups: Vec<FailureGroup>,
     pub leaver: Option<LeaverOutcome>,
+    /// The HR source (BambooHR by webhook and poll): its counters (`received`, `polls`,
+    /// `changes:joiner`, `rejected:REASON`, `failed`, ...).
+    pub hr_source: BTreeMap<String, i64>,
     pub duplicate_creates: u64,
     pub audit: AuditSummary,
     /// The engine's own count, when it has stopped.
@@ -143,6 +146,12 @@ pub(super) fn collect(demo: &Demo) -> Result<DemoSummary> {
         })
         .collect();
     let store = demo.store.lock().unwrap_or_else(|p| p.into_inner());
+    let hr_source: BTreeMap<String, i64> = store
+        .source_stats()?
+        .into_iter()
+        .filter(|s| s.source == "bamboo")
+        .map(|s| (s.name, s.value))
+        .collect();
     let by_status: BTreeMap<String, i64> = ops_by_status(&store)?.into_iter().collect();
     let by_cause: Vec<RetryCause> = {
         let mut stmt = store.conn().prepare(
@@ -241,6 +250,7 @@ pub(super) fn collect(demo: &Demo) -> Result<DemoSummary> {
         pending_approvals_by_entitlement: pending_by_entitlement,
         failure_groups,
         leaver: log.leaver.clone(),
+        hr_source,
         duplicate_creates,
         invariants_hold: duplicate_creates == 0 && audit.verified,
         audit,
@@ -413,6 +423,20 @@ impl DemoSummary {
                     ),
                 },
             },
+        )?;
+        let hr = |k: &str| self.hr_source.get(k).copied().unwrap_or(0);
+        line(
+            o,
+            "HR source",
+            &format!(
+                "BambooHR: {} webhook deliveries, {} polls; {} joiner(s), {} mover(s), {} leaver(s); {} refused",
+                hr("received"),
+                hr("polls"),
+                hr("changes:joiner"),
+                hr("changes:mover"),
+                hr("changes:leaver"),
+                hr("failed")
+            ),
         )?;
         line(
             o,

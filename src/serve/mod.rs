@@ -43,6 +43,9 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// How long in-flight operations may take to finish after a stop is asked for.
     pub grace: Duration,
+    /// Run the engine's workers (false: something else runs them on the same engine, as
+    /// the demo does; serve then runs its listener, sources and schedule only).
+    pub run_workers: bool,
 }
 
 impl Default for ServeOptions {
@@ -50,6 +53,7 @@ impl Default for ServeOptions {
         ServeOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 8480)),
             grace: Duration::from_secs(8),
+            run_workers: true,
         }
     }
 }
@@ -220,7 +224,7 @@ pub async fn start(
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let done = tokio::spawn(run(
-        engine, shared, listener, stop_rx, opts.grace, db, processor, nudges,
+        engine, shared, listener, stop_rx, opts, db, processor, nudges,
     ));
     Ok(Running {
         addr,
@@ -235,11 +239,12 @@ async fn run(
     shared: Arc<Shared>,
     listener: tokio::net::TcpListener,
     mut stop: watch::Receiver<bool>,
-    grace: Duration,
+    opts: ServeOptions,
     db: PathBuf,
     processor: Arc<inbox::Processor>,
     nudges: tokio::sync::mpsc::UnboundedReceiver<String>,
 ) -> Result<Stopped> {
+    let (grace, opts_run_workers) = (opts.grace, opts.run_workers);
     let (engine_stop_tx, engine_stop_rx) = watch::channel(false);
     let scheduled = tokio::spawn(schedule::run(
         engine.clone(),
@@ -274,7 +279,13 @@ async fn run(
         engine_stop_rx.clone(),
     ));
     let sh = shared.clone();
+    let run_workers = opts_run_workers;
     let mut workers = tokio::spawn(async move {
+        if !run_workers {
+            let mut stop = engine_stop_rx.clone();
+            let _ = stop.wait_for(|s| *s).await;
+            return Ok(Default::default());
+        }
         // A failure of the store (a lock held past the busy timeout, a full disk) stops
         // the workers; they start again after a pause (their start recovers operations
         // left running), and /healthz says 503 meanwhile.

@@ -141,9 +141,19 @@ fn bamboohr(v: &Value) -> Result<Vec<Event>, BadPayload> {
         let action = e.get("action").and_then(Value::as_str).unwrap_or("Updated");
         let mut record = match e.get("fields") {
             Some(Value::Object(m)) => Value::Object(m.clone()),
+            // BambooHR sends an empty list for no fields.
             None | Some(Value::Null) => Value::Object(Default::default()),
+            Some(Value::Array(a)) if a.is_empty() => Value::Object(Default::default()),
             Some(_) => return Err(bad(format!("{at}.fields"), "not a JSON object")),
         };
+        if record.as_object().is_some_and(|m| m.is_empty()) && action != "Deleted" {
+            // A Created (or Updated) notice without fields names nobody accessdesk knows:
+            // the next poll reads the employee whole.
+            out.push(Event::Ignored(format!(
+                "employees[{i}] (id {id}): {action} with no fields; the next poll reads it"
+            )));
+            continue;
+        }
         record["id"] = Value::String(id.clone());
         let intent = match action {
             "Deleted" => Intent::Terminate,
@@ -334,6 +344,15 @@ mod tests {
                 ..
             }
         ));
+        let e = p(
+            SourceKind::BambooHr,
+            json!({"employees": [{"id": "9", "action": "Created", "fields": []}]}),
+        )
+        .unwrap();
+        assert!(
+            matches!(&e[0], Event::Ignored(why) if why.contains("next poll")),
+            "{e:?}"
+        );
         let e = p(
             SourceKind::BambooHr,
             json!({"employees": [{"action": "Updated"}]}),

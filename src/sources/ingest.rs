@@ -189,8 +189,10 @@ pub enum Intent {
     Terminate,
 }
 
-/// Map one record of `source` into a person. `stored` is how the store knows them (for
-/// [`Intent::Patch`] and [`Intent::Terminate`]); `record_ref` names the record in errors.
+/// Map one record of `source` into a person. The store's record of them fills what the
+/// record does not say: for [`Intent::Upsert`] the fields the source's mapping does not
+/// define, for [`Intent::Patch`] and [`Intent::Terminate`] every field the record lacks.
+/// `record_ref` names the record in errors.
 pub fn to_person(
     source: &Source,
     record: &Value,
@@ -205,7 +207,21 @@ pub fn to_person(
     }
     .map_err(Refused::Mapping)?;
     if intent == Intent::Upsert {
-        return validate(&mapped, record_ref);
+        // A source owns the fields its mapping defines: for a person already known, the
+        // fields it does not map (another source's, or set by hand) are kept.
+        let id = mapped.get("employee_id").cloned().unwrap_or_default();
+        let mut fields = match store.find_person(&id)? {
+            Some(p) if !id.is_empty() => {
+                let defined: std::collections::HashSet<&str> =
+                    source.mapping.owned().into_iter().collect();
+                let mut f = person_fields(&p);
+                f.retain(|k, _| !defined.contains(k.as_str()));
+                f
+            }
+            _ => BTreeMap::new(),
+        };
+        fields.extend(mapped);
+        return validate(&fields, record_ref);
     }
     let id = mapped.get("employee_id").cloned().unwrap_or_default();
     let mut fields = match store.find_person(&id)? {
@@ -396,5 +412,48 @@ mod tests {
             panic!("an invalid e-mail passed");
         };
         assert_eq!(problems[0].field, "email");
+    }
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::*;
+    use crate::sources::config::SourcesConfig;
+
+    #[test]
+    fn a_source_overwrites_only_the_fields_its_mapping_defines() {
+        let mut c = SourcesConfig::parse(
+            std::path::Path::new("sources.toml"),
+            "[sources.s]\nkind = \"webhook\"\ncredential = \"env:X\"\n[sources.s.mapping]\n\
+             employee_id = \"record.id\"\nfirst_name = \"record.f\"\nlast_name = \"record.l\"\n\
+             email = \"record.e\"\nstatus = \"'active'\"\ndepartment = \"record.d\"\n",
+        )
+        .unwrap();
+        let source = c.sources.remove("s").unwrap();
+        let mut store = Store::open_in_memory().unwrap();
+        let mut known = crate::model::Person::new("E1", "Ada", "L", "ada@x.io");
+        known.cost_center = "CC-9".into();
+        known.title = "Engineer".into();
+        known.department = "Eng".into();
+        store
+            .write(|tx| tx.upsert_person(&known, "t").map(|_| ()))
+            .unwrap();
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 5).unwrap();
+        let rec =
+            serde_json::json!({"id": "E1", "f": "Ada", "l": "L", "e": "ada@x.io", "d": "Finance"});
+        let p = to_person(&source, &rec, "r", Intent::Upsert, &store, today).unwrap();
+        assert_eq!(p.department, "Finance", "a mapped field is the source's");
+        assert_eq!(
+            (p.cost_center.as_str(), p.title.as_str()),
+            ("CC-9", "Engineer")
+        );
+        // A field the mapping defines and the record leaves empty is cleared.
+        let rec = serde_json::json!({"id": "E1", "f": "Ada", "l": "L", "e": "ada@x.io", "d": ""});
+        let p = to_person(&source, &rec, "r", Intent::Upsert, &store, today).unwrap();
+        assert_eq!(p.department, "");
+        // Somebody new: only what the record says.
+        let rec = serde_json::json!({"id": "E2", "f": "Bo", "l": "M", "e": "bo@x.io", "d": "Ops"});
+        let p = to_person(&source, &rec, "r", Intent::Upsert, &store, today).unwrap();
+        assert_eq!((p.title.as_str(), p.department.as_str()), ("", "Ops"));
     }
 }

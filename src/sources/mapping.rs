@@ -48,6 +48,8 @@ struct FieldMap {
     field: String,
     expr: String,
     program: Program,
+    /// Named in the source's mapping (not a default expression).
+    explicit: bool,
 }
 
 /// A source's compiled mapping.
@@ -130,6 +132,7 @@ impl Mapping {
                     field: f.to_string(),
                     expr,
                     program,
+                    explicit: exprs.contains_key(*f),
                 }),
                 Err(e) => problems.push(err(f, format!("{expr:?} is not valid CEL: {e}"))),
             }
@@ -143,6 +146,7 @@ impl Mapping {
                     field: f.clone(),
                     expr: expr.clone(),
                     program,
+                    explicit: true,
                 }),
                 Err(e) => problems.push(err(f, format!("{expr:?} is not valid CEL: {e}"))),
             }
@@ -163,6 +167,19 @@ impl Mapping {
         self.fields
             .iter()
             .map(|m| (m.field.as_str(), m.expr.as_str()))
+            .collect()
+    }
+
+    /// The fields the source owns: those its mapping names (a field it names and a record
+    /// leaves empty is cleared), or, for a source that names none, every field (its records
+    /// are whole, like a CSV row). Fields it does not own are only filled when a record
+    /// carries them under their default names.
+    pub fn owned(&self) -> Vec<&str> {
+        let any = self.fields.iter().any(|m| m.explicit);
+        self.fields
+            .iter()
+            .filter(|m| m.explicit || !any)
+            .map(|m| m.field.as_str())
             .collect()
     }
 
