@@ -572,6 +572,22 @@ fn secret_value_never_reaches_logs_outputs_database_or_audit() {
         keep(i + 1, &o);
     }
 
+    // serve, with the secret as a GitHub webhook source's signing secret and as its API
+    // token: a signed delivery, an unsigned one, a wrong signature, the proxy with the
+    // right and a wrong token, /metrics, then SIGTERM. Its trace log and what it stored
+    // are scanned with the rest.
+    std::fs::write(
+        fx.home.join("sources.toml"),
+        "[sources.gh]\nkind = \"github_events\"\ncredential = \"keyring:leak-token\"\n\
+         api_token = \"env:ACCESSDESK_TEST_LEAK_TOKEN\"\nsystem = \"okta\"\n",
+    )
+    .expect("sources.toml");
+    serve_and_poke(
+        traced(&["serve", "--listen", "127.0.0.1:0", "--grace", "2"]),
+        &secret,
+        &scratch,
+    );
+
     // The scan covers what it should: a trace-level log that mentions the secret by name,
     // the database and its WAL.
     let log_text = std::fs::read_to_string(&log).expect("log file written");
@@ -614,6 +630,105 @@ fn secret_value_never_reaches_logs_outputs_database_or_audit() {
     );
     let dump = serde_json::to_string(&events).expect("events to JSON");
     assert!(!dump.contains(&secret) && !dump.contains(&random_part));
+}
+
+/// One HTTP/1.1 request on loopback; the whole answer (status line, headers, body).
+fn http(addr: &str, method: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(addr).expect("connect to serve");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    c.write_all(req.as_bytes()).expect("send");
+    c.write_all(body).expect("send body");
+    let mut out = String::new();
+    let _ = c.read_to_string(&mut out);
+    out
+}
+
+/// Start serve (`cmd`), send it webhooks and proxy calls that carry `secret` as a key or
+/// token, save every answer in `scratch` (scanned), and stop it with SIGTERM.
+fn serve_and_poke(mut cmd: Command, secret: &str, scratch: &Path) {
+    use hmac::{Hmac, Mac};
+    use std::io::BufRead;
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(scratch.join("serve.stderr")).expect("serve stderr"))
+        .spawn()
+        .expect("start serve");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("serve's first line");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("serve said {line:?}"))
+        .to_string();
+    let body = br#"{"action":"member_added","membership":{"user":{"login":"ada-l"}}}"#;
+    let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()).expect("hmac");
+    m.update(body);
+    let sig = format!("sha256={}", hex::encode(m.finalize().into_bytes()));
+    let gh = |sig: &str, id: &str| {
+        vec![
+            ("X-Hub-Signature-256", sig.to_string()),
+            ("X-GitHub-Event", "organization".to_string()),
+            ("X-GitHub-Delivery", id.to_string()),
+        ]
+    };
+    let answers = [
+        http(&addr, "POST", "/webhooks/gh", &gh(&sig, "d-1"), body),
+        http(&addr, "POST", "/webhooks/gh", &gh(&sig, "d-1"), body),
+        http(&addr, "POST", "/webhooks/gh", &gh("sha256=00", "d-2"), body),
+        http(&addr, "POST", "/webhooks/gh", &[], body),
+        http(
+            &addr,
+            "POST",
+            "/api/v1/sources/gh/people",
+            &[("Authorization", format!("Bearer {secret}"))],
+            br#"{"employee_id":"E9","first_name":"X","email":"nope","status":"active"}"#,
+        ),
+        http(
+            &addr,
+            "POST",
+            "/api/v1/sources/gh/people",
+            &[("Authorization", format!("Bearer {secret}x"))],
+            b"{}",
+        ),
+        http(&addr, "GET", "/metrics", &[], b""),
+    ];
+    assert!(answers[0].starts_with("HTTP/1.1 200"), "{}", answers[0]);
+    assert!(
+        answers[1].starts_with("HTTP/1.1 401"),
+        "a replay: {}",
+        answers[1]
+    );
+    assert!(answers[2].starts_with("HTTP/1.1 401"), "{}", answers[2]);
+    assert!(answers[3].starts_with("HTTP/1.1 401"), "{}", answers[3]);
+    assert!(answers[4].starts_with("HTTP/1.1 422"), "{}", answers[4]);
+    assert!(answers[5].starts_with("HTTP/1.1 401"), "{}", answers[5]);
+    assert!(
+        answers[6].contains("accessdesk_webhook_rejections_total"),
+        "{}",
+        answers[6]
+    );
+    for (i, a) in answers.iter().enumerate() {
+        std::fs::write(scratch.join(format!("serve-{i}.http")), a).expect("save answer");
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().expect("serve exits");
+    assert!(
+        status.success(),
+        "serve did not exit 0 on SIGTERM: {status:?}"
+    );
 }
 
 fn sh_quote(p: &Path) -> String {

@@ -688,3 +688,77 @@ async fn bamboohr_is_tested_previewed_polled_from_the_cli_and_polled_by_serve() 
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_membership_event_from_a_system_has_it_reconciled_within_seconds() {
+    let (server, sim) = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    setup(home, &format!("{}/scim/v2", server.base_url()));
+    let mut toml = std::fs::read_to_string(home.join("sources.toml")).unwrap();
+    toml.push_str(&format!(
+        "\n[sources.app-events]\nkind = \"github_events\"\ncredential = \"env:{SECRET_VAR}\"\nsystem = \"app\"\n"
+    ));
+    std::fs::write(home.join("sources.toml"), toml).unwrap();
+    let (_serve, url) = serve_with(home, &env());
+    // Somebody adds an account by hand in the system, and the system says so.
+    sim.seed_user("intruder@example.com", "In", "Truder");
+    let body = br#"{"action":"member_added","membership":{"user":{"login":"intruder"}}}"#.to_vec();
+    let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(SECRET.as_bytes()).unwrap();
+    m.update(&body);
+    let sig = format!("sha256={}", hex::encode(m.finalize().into_bytes()));
+    let headers = vec![
+        ("X-Hub-Signature-256".to_string(), sig),
+        ("X-GitHub-Event".to_string(), "organization".to_string()),
+        ("X-GitHub-Delivery".to_string(), "gh-1".to_string()),
+    ];
+    let (s, b) = post(
+        &format!("{url}/webhooks/app-events"),
+        &headers,
+        body.clone(),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    // Without the event, nothing would read the system (no reconcile_every).
+    let orphan = until_in(Some(home), "the hand-made account found", 60, &mut || {
+        let store = Store::open(&home.join("accessdesk.db")).ok()?;
+        let n: i64 = store
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM findings WHERE system = 'app' AND class IN ('orphan', 'unmanaged')",
+                [],
+                |r| r.get(0),
+            )
+            .ok()?;
+        (n > 0).then_some(n)
+    })
+    .await;
+    assert_eq!(orphan, 1);
+    let store = Store::open(&home.join("accessdesk.db")).unwrap();
+    let row = store
+        .inbox_recent(Some("app-events"), 5)
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap();
+    assert_eq!(row.status, "done");
+    assert!(row.outcome.unwrap().contains("organization.member_added"));
+    // A ping is accepted and asks for nothing.
+    let ping = br#"{"zen":"Keep it logically awesome."}"#.to_vec();
+    let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(SECRET.as_bytes()).unwrap();
+    m.update(&ping);
+    let headers = vec![
+        (
+            "X-Hub-Signature-256".to_string(),
+            format!("sha256={}", hex::encode(m.finalize().into_bytes())),
+        ),
+        ("X-GitHub-Event".to_string(), "ping".to_string()),
+        ("X-GitHub-Delivery".to_string(), "gh-2".to_string()),
+    ];
+    assert_eq!(
+        post(&format!("{url}/webhooks/app-events"), &headers, ping)
+            .await
+            .0,
+        200
+    );
+}
