@@ -5,18 +5,14 @@
 //! admin approves it; a poll cut short halfway and then run again applies nothing twice
 //! and nothing the source did not say; a failed read keeps the cursor and says why.
 
-use accessdesk::config::SystemsConfig;
-use accessdesk::config::systems::GuardThresholds;
-use accessdesk::policy::PolicySet;
+#[path = "common/poll.rs"]
+mod poll;
+
 use accessdesk::secrets::Secret;
 use accessdesk::sim::bamboohr::{self, BambooSimOptions, SimEmployee};
 use accessdesk::sources::bamboohr::BambooClient;
-use accessdesk::sources::config::SourcesConfig;
-use accessdesk::sources::ingest::Context;
-use accessdesk::sources::poll::{BambooFeed, Feed, FeedPage, apply_page, poll_once};
-use accessdesk::store::Store;
-use std::path::Path;
-use std::sync::Mutex;
+use accessdesk::sources::poll::{BambooFeed, Feed, FeedPage, PollReport, poll_once};
+use poll::PollRig;
 
 const KEY: &str = "bamboo-poll-test-key";
 
@@ -60,11 +56,14 @@ struct Rig {
     _server: accessdesk::sim::SimServer,
     sim: accessdesk::sim::bamboohr::BambooHandle,
     feed: BambooFeed,
-    store: Mutex<Store>,
-    source: accessdesk::sources::config::Source,
-    cfg: SystemsConfig,
-    policies: PolicySet,
-    guard: GuardThresholds,
+    rig: PollRig,
+}
+
+impl std::ops::Deref for Rig {
+    type Target = PollRig;
+    fn deref(&self) -> &PollRig {
+        &self.rig
+    }
 }
 
 impl Rig {
@@ -83,53 +82,20 @@ impl Rig {
             "env:BAMBOO_KEY",
         )
         .unwrap();
-        let mut sources = SourcesConfig::parse(Path::new("sources.toml"), SOURCES).unwrap();
-        let source = sources.sources.remove("bamboo").unwrap();
-        let cfg = SystemsConfig::parse(Path::new("systems.toml"), "").unwrap();
-        let policies = PolicySet::parse(Path::new("policies.toml"), "", &cfg.catalog).unwrap();
         Rig {
             _server: server,
             sim,
             feed: BambooFeed(client),
-            store: Mutex::new(Store::open_in_memory().unwrap()),
-            source,
-            cfg,
-            policies,
-            guard: GuardThresholds::default(),
+            rig: PollRig::new(SOURCES, "bamboo"),
         }
     }
 
-    async fn poll(&self, approval: Option<&str>) -> accessdesk::sources::poll::PollReport {
-        let ctx = Context {
-            catalog: &self.cfg.catalog,
-            policies: &self.policies,
-            guard: &self.guard,
-            actor: "source:bamboo",
-        };
-        poll_once(&self.feed, &self.store, &ctx, &self.source, approval)
-            .await
-            .unwrap()
+    async fn poll(&self, approval: Option<&str>) -> PollReport {
+        self.rig.try_poll(&self.feed, approval).await.unwrap()
     }
 
-    fn status(&self, id: &str) -> String {
-        let st = self.store.lock().unwrap();
-        st.find_person(id)
-            .unwrap()
-            .map(|p| p.status.as_str().to_string())
-            .unwrap_or_default()
-    }
-
-    fn changes(&self, r: &accessdesk::sources::poll::PollReport) -> Vec<String> {
-        r.applied
-            .iter()
-            .map(|a| {
-                format!(
-                    "{} {}",
-                    a["person"].as_str().unwrap(),
-                    a["change"].as_str().unwrap()
-                )
-            })
-            .collect()
+    fn changes(&self, r: &PollReport) -> Vec<String> {
+        PollRig::changes(r)
     }
 }
 
@@ -177,21 +143,44 @@ async fn polls_turn_changes_into_joiners_movers_and_leavers_once_each() {
 
     // The same records read again (the cursor set back): unchanged by their digests.
     let page = rig.feed.changes(None).await.unwrap();
-    let ctx = Context {
-        catalog: &rig.cfg.catalog,
-        policies: &rig.policies,
-        guard: &rig.guard,
-        actor: "source:bamboo",
-    };
-    let r = apply_page(
-        &mut rig.store.lock().unwrap(),
-        &ctx,
-        &rig.source,
-        &page,
-        None,
-    )
-    .unwrap();
+    let r = rig.apply(&page);
     assert_eq!((r.read, r.unchanged, r.applied.len()), (10, 10, 0), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_employee_deleted_in_bamboohr_is_the_leaver_their_record_mapped_to() {
+    // A deletion carries only BambooHR's own id (not the employee number): the person
+    // comes from what that record mapped to when it was polled.
+    let rig = Rig::new(4).await;
+    rig.poll(None).await;
+    rig.sim.advance(std::time::Duration::from_secs(5));
+    rig.sim.delete(3).unwrap();
+    let r = rig.poll(None).await;
+    assert_eq!(rig.changes(&r), vec!["E0003 leaver"], "{r:?}");
+    assert!(r.refused.is_empty(), "{r:?}");
+    assert_eq!(rig.status("E0003"), "terminated");
+    assert_eq!(rig.status("E0002"), "active");
+    // An id no poll ever mapped is refused, naming the record, and terminates nobody.
+    rig.sim.advance(std::time::Duration::from_secs(5));
+    let fresh = rig
+        .sim
+        .hire(SimEmployee::new(0, "Kai", "Lee", "kai@northwind.example"))
+        .unwrap();
+    rig.sim.delete(fresh).unwrap();
+    let r = rig.poll(None).await;
+    assert!(r.applied.is_empty(), "{r:?}");
+    assert_eq!(r.refused.len(), 1, "{r:?}");
+    assert!(
+        rig.store
+            .lock()
+            .unwrap()
+            .all_people()
+            .unwrap()
+            .iter()
+            .filter(|p| p.status.as_str() == "terminated")
+            .count()
+            == 1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,24 +235,11 @@ async fn a_poll_cut_short_is_resumed_without_duplicates_or_phantoms() {
     let rig = Rig::new(6).await;
     // The first poll applies only its first three records, then "crashes" (no cursor).
     let page = rig.feed.changes(None).await.unwrap();
-    let ctx = Context {
-        catalog: &rig.cfg.catalog,
-        policies: &rig.policies,
-        guard: &rig.guard,
-        actor: "source:bamboo",
-    };
     let half = FeedPage {
         records: page.records[..3].to_vec(),
-        cursor: None,
+        ..Default::default()
     };
-    let r = apply_page(
-        &mut rig.store.lock().unwrap(),
-        &ctx,
-        &rig.source,
-        &half,
-        None,
-    )
-    .unwrap();
+    let r = rig.apply(&half);
     assert_eq!(r.applied.len(), 3);
     // The next poll reads from the old cursor: the three are unchanged, the rest join.
     let r = rig.poll(None).await;
@@ -293,12 +269,7 @@ async fn a_failed_read_keeps_the_cursor_and_says_why() {
         .unwrap()
         .unwrap();
     rig.sim.revoke_api_key(KEY);
-    let ctx = Context {
-        catalog: &rig.cfg.catalog,
-        policies: &rig.policies,
-        guard: &rig.guard,
-        actor: "source:bamboo",
-    };
+    let ctx = rig.ctx();
     let e = poll_once(&rig.feed, &rig.store, &ctx, &rig.source, None)
         .await
         .unwrap_err()

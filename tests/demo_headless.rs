@@ -108,6 +108,12 @@ fn headless_demo_rides_through_the_scenario_and_cleans_up() {
     assert!(hr["received"].as_i64().unwrap_or(0) >= 2, "{ctx}");
     assert!(hr["polls"].as_i64().unwrap_or(0) >= 3, "{ctx}");
     assert!(hr.get("failed").is_none(), "{ctx}");
+    // Workday: the contractor joined from one snapshot and left by leaving a later one.
+    let wd = &s["workday_source"];
+    for (k, n) in [("changes:joiner", 1), ("changes:leaver", 1)] {
+        assert_eq!(wd[k].as_i64(), Some(n), "workday {k}: {ctx}");
+    }
+    assert!(wd.get("failed").is_none(), "{ctx}");
     // The invariants.
     assert_eq!(s["duplicate_creates"], 0, "{ctx}");
     assert_eq!(s["audit"]["verified"], true, "{ctx}");

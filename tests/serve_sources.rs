@@ -689,6 +689,113 @@ async fn bamboohr_is_tested_previewed_polled_from_the_cli_and_polled_by_serve() 
     .await;
 }
 
+const WORKDAY_VAR: &str = "ACCESSDESK_TEST_WORKDAY_CLIENT";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workday_is_tested_previewed_polled_from_the_cli_and_its_leaver_deprovisioned_by_serve() {
+    use accessdesk::sim::workday::{
+        self, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_REFRESH_TOKEN, SimWorker,
+        WorkdaySimOptions,
+    };
+    let (server, sim) = sim().await;
+    let w = |id: &str, first: &str, last: &str| {
+        let mut w = SimWorker::new(
+            id,
+            first,
+            last,
+            &format!("{}@northwind.example", first.to_lowercase()),
+        );
+        w.organization = Some("Engineering".into());
+        w
+    };
+    let (_wserver, wd) = workday::spawn(WorkdaySimOptions {
+        workers: vec![
+            w("31001", "Ada", "Lovelace"),
+            w("31002", "Иван", "Иванов"),
+            w("31003", "Alan", "Turing"),
+        ],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    setup(home, &format!("{}/scim/v2", server.base_url()));
+    let mut toml = std::fs::read_to_string(home.join("sources.toml")).unwrap();
+    toml.push_str(&format!(
+        "\n[sources.workday]\nkind = \"workday\"\nbase_url = \"{}\"\ncredential = \"env:{WORKDAY_VAR}\"\npoll_every = \"1s\"\n\
+         [sources.workday.mapping]\nemployee_id = \"record.workerId\"\n\
+         first_name = \"record.descriptor.split(' ')[0]\"\n\
+         last_name = \"record.descriptor.substring(record.descriptor.indexOf(' ') + 1)\"\n\
+         email = \"record.primaryWorkEmail\"\nstatus = \"'active'\"\n",
+        wd.rest_endpoint()
+    ));
+    std::fs::write(home.join("sources.toml"), toml).unwrap();
+    let cred = format!(
+        r#"{{"client_id":"{DEFAULT_CLIENT_ID}","client_secret":"{DEFAULT_CLIENT_SECRET}","refresh_token":"{DEFAULT_REFRESH_TOKEN}"}}"#
+    );
+    let cred: &'static str = Box::leak(cred.into_boxed_str());
+    let mut env = env();
+    env.push((WORKDAY_VAR, cred));
+
+    let o = cli::run(home, &["source", "test", "workday"], &env);
+    let t = cli::text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("3 current workers"), "{t}");
+    let wrong = r#"{"client_id":"sim-workday-client","client_secret":"NOT-THE-SECRET"}"#;
+    let o = cli::run(
+        home,
+        &["source", "test", "workday"],
+        &[(SCIM_VAR, SCIM_TOKEN), (WORKDAY_VAR, wrong)],
+    );
+    let t = cli::text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains(&format!("env:{WORKDAY_VAR}")), "{t}");
+    assert!(t.contains("invalid_client"), "{t}");
+    assert!(!t.contains("NOT-THE-SECRET"), "{t}");
+
+    let o = cli::run(
+        home,
+        &["source", "preview", "workday", "--limit", "2"],
+        &env,
+    );
+    let t = cli::text(&o);
+    assert!(o.status.success(), "{t}");
+    assert_eq!(t.lines().filter(|l| l.contains("joiner")).count(), 2, "{t}");
+    assert!(t.contains("nothing was applied"), "{t}");
+
+    let o = cli::run(home, &["source", "poll", "workday"], &env);
+    assert!(o.status.success(), "{}", cli::text(&o));
+    assert!(cli::text(&o).contains("applied 3"), "{}", cli::text(&o));
+
+    // serve polls every second: a joiner gets an account; a worker terminated in Workday
+    // (gone from /workers) loses theirs.
+    let (_serve, _url) = serve_with(home, &env);
+    until_in(Some(home), "the polled people's accounts", 60, &mut || {
+        active(&sim.user_by_name("alan@northwind.example")?).then_some(())
+    })
+    .await;
+    wd.hire(w("31004", "Grace", "Hopper")).unwrap();
+    wd.terminate("31003", wd.today() - chrono::Duration::days(1))
+        .unwrap();
+    until_in(Some(home), "the joiner's account", 60, &mut || {
+        sim.user_by_name("grace@northwind.example").map(|_| ())
+    })
+    .await;
+    until_in(
+        Some(home),
+        "the leaver's account deactivated",
+        60,
+        &mut || (!active(&sim.user_by_name("alan@northwind.example")?)).then_some(()),
+    )
+    .await;
+    assert!(active(&sim.user_by_name("ada@northwind.example").unwrap()));
+}
+
+fn active(u: &accessdesk::sim::scim::ScimResource) -> bool {
+    u.attributes.get("active").and_then(Value::as_bool) != Some(false)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_membership_event_from_a_system_has_it_reconciled_within_seconds() {
     let (server, sim) = sim().await;

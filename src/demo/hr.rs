@@ -1,12 +1,15 @@
-//! The demo's HR source: a BambooHR simulator as the company's HR system, wired to
-//! serve's sources runtime exactly as `accessdesk serve` would run it (sources.toml in the
-//! demo home, the API key and the webhook's signing key in the keychain, the webhook
-//! endpoint on loopback, a poller every few seconds). The workers stay the demo's own.
+//! The demo's HR sources: a BambooHR simulator as the company's HR system for employees
+//! and a Workday simulator for contractors (contingent workers), wired to serve's sources
+//! runtime exactly as `accessdesk serve` would run them (sources.toml in the demo home,
+//! the API key, the webhook's signing key and Workday's API client in the keychain, the
+//! webhook endpoint on loopback, pollers every few seconds). The workers stay the demo's
+//! own.
 //!
 //! The story ([`story`]): a joiner is hired in BambooHR (reaching accessdesk by poll), a
 //! mover changes department and a leaver is terminated (each by signed webhook, and
 //! confirmed by the next poll, which finds them unchanged). The leaver loses access in
-//! every system within seconds.
+//! every system within seconds. In Workday a contractor is hired (the next snapshot
+//! brings them in) and later their contract ends (they leave the snapshot: a leaver).
 
 use super::Shared;
 use crate::config::{Home, SystemsConfig};
@@ -20,6 +23,9 @@ use crate::sim::SimServer;
 use crate::sim::bamboohr::{
     self, BambooHandle, BambooSimOptions, EmployeeStatus, SimEmployee, WebhookFormat, WebhookSpec,
 };
+use crate::sim::workday::{
+    self, SimClient, SimWorker, WorkdayHandle, WorkdaySimOptions, WorkerType,
+};
 use crate::sources::config::SourcesConfig;
 use crate::{Error, Result};
 use std::sync::Arc;
@@ -29,6 +35,7 @@ use tokio::sync::watch;
 /// The keychain entries of the demo's HR source.
 pub const API_KEY_NAME: &str = "bamboohr-api-key";
 pub const WEBHOOK_KEY_NAME: &str = "bamboohr-webhook-key";
+pub const WORKDAY_CLIENT_NAME: &str = "workday-api-client";
 
 /// The demo's sources.toml (`{base}` is the simulator's URL).
 const SOURCES_TOML: &str = r#"# The demo's HR source: BambooHR, polled every 5 s and pushing signed webhooks.
@@ -49,6 +56,23 @@ title = "record.jobTitle"
 location = "record.location"
 status = "record.status == 'Active' ? 'active' : 'terminated'"
 end_date = "record.terminationDate == '0000-00-00' ? '' : record.terminationDate"
+
+# Contractors: Workday's Workers REST API, read whole every 5 s (a worker who leaves the
+# snapshot has left).
+[sources.workday]
+kind = "workday"
+base_url = "{workday}"
+credential = "keyring:workday-api-client"
+poll_every = "5s"
+
+[sources.workday.mapping]
+employee_id = "record.workerId"
+first_name = "record.descriptor.split(' ')[0]"
+last_name = "record.descriptor.substring(record.descriptor.indexOf(' ') + 1)"
+email = "record.primaryWorkEmail"
+department = "has(record.primarySupervisoryOrganization) ? record.primarySupervisoryOrganization.descriptor : ''"
+title = "has(record.businessTitle) ? record.businessTitle : ''"
+status = "'active'"
 "#;
 
 /// The fields BambooHR's webhook watches and sends (API names).
@@ -67,6 +91,8 @@ const WATCHED: &[&str] = &[
 pub struct HrSource {
     pub server: SimServer,
     pub handle: BambooHandle,
+    pub workday_server: SimServer,
+    pub workday: WorkdayHandle,
     pub running: Running,
     /// The simulator's ids of the mover and the leaver (demo people it was seeded with).
     pub mover: Option<(u64, String)>,
@@ -115,9 +141,35 @@ pub async fn start(
     })
     .await
     .map_err(|e| Error::io("starting the BambooHR simulator", e))?;
+    let client_secret = format!("demo-workday-{:032x}", rand::random::<u128>());
+    let refresh_token = format!("demo-workday-refresh-{:032x}", rand::random::<u128>());
+    let (workday_server, workday) = workday::spawn(WorkdaySimOptions {
+        clients: vec![SimClient {
+            id: "accessdesk-demo".into(),
+            secret: client_secret.clone(),
+            refresh_tokens: vec![refresh_token.clone()],
+            client_credentials: false,
+        }],
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| Error::io("starting the Workday simulator", e))?;
     keychain.set(API_KEY_NAME, &Secret::new(api_key))?;
     keychain.set(WEBHOOK_KEY_NAME, &Secret::new(webhook_key.clone()))?;
-    let text = SOURCES_TOML.replace("{base}", &server.base_url());
+    keychain.set(
+        WORKDAY_CLIENT_NAME,
+        &Secret::new(
+            serde_json::json!({
+                "client_id": "accessdesk-demo",
+                "client_secret": client_secret,
+                "refresh_token": refresh_token,
+            })
+            .to_string(),
+        ),
+    )?;
+    let text = SOURCES_TOML
+        .replace("{base}", &server.base_url())
+        .replace("{workday}", &workday.rest_endpoint());
     let path = home.sources_path();
     std::fs::write(&path, &text)
         .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
@@ -153,6 +205,8 @@ pub async fn start(
     Ok(HrSource {
         server,
         handle,
+        workday_server,
+        workday,
         running,
         mover: picks.first().map(|p| (1, name(p))),
         leaver: picks.get(1).map(|p| (2, name(p))),
@@ -163,6 +217,38 @@ pub async fn start(
 pub const JOINER_AT: f64 = 6.0;
 pub const MOVER_AT: f64 = 12.0;
 pub const LEAVER_AT: f64 = 18.0;
+pub const CONTRACTOR_AT: f64 = 8.0;
+pub const CONTRACT_ENDS_AT: f64 = 20.0;
+
+/// The contractor's story, told through the Workday simulator.
+pub(crate) async fn contractor_story(
+    shared: Arc<Shared>,
+    workday: WorkdayHandle,
+    mut stop: watch::Receiver<bool>,
+) {
+    if !super::scenario::until_secs(&shared, CONTRACTOR_AT, &mut stop).await {
+        return;
+    }
+    let mut w = SimWorker::new(
+        "C7001",
+        "Tomás",
+        "Álvarez",
+        "tomas.alvarez@northwind.example",
+    );
+    w.worker_type = WorkerType::Contingent;
+    w.organization = Some("Engineering".into());
+    w.business_title = Some("Contract Engineer".into());
+    if workday.hire(w).is_ok() {
+        shared.say("Workday: contractor Tomás Álvarez hired (Engineering); the next snapshot brings him in");
+    }
+    if !super::scenario::until_secs(&shared, CONTRACT_ENDS_AT, &mut stop).await {
+        return;
+    }
+    let yesterday = workday.today() - chrono::Duration::days(1);
+    if workday.terminate("C7001", yesterday).is_ok() {
+        shared.say("Workday: Tomás Álvarez's contract has ended; he leaves the next snapshot and his access goes");
+    }
+}
 
 /// The HR story, told through the BambooHR simulator.
 pub(crate) async fn story(

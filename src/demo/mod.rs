@@ -351,8 +351,9 @@ impl Demo {
         let hr = hr::start(&home, &keychain, engine.clone(), &config, &people, &avoid).await?;
         credential_names.push(hr::API_KEY_NAME.to_string());
         credential_names.push(hr::WEBHOOK_KEY_NAME.to_string());
+        credential_names.push(hr::WORKDAY_CLIENT_NAME.to_string());
         notices.push(format!(
-            "HR source: BambooHR (simulated) is polled every 5 s and pushes signed webhooks to http://{}/webhooks/bamboo",
+            "HR sources: BambooHR (simulated) is polled every 5 s and pushes signed webhooks to http://{}/webhooks/bamboo; Workday (simulated, contractors) is read whole every 5 s",
             hr.running.addr
         ));
         let shared = Arc::new(Shared {
@@ -415,6 +416,11 @@ impl Demo {
                 h.handle.clone(),
                 h.mover.clone(),
                 h.leaver.clone(),
+                stop.clone(),
+            ));
+            tokio::spawn(hr::contractor_story(
+                self.shared.clone(),
+                h.workday.clone(),
                 stop.clone(),
             ));
         }

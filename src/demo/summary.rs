@@ -105,6 +105,8 @@ pub struct DemoSummary {
     /// The HR source (BambooHR by webhook and poll): its counters (`received`, `polls`,
     /// `changes:joiner`, `rejected:REASON`, `failed`, ...).
     pub hr_source: BTreeMap<String, i64>,
+    /// The Workday source's counters (contractors).
+    pub workday_source: BTreeMap<String, i64>,
     pub duplicate_creates: u64,
     pub audit: AuditSummary,
     /// The engine's own count, when it has stopped.
@@ -146,12 +148,16 @@ pub(super) fn collect(demo: &Demo) -> Result<DemoSummary> {
         })
         .collect();
     let store = demo.store.lock().unwrap_or_else(|p| p.into_inner());
-    let hr_source: BTreeMap<String, i64> = store
-        .source_stats()?
-        .into_iter()
-        .filter(|s| s.source == "bamboo")
-        .map(|s| (s.name, s.value))
-        .collect();
+    let stats = store.source_stats()?;
+    let source_stats = |name: &str| -> BTreeMap<String, i64> {
+        stats
+            .iter()
+            .filter(|s| s.source == name)
+            .map(|s| (s.name.clone(), s.value))
+            .collect()
+    };
+    let hr_source = source_stats("bamboo");
+    let workday_source = source_stats("workday");
     let by_status: BTreeMap<String, i64> = ops_by_status(&store)?.into_iter().collect();
     let by_cause: Vec<RetryCause> = {
         let mut stmt = store.conn().prepare(
@@ -251,6 +257,7 @@ pub(super) fn collect(demo: &Demo) -> Result<DemoSummary> {
         failure_groups,
         leaver: log.leaver.clone(),
         hr_source,
+        workday_source,
         duplicate_creates,
         invariants_hold: duplicate_creates == 0 && audit.verified,
         audit,
@@ -436,6 +443,18 @@ impl DemoSummary {
                 hr("changes:mover"),
                 hr("changes:leaver"),
                 hr("failed")
+            ),
+        )?;
+        let wd = |k: &str| self.workday_source.get(k).copied().unwrap_or(0);
+        line(
+            o,
+            "",
+            &format!(
+                "Workday (contractors): {} polls; {} joiner(s), {} leaver(s); {} refused",
+                wd("polls"),
+                wd("changes:joiner"),
+                wd("changes:leaver"),
+                wd("failed")
             ),
         )?;
         line(

@@ -85,10 +85,23 @@ impl Processor {
                     record,
                     record_ref,
                 } => {
-                    let r = ingest::to_person(source, &record, &record_ref, intent, store, today)
-                        .and_then(|p| {
-                            ingest::apply_person(store, &ctx, &p, &cause, single.then_some(row.id))
-                        });
+                    let record_id = record.get("id").and_then(|v| match v {
+                        Value::String(s) => Some(s.clone()),
+                        Value::Number(n) => Some(n.to_string()),
+                        _ => None,
+                    });
+                    let r = ingest::to_person_by_record(
+                        source,
+                        &record,
+                        record_id.as_deref(),
+                        &record_ref,
+                        intent,
+                        store,
+                        today,
+                    )
+                    .and_then(|p| {
+                        ingest::apply_person(store, &ctx, &p, &cause, single.then_some(row.id))
+                    });
                     match r {
                         Ok(a) => {
                             let _ = store.write(|tx| {

@@ -7,7 +7,7 @@ use super::inbox::Processor;
 use crate::Result;
 use crate::sources::config::{Source, SourceKind};
 use crate::sources::ingest::Context;
-use crate::sources::poll::{BambooFeed, Feed, poll_once};
+use crate::sources::poll::{BambooFeed, Feed, WorkdayFeed, poll_once};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -28,6 +28,21 @@ pub fn feed_for(source: &Source, key: crate::secrets::Secret) -> Result<Box<dyn 
             )
             .map_err(|e| crate::Error::Failed(e.to_string()))?;
             Ok(Box::new(BambooFeed(client)))
+        }
+        SourceKind::Workday => {
+            let from = source.credential.to_string();
+            let cred = crate::sources::workday::WorkdayCredential::parse(&key, &from)
+                .map_err(|e| crate::Error::Failed(format!("source {}: {e}", source.name)))?;
+            let client = crate::sources::workday::WorkdayClient::new(
+                &source.name,
+                base,
+                cred,
+                &from,
+                source.report.as_deref(),
+                source.token_url.as_deref(),
+            )
+            .map_err(|e| crate::Error::Failed(e.to_string()))?;
+            Ok(Box::new(WorkdayFeed(client)))
         }
         other => Err(crate::Error::Failed(format!(
             "source {}: a {} source is not polled by this build",
@@ -71,6 +86,8 @@ pub async fn run(p: Arc<Processor>, name: String, mut stop: watch::Receiver<bool
                 source = %name,
                 read = r.read,
                 unchanged = r.unchanged,
+                gone = r.gone,
+                partial = r.partial,
                 applied = r.applied.len(),
                 refused = r.refused.len(),
                 "polled"

@@ -12,7 +12,8 @@
 //! client-credentials token endpoint), [`github`] (one organisation's members, invitations
 //! and teams; tokens and GitHub App auth), [`slack`] (SCIM plus the Web API's channels).
 //! Beside them, for HR sources: [`bamboohr`] (one company's employees, `changed` since a
-//! time, signed webhooks).
+//! time, signed webhooks) and [`workday`] (one tenant's workers behind its OAuth token
+//! endpoint: the Workers REST API and a RaaS report).
 
 pub mod aws;
 pub mod bamboohr;
@@ -30,6 +31,7 @@ pub mod rules;
 pub mod scim;
 pub mod slack;
 pub mod tcp_proxy;
+pub mod workday;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -79,6 +81,25 @@ impl WriteCounts {
     pub fn max_adds(&self) -> u32 {
         self.adds.values().copied().max().unwrap_or(0)
     }
+}
+
+/// The user and password of an HTTP Basic `Authorization` (the password empty when the
+/// decoded text has no `:`); None for any other scheme or a malformed value.
+pub fn basic_credentials(headers: &axum::http::HeaderMap) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let v = headers.get("authorization")?.to_str().ok()?;
+    let (scheme, cred) = v.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(cred.trim())
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    Some(match text.split_once(':') {
+        Some((u, p)) => (u.to_string(), p.to_string()),
+        None => (text, String::new()),
+    })
 }
 
 /// A running simulator or proxy. Dropping it stops the server.

@@ -17,7 +17,7 @@
 //! shared error responses use). Errors are [`AdapterError`]s: their text names the
 //! class and the HTTP status, never the key.
 
-use crate::adapters::auth::{Auth, authorization};
+use crate::adapters::auth::{Auth, basic};
 use crate::adapters::error::{AResult, AdapterError, ErrorClass};
 use crate::adapters::http::{
     HttpClient, RateLimiter, RateSignal, Req, RetryPolicy, Timeouts, path_segment, retry_after,
@@ -25,7 +25,6 @@ use crate::adapters::http::{
 use crate::adapters::kit::errors::{Class, VendorProfile, status_class};
 use crate::secrets::Secret;
 use async_trait::async_trait;
-use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::header::{ACCEPT, HeaderMap};
 use serde_json::Value;
@@ -102,9 +101,7 @@ pub struct BasicKeyAuth {
 #[async_trait]
 impl Auth for BasicKeyAuth {
     async fn authorize(&self, req: &mut reqwest::Request) -> AResult<()> {
-        let pair = format!("{}:x", self.key.expose());
-        let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
-        let v = authorization("Basic", &encoded).ok_or_else(|| {
+        let v = basic(self.key.expose(), "x").ok_or_else(|| {
             AdapterError::new(
                 ErrorClass::Unauthorized,
                 "",

@@ -15,6 +15,12 @@
 //! poll_every = "5m"
 //! [sources.bamboo.mapping]
 //! first_name = "record.firstName"
+//!
+//! [sources.workday]
+//! kind = "workday"
+//! base_url = "https://wd2-impl-services1.workday.com/ccx/api/v1/northwind"  # REST API endpoint
+//! credential = "keyring:workday-api-client"   # JSON: client_id, client_secret, refresh_token
+//! report = "ISU_Identity/Identity_Feed"       # optional: a RaaS report instead of /workers
 //! ```
 
 use super::mapping::Mapping;
@@ -104,6 +110,10 @@ struct RawSource {
     #[serde(default)]
     system: Option<Spanned<String>>,
     #[serde(default)]
+    report: Option<Spanned<String>>,
+    #[serde(default)]
+    token_url: Option<Spanned<String>>,
+    #[serde(default)]
     mapping: BTreeMap<String, Spanned<String>>,
 }
 
@@ -124,6 +134,10 @@ pub struct Source {
     /// For `okta_events`, `github_events` and `slack_events`: the system (systems.toml)
     /// whose changes the events report.
     pub system: Option<String>,
+    /// For `workday`: a RaaS report to read (`OWNER/REPORT_NAME`) instead of `/workers`.
+    pub report: Option<String>,
+    /// For `workday`: the token endpoint, when it is not the one derived from `base_url`.
+    pub token_url: Option<String>,
     pub mapping: Mapping,
     /// The line of its table in sources.toml.
     pub line: usize,
@@ -244,6 +258,47 @@ impl SourcesConfig {
                     "remove webhook_secret",
                 ));
             }
+            for (v, field, example) in [
+                (
+                    &rs.report,
+                    ".report",
+                    "report = \"ISU_Identity/Identity_Feed\"",
+                ),
+                (
+                    &rs.token_url,
+                    ".token_url",
+                    "token_url = \"https://HOST/ccx/oauth2/TENANT/token\"",
+                ),
+            ] {
+                if let Some(v) = v
+                    && kind.is_some_and(|k| k != SourceKind::Workday)
+                {
+                    problems.push(at(
+                        v.span(),
+                        field,
+                        format!(
+                            "{} is for workday sources, not {}",
+                            &field[1..],
+                            rs.kind.get_ref()
+                        ),
+                        &format!("remove it, or use it on a workday source ({example})"),
+                    ));
+                }
+            }
+            if let Some(r) = &rs.report {
+                let ok = r
+                    .get_ref()
+                    .split_once('/')
+                    .is_some_and(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'));
+                if !ok {
+                    problems.push(at(
+                        r.span(),
+                        ".report",
+                        format!("{:?} is not OWNER/REPORT_NAME", r.get_ref()),
+                        "as in the report's RaaS URL: report = \"ISU_Identity/Identity_Feed\"",
+                    ));
+                }
+            }
             let poll_every = match &rs.poll_every {
                 None => None,
                 Some(v) => match crate::text::parse_duration(v.get_ref()) {
@@ -297,6 +352,8 @@ impl SourcesConfig {
                         webhook_secret,
                         api_token,
                         system: rs.system.as_ref().map(|v| v.get_ref().clone()),
+                        report: rs.report.as_ref().map(|v| v.get_ref().clone()),
+                        token_url: rs.token_url.as_ref().map(|v| v.get_ref().clone()),
                         mapping,
                         line: crate::error::line_col(text, name.span().start).0,
                     },

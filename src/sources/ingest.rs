@@ -255,6 +255,54 @@ pub fn to_person(
     validate(&fields, record_ref)
 }
 
+/// [`to_person`], except that a leaver whose record the source names by its own id
+/// (`record_id`) is first looked up among the records a poll mapped
+/// ([`leaver_by_record`]): a deletion carries no HR fields.
+pub fn to_person_by_record(
+    source: &Source,
+    record: &Value,
+    record_id: Option<&str>,
+    record_ref: &str,
+    intent: Intent,
+    store: &Store,
+    today: chrono::NaiveDate,
+) -> Result<Person, Refused> {
+    if intent == Intent::Terminate
+        && let Some(id) = record_id
+        && let Some(p) = leaver_by_record(source, id, record_ref, store, today)?
+    {
+        return Ok(p);
+    }
+    to_person(source, record, record_ref, intent, store, today)
+}
+
+/// A leaver the source names only by its own record id (BambooHR's `Deleted`, a worker
+/// gone from a Workday snapshot): the person that record last mapped to (a poll records
+/// it), terminated with an end date no later than today. None when no poll has mapped
+/// the record to a person known here.
+pub fn leaver_by_record(
+    source: &Source,
+    record_id: &str,
+    record_ref: &str,
+    store: &Store,
+    today: chrono::NaiveDate,
+) -> Result<Option<Person>, Refused> {
+    let Some(id) = store.record_person(&source.name, record_id)? else {
+        return Ok(None);
+    };
+    let Some(p) = store.find_person(&id)? else {
+        return Ok(None);
+    };
+    let mut fields = person_fields(&p);
+    fields.insert(
+        "status".into(),
+        EmploymentStatus::Terminated.as_str().into(),
+    );
+    let end = p.end_date.filter(|d| *d <= today).unwrap_or(today);
+    fields.insert("end_date".into(), end.to_string());
+    validate(&fields, record_ref).map(Some)
+}
+
 /// What the workers need to act on a person: the catalogue, the policies and the guard.
 pub struct Context<'a> {
     pub catalog: &'a Catalog,

@@ -6,7 +6,7 @@
 //! [sources.bamboo.mapping]
 //! employee_id = "record.id"
 //! first_name  = "record.fullName.split(' ')[0]"
-//! last_name   = "record.fullName.split(' ').slice(1).join(' ')"
+//! last_name   = "record.fullName.substring(record.fullName.indexOf(' ') + 1)"
 //! department  = "{'ENG': 'Engineering', 'SLS': 'Sales'}[record.dept]"
 //! status      = "record.terminated ? 'terminated' : 'active'"
 //! ```

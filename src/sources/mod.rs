@@ -1,7 +1,9 @@
-//! HR sources: how HR data reaches the engine besides a CSV import. Today: the mapping
-//! from a source's record format to the canonical person ([`mapping`]) and webhook
-//! signature verification per vendor ([`signatures`]); the sources themselves (pollers,
-//! the webhook endpoint, the API proxy) follow.
+//! HR sources: how HR data reaches the engine besides a CSV import. `sources.toml`
+//! ([`config`]); the mapping from a source's record format to the canonical person
+//! ([`mapping`]); webhook signature verification per vendor ([`signatures`]) and payload
+//! parsing ([`events`]); polling ([`poll`]) with the vendors' clients ([`bamboohr`],
+//! [`workday`]); and [`ingest`], where a mapped person is planned, guarded and queued.
+//! Serve runs them (`crate::serve`: the webhook endpoint, the pollers, the API proxy).
 
 pub mod bamboohr;
 pub mod config;
@@ -10,3 +12,4 @@ pub mod ingest;
 pub mod mapping;
 pub mod poll;
 pub mod signatures;
+pub mod workday;

@@ -13,8 +13,17 @@
 //!   records it had already applied are unchanged against their digests, so nothing is
 //!   done twice and nothing appears that the source did not say.
 //!
+//! - **Snapshots:** a feed that can only list everyone (Workday) answers a snapshot; a
+//!   record the last polls mapped to a person and that is missing from a *complete*
+//!   snapshot has left (a leaver, judged by the guard with the rest). A snapshot the feed
+//!   could not read consistently ([`Coverage::PartialSnapshot`]) infers no leaver.
+//! - **Leavers by record id:** each applied record's person is kept beside its digest,
+//!   so a deletion that carries only the source's id (BambooHR's `Deleted`, a worker gone
+//!   from a snapshot) terminates the right person ([`ingest::leaver_by_record`]).
+//!
 //! Feeds: BambooHR (`changed` since the cursor, each changed employee's fields; the
-//! first poll asks for every change since the epoch, which includes leavers) and Workday.
+//! first poll asks for every change since the epoch, which includes leavers) and Workday
+//! (a snapshot of the Workers REST API or a RaaS report, [`super::workday`]).
 
 use super::config::Source;
 use super::ingest::{self, Context, Intent, Refused};
@@ -35,12 +44,26 @@ pub struct FeedRecord {
     pub deleted: bool,
 }
 
+/// What a feed's answer covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Coverage {
+    /// The records changed since the cursor.
+    #[default]
+    Changes,
+    /// Every record the source has: one that is missing has left.
+    Snapshot,
+    /// Every record as far as could be told, but not read consistently: nothing is
+    /// inferred from what is missing.
+    PartialSnapshot,
+}
+
 /// What a feed answered for one poll.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct FeedPage {
     pub records: Vec<FeedRecord>,
     /// The cursor for the next poll (None: keep the current one).
     pub cursor: Option<String>,
+    pub coverage: Coverage,
 }
 
 /// An HR API that can be polled.
@@ -101,6 +124,7 @@ impl BambooFeed {
         Ok(FeedPage {
             records,
             cursor: changed.latest.map(|t| t.to_rfc3339()),
+            coverage: Coverage::Changes,
         })
     }
 }
@@ -122,6 +146,59 @@ impl Feed for BambooFeed {
     }
 }
 
+/// Workday as a feed: each poll reads the whole tenant (a snapshot).
+pub struct WorkdayFeed(pub super::workday::WorkdayClient);
+
+impl WorkdayFeed {
+    fn page(&self, records: Vec<Value>, coverage: Coverage) -> AResult<FeedPage> {
+        let mut out = Vec::with_capacity(records.len());
+        for (i, record) in records.into_iter().enumerate() {
+            let Some(id) = super::workday::record_id(&record) else {
+                return Err(crate::adapters::error::AdapterError::new(
+                    crate::adapters::error::ErrorClass::Permanent,
+                    "workday",
+                    format!(
+                        "record {} has no id, WID or Employee_ID (a RaaS report must include one of them)",
+                        i + 1
+                    ),
+                ));
+            };
+            out.push(FeedRecord {
+                id,
+                record,
+                deleted: false,
+            });
+        }
+        Ok(FeedPage {
+            records: out,
+            cursor: None,
+            coverage,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Feed for WorkdayFeed {
+    async fn changes(&self, _cursor: Option<&str>) -> AResult<FeedPage> {
+        let snap = self.0.snapshot().await?;
+        let coverage = if snap.complete {
+            Coverage::Snapshot
+        } else {
+            Coverage::PartialSnapshot
+        };
+        self.page(snap.records, coverage)
+    }
+
+    async fn sample(&self, limit: usize) -> AResult<FeedPage> {
+        let records = self.0.sample(limit).await?;
+        self.page(records, Coverage::PartialSnapshot)
+    }
+
+    async fn test(&self) -> AResult<String> {
+        self.0.test_connection().await
+    }
+}
+
 /// A record's digest: SHA-256 of its JSON (serde_json writes object keys in order).
 pub fn digest(record: &Value) -> String {
     hex::encode(Sha256::digest(record.to_string().as_bytes()))
@@ -135,6 +212,11 @@ pub struct PollReport {
     pub applied: Vec<Value>,
     /// Records refused (mapping, validation, a held rehire), each naming its field.
     pub refused: Vec<Value>,
+    /// Records that had left a complete snapshot (leavers among `applied`).
+    pub gone: usize,
+    /// The feed could not read a consistent snapshot: no leaver was inferred.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
     /// The mass-change guard held the whole poll: why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held: Option<String>,
@@ -152,15 +234,24 @@ pub fn apply_page(
 ) -> crate::Result<PollReport> {
     let mut report = PollReport {
         read: page.records.len(),
+        partial: page.coverage == Coverage::PartialSnapshot,
         ..Default::default()
     };
     let today = chrono::Utc::now().date_naive();
+    let gone = if page.coverage == Coverage::Snapshot {
+        gone_records(store, &source.name, page)?
+    } else {
+        Vec::new()
+    };
     // The changed records, as people (or refusals).
     let mut changed = Vec::new();
-    for r in &page.records {
+    let records = (page.records.iter().map(|r| (r, false))).chain(gone.iter().map(|r| (r, true)));
+    for (r, is_gone) in records {
         let d = digest(&r.record);
         if store.record_digest(&source.name, &r.id)?.as_deref() == Some(d.as_str()) {
-            report.unchanged += 1;
+            if !is_gone {
+                report.unchanged += 1;
+            }
             continue;
         }
         let intent = if r.deleted {
@@ -169,14 +260,22 @@ pub fn apply_page(
             Intent::Upsert
         };
         let record_ref = format!("record {}", r.id);
-        match ingest::to_person(source, &r.record, &record_ref, intent, store, today) {
-            Ok(p) => changed.push((r, d, p)),
+        match ingest::to_person_by_record(
+            source,
+            &r.record,
+            Some(&r.id),
+            &record_ref,
+            intent,
+            store,
+            today,
+        ) {
+            Ok(p) => changed.push((r, d, p, is_gone)),
             Err(Refused::Failed(e)) => return Err(e),
             Err(refused) => report.refused.push(refused.to_json()),
         }
     }
     // The guard judges the poll as a whole, before anything is applied.
-    let people: Vec<_> = changed.iter().map(|(_, _, p)| p.clone()).collect();
+    let people: Vec<_> = changed.iter().map(|(_, _, p, _)| p.clone()).collect();
     if !people.is_empty() {
         let dry = import_feed(
             store,
@@ -215,12 +314,15 @@ pub fn apply_page(
         }
     }
     let cause = format!("source:{}:poll", source.name);
-    for (r, d, p) in &changed {
+    for (r, d, p, is_gone) in &changed {
         match ingest::apply_person(store, ctx, p, &cause, None) {
             Ok(a) => {
                 store.write(|tx| {
                     tx.bump_source_stat(&source.name, &format!("changes:{}", a.change.as_str()), 1)
                 })?;
+                if *is_gone {
+                    report.gone += 1;
+                }
                 report.applied.push(
                     json!({"record": r.id, "person": a.person, "change": a.change.as_str(), "operations": a.ops}),
                 );
@@ -232,8 +334,8 @@ pub fn apply_page(
             }
         }
         // The digest after the change is applied: a poll cut short here reads it again
-        // and finds it unchanged.
-        store.write(|tx| tx.set_record_digest(&source.name, &r.id, d))?;
+        // and finds it unchanged. The person is kept with it, for a later deletion.
+        store.write(|tx| tx.set_record(&source.name, &r.id, d, Some(&p.hris_id)))?;
     }
     report.cursor = page.cursor.clone();
     let cursor = page
@@ -251,6 +353,26 @@ pub fn apply_page(
         )
     })?;
     Ok(report)
+}
+
+/// The records the last polls mapped to a person that are missing from a complete
+/// snapshot, as deletions (`{"id", "gone": true}`: the same digest every poll, so a leaver
+/// is applied once).
+fn gone_records(store: &Store, source: &str, page: &FeedPage) -> crate::Result<Vec<FeedRecord>> {
+    let present: std::collections::HashSet<&str> =
+        page.records.iter().map(|r| r.id.as_str()).collect();
+    let mut out = Vec::new();
+    for id in store.record_ids(source)? {
+        if present.contains(id.as_str()) || store.record_person(source, &id)?.is_none() {
+            continue;
+        }
+        out.push(FeedRecord {
+            record: json!({"id": id, "gone": true}),
+            id,
+            deleted: true,
+        });
+    }
+    Ok(out)
 }
 
 fn stored_cursor(store: &Store, source: &str) -> Option<String> {

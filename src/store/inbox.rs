@@ -144,12 +144,25 @@ impl Tx<'_> {
 
     /// Record a polled record's digest.
     pub fn set_record_digest(&mut self, source: &str, record_id: &str, digest: &str) -> Result<()> {
+        self.set_record(source, record_id, digest, None)
+    }
+
+    /// Record a polled record's digest and, when known, the person it mapped to (kept
+    /// when `person` is None).
+    pub fn set_record(
+        &mut self,
+        source: &str,
+        record_id: &str,
+        digest: &str,
+        person: Option<&str>,
+    ) -> Result<()> {
         self.tx
             .prepare_cached(
-                "INSERT INTO source_records (source, record_id, digest, seen_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(source, record_id) DO UPDATE SET digest = excluded.digest, seen_at = excluded.seen_at",
+                "INSERT INTO source_records (source, record_id, digest, seen_at, person_id) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(source, record_id) DO UPDATE SET digest = excluded.digest, seen_at = excluded.seen_at,
+                   person_id = coalesce(excluded.person_id, source_records.person_id)",
             )?
-            .execute(params![source, record_id, digest, super::queue::ts(self.now)])?;
+            .execute(params![source, record_id, digest, super::queue::ts(self.now), person])?;
         Ok(())
     }
 
@@ -259,6 +272,20 @@ impl Store {
             .optional()?)
     }
 
+    /// The person a source's record last mapped to.
+    pub fn record_person(&self, source: &str, record_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT person_id FROM source_records WHERE source = ?1 AND record_id = ?2",
+            )?
+            .query_row(params![source, record_id], |r| {
+                r.get::<_, Option<String>>(0)
+            })
+            .optional()?
+            .flatten())
+    }
+
     /// Every record id of a source's snapshot.
     pub fn record_ids(&self, source: &str) -> Result<Vec<String>> {
         let mut stmt = self.conn().prepare_cached(
@@ -332,13 +359,19 @@ mod tests {
         s.write(|tx| {
             tx.set_source_state("b", &serde_json::json!({"since": "x"}))?;
             tx.set_record_digest("b", "1", "aa")?;
-            tx.set_record_digest("b", "2", "bb")?;
-            tx.set_record_digest("b", "1", "cc")?;
-            tx.drop_record_digest("b", "2")
+            tx.set_record("b", "2", "bb", Some("E2"))?;
+            tx.set_record("b", "1", "cc", Some("E1"))?;
+            tx.set_record_digest("b", "1", "dd")?;
+            tx.set_record("b", "2", "ee", None)
         })
         .unwrap();
+        // A digest without a person keeps the person recorded before.
+        assert_eq!(s.record_person("b", "1").unwrap().as_deref(), Some("E1"));
+        assert_eq!(s.record_person("b", "2").unwrap().as_deref(), Some("E2"));
+        assert_eq!(s.record_person("b", "3").unwrap(), None);
+        s.write(|tx| tx.drop_record_digest("b", "2")).unwrap();
         assert_eq!(s.source_state("b").unwrap().unwrap()["since"], "x");
-        assert_eq!(s.record_digest("b", "1").unwrap().as_deref(), Some("cc"));
+        assert_eq!(s.record_digest("b", "1").unwrap().as_deref(), Some("dd"));
         assert_eq!(s.record_ids("b").unwrap(), vec!["1".to_string()]);
     }
 }

@@ -501,6 +501,12 @@ CREATE TABLE source_records (
     PRIMARY KEY (source, record_id)
 ) WITHOUT ROWID;
 "#,
+    // 13: which person each polled record last mapped to, so that a record the source
+    // deletes (or that leaves a snapshot) names its leaver even when all that is left of
+    // it is the source's own id.
+    r#"
+ALTER TABLE source_records ADD COLUMN person_id TEXT;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -74,6 +74,14 @@ impl Auth for HeaderAuth {
     }
 }
 
+/// `Authorization: Basic base64(user:password)`, marked sensitive; None when the pair
+/// cannot be a header value.
+pub fn basic(user: &str, password: &str) -> Option<HeaderValue> {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    authorization("Basic", &encoded)
+}
+
 /// `Authorization: <scheme> <value>`, marked sensitive so that it never reaches a log.
 pub fn authorization(scheme: &str, value: &str) -> Option<HeaderValue> {
     let mut v = HeaderValue::from_str(&format!("{scheme} {value}")).ok()?;

@@ -5,8 +5,10 @@
 //! Grants here: [`ClientAssertion`] (client credentials with a `private_key_jwt` client
 //! assertion, RFC 7523 §2.2: Okta service apps), [`JwtBearer`] (the JWT bearer
 //! authorization grant, RFC 7523 §2.1: Google's domain-wide delegation) and
-//! [`ClientSecret`] (client credentials with a secret, RFC 6749 §4.4: Entra ID). A vendor's
-//! own exchange (a GitHub App's installation token) implements [`Grant`] in its adapter.
+//! [`ClientSecret`] (client credentials with a secret, RFC 6749 §4.4: Entra ID; Workday with
+//! the client authenticated by HTTP Basic, [`TokenAuth::with_basic_client`]) and
+//! [`RefreshToken`] (RFC 6749 §6: Workday's API clients for integrations). A vendor's own
+//! exchange (a GitHub App's installation token) implements [`Grant`] in its adapter.
 
 use super::Auth;
 use super::jwt::{Signer, now_secs, random_jti};
@@ -224,17 +226,74 @@ impl Grant for ClientSecret {
     }
 }
 
-/// The token endpoint's request carries its credential in the body; this only names where
-/// the key came from in error messages.
-struct InBody(String);
+/// A refresh token exchanged for access tokens (RFC 6749 §6), the client authenticated by
+/// HTTP Basic ([`TokenAuth::with_basic_client`]) as Workday documents it.
+pub struct RefreshToken {
+    pub client_id: String,
+    pub refresh_token: Secret,
+    pub token_url: String,
+}
 
 #[async_trait]
-impl Auth for InBody {
-    async fn authorize(&self, _req: &mut reqwest::Request) -> AResult<()> {
+impl Grant for RefreshToken {
+    async fn fetch(&self, http: &HttpClient) -> AResult<Token> {
+        let form = vec![
+            pair("grant_type", "refresh_token"),
+            pair("refresh_token", self.refresh_token.expose().to_string()),
+        ];
+        form_token(http, &self.token_url, form, &[]).await
+    }
+    fn who(&self) -> String {
+        format!("client {} (refresh token)", self.client_id)
+    }
+}
+
+/// Client credentials (RFC 6749 §4.4) with the client authenticated by HTTP Basic
+/// ([`TokenAuth::with_basic_client`]): the form carries only the grant type.
+pub struct BasicClientCredentials {
+    pub client_id: String,
+    pub token_url: String,
+}
+
+#[async_trait]
+impl Grant for BasicClientCredentials {
+    async fn fetch(&self, http: &HttpClient) -> AResult<Token> {
+        let form = vec![pair("grant_type", "client_credentials")];
+        form_token(http, &self.token_url, form, &[]).await
+    }
+    fn who(&self) -> String {
+        format!("client {}", self.client_id)
+    }
+}
+
+/// How the token request authenticates the client: in the body (the grant's form), or by
+/// HTTP Basic with the client id and secret. It names where the key came from in errors.
+struct TokenClient {
+    source: String,
+    basic: Option<(String, Secret)>,
+}
+
+#[async_trait]
+impl Auth for TokenClient {
+    async fn authorize(&self, req: &mut reqwest::Request) -> AResult<()> {
+        let Some((id, secret)) = &self.basic else {
+            return Ok(());
+        };
+        let v = super::basic(id, secret.expose()).ok_or_else(|| {
+            AdapterError::new(
+                ErrorClass::Unauthorized,
+                "",
+                format!(
+                    "the client credentials from {} contain characters not allowed in a header",
+                    self.source
+                ),
+            )
+        })?;
+        req.headers_mut().insert(reqwest::header::AUTHORIZATION, v);
         Ok(())
     }
     fn source(&self) -> String {
-        self.0.clone()
+        self.source.clone()
     }
 }
 
@@ -291,12 +350,44 @@ impl TokenAuth {
         endpoint: TokenEndpoint,
         grant: Box<dyn Grant>,
     ) -> AResult<Self> {
+        Self::build(system, source, endpoint, grant, None)
+    }
+
+    /// As [`TokenAuth::new`], the token requests authenticating the client by HTTP Basic
+    /// with `client_id` and `client_secret` (Workday).
+    pub fn with_basic_client(
+        system: &str,
+        source: &str,
+        endpoint: TokenEndpoint,
+        grant: Box<dyn Grant>,
+        client_id: &str,
+        client_secret: Secret,
+    ) -> AResult<Self> {
+        Self::build(
+            system,
+            source,
+            endpoint,
+            grant,
+            Some((client_id.to_string(), client_secret)),
+        )
+    }
+
+    fn build(
+        system: &str,
+        source: &str,
+        endpoint: TokenEndpoint,
+        grant: Box<dyn Grant>,
+        basic: Option<(String, Secret)>,
+    ) -> AResult<Self> {
         let mut http = HttpClient::new(
             system,
             &endpoint.url,
             endpoint.timeouts,
             endpoint.limiter,
-            Arc::new(InBody(source.to_string())),
+            Arc::new(TokenClient {
+                source: source.to_string(),
+                basic,
+            }),
             endpoint.profile,
         )?;
         http.retry = endpoint.retry;

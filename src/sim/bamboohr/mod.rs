@@ -64,7 +64,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -443,17 +442,7 @@ fn router(inner: Arc<Inner>) -> axum::Router {
 
 /// The API key of a Basic `Authorization` (the user name; the password is ignored).
 fn basic_user(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get("authorization")?.to_str().ok()?;
-    let (scheme, cred) = v.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(cred.trim())
-        .ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    let user = text.split_once(':').map(|(u, _)| u).unwrap_or(&text);
-    Some(user.to_string())
+    super::basic_credentials(headers).map(|(user, _)| user)
 }
 
 async fn authenticate(State(inner): State<Arc<Inner>>, req: Request, next: Next) -> Response {
