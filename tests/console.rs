@@ -377,6 +377,30 @@ fn freezing_stops_live_reads_until_resumed() {
 }
 
 #[test]
+fn a_persons_page_never_shows_or_opens_another_persons_matrix() {
+    // The snapshot still holds the list pane's matrix (Ada's) when Grace's page opens:
+    // her page says loading, and enter opens no cell of Ada's under Grace's name.
+    let mut s = state(120, 40);
+    ch(&mut s, '2');
+    press(&mut s, KeyCode::Enter);
+    let mut snap = snapshot();
+    snap.people = None;
+    snap.matrix = Some(matrix());
+    update(&mut s, Msg::Data(Box::new(snap)), t0());
+    s.stack.push(Page::Person("E002".into()));
+    let screen = render(&s);
+    assert!(screen.contains("loading"), "{screen}");
+    assert!(
+        !screen.contains("group:billing"),
+        "Ada's matrix on Grace's page:\n{screen}"
+    );
+    ch(&mut s, 'j');
+    let e = press(&mut s, KeyCode::Enter);
+    assert!(e.is_empty(), "{e:?}");
+    assert_eq!(s.page(), &Page::Person("E002".into()));
+}
+
+#[test]
 fn enter_drills_down_and_esc_walks_the_breadcrumbs_back() {
     let mut s = state(120, 40);
     ch(&mut s, '2');

@@ -3,63 +3,13 @@
 //! the terminal was restored and the audit log recorded the approval and the retry.
 //! Needs tmux (.ci/test-all installs it; a missing tmux fails the test).
 
+#[path = "common/tmux.rs"]
+mod tmux;
+
 use accessdesk::store::Store;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-struct Tmux {
-    name: String,
-}
-
-impl Tmux {
-    fn run(args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(args)
-            .output()
-            .expect("tmux is required for this test (apt-get install tmux)");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", &self.name];
-        args.extend_from_slice(keys);
-        Self::run(&args);
-    }
-
-    fn text(&self, text: &str) {
-        Self::run(&["send-keys", "-t", &self.name, "-l", text]);
-    }
-
-    fn screen(&self) -> String {
-        Self::run(&["capture-pane", "-p", "-t", &self.name])
-    }
-
-    /// Wait until the screen satisfies `pred`; fail with the screen if it never does.
-    fn wait(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return s;
-            }
-            if start.elapsed() > timeout {
-                panic!("timed out waiting for {what}; the screen was:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn wait_text(&self, text: &str, timeout: Duration) -> String {
-        self.wait(&format!("{text:?}"), timeout, |s| s.contains(text))
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        Self::run(&["kill-session", "-t", &self.name]);
-    }
-}
+use tmux::Tmux;
 
 fn wait_file(path: &Path, text: &str, timeout: Duration) -> String {
     let start = Instant::now();

@@ -18,6 +18,8 @@
 mod cli;
 #[path = "common/serve.rs"]
 mod serve;
+#[path = "common/tmux.rs"]
+mod tmux;
 
 use accessdesk::sim::scim::{self, ScimHandle, ScimSimOptions};
 use accessdesk::store::Store;
@@ -807,40 +809,58 @@ async fn a_signed_membership_event_from_a_system_has_it_reconciled_within_second
         "\n[sources.app-events]\nkind = \"github_events\"\ncredential = \"env:{SECRET_VAR}\"\nsystem = \"app\"\n"
     ));
     std::fs::write(home.join("sources.toml"), toml).unwrap();
-    let (_serve, url) = serve_with(home, &env());
-    // Somebody adds an account by hand in the system, and the system says so.
+    let (serve, url) = serve_with(home, &env());
+    // A person provisioned by accessdesk.
+    let r = client()
+        .post(format!("{url}/api/v1/sources/hr/people?wait=20"))
+        .bearer_auth(API_TOKEN)
+        .json(&record("P1", "Ada", "Lovelace", "ENG", true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    let event = |id: &str, login: &str| {
+        let body =
+            format!(r#"{{"action":"member_added","membership":{{"user":{{"login":"{login}"}}}}}}"#)
+                .into_bytes();
+        let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(SECRET.as_bytes()).unwrap();
+        m.update(&body);
+        let sig = format!("sha256={}", hex::encode(m.finalize().into_bytes()));
+        let headers = vec![
+            ("X-Hub-Signature-256".to_string(), sig),
+            ("X-GitHub-Event".to_string(), "organization".to_string()),
+            ("X-GitHub-Delivery".to_string(), id.to_string()),
+        ];
+        let url = format!("{url}/webhooks/app-events");
+        async move { post(&url, &headers, body).await }
+    };
+    let runs = || -> i64 {
+        let store = Store::open(&home.join("accessdesk.db")).unwrap();
+        store
+            .conn()
+            .query_row("SELECT count(*) FROM observe_runs", [], |r| r.get(0))
+            .unwrap()
+    };
+    let findings_about = |sql: &str| -> i64 {
+        let store = Store::open(&home.join("accessdesk.db")).unwrap();
+        store.conn().query_row(sql, [], |r| r.get(0)).unwrap_or(0)
+    };
+
+    // Somebody adds an account by hand in the system, and the system says so: a look at
+    // it finds an account accessdesk has not seen, so the system is read and reconciled.
     sim.seed_user("intruder@example.com", "In", "Truder");
-    let body = br#"{"action":"member_added","membership":{"user":{"login":"intruder"}}}"#.to_vec();
-    let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(SECRET.as_bytes()).unwrap();
-    m.update(&body);
-    let sig = format!("sha256={}", hex::encode(m.finalize().into_bytes()));
-    let headers = vec![
-        ("X-Hub-Signature-256".to_string(), sig),
-        ("X-GitHub-Event".to_string(), "organization".to_string()),
-        ("X-GitHub-Delivery".to_string(), "gh-1".to_string()),
-    ];
-    let (s, b) = post(
-        &format!("{url}/webhooks/app-events"),
-        &headers,
-        body.clone(),
-    )
-    .await;
+    let (s, b) = event("gh-1", "intruder@example.com").await;
     assert_eq!(s, 200, "{b}");
     // Without the event, nothing would read the system (no reconcile_every).
     let orphan = until_in(Some(home), "the hand-made account found", 60, &mut || {
-        let store = Store::open(&home.join("accessdesk.db")).ok()?;
-        let n: i64 = store
-            .conn()
-            .query_row(
-                "SELECT count(*) FROM findings WHERE system = 'app' AND class IN ('orphan', 'unmanaged')",
-                [],
-                |r| r.get(0),
-            )
-            .ok()?;
+        let n = findings_about(
+            "SELECT count(*) FROM findings WHERE system = 'app' AND class IN ('orphan', 'unmanaged')",
+        );
         (n > 0).then_some(n)
     })
     .await;
     assert_eq!(orphan, 1);
+    assert_eq!(runs(), 1);
     let store = Store::open(&home.join("accessdesk.db")).unwrap();
     let row = store
         .inbox_recent(Some("app-events"), 5)
@@ -850,6 +870,54 @@ async fn a_signed_membership_event_from_a_system_has_it_reconciled_within_second
         .unwrap();
     assert_eq!(row.status, "done");
     assert!(row.outcome.unwrap().contains("organization.member_added"));
+
+    // The echo of accessdesk's own change: the account reads as the store holds it, so
+    // the system is not read again.
+    let (s, b) = event("gh-echo", "p1@example.com").await;
+    assert_eq!(s, 200, "{b}");
+    until_in(Some(home), "the targeted look at p1", 30, &mut || {
+        serve
+            .log()
+            .contains("the account reads as accessdesk holds it")
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(runs(), 1, "an echo made the system be read again");
+
+    // A change made by hand to a managed account (taken out of a group policy grants):
+    // the look sees it, the system is read, the drift is a finding.
+    let p1 = sim.user_by_name("p1@example.com").unwrap();
+    let eng = sim.group_by_name("eng").unwrap();
+    let r = client()
+        .patch(format!("{}/scim/v2/Groups/{}", server.base_url(), eng.id))
+        .bearer_auth(SCIM_TOKEN)
+        .json(&json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "remove", "path": format!("members[value eq \"{}\"]", p1.id)}]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    assert!(!in_group(&sim, "eng", "p1@example.com"));
+    let (s, b) = event("gh-3", "p1@example.com").await;
+    assert_eq!(s, 200, "{b}");
+    until_in(Some(home), "the hand-deactivated account found", 60, &mut || {
+        (runs() == 2
+            && findings_about(
+                "SELECT count(*) FROM findings WHERE system = 'app' AND person_id = 'P1' AND run_id = (SELECT max(id) FROM observe_runs)",
+            ) > 0)
+            .then_some(())
+    })
+    .await;
+    assert!(
+        serve
+            .log()
+            .contains("memberships differ from what accessdesk holds"),
+        "{}",
+        serve.log()
+    );
     // A ping is accepted and asks for nothing.
     let ping = br#"{"zen":"Keep it logically awesome."}"#.to_vec();
     let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(SECRET.as_bytes()).unwrap();
@@ -868,4 +936,136 @@ async fn a_signed_membership_event_from_a_system_has_it_reconciled_within_second
             .0,
         200
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_beside_serve_leaves_the_workers_to_serve_and_its_approval_reaches_them() {
+    let (server, sim) = sim().await;
+    sim.seed_group("admins");
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    setup(home, &format!("{}/scim/v2", server.base_url()));
+    // A privileged group that needs an approver.
+    let mut systems = std::fs::read_to_string(home.join("systems.toml")).unwrap();
+    systems.push_str(
+        "[[systems.app.entitlements]]\nkind = \"group\"\nname = \"admins\"\nrequires_approval = true\n",
+    );
+    std::fs::write(home.join("systems.toml"), systems).unwrap();
+    let mut policies = std::fs::read_to_string(home.join("policies.toml")).unwrap();
+    policies.push_str(
+        "[[rule]]\nname = \"admins\"\nwhen = \"person.status == 'active' && person.department == 'Engineering'\"\ngrant = [\"app:group:admins\"]\n",
+    );
+    std::fs::write(home.join("policies.toml"), policies).unwrap();
+
+    let (serve, url) = serve_with(home, &env());
+    let lock = home.join("accessdesk.db.workers");
+    until_in(
+        Some(home),
+        "serve to take the workers lock",
+        30,
+        &mut || {
+            std::fs::read_to_string(&lock)
+                .ok()
+                .filter(|t| t.contains("serve"))
+        },
+    )
+    .await;
+    // A joiner through serve: provisioned, the privileged group waiting for an approver.
+    let r = client()
+        .post(format!("{url}/api/v1/sources/hr/people?wait=20"))
+        .bearer_auth(API_TOKEN)
+        .json(&record("P7", "Grace", "Hopper", "ENG", true))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(in_group(&sim, "eng", "p7@example.com"), "{body}");
+    assert!(!in_group(&sim, "admins", "p7@example.com"));
+
+    // `accessdesk run` beside serve leaves the queue to serve's workers and says so.
+    let o = cli::run(home, &["run"], &env());
+    let t = cli::text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("another process runs this home's workers (pid")
+            && t.contains("accessdesk serve"),
+        "{t}"
+    );
+
+    // The console on the same home, in a real terminal.
+    let bin = env!("CARGO_BIN_EXE_accessdesk");
+    let err = home.join("console-stderr.txt");
+    let after = home.join("console-after.txt");
+    let cmd = format!(
+        "USER=approver ACCESSDESK_KEYCHAIN=memory {SCIM_VAR}={SCIM_TOKEN} {bin} --home {home} console 2>{err}; echo EXIT=$? > {after}; sleep 600",
+        home = home.display(),
+        err = err.display(),
+        after = after.display()
+    );
+    let t = tmux::start(
+        &format!("accessdesk-beside-serve-{}", std::process::id()),
+        200,
+        50,
+        &cmd,
+    );
+    let long = Duration::from_secs(60);
+    let screen = t.wait("the console's overview", long, |s| s.contains("Overview"));
+    assert!(
+        screen.contains("another process runs this home's workers (pid"),
+        "the console did not see serve's workers:\n{screen}"
+    );
+    t.keys(&["4"]);
+    t.wait_text("Pending approvals (1", long);
+    t.keys(&["a"]);
+    t.wait_text("Reason for approving 1 grant(s)", long);
+    t.text("beside serve: on-call");
+    t.keys(&["Enter"]);
+    t.wait_text("Approve 1 grant(s)?", long);
+    t.keys(&["y"]);
+    t.wait_text("approved 1 grant(s)", long);
+    // serve's workers carry it out (the console's own engine is waiting for the lock).
+    until_in(
+        Some(home),
+        "serve to add the approved membership",
+        60,
+        &mut || in_group(&sim, "admins", "p7@example.com").then_some(()),
+    )
+    .await;
+    assert!(
+        std::fs::read_to_string(&lock).unwrap().contains("serve"),
+        "the console took the workers over"
+    );
+    t.keys(&["q"]);
+    let start = Instant::now();
+    let done = loop {
+        let s = std::fs::read_to_string(&after).unwrap_or_default();
+        if s.contains("EXIT=") || start.elapsed() > Duration::from_secs(30) {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        done.contains("EXIT=0"),
+        "{done}\n{}",
+        std::fs::read_to_string(&err).unwrap_or_default()
+    );
+    // serve never lost its store to the console: healthy, nothing locked.
+    let (code, health) = get(&format!("{url}/healthz")).await;
+    assert_eq!(code, 200, "{health}");
+    assert!(
+        !serve.log().contains("database is locked"),
+        "{}",
+        serve.log()
+    );
+    let store = Store::open(&home.join("accessdesk.db")).unwrap();
+    let approved = store
+        .audit_events(None, None)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.action == "approval.approved")
+        .expect("no approval in the audit log");
+    assert!(approved.details.to_string().contains("beside serve"));
+    assert_eq!(approved.actor, "cli:approver");
 }

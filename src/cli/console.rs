@@ -99,6 +99,13 @@ pub fn run(ctx: &Ctx, args: ConsoleArgs) -> Result<i32> {
         .iter()
         .map(|p| format!("{p}; its operations stay queued"))
         .collect();
+    // serve (or another console) may be running this home's workers: then this
+    // console's engine waits, and its actions reach the other's workers through the queue.
+    if let Some(holder) = crate::engine::workers::lease::holder(&ctx.home.db_path())? {
+        notices.push(format!(
+            "another process runs this home's workers ({holder}): what you approve, retry or cancel here is queued for its workers"
+        ));
+    }
     let policies = match policies {
         Ok(p) => Some(Arc::new(p)),
         Err(e) => {

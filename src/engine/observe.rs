@@ -13,6 +13,12 @@
 //! An account seen only in a group's member listing (it appeared while the read was
 //! under way) is kept, marked late; reconciliation reports nothing about it until a
 //! later read lists it.
+//!
+//! A targeted look ([`look_at_account`]) reads one account and its memberships, for an
+//! event a system sent about it, and compares them with what the store holds: the echo
+//! of accessdesk's own change matches and needs nothing more; anything else (an account
+//! it has not seen, another state or other memberships, or one it cannot read) is drift
+//! that a full read of the system must classify.
 
 use crate::adapters::{Adapter, AdapterError, EntitlementTarget, RemoteAccount};
 use crate::config::SystemEntry;
@@ -505,4 +511,92 @@ pub async fn observe_all(
     }
     lock(store).write(|tx| tx.finish_run(run, actor))?;
     Ok(out)
+}
+
+/// What a targeted look at one account found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Look {
+    /// The account reads exactly as the store holds it (the echo of our own change).
+    Unchanged,
+    /// It differs, or could not be compared: why (the system needs a full read).
+    Changed(String),
+}
+
+/// Read the account an event named (`account`: its id in the system, else its login) and
+/// its memberships, and compare them with what the store holds for it. Only a positive
+/// match is [`Look::Unchanged`]; a system never read in full, an account that cannot be
+/// found or read, or any difference is [`Look::Changed`].
+pub async fn look_at_account(
+    store: &Mutex<Store>,
+    adapter: &Arc<dyn Adapter>,
+    system: &str,
+    account: &str,
+) -> Result<Look> {
+    let changed = |why: String| Ok(Look::Changed(why));
+    let read_before = lock(store)
+        .last_complete_reads()?
+        .into_iter()
+        .any(|(s, _, _)| s == system);
+    if !read_before {
+        return changed(format!("{system} has not been read in full yet"));
+    }
+    let found = match adapter.get_account(account).await {
+        Ok(Some(a)) => Some(a),
+        Ok(None) | Err(_) => match adapter.get_account_by_login(account).await {
+            Ok(a) => a,
+            Err(e) => return changed(format!("reading {account:?} failed: {e}")),
+        },
+    };
+    let Some(remote) = found else {
+        return changed(format!(
+            "{system} shows no account {account:?} by that id or login"
+        ));
+    };
+    let memberships = match adapter.list_memberships(&remote.external_id).await {
+        Ok(m) => m,
+        Err(e) => {
+            return changed(format!(
+                "reading {}'s memberships failed: {e}",
+                remote.login
+            ));
+        }
+    };
+    let mut now: Vec<String> = memberships
+        .iter()
+        .map(|m| entitlement_key(system, m.kind, &m.name))
+        .collect();
+    now.sort();
+    now.dedup();
+    let (held, have) = {
+        let s = lock(store);
+        let held = s.account_in(system, &remote.external_id, &remote.login)?;
+        let have = match &held {
+            Some(a) => s.access_of_account(system, &a.login)?,
+            None => Vec::new(),
+        };
+        (held, have)
+    };
+    let Some(held) = held else {
+        return changed(format!(
+            "{} is an account accessdesk has not seen in {system}",
+            remote.login
+        ));
+    };
+    if held.active != remote.active {
+        return changed(format!(
+            "{} is {} in {system}; accessdesk holds it {}",
+            remote.login,
+            if remote.active { "active" } else { "inactive" },
+            if held.active { "active" } else { "inactive" }
+        ));
+    }
+    if now != have {
+        let added: Vec<&String> = now.iter().filter(|e| !have.contains(e)).collect();
+        let gone: Vec<&String> = have.iter().filter(|e| !now.contains(e)).collect();
+        return changed(format!(
+            "{}'s memberships differ from what accessdesk holds (in the system only: {added:?}; held only: {gone:?})",
+            remote.login
+        ));
+    }
+    Ok(Look::Unchanged)
 }

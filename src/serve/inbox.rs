@@ -37,8 +37,9 @@ pub struct Processor {
     pub catalog: Arc<Catalog>,
     pub policies: Arc<PolicySet>,
     pub guard: GuardThresholds,
-    /// Systems to reconcile now (the scheduler's nudges).
-    pub nudge: mpsc::UnboundedSender<String>,
+    /// Accounts to look at now, in the systems that reported a change (the scheduler's
+    /// nudges).
+    pub nudge: mpsc::UnboundedSender<super::schedule::Nudge>,
 }
 
 /// One delivery's result.
@@ -139,7 +140,11 @@ impl Processor {
                 }
                 Event::Observe { account, why } => {
                     let system = source.system.clone().unwrap_or_default();
-                    let _ = self.nudge.send(system.clone());
+                    let _ = self.nudge.send(super::schedule::Nudge {
+                        system: system.clone(),
+                        account: Some(account.clone()),
+                        why: why.clone(),
+                    });
                     results.push(json!({"observe": system, "account": account, "why": why}));
                 }
                 Event::Challenge(_) => results.push(json!({"ignored": "handshake"})),

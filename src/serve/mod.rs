@@ -242,7 +242,7 @@ async fn run(
     opts: ServeOptions,
     db: PathBuf,
     processor: Arc<inbox::Processor>,
-    nudges: tokio::sync::mpsc::UnboundedReceiver<String>,
+    nudges: tokio::sync::mpsc::UnboundedReceiver<schedule::Nudge>,
 ) -> Result<Stopped> {
     let (grace, opts_run_workers) = (opts.grace, opts.run_workers);
     let (engine_stop_tx, engine_stop_rx) = watch::channel(false);

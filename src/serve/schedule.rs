@@ -2,6 +2,13 @@
 //! is observed through the engine's adapters (sharing the workers' rate limiters) and
 //! reconciled whenever its last observation run is that old. Findings wait for an admin
 //! (the console's Reconcile view, `accessdesk findings`); nothing is enforced on its own.
+//!
+//! Events from a system (Okta event hooks, GitHub and Slack membership events) arrive as
+//! [`Nudge`]s naming an account: that one account and its memberships are read at once
+//! (`observe::look_at_account`, a couple of requests). When they read as the store holds
+//! them (the echo of accessdesk's own change) nothing more happens; otherwise the system
+//! is read in full and reconciled at once, coalesced with any other nudge for it, so
+//! drift made by hand is a finding within seconds.
 
 use crate::config::Catalog;
 use crate::engine::observe::{Observer, observe_all, run_for};
@@ -85,19 +92,76 @@ pub async fn reconcile_once(
     .map_err(|e| Error::Failed(format!("reconciling a scheduled observation: {e}")))?
 }
 
+/// A system reported a change: in `account` (its id or login there) when the event
+/// named one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nudge {
+    pub system: String,
+    pub account: Option<String>,
+    pub why: String,
+}
+
+/// Look at a nudge's account: None when it reads as the store holds it (no reconcile
+/// needed), else why the system needs a full read.
+async fn needs_full_read(engine: &Arc<Engine>, db: &Path, n: &Nudge) -> Option<String> {
+    use crate::engine::observe::{Look, look_at_account};
+    let Some(account) = &n.account else {
+        return Some(n.why.clone());
+    };
+    let Some(adapter) = engine.adapter(&n.system).cloned() else {
+        return Some(format!(
+            "{}: serve has no adapter to look at {account}",
+            n.system
+        ));
+    };
+    let db = db.to_path_buf();
+    let store = match tokio::task::spawn_blocking(move || Store::open(&db)).await {
+        Ok(Ok(s)) => Mutex::new(s),
+        Ok(Err(e)) => return Some(format!("opening the store: {e}")),
+        Err(e) => return Some(format!("opening the store: {e}")),
+    };
+    let look = tokio::time::timeout(
+        Duration::from_secs(60),
+        look_at_account(&store, &adapter, &n.system, account),
+    )
+    .await;
+    match look {
+        Ok(Ok(Look::Unchanged)) => {
+            tracing::info!(system = %n.system, account = %account, event = %n.why, "targeted observe: the account reads as accessdesk holds it; nothing to reconcile");
+            None
+        }
+        Ok(Ok(Look::Changed(why))) => {
+            tracing::info!(system = %n.system, account = %account, event = %n.why, change = %why, "targeted observe: a change; reconciling the system");
+            Some(format!("{} ({why})", n.why))
+        }
+        Ok(Err(e)) => Some(format!("{}: looking at {account} failed: {e}", n.why)),
+        Err(_) => Some(format!("{}: looking at {account} took over 60 s", n.why)),
+    }
+}
+
 /// Run each scheduled system's reconciliation when it is due, until `stop`. The first
 /// runs come one interval after serve starts. A system named on `nudges` (a webhook saw a
-/// change made in it) is reconciled as soon as the current run ends; nudges that arrive
-/// meanwhile are one run.
+/// change made in it) has the account looked at, and when that finds a change it is
+/// reconciled as soon as the current run ends; nudges that arrive meanwhile are one run.
 pub async fn run(
     engine: Arc<Engine>,
     db: PathBuf,
     catalog: Arc<Catalog>,
     schedule: Vec<(String, Duration)>,
     actor: String,
-    mut nudges: tokio::sync::mpsc::UnboundedReceiver<String>,
+    mut nudges: tokio::sync::mpsc::UnboundedReceiver<Nudge>,
     mut stop: watch::Receiver<bool>,
 ) {
+    // Looks run beside the loop; those that find a change come back as systems to read.
+    let (changed_tx, mut changed) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
+    let look = |n: Nudge| {
+        let (engine, db, tx) = (engine.clone(), db.clone(), changed_tx.clone());
+        tokio::spawn(async move {
+            if let Some(why) = needs_full_read(&engine, &db, &n).await {
+                let _ = tx.send((n.system, why));
+            }
+        });
+    };
     let start = Instant::now();
     let every: HashMap<String, Duration> = schedule.iter().cloned().collect();
     let mut next: HashMap<String, Instant> = schedule
@@ -111,22 +175,26 @@ pub async fn run(
         .unwrap_or(Duration::from_secs(60))
         .clamp(Duration::from_millis(200), Duration::from_secs(60));
     let mut nudges_open = true;
-    let mut nudged: std::collections::HashSet<String> = Default::default();
+    let mut nudged: HashMap<String, String> = HashMap::new();
     loop {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
             _ = tokio::time::sleep(tick) => {}
             n = nudges.recv(), if nudges_open => match n {
-                Some(system) => {
-                    next.insert(system.clone(), Instant::now());
-                    nudged.insert(system);
-                }
+                Some(n) => look(n),
                 None => nudges_open = false,
             },
+            Some((system, why)) = changed.recv() => {
+                next.insert(system.clone(), Instant::now());
+                nudged.insert(system, why);
+            }
         }
-        while let Ok(system) = nudges.try_recv() {
+        while let Ok(n) = nudges.try_recv() {
+            look(n);
+        }
+        while let Ok((system, why)) = changed.try_recv() {
             next.insert(system.clone(), Instant::now());
-            nudged.insert(system);
+            nudged.insert(system, why);
         }
         let due: Vec<String> = next
             .iter()
@@ -135,10 +203,9 @@ pub async fn run(
             .collect();
         for system in due {
             let began = Instant::now();
-            let why = if nudged.remove(&system) {
-                "an event reported a change in it"
-            } else {
-                "its schedule"
+            let why = match nudged.remove(&system) {
+                Some(why) => format!("an event reported a change in it: {why}"),
+                None => "its schedule".to_string(),
             };
             match reconcile_once(&engine, &db, &catalog, &system, &actor).await {
                 Ok((run, findings)) => tracing::info!(

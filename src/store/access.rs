@@ -277,6 +277,41 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The account of `system` with this external id or login, as the store holds it
+    /// (the last read, and what operations did since).
+    pub fn account_in(
+        &self,
+        system: &str,
+        external_id: &str,
+        login: &str,
+    ) -> Result<Option<AccountRow>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT system, person_id, login, external_id, active FROM accounts
+                 WHERE system = ?1 AND (external_id = ?2 OR login = ?3) LIMIT 1",
+            )?
+            .query_row(params![system, external_id, login], |r| {
+                Ok(AccountRow {
+                    system: r.get(0)?,
+                    person_id: r.get(1)?,
+                    login: r.get(2)?,
+                    external_id: r.get(3)?,
+                    active: r.get(4)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// The entitlements the store holds for one account of `system`, sorted.
+    pub fn access_of_account(&self, system: &str, login: &str) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT entitlement FROM observed_access WHERE system = ?1 AND account_login = ?2 ORDER BY entitlement",
+        )?;
+        let rows = stmt.query_map(params![system, login], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+    }
+
     pub fn observed_for(&self, person_id: &str) -> Result<Vec<String>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT entitlement FROM observed_access WHERE person_id = ?1 ORDER BY entitlement",

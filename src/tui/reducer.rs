@@ -790,7 +790,9 @@ fn open(s: &mut AppState) -> Vec<Effect> {
             }
         }
         Page::Person(person) => {
-            let Some(m) = &s.snapshot.matrix else {
+            // Until the page's own matrix has loaded, the snapshot may hold another
+            // person's (the list's detail pane): never open a cell from it.
+            let Some(m) = s.snapshot.matrix.as_ref().filter(|m| m.person.id == person) else {
                 return vec![];
             };
             let (r, c) = s.matrix_at;

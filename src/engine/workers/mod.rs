@@ -17,8 +17,11 @@
 //!   the side effect. On start, operations left `running` are checked against the target:
 //!   if the effect is there they succeed, otherwise they are retried. Creation looks the
 //!   account up before creating, so a retry never duplicates an account.
+//! - One set of workers per home ([`lease`]): a process that finds another running the
+//!   home's workers leaves the queue to it.
 
 mod execute;
+pub mod lease;
 mod scheduler;
 mod settle;
 #[cfg(test)]

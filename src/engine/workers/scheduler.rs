@@ -38,6 +38,52 @@ impl Engine {
         self.run(Some(stop), true).await
     }
 
+    /// The home's workers lock ([`super::lease`]). When another process holds it:
+    /// `run_until_idle` fails, naming the holder; `run_until_stopped` waits for it (the
+    /// holder's workers carry out the queue meanwhile) and gives up when stopped (None).
+    async fn workers_lock(
+        &self,
+        mut stop: Option<tokio::sync::watch::Receiver<bool>>,
+        keep_polling: bool,
+    ) -> Result<Option<super::lease::WorkersLock>> {
+        use super::lease::{Acquired, try_acquire};
+        let db = self.db(|s| Ok(s.path().to_path_buf()))?;
+        let who = process_name();
+        let mut told = false;
+        loop {
+            match try_acquire(&db, &who)? {
+                Acquired::Held(l) => {
+                    if told {
+                        tracing::info!("this process now runs the home's workers");
+                    }
+                    return Ok(Some(l));
+                }
+                Acquired::Busy(holder) if !keep_polling => {
+                    return Err(Error::usage(
+                        format!("another process runs this home's workers ({holder})"),
+                        "its workers carry out the queue; stop it first to run them here",
+                    ));
+                }
+                Acquired::Busy(holder) => {
+                    if !told {
+                        tracing::warn!(holder = %holder, "another process runs this home's workers; this one waits (the queue is carried out by the other meanwhile)");
+                        told = true;
+                    }
+                    let pause = tokio::time::sleep(Duration::from_secs(2));
+                    match stop.as_mut() {
+                        Some(s) => {
+                            tokio::select! {
+                                _ = s.wait_for(|v| *v) => return Ok(None),
+                                _ = pause => {}
+                            }
+                        }
+                        None => pause.await,
+                    }
+                }
+            }
+        }
+    }
+
     /// The scheduler loop behind [`Engine::run_until_idle`] and
     /// [`Engine::run_until_stopped`]; `keep_polling` decides what happens when it is idle.
     ///
@@ -51,6 +97,11 @@ impl Engine {
         stop: Option<tokio::sync::watch::Receiver<bool>>,
         keep_polling: bool,
     ) -> Result<RunSummary> {
+        // Only one process runs a home's workers (recovery would otherwise take the
+        // other's operations in flight for interrupted ones).
+        let Some(_lock) = self.workers_lock(stop.clone(), keep_polling).await? else {
+            return Ok(RunSummary::default());
+        };
         let mut summary = RunSummary {
             recovered: self.recover().await?,
             ..Default::default()
@@ -263,4 +314,31 @@ impl Engine {
         }
         Ok(started)
     }
+}
+
+/// `accessdesk serve`: the program and its subcommand (the first argument that is not an
+/// option or an option's value; `--home` and `--log-file` take one). Never more of argv.
+fn process_name() -> String {
+    let args: Vec<String> = std::env::args().collect();
+    let program = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .map_or("accessdesk".to_string(), |n| {
+            n.to_string_lossy().into_owned()
+        });
+    let mut takes_value = false;
+    for a in args.iter().skip(1) {
+        if takes_value {
+            takes_value = false;
+            continue;
+        }
+        if a == "--home" || a == "--log-file" {
+            takes_value = true;
+            continue;
+        }
+        if !a.starts_with('-') {
+            return format!("{program} {a}");
+        }
+    }
+    program
 }

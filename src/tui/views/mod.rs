@@ -95,7 +95,7 @@ pub fn draw(f: &mut Frame, s: &AppState) -> HitMap {
         Page::View(ViewId::Audit) => lists::audit(f, s, body, &mut hits),
         Page::View(ViewId::Systems) => lists::systems(f, s, body, &mut hits),
         Page::View(ViewId::Reconcile) => reconcile::view(f, s, body, &mut hits),
-        Page::Person(_) => people::matrix_page(f, s, body),
+        Page::Person(id) => people::matrix_page(f, s, body, id),
         Page::Cell { .. } => people::cell(f, s, body),
         Page::Operation(_) => queue::operation(f, s, body),
         Page::Finding(id) => reconcile::finding_page(f, s, body, *id),

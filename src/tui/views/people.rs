@@ -83,8 +83,10 @@ pub fn list(f: &mut Frame, s: &AppState, area: Rect, hits: &mut HitMap) {
     }
 }
 
-pub fn matrix_page(f: &mut Frame, s: &AppState, area: Rect) {
-    match &s.snapshot.matrix {
+/// The matrix page of `person`: only their matrix, never another's still in the
+/// snapshot while theirs loads.
+pub fn matrix_page(f: &mut Frame, s: &AppState, area: Rect, person: &str) {
+    match s.snapshot.matrix.as_ref().filter(|m| m.person.id == person) {
         Some(m) => matrix(
             f,
             s,
