@@ -69,6 +69,44 @@ fn located(e: &events::BadPayload) -> bool {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
+    /// A Workday credential (the keychain entry's JSON, whatever was pasted there):
+    /// parsed, or an error naming where it came from and never echoing what it holds.
+    #[test]
+    fn workday_credentials_parse_or_fail_without_echoing(
+        text in prop_oneof![
+            "[ -~]{0,60}",
+            json_value().prop_map(|v| v.to_string()),
+            ("[A-Za-z0-9]{1,12}", "[A-Za-z0-9]{0,12}", prop::option::of("[A-Za-z0-9]{0,12}"))
+                .prop_map(|(id, secret, refresh)| {
+                    let mut v = json!({"client_id": id, "client_secret": format!("{secret}QQSECRETQQ")});
+                    if let Some(r) = refresh {
+                        v["refresh_token"] = json!(format!("{r}QQSECRETQQ"));
+                    }
+                    v.to_string()
+                }),
+        ]
+    ) {
+        use accessdesk::sources::workday::WorkdayCredential;
+        let secret = accessdesk::secrets::Secret::new(text.clone());
+        match WorkdayCredential::parse(&secret, "keyring:wd") {
+            Ok(c) => prop_assert!(!c.client_id.is_empty()),
+            Err(e) => {
+                prop_assert!(e.contains("keyring:wd"), "{e}");
+                prop_assert!(!e.contains("QQSECRETQQ"), "{e}");
+                if text.len() >= 8 {
+                    prop_assert!(!e.contains(text.as_str()), "the input echoed: {e}");
+                }
+            }
+        }
+    }
+
+    /// Whatever a Workday page or report holds, its records' ids are found or missing,
+    /// never a panic.
+    #[test]
+    fn workday_record_ids_never_panic(v in json_value()) {
+        let _ = accessdesk::sources::workday::record_id(&v);
+    }
+
     /// Any bytes, for every kind: events or a located error.
     #[test]
     fn any_bytes_parse_or_fail_located(body in prop::collection::vec(any::<u8>(), 0..200),
