@@ -276,6 +276,28 @@ impl<'a> SystemClassifier<'a> {
             }
             return;
         }
+        // An account disabled in the system while policy still grants the person access
+        // there (switched off by hand): they cannot use what they hold.
+        let granted_here = self.intended_at[pi].1;
+        if !a.active
+            && granted_here > 0
+            && inactive_means_disabled(self.entry.system.kind)
+            && !w.moving(pid, system, None)
+        {
+            self.out.push(finding(
+                Class::Missing,
+                Severity::Low,
+                system,
+                Some(pid),
+                Some(a),
+                None,
+                format!(
+                    "{} should have an active account in {system} (policy grants {granted_here} entitlements there); {} is inactive{by_note}",
+                    w.hot.display(pi),
+                    a.login
+                ),
+            ));
+        }
         // The groups policy grants this person here that the read saw (sorted).
         let (from, to) = (
             self.intended_at[pi].0 as usize,
@@ -411,4 +433,14 @@ pub fn classify(w: &World, entry: &SystemEntry, obs: &SystemObservation) -> Vec<
 /// AWS identity store has no such state: deactivating there removes the memberships.
 pub fn has_sign_in_state(kind: crate::model::SystemKind) -> bool {
     kind != crate::model::SystemKind::AwsIdentityStore
+}
+
+/// Whether an inactive account here is one whose sign-in was switched off. Not on
+/// GitHub, where an inactive account is an invitation not yet accepted (its own state,
+/// not drift), nor in the identity store, which has no such state.
+pub fn inactive_means_disabled(kind: crate::model::SystemKind) -> bool {
+    !matches!(
+        kind,
+        crate::model::SystemKind::AwsIdentityStore | crate::model::SystemKind::Github
+    )
 }

@@ -281,3 +281,36 @@ fn leavers_come_first_and_get_no_other_findings() {
     assert_eq!(ann[0].severity, "critical");
     assert!(f.iter().all(|x| x.rank >= ann[0].rank));
 }
+
+#[test]
+fn an_account_switched_off_by_hand_for_a_person_policy_still_grants_is_missing() {
+    let mut w = world();
+    w.intend("E1", "okta:group:eng");
+    w.intend("E1", "okta:group:admins");
+    let e = entry();
+    let mut o = obs("complete", "done", 2);
+    o.members
+        .push(("okta:group:eng".into(), "id-ann@x.io".into()));
+    let account_findings = |w: &World, o: &SystemObservation| {
+        classify(w, &e, o)
+            .into_iter()
+            .filter(|f| f.person.as_deref() == Some("E1") && f.entitlement.is_none())
+            .map(|f| (f.class, f.detail))
+            .collect::<Vec<_>>()
+    };
+    // Active, holding what policy grants: nothing about the account.
+    assert!(account_findings(&w, &o).is_empty());
+    // Deactivated in the system by hand: she cannot use what she holds.
+    o.accounts[0].active = false;
+    let f = account_findings(&w, &o);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].0, "missing");
+    assert!(f[0].1.contains("ann@x.io is inactive"), "{f:?}");
+    // Its reactivation already queued: not drift.
+    w.in_flight("E1", "okta", None);
+    assert!(account_findings(&w, &o).is_empty());
+    // Nobody is owed an active account where policy grants nothing.
+    let mut bare = world();
+    bare.intend("E1", "zoom:group:x");
+    assert!(account_findings(&bare, &o).is_empty());
+}
