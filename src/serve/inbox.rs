@@ -40,7 +40,14 @@ pub struct Processor {
     /// Accounts to look at now, in the systems that reported a change (the scheduler's
     /// nudges).
     pub nudge: mpsc::UnboundedSender<super::schedule::Nudge>,
+    /// When deliveries last arrived: while they keep arriving, the processor takes one
+    /// delivery at a time and gives the inbox writer the store's write lock in between
+    /// (a delivery's 2xx waits on that lock; processing waits in the durable inbox).
+    pub ingest: Arc<super::webhooks::IngestClock>,
 }
+
+/// How recent an arrival makes the processor give way, and for how long it pauses.
+const GIVE_WAY: Duration = Duration::from_millis(10);
 
 /// One delivery's result.
 #[derive(Debug, Clone, PartialEq)]
@@ -157,11 +164,15 @@ impl Processor {
         }
     }
 
-    /// Process up to `limit` pending deliveries; returns how many were taken.
-    pub fn process_pending(&self, limit: usize) -> crate::Result<usize> {
+    /// Process up to `limit` pending deliveries; returns how many were taken, and whether
+    /// it stopped early to give way to arriving deliveries (at least one is always taken).
+    pub fn process_pending(&self, limit: usize) -> crate::Result<(usize, bool)> {
         let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
         let rows = store.inbox_pending(limit)?;
-        for row in &rows {
+        for (i, row) in rows.iter().enumerate() {
+            if i > 0 && self.ingest.busy_within(GIVE_WAY.as_millis() as u64) {
+                return Ok((i, true));
+            }
             let done = self.process(&mut store, row);
             let already = done.status == "done"
                 && store.inbox_row(row.id)?.is_some_and(|r| r.status == "done");
@@ -185,7 +196,7 @@ impl Processor {
                 store.write(|tx| tx.bump_source_stat(&row.source, "done", 1))?;
             }
         }
-        Ok(rows.len())
+        Ok((rows.len(), false))
     }
 }
 
@@ -205,7 +216,12 @@ pub async fn run(p: Arc<Processor>, ready: Arc<Notify>, mut stop: watch::Receive
         let p2 = p.clone();
         let taken = tokio::task::spawn_blocking(move || p2.process_pending(64)).await;
         let busy = match taken {
-            Ok(Ok(n)) => n > 0,
+            Ok(Ok((n, gave_way))) => {
+                if gave_way {
+                    tokio::time::sleep(GIVE_WAY).await;
+                }
+                n > 0
+            }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "processing webhook deliveries");
                 false

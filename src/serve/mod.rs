@@ -204,6 +204,7 @@ pub async fn start(
         policies: inputs.policies,
         guard: inputs.guard,
         nudge,
+        ingest: inbox.clock.clone(),
     });
     let inbox_ready = Arc::new(tokio::sync::Notify::new());
     let listener = tokio::net::TcpListener::bind(opts.listen)

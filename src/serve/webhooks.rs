@@ -155,6 +155,29 @@ enum Cmd {
 #[derive(Clone)]
 pub struct InboxWriter {
     tx: std::sync::mpsc::Sender<Cmd>,
+    /// When a delivery last arrived (the processor gives way while they arrive).
+    pub clock: Arc<IngestClock>,
+}
+
+/// When the last delivery arrived, in milliseconds since the Unix epoch.
+#[derive(Debug, Default)]
+pub struct IngestClock(std::sync::atomic::AtomicU64);
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl IngestClock {
+    pub fn touch(&self) {
+        self.0.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a delivery arrived within the last `ms` milliseconds.
+    pub fn busy_within(&self, ms: u64) -> bool {
+        now_ms().saturating_sub(self.0.load(std::sync::atomic::Ordering::Relaxed)) < ms
+    }
 }
 
 /// The most deliveries one transaction takes.
@@ -180,11 +203,15 @@ impl InboxWriter {
                 }
             })
             .map_err(|e| Error::io("starting the inbox writer", e))?;
-        Ok(InboxWriter { tx })
+        Ok(InboxWriter {
+            tx,
+            clock: Arc::new(IngestClock::default()),
+        })
     }
 
     /// Store a delivery; returns once it is committed.
     pub async fn put(&self, d: NewDelivery) -> std::result::Result<Stored, String> {
+        self.clock.touch();
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Cmd::Put(d, tx))
