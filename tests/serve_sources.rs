@@ -209,6 +209,13 @@ async fn until_in<T>(
     }
 }
 
+/// Add `text` to the end of the home's `file`.
+fn append(home: &Path, file: &str, text: &str) {
+    let mut t = std::fs::read_to_string(home.join(file)).unwrap();
+    t.push_str(text);
+    std::fs::write(home.join(file), t).unwrap();
+}
+
 fn in_group(sim: &ScimHandle, group: &str, user: &str) -> bool {
     let (Some(g), Some(u)) = (sim.group_by_name(group), sim.user_by_name(user)) else {
         return false;
@@ -610,15 +617,17 @@ async fn bamboohr_is_tested_previewed_polled_from_the_cli_and_polled_by_serve() 
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path();
     setup(home, &format!("{}/scim/v2", server.base_url()));
-    let mut toml = std::fs::read_to_string(home.join("sources.toml")).unwrap();
-    toml.push_str(&format!(
-        "\n[sources.bamboo]\nkind = \"bamboohr\"\nbase_url = \"{}\"\ncredential = \"env:{BAMBOO_VAR}\"\npoll_every = \"1s\"\n\
+    append(
+        home,
+        "sources.toml",
+        &format!(
+            "\n[sources.bamboo]\nkind = \"bamboohr\"\nbase_url = \"{}\"\ncredential = \"env:{BAMBOO_VAR}\"\npoll_every = \"1s\"\n\
          [sources.bamboo.mapping]\nemployee_id = \"record.employeeNumber\"\nfirst_name = \"record.firstName\"\n\
          last_name = \"record.lastName\"\nemail = \"record.workEmail\"\n\
          status = \"record.status == 'Active' ? 'active' : 'terminated'\"\n",
-        bserver.base_url()
-    ));
-    std::fs::write(home.join("sources.toml"), toml).unwrap();
+            bserver.base_url()
+        ),
+    );
     let mut env = env();
     env.push((BAMBOO_VAR, BAMBOO_KEY));
 
@@ -723,16 +732,18 @@ async fn workday_is_tested_previewed_polled_from_the_cli_and_its_leaver_deprovis
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path();
     setup(home, &format!("{}/scim/v2", server.base_url()));
-    let mut toml = std::fs::read_to_string(home.join("sources.toml")).unwrap();
-    toml.push_str(&format!(
-        "\n[sources.workday]\nkind = \"workday\"\nbase_url = \"{}\"\ncredential = \"env:{WORKDAY_VAR}\"\npoll_every = \"1s\"\n\
+    append(
+        home,
+        "sources.toml",
+        &format!(
+            "\n[sources.workday]\nkind = \"workday\"\nbase_url = \"{}\"\ncredential = \"env:{WORKDAY_VAR}\"\npoll_every = \"1s\"\n\
          [sources.workday.mapping]\nemployee_id = \"record.workerId\"\n\
          first_name = \"record.descriptor.split(' ')[0]\"\n\
          last_name = \"record.descriptor.substring(record.descriptor.indexOf(' ') + 1)\"\n\
          email = \"record.primaryWorkEmail\"\nstatus = \"'active'\"\n",
-        wd.rest_endpoint()
-    ));
-    std::fs::write(home.join("sources.toml"), toml).unwrap();
+            wd.rest_endpoint()
+        ),
+    );
     let cred = format!(
         r#"{{"client_id":"{DEFAULT_CLIENT_ID}","client_secret":"{DEFAULT_CLIENT_SECRET}","refresh_token":"{DEFAULT_REFRESH_TOKEN}"}}"#
     );
@@ -804,11 +815,13 @@ async fn a_signed_membership_event_from_a_system_has_it_reconciled_within_second
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path();
     setup(home, &format!("{}/scim/v2", server.base_url()));
-    let mut toml = std::fs::read_to_string(home.join("sources.toml")).unwrap();
-    toml.push_str(&format!(
-        "\n[sources.app-events]\nkind = \"github_events\"\ncredential = \"env:{SECRET_VAR}\"\nsystem = \"app\"\n"
-    ));
-    std::fs::write(home.join("sources.toml"), toml).unwrap();
+    append(
+        home,
+        "sources.toml",
+        &format!(
+            "\n[sources.app-events]\nkind = \"github_events\"\ncredential = \"env:{SECRET_VAR}\"\nsystem = \"app\"\n"
+        ),
+    );
     let (serve, url) = serve_with(home, &env());
     // A person provisioned by accessdesk.
     let r = client()
@@ -946,16 +959,16 @@ async fn the_console_beside_serve_leaves_the_workers_to_serve_and_its_approval_r
     let home = dir.path();
     setup(home, &format!("{}/scim/v2", server.base_url()));
     // A privileged group that needs an approver.
-    let mut systems = std::fs::read_to_string(home.join("systems.toml")).unwrap();
-    systems.push_str(
+    append(
+        home,
+        "systems.toml",
         "[[systems.app.entitlements]]\nkind = \"group\"\nname = \"admins\"\nrequires_approval = true\n",
     );
-    std::fs::write(home.join("systems.toml"), systems).unwrap();
-    let mut policies = std::fs::read_to_string(home.join("policies.toml")).unwrap();
-    policies.push_str(
+    append(
+        home,
+        "policies.toml",
         "[[rule]]\nname = \"admins\"\nwhen = \"person.status == 'active' && person.department == 'Engineering'\"\ngrant = [\"app:group:admins\"]\n",
     );
-    std::fs::write(home.join("policies.toml"), policies).unwrap();
 
     let (serve, url) = serve_with(home, &env());
     let lock = home.join("accessdesk.db.workers");
